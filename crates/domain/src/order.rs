@@ -1,0 +1,651 @@
+//! Orders, their validation and their state machine.
+
+use crate::instrument::Instrument;
+use crate::price::{Price, Qty};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+pub type OrderId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Side {
+    Buy,
+    Sell,
+}
+
+impl Side {
+    /// +1 for buys, -1 for sells: the sign an execution gives the net position.
+    pub fn sign(self) -> i64 {
+        match self {
+            Side::Buy => 1,
+            Side::Sell => -1,
+        }
+    }
+
+    pub fn opposite(self) -> Side {
+        match self {
+            Side::Buy => Side::Sell,
+            Side::Sell => Side::Buy,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderType {
+    Market,
+    Limit,
+    Stop,
+    StopLimit,
+}
+
+impl OrderType {
+    pub fn needs_price(self) -> bool {
+        matches!(self, OrderType::Limit | OrderType::StopLimit)
+    }
+    pub fn needs_stop(self) -> bool {
+        matches!(self, OrderType::Stop | OrderType::StopLimit)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TimeInForce {
+    #[default]
+    Day,
+    Gtc,
+    Ioc,
+    Fok,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PositionType {
+    #[default]
+    Daytrade,
+    Swing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    PendingNew,
+    New,
+    PartiallyFilled,
+    Filled,
+    PendingCancel,
+    Canceled,
+    Rejected,
+    Expired,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 8] = [
+        OrderStatus::PendingNew,
+        OrderStatus::New,
+        OrderStatus::PartiallyFilled,
+        OrderStatus::Filled,
+        OrderStatus::PendingCancel,
+        OrderStatus::Canceled,
+        OrderStatus::Rejected,
+        OrderStatus::Expired,
+    ];
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Filled | OrderStatus::Canceled | OrderStatus::Rejected | OrderStatus::Expired
+        )
+    }
+
+    /// Working at the broker (or on its way there): counts against position limits and is canceled by the kill switch.
+    pub fn is_open(self) -> bool {
+        !self.is_terminal()
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::PendingNew => "PENDING_NEW",
+            OrderStatus::New => "NEW",
+            OrderStatus::PartiallyFilled => "PARTIALLY_FILLED",
+            OrderStatus::Filled => "FILLED",
+            OrderStatus::PendingCancel => "PENDING_CANCEL",
+            OrderStatus::Canceled => "CANCELED",
+            OrderStatus::Rejected => "REJECTED",
+            OrderStatus::Expired => "EXPIRED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OrderStatus> {
+        OrderStatus::ALL.into_iter().find(|st| st.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One execution. `exec_id` is the broker's id for it and the key that de-duplicates re-sent fills.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fill {
+    pub exec_id: String,
+    pub quantity: Qty,
+    pub price: Price,
+    pub ts: DateTime<Utc>,
+}
+
+/// What can happen to an order after it was created in PENDING_NEW.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OrderEvent {
+    Accepted { broker_order_id: String },
+    Rejected { code: String, reason: String },
+    Filled(Fill),
+    CancelRequested,
+    Canceled { reason: String },
+    CancelRejected { reason: String },
+    Expired { reason: String },
+}
+
+impl OrderEvent {
+    fn name(&self) -> &'static str {
+        match self {
+            OrderEvent::Accepted { .. } => "accepted",
+            OrderEvent::Rejected { .. } => "rejected",
+            OrderEvent::Filled(_) => "filled",
+            OrderEvent::CancelRequested => "cancel_requested",
+            OrderEvent::Canceled { .. } => "canceled",
+            OrderEvent::CancelRejected { .. } => "cancel_rejected",
+            OrderEvent::Expired { .. } => "expired",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("illegal transition: {event} in state {from} ({detail})")]
+pub struct IllegalTransition {
+    pub from: OrderStatus,
+    pub event: &'static str,
+    pub detail: &'static str,
+}
+
+/// The one transition table of the order lifecycle.
+///
+/// `filled_after` is the cumulative filled quantity once the event is applied; it decides between partial and
+/// full for fills and where a rejected cancel returns to.
+pub fn transition(
+    from: OrderStatus,
+    event: &OrderEvent,
+    filled_after: Qty,
+    quantity: Qty,
+) -> Result<OrderStatus, IllegalTransition> {
+    use OrderStatus::*;
+    let illegal = |detail| IllegalTransition { from, event: event.name(), detail };
+    let working_after_fill = if filled_after >= quantity { Filled } else { PartiallyFilled };
+    let next = match (from, event) {
+        (PendingNew, OrderEvent::Accepted { .. }) => New,
+        (PendingNew, OrderEvent::Rejected { .. }) => Rejected,
+        // Brokers may report an execution before the acknowledgement; the fill implies the ack.
+        (PendingNew | New | PartiallyFilled, OrderEvent::Filled(_)) => working_after_fill,
+        // A fill racing a cancel keeps the cancel pending unless it completes the order.
+        (PendingCancel, OrderEvent::Filled(_)) => {
+            if filled_after >= quantity {
+                Filled
+            } else {
+                PendingCancel
+            }
+        }
+        (New | PartiallyFilled, OrderEvent::CancelRequested) => PendingCancel,
+        // Unsolicited cancels (exchange, broker risk) arrive without a pending request.
+        (New | PartiallyFilled | PendingCancel, OrderEvent::Canceled { .. }) => Canceled,
+        (PendingCancel, OrderEvent::CancelRejected { .. }) => {
+            if filled_after > 0 {
+                PartiallyFilled
+            } else {
+                New
+            }
+        }
+        (New | PartiallyFilled | PendingCancel, OrderEvent::Expired { .. }) => Expired,
+        (s, _) if s.is_terminal() => return Err(illegal("order is terminal")),
+        _ => return Err(illegal("not in the transition table")),
+    };
+    if filled_after > quantity {
+        return Err(illegal("fill exceeds order quantity"));
+    }
+    Ok(next)
+}
+
+/// The caller's order, already parsed into domain types but not yet validated against the instrument.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRequest {
+    pub symbol: String,
+    pub side: Side,
+    #[serde(rename = "type")]
+    pub order_type: OrderType,
+    pub quantity: Qty,
+    pub price: Option<Price>,
+    pub stop_price: Option<Price>,
+    #[serde(default)]
+    pub time_in_force: TimeInForce,
+    pub client_order_id: Option<String>,
+    #[serde(default)]
+    pub position_type: PositionType,
+    pub justification: Option<String>,
+    /// Who originated it: `manual`, a strategy name, `tp-capital:<signal id>`, `ml:<model>`.
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
+    ValidationError { field, message: message.into() }
+}
+
+pub const MAX_CLIENT_ORDER_ID_LEN: usize = 64;
+pub const MAX_JUSTIFICATION_LEN: usize = 1000;
+
+/// Checks everything about an order that does not depend on risk limits.
+///
+/// Stop rule: a BUY stop triggers when the market trades at or above `stop_price`, so it must be above the last
+/// trade; a SELL stop triggers at or below and must be below it. For STOP_LIMIT the limit must not be worse than
+/// the trigger from the market's point of view: a BUY's limit is at or above its stop, a SELL's at or below, so
+/// the order is marketable at the moment it triggers.
+pub fn validate(
+    req: &OrderRequest,
+    instrument: &Instrument,
+    last_trade: Option<Price>,
+) -> Result<(), ValidationError> {
+    if req.quantity <= 0 {
+        return Err(invalid("quantity", "must be a positive integer"));
+    }
+    if req.quantity % instrument.lot != 0 {
+        return Err(invalid(
+            "quantity",
+            format!("must be a multiple of the lot size {} for {}", instrument.lot, instrument.symbol),
+        ));
+    }
+    let tick = instrument.tick_size;
+    match (req.order_type.needs_price(), req.price) {
+        (true, None) => return Err(invalid("price", format!("required for {:?} orders", req.order_type))),
+        (false, Some(_)) => {
+            return Err(invalid("price", "not allowed for MARKET and STOP orders (use STOP_LIMIT)"))
+        }
+        (true, Some(p)) => {
+            if !p.is_positive() {
+                return Err(invalid("price", "must be positive"));
+            }
+            if !p.is_on_grid(tick) {
+                return Err(invalid("price", format!("{p} is not on the tick grid of {} (tick {tick})", instrument.symbol)));
+            }
+        }
+        (false, None) => {}
+    }
+    match (req.order_type.needs_stop(), req.stop_price) {
+        (true, None) => return Err(invalid("stop_price", "required for STOP and STOP_LIMIT orders")),
+        (false, Some(_)) => return Err(invalid("stop_price", "only allowed for STOP and STOP_LIMIT orders")),
+        (true, Some(s)) => {
+            if !s.is_positive() {
+                return Err(invalid("stop_price", "must be positive"));
+            }
+            if !s.is_on_grid(tick) {
+                return Err(invalid(
+                    "stop_price",
+                    format!("{s} is not on the tick grid of {} (tick {tick})", instrument.symbol),
+                ));
+            }
+            if let Some(last) = last_trade {
+                match req.side {
+                    Side::Buy if s <= last => {
+                        return Err(invalid(
+                            "stop_price",
+                            format!("a BUY stop must be above the last trade {last}, or it would trigger at once"),
+                        ))
+                    }
+                    Side::Sell if s >= last => {
+                        return Err(invalid(
+                            "stop_price",
+                            format!("a SELL stop must be below the last trade {last}, or it would trigger at once"),
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+            if let (OrderType::StopLimit, Some(p)) = (req.order_type, req.price) {
+                match req.side {
+                    Side::Buy if p < s => {
+                        return Err(invalid("price", "a BUY STOP_LIMIT needs a limit at or above its stop_price"))
+                    }
+                    Side::Sell if p > s => {
+                        return Err(invalid("price", "a SELL STOP_LIMIT needs a limit at or below its stop_price"))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        (false, None) => {}
+    }
+    if req.order_type == OrderType::Market && req.time_in_force == TimeInForce::Gtc {
+        return Err(invalid("time_in_force", "GTC is not allowed for MARKET orders"));
+    }
+    if let Some(c) = &req.client_order_id {
+        if c.is_empty() || c.len() > MAX_CLIENT_ORDER_ID_LEN {
+            return Err(invalid("client_order_id", format!("must be 1 to {MAX_CLIENT_ORDER_ID_LEN} characters")));
+        }
+        if c.chars().any(|ch| ch.is_control()) {
+            return Err(invalid("client_order_id", "must not contain control characters"));
+        }
+    }
+    if let Some(j) = &req.justification {
+        if j.chars().count() > MAX_JUSTIFICATION_LEN {
+            return Err(invalid("justification", format!("at most {MAX_JUSTIFICATION_LEN} characters")));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: OrderId,
+    pub client_order_id: Option<String>,
+    pub broker_order_id: Option<String>,
+    pub account: String,
+    pub symbol: String,
+    pub side: Side,
+    #[serde(rename = "type")]
+    pub order_type: OrderType,
+    pub quantity: Qty,
+    pub price: Option<Price>,
+    pub stop_price: Option<Price>,
+    pub time_in_force: TimeInForce,
+    pub position_type: PositionType,
+    pub justification: Option<String>,
+    pub source: String,
+    pub status: OrderStatus,
+    pub filled_quantity: Qty,
+    /// Σ price units × quantity over fills; the average fill price is this over `filled_quantity`.
+    pub filled_value: i64,
+    pub fills: Vec<Fill>,
+    pub reject_code: Option<String>,
+    pub reject_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What applying an event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Changed,
+    /// A fill whose `exec_id` this order already has: ignored, positions must not move.
+    DuplicateFill,
+}
+
+impl Order {
+    pub fn new(id: OrderId, account: &str, req: &OrderRequest, now: DateTime<Utc>) -> Order {
+        Order {
+            id,
+            client_order_id: req.client_order_id.clone(),
+            broker_order_id: None,
+            account: account.to_string(),
+            symbol: req.symbol.clone(),
+            side: req.side,
+            order_type: req.order_type,
+            quantity: req.quantity,
+            price: req.price,
+            stop_price: req.stop_price,
+            time_in_force: req.time_in_force,
+            position_type: req.position_type,
+            justification: req.justification.clone(),
+            source: req.source.clone().unwrap_or_else(|| "manual".to_string()),
+            status: OrderStatus::PendingNew,
+            filled_quantity: 0,
+            filled_value: 0,
+            fills: Vec::new(),
+            reject_code: None,
+            reject_reason: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    pub fn leaves_quantity(&self) -> Qty {
+        if self.status.is_terminal() {
+            0
+        } else {
+            self.quantity - self.filled_quantity
+        }
+    }
+
+    pub fn avg_fill_price(&self) -> Option<f64> {
+        (self.filled_quantity > 0)
+            .then(|| self.filled_value as f64 / self.filled_quantity as f64 / crate::PRICE_SCALE as f64)
+    }
+
+    /// Applies an event through the transition table. Illegal events leave the order untouched.
+    pub fn apply(&mut self, event: &OrderEvent, now: DateTime<Utc>) -> Result<Applied, IllegalTransition> {
+        let mut filled_after = self.filled_quantity;
+        if let OrderEvent::Filled(fill) = event {
+            if self.fills.iter().any(|f| f.exec_id == fill.exec_id) {
+                return Ok(Applied::DuplicateFill);
+            }
+            if fill.quantity <= 0 {
+                return Err(IllegalTransition { from: self.status, event: "filled", detail: "non-positive fill quantity" });
+            }
+            filled_after = self.filled_quantity.saturating_add(fill.quantity);
+        }
+        let next = transition(self.status, event, filled_after, self.quantity)?;
+        match event {
+            OrderEvent::Accepted { broker_order_id } => self.broker_order_id = Some(broker_order_id.clone()),
+            OrderEvent::Rejected { code, reason } => {
+                self.reject_code = Some(code.clone());
+                self.reject_reason = Some(reason.clone());
+            }
+            OrderEvent::Filled(fill) => {
+                self.filled_quantity = filled_after;
+                self.filled_value = self.filled_value.saturating_add(fill.price.units().saturating_mul(fill.quantity));
+                self.fills.push(fill.clone());
+            }
+            OrderEvent::CancelRejected { .. }
+            | OrderEvent::CancelRequested
+            | OrderEvent::Canceled { .. }
+            | OrderEvent::Expired { .. } => {}
+        }
+        self.status = next;
+        self.updated_at = now;
+        Ok(Applied::Changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Instruments;
+    use chrono::NaiveDate;
+
+    fn instruments() -> Instruments {
+        Instruments::b3_defaults(NaiveDate::from_ymd_opt(2025, 11, 24).unwrap())
+    }
+
+    fn req(order_type: OrderType, side: Side, qty: Qty, price: Option<f64>, stop: Option<f64>) -> OrderRequest {
+        OrderRequest {
+            symbol: "PETR4".into(),
+            side,
+            order_type,
+            quantity: qty,
+            price: price.and_then(Price::from_f64),
+            stop_price: stop.and_then(Price::from_f64),
+            time_in_force: TimeInForce::Day,
+            client_order_id: None,
+            position_type: PositionType::Daytrade,
+            justification: None,
+            source: None,
+        }
+    }
+
+    fn check(r: &OrderRequest) -> Result<(), &'static str> {
+        let ins = instruments();
+        validate(r, ins.get("PETR4").unwrap(), Price::from_f64(30.0)).map_err(|e| e.field)
+    }
+
+    #[test]
+    fn validation_fields() {
+        assert_eq!(check(&req(OrderType::Limit, Side::Buy, 100, Some(30.0), None)), Ok(()));
+        assert_eq!(check(&req(OrderType::Limit, Side::Buy, 0, Some(30.0), None)), Err("quantity"));
+        assert_eq!(check(&req(OrderType::Limit, Side::Buy, 150, Some(30.0), None)), Err("quantity"));
+        assert_eq!(check(&req(OrderType::Limit, Side::Buy, 100, None, None)), Err("price"));
+        assert_eq!(check(&req(OrderType::Limit, Side::Buy, 100, Some(30.005), None)), Err("price"));
+        assert_eq!(check(&req(OrderType::Limit, Side::Buy, 100, Some(-1.0), None)), Err("price"));
+        assert_eq!(check(&req(OrderType::Market, Side::Buy, 100, Some(30.0), None)), Err("price"));
+        assert_eq!(check(&req(OrderType::Market, Side::Buy, 100, None, None)), Ok(()));
+        assert_eq!(check(&req(OrderType::Stop, Side::Buy, 100, None, None)), Err("stop_price"));
+        assert_eq!(check(&req(OrderType::Limit, Side::Buy, 100, Some(30.0), Some(31.0))), Err("stop_price"));
+        let mut gtc = req(OrderType::Market, Side::Buy, 100, None, None);
+        gtc.time_in_force = TimeInForce::Gtc;
+        assert_eq!(check(&gtc), Err("time_in_force"));
+        let mut coid = req(OrderType::Market, Side::Buy, 100, None, None);
+        coid.client_order_id = Some("x".repeat(65));
+        assert_eq!(check(&coid), Err("client_order_id"));
+    }
+
+    #[test]
+    fn stops_that_would_trigger_at_once_are_refused_on_both_sides() {
+        // Last trade is 30.00.
+        assert_eq!(check(&req(OrderType::Stop, Side::Buy, 100, None, Some(31.0))), Ok(()));
+        assert_eq!(check(&req(OrderType::Stop, Side::Buy, 100, None, Some(30.0))), Err("stop_price"));
+        assert_eq!(check(&req(OrderType::Stop, Side::Buy, 100, None, Some(29.0))), Err("stop_price"));
+        assert_eq!(check(&req(OrderType::Stop, Side::Sell, 100, None, Some(29.0))), Ok(()));
+        assert_eq!(check(&req(OrderType::Stop, Side::Sell, 100, None, Some(30.0))), Err("stop_price"));
+        assert_eq!(check(&req(OrderType::Stop, Side::Sell, 100, None, Some(31.0))), Err("stop_price"));
+    }
+
+    #[test]
+    fn stop_limit_rule_per_side() {
+        assert_eq!(check(&req(OrderType::StopLimit, Side::Buy, 100, Some(31.5), Some(31.0))), Ok(()));
+        assert_eq!(check(&req(OrderType::StopLimit, Side::Buy, 100, Some(31.0), Some(31.0))), Ok(()));
+        assert_eq!(check(&req(OrderType::StopLimit, Side::Buy, 100, Some(30.9), Some(31.0))), Err("price"));
+        assert_eq!(check(&req(OrderType::StopLimit, Side::Sell, 100, Some(28.5), Some(29.0))), Ok(()));
+        assert_eq!(check(&req(OrderType::StopLimit, Side::Sell, 100, Some(29.1), Some(29.0))), Err("price"));
+    }
+
+    fn fill(id: &str, q: Qty) -> OrderEvent {
+        OrderEvent::Filled(Fill { exec_id: id.into(), quantity: q, price: Price(300_000), ts: Utc::now() })
+    }
+
+    #[test]
+    fn lifecycle_and_duplicate_fills() {
+        let now = Utc::now();
+        let mut o = Order::new(1, "t", &req(OrderType::Limit, Side::Buy, 300, Some(30.0), None), now);
+        assert_eq!(o.status, OrderStatus::PendingNew);
+        o.apply(&OrderEvent::Accepted { broker_order_id: "B1".into() }, now).unwrap();
+        assert_eq!(o.status, OrderStatus::New);
+        o.apply(&fill("e1", 100), now).unwrap();
+        assert_eq!(o.status, OrderStatus::PartiallyFilled);
+        assert_eq!(o.apply(&fill("e1", 100), now), Ok(Applied::DuplicateFill));
+        assert_eq!(o.filled_quantity, 100);
+        o.apply(&OrderEvent::CancelRequested, now).unwrap();
+        o.apply(&fill("e2", 100), now).unwrap();
+        assert_eq!(o.status, OrderStatus::PendingCancel);
+        o.apply(&OrderEvent::CancelRejected { reason: "too late".into() }, now).unwrap();
+        assert_eq!(o.status, OrderStatus::PartiallyFilled);
+        o.apply(&fill("e3", 100), now).unwrap();
+        assert_eq!(o.status, OrderStatus::Filled);
+        assert_eq!(o.avg_fill_price(), Some(30.0));
+        let before = o.clone();
+        assert!(o.apply(&OrderEvent::Canceled { reason: "x".into() }, now).is_err());
+        assert!(o.apply(&fill("e4", 1), now).is_err());
+        assert_eq!(o, before, "a refused transition changes nothing");
+    }
+
+    #[test]
+    fn overfill_is_refused() {
+        let now = Utc::now();
+        let mut o = Order::new(1, "t", &req(OrderType::Limit, Side::Buy, 100, Some(30.0), None), now);
+        o.apply(&OrderEvent::Accepted { broker_order_id: "B1".into() }, now).unwrap();
+        assert!(o.apply(&fill("e1", 200), now).is_err());
+        assert_eq!(o.filled_quantity, 0);
+        assert_eq!(o.status, OrderStatus::New);
+    }
+
+    #[test]
+    fn cancel_from_pending_new_is_illegal() {
+        let now = Utc::now();
+        let mut o = Order::new(1, "t", &req(OrderType::Limit, Side::Buy, 100, Some(30.0), None), now);
+        assert!(o.apply(&OrderEvent::CancelRequested, now).is_err());
+        assert!(o.apply(&OrderEvent::Expired { reason: "x".into() }, now).is_err());
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_event() -> impl Strategy<Value = OrderEvent> {
+        prop_oneof![
+            "[a-z]{1,3}".prop_map(|b| OrderEvent::Accepted { broker_order_id: b }),
+            Just(OrderEvent::Rejected { code: "X".into(), reason: "r".into() }),
+            ("e[0-9]{1,2}", 1i64..400, 1i64..1000).prop_map(|(id, q, p)| OrderEvent::Filled(Fill {
+                exec_id: id,
+                quantity: q,
+                price: Price(p * 100),
+                ts: DateTime::<Utc>::UNIX_EPOCH,
+            })),
+            Just(OrderEvent::CancelRequested),
+            Just(OrderEvent::Canceled { reason: "c".into() }),
+            Just(OrderEvent::CancelRejected { reason: "c".into() }),
+            Just(OrderEvent::Expired { reason: "e".into() }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn never_an_illegal_state(qty in 1i64..1000, events in proptest::collection::vec(arb_event(), 0..60)) {
+            let now = DateTime::<Utc>::UNIX_EPOCH;
+            let req = OrderRequest {
+                symbol: "PETR4".into(), side: Side::Buy, order_type: OrderType::Limit, quantity: qty,
+                price: Some(Price(100)), stop_price: None, time_in_force: TimeInForce::Day,
+                client_order_id: None, position_type: PositionType::Daytrade, justification: None, source: None,
+            };
+            let mut o = Order::new(1, "t", &req, now);
+            let mut seen = std::collections::HashMap::<String, Qty>::new();
+            for ev in &events {
+                let before = o.clone();
+                match o.apply(ev, now) {
+                    Ok(Applied::Changed) => {
+                        // A legal transition from a terminal state does not exist.
+                        prop_assert!(!before.status.is_terminal());
+                        if let OrderEvent::Filled(f) = ev {
+                            prop_assert!(!seen.contains_key(&f.exec_id));
+                            seen.insert(f.exec_id.clone(), f.quantity);
+                        }
+                    }
+                    Ok(Applied::DuplicateFill) => prop_assert_eq!(&o, &before),
+                    Err(_) => prop_assert_eq!(&o, &before),
+                }
+                prop_assert!(o.filled_quantity <= o.quantity);
+                prop_assert!(o.filled_quantity >= 0);
+                // Fills are never double counted: the cumulative quantity is the sum of distinct executions.
+                prop_assert_eq!(o.filled_quantity, seen.values().sum::<Qty>());
+                prop_assert_eq!(o.fills.len(), seen.len());
+                prop_assert_eq!(o.status == OrderStatus::Filled, o.filled_quantity == o.quantity);
+                if o.status == OrderStatus::PartiallyFilled {
+                    prop_assert!(o.filled_quantity > 0 && o.filled_quantity < o.quantity);
+                }
+                if o.status == OrderStatus::New || o.status == OrderStatus::PendingNew {
+                    prop_assert_eq!(o.filled_quantity, 0);
+                }
+                if o.status == OrderStatus::Rejected {
+                    prop_assert_eq!(o.filled_quantity, 0);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,507 @@
+//! The simulated B3 market.
+//!
+//! Each instrument has a real (small) limit order book: at least [`MIN_LEVELS`] price levels per side on the
+//! tick grid. Trades happen only by an aggressor consuming the best opposite level, so every trade price is a price
+//! the book actually showed and the book moves because trades and cancels empty levels. A hidden fair value does a
+//! seeded random walk and tilts the aggressor mix towards it, which gives prices the look of a real tape. Each
+//! symbol has its own seeded RNG: the same seed gives the same tape for that symbol whatever the interleaving.
+//!
+//! The paper broker executes against this same book through [`SimMarket::execute`], so simulated fills consume
+//! the liquidity they were priced on and print on the tape like anyone else's.
+
+use chrono::{DateTime, Utc};
+use domain::{Instrument, InstrumentKind, Instruments, Price, Qty, Side};
+use parking_lot::Mutex;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// Minimum depth kept on each side of every book.
+pub const MIN_LEVELS: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Aggressor {
+    #[serde(rename = "B")]
+    Buy,
+    #[serde(rename = "S")]
+    Sell,
+    #[serde(rename = "U")]
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trade {
+    pub symbol: String,
+    pub trade_id: u64,
+    pub price: Price,
+    pub quantity: Qty,
+    pub aggressor: Aggressor,
+    pub buyer_agent: u32,
+    pub seller_agent: u32,
+    pub exchange_ts: DateTime<Utc>,
+    pub receive_ts: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Level {
+    pub price: Price,
+    pub quantity: Qty,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookSnapshot {
+    pub symbol: String,
+    /// Best first.
+    pub bids: Vec<Level>,
+    /// Best first.
+    pub asks: Vec<Level>,
+    pub ts: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MarketEvent {
+    Trade(Trade),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimConfig {
+    pub seed: u64,
+    /// Average trades per second per symbol when driven by [`SimMarket::run`].
+    pub trades_per_second: f64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig { seed: 42, trades_per_second: 50.0 }
+    }
+}
+
+/// Starting price (in price units) and per-event volatility (in ticks) of the default instruments.
+fn profile(ins: &Instrument) -> (Price, f64) {
+    let p = |v: f64| Price::from_f64(v).unwrap_or(Price(1_000_000));
+    match ins.symbol.as_str() {
+        "PETR4" => (p(38.50), 0.6),
+        "VALE3" => (p(62.10), 0.6),
+        "ITUB4" => (p(35.20), 0.5),
+        "BBDC4" => (p(15.40), 0.4),
+        "B3SA3" => (p(12.60), 0.4),
+        "BOVA11" => (p(128.40), 0.6),
+        s if s.starts_with("WIN") => (p(128_000.0), 1.0),
+        s if s.starts_with("WDO") => (p(5_400.0), 1.0),
+        _ => match ins.kind {
+            InstrumentKind::Future => (p(1_000.0), 1.0),
+            _ => (p(20.0), 0.5),
+        },
+    }
+}
+
+/// Broker ids that show up as agents on B3's tape.
+const AGENTS: [u32; 10] = [3, 8, 15, 27, 40, 72, 85, 90, 114, 308];
+/// The agent id the paper broker's own fills print under.
+pub const PAPER_AGENT: u32 = 999;
+
+struct SymbolSim {
+    ins: Instrument,
+    rng: ChaCha8Rng,
+    /// In ticks.
+    fair: f64,
+    vol: f64,
+    bids: Vec<Level>,
+    asks: Vec<Level>,
+    next_trade_id: u64,
+    last: Option<Trade>,
+}
+
+impl SymbolSim {
+    fn new(ins: Instrument, seed: u64) -> Self {
+        let (start, vol) = profile(&ins);
+        let tick = ins.tick_size.units();
+        let mid = ins.floor_to_tick(start).units() / tick;
+        let mut s = SymbolSim {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            fair: mid as f64,
+            vol,
+            bids: Vec::new(),
+            asks: Vec::new(),
+            next_trade_id: 1,
+            last: None,
+            ins,
+        };
+        for i in 0..MIN_LEVELS as i64 {
+            let qb = s.random_size() * 4;
+            let qa = s.random_size() * 4;
+            s.bids.push(Level { price: Price((mid - 1 - i) * tick), quantity: qb });
+            s.asks.push(Level { price: Price((mid + 1 + i) * tick), quantity: qa });
+        }
+        s
+    }
+
+    fn tick(&self) -> i64 {
+        self.ins.tick_size.units()
+    }
+
+    fn random_size(&mut self) -> Qty {
+        let lots = match self.ins.kind {
+            InstrumentKind::Future => self.rng.gen_range(1..=10),
+            _ => self.rng.gen_range(1..=8),
+        };
+        lots * self.ins.lot
+    }
+
+    fn agent(&mut self) -> u32 {
+        AGENTS[self.rng.gen_range(0..AGENTS.len())]
+    }
+
+    fn mid_ticks(&self) -> f64 {
+        match (self.bids.first(), self.asks.first()) {
+            (Some(b), Some(a)) => (b.price.units() + a.price.units()) as f64 / 2.0 / self.tick() as f64,
+            _ => self.fair,
+        }
+    }
+
+    /// Keeps both sides at least MIN_LEVELS deep, extending each away from the touch.
+    fn refill(&mut self) {
+        let tick = self.tick();
+        if self.bids.is_empty() {
+            let anchor = self.asks.first().map_or(self.fair.round() as i64 * tick, |a| a.price.units());
+            let q = self.random_size() * 2;
+            self.bids.push(Level { price: Price(anchor - tick), quantity: q });
+        }
+        if self.asks.is_empty() {
+            let anchor = self.bids.first().map_or(self.fair.round() as i64 * tick, |b| b.price.units());
+            let q = self.random_size() * 2;
+            self.asks.push(Level { price: Price(anchor + tick), quantity: q });
+        }
+        while self.bids.len() < MIN_LEVELS {
+            let worst = self.bids.last().map_or(0, |l| l.price.units());
+            if worst - tick <= 0 {
+                break;
+            }
+            let q = self.random_size() * 4;
+            self.bids.push(Level { price: Price(worst - tick), quantity: q });
+        }
+        while self.asks.len() < MIN_LEVELS {
+            let worst = self.asks.last().map_or(0, |l| l.price.units());
+            let q = self.random_size() * 4;
+            self.asks.push(Level { price: Price(worst + tick), quantity: q });
+        }
+    }
+
+    /// Takes up to `qty` from the book on the side opposite to `side` (a BUY takes asks), not crossing `limit`.
+    /// Returns the executed (price, quantity) pieces, best first.
+    fn take(&mut self, side: Side, qty: Qty, limit: Option<Price>) -> Vec<(Price, Qty)> {
+        let mut left = qty;
+        let mut out = Vec::new();
+        let book = match side {
+            Side::Buy => &mut self.asks,
+            Side::Sell => &mut self.bids,
+        };
+        while left > 0 {
+            let Some(top) = book.first_mut() else { break };
+            let acceptable = match (side, limit) {
+                (_, None) => true,
+                (Side::Buy, Some(l)) => top.price <= l,
+                (Side::Sell, Some(l)) => top.price >= l,
+            };
+            if !acceptable {
+                break;
+            }
+            let q = left.min(top.quantity);
+            out.push((top.price, q));
+            top.quantity -= q;
+            left -= q;
+            if top.quantity == 0 {
+                book.remove(0);
+            }
+        }
+        out
+    }
+
+    fn print(&mut self, aggressor: Side, price: Price, quantity: Qty, agent: Option<u32>, now: DateTime<Utc>) -> Trade {
+        let other = self.agent();
+        let ours = agent.unwrap_or_else(|| self.agent());
+        let (buyer_agent, seller_agent) = match aggressor {
+            Side::Buy => (ours, other),
+            Side::Sell => (other, ours),
+        };
+        let trade = Trade {
+            symbol: self.ins.symbol.clone(),
+            trade_id: self.next_trade_id,
+            price,
+            quantity,
+            aggressor: match aggressor {
+                Side::Buy => Aggressor::Buy,
+                Side::Sell => Aggressor::Sell,
+            },
+            buyer_agent,
+            seller_agent,
+            exchange_ts: now,
+            receive_ts: now,
+        };
+        self.next_trade_id += 1;
+        self.last = Some(trade.clone());
+        trade
+    }
+
+    /// One market event: usually a trade, otherwise liquidity arriving or leaving. Returns the trades printed.
+    fn step(&mut self, now: DateTime<Utc>) -> Vec<Trade> {
+        let shock: f64 = self.rng.gen_range(-1.0..1.0);
+        self.fair += shock * self.vol;
+        let tick = self.tick();
+        let mid = self.mid_ticks();
+        let mut trades = Vec::new();
+        let roll: f64 = self.rng.gen();
+        if roll < 0.55 {
+            // Aggressors lean towards the fair value; the lean is capped so both sides always trade.
+            let p_buy = (0.5 + (self.fair - mid) * 0.15).clamp(0.15, 0.85);
+            let side = if self.rng.gen_bool(p_buy) { Side::Buy } else { Side::Sell };
+            let size = self.random_size();
+            for (price, q) in self.take(side, size, None) {
+                trades.push(self.print(side, price, q, None, now));
+            }
+        } else if roll < 0.85 {
+            // New passive liquidity near the touch; joining inside the spread when there is room.
+            let side = if self.rng.gen_bool(0.5) { Side::Buy } else { Side::Sell };
+            let size = self.random_size();
+            let spread = match (self.bids.first(), self.asks.first()) {
+                (Some(b), Some(a)) => (a.price.units() - b.price.units()) / tick,
+                _ => 2,
+            };
+            let improve = spread > 1 && self.rng.gen_bool(0.6);
+            let (book, dir) = match side {
+                Side::Buy => (&mut self.bids, -1),
+                Side::Sell => (&mut self.asks, 1),
+            };
+            if improve {
+                if let Some(best) = book.first().map(|l| l.price.units()) {
+                    book.insert(0, Level { price: Price(best - dir * tick), quantity: size });
+                }
+            } else if !book.is_empty() {
+                let i = self.rng.gen_range(0..book.len().min(5));
+                book[i].quantity += size;
+            }
+        } else {
+            // Cancels thin a random level near the touch.
+            let side_bids = self.rng.gen_bool(0.5);
+            let i = self.rng.gen_range(0..3usize);
+            let lot = self.ins.lot;
+            let book = if side_bids { &mut self.bids } else { &mut self.asks };
+            if let Some(level) = book.get_mut(i) {
+                let cut = (level.quantity / 2 / lot) * lot;
+                level.quantity -= cut;
+                if level.quantity == 0 {
+                    book.remove(i);
+                }
+            }
+        }
+        self.refill();
+        trades
+    }
+}
+
+/// Shared handle to the simulated market.
+#[derive(Clone)]
+pub struct SimMarket {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    instruments: Instruments,
+    symbols: HashMap<String, Mutex<SymbolSim>>,
+    order: Vec<String>,
+    config: SimConfig,
+    tx: broadcast::Sender<MarketEvent>,
+}
+
+impl SimMarket {
+    pub fn new(instruments: Instruments, config: SimConfig) -> Self {
+        let mut symbols = HashMap::new();
+        let mut order = Vec::new();
+        for (i, ins) in instruments.iter().enumerate() {
+            let seed = config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(i as u64);
+            order.push(ins.symbol.clone());
+            symbols.insert(ins.symbol.clone(), Mutex::new(SymbolSim::new(ins.clone(), seed)));
+        }
+        let (tx, _) = broadcast::channel(65_536);
+        SimMarket { inner: Arc::new(Inner { instruments, symbols, order, config, tx }) }
+    }
+
+    pub fn instruments(&self) -> &Instruments {
+        &self.inner.instruments
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<MarketEvent> {
+        self.inner.tx.subscribe()
+    }
+
+    fn publish(&self, trades: Vec<Trade>) {
+        for t in trades {
+            // No subscribers is fine: the market runs whether or not anyone listens.
+            let _ = self.inner.tx.send(MarketEvent::Trade(t));
+        }
+    }
+
+    /// Advances one symbol by one event and publishes what traded.
+    pub fn step(&self, symbol: &str, now: DateTime<Utc>) -> Vec<Trade> {
+        let Some(sim) = self.inner.symbols.get(symbol) else { return Vec::new() };
+        let trades = sim.lock().step(now);
+        self.publish(trades.clone());
+        trades
+    }
+
+    /// Advances every symbol by one event.
+    pub fn step_all(&self, now: DateTime<Utc>) {
+        for s in &self.inner.order {
+            self.step(s, now);
+        }
+    }
+
+    pub fn last_trade(&self, symbol: &str) -> Option<Trade> {
+        self.inner.symbols.get(symbol).and_then(|s| s.lock().last.clone())
+    }
+
+    pub fn last_price(&self, symbol: &str) -> Option<Price> {
+        self.inner.symbols.get(symbol).and_then(|s| s.lock().last.as_ref().map(|t| t.price))
+    }
+
+    pub fn book(&self, symbol: &str, depth: usize, now: DateTime<Utc>) -> Option<BookSnapshot> {
+        let sim = self.inner.symbols.get(symbol)?.lock();
+        Some(BookSnapshot {
+            symbol: symbol.to_string(),
+            bids: sim.bids.iter().take(depth).copied().collect(),
+            asks: sim.asks.iter().take(depth).copied().collect(),
+            ts: now,
+        })
+    }
+
+    /// Executes an aggressive order against the book: takes up to `qty` without crossing `limit`, prints the
+    /// trades under the paper broker's agent id and publishes them. Returns (price, quantity) per level taken.
+    pub fn execute(&self, symbol: &str, side: Side, qty: Qty, limit: Option<Price>, now: DateTime<Utc>) -> Vec<(Price, Qty)> {
+        let Some(sim) = self.inner.symbols.get(symbol) else { return Vec::new() };
+        let (pieces, trades) = {
+            let mut s = sim.lock();
+            let pieces = s.take(side, qty, limit);
+            let trades: Vec<Trade> = pieces.iter().map(|&(p, q)| s.print(side, p, q, Some(PAPER_AGENT), now)).collect();
+            s.refill();
+            (pieces, trades)
+        };
+        self.publish(trades);
+        pieces
+    }
+
+    /// How much could execute right now without crossing `limit` (for FOK).
+    pub fn available(&self, symbol: &str, side: Side, limit: Option<Price>) -> Qty {
+        let Some(sim) = self.inner.symbols.get(symbol) else { return 0 };
+        let s = sim.lock();
+        let book = match side {
+            Side::Buy => &s.asks,
+            Side::Sell => &s.bids,
+        };
+        book.iter()
+            .take_while(|l| match (side, limit) {
+                (_, None) => true,
+                (Side::Buy, Some(p)) => l.price <= p,
+                (Side::Sell, Some(p)) => l.price >= p,
+            })
+            .map(|l| l.quantity)
+            .sum()
+    }
+
+    /// Runs the market until the task is dropped: every symbol steps at the configured average rate.
+    pub async fn run(self) {
+        let per_symbol = self.inner.config.trades_per_second.max(0.1);
+        // Batches steps per wake-up so high rates do not need a timer per event.
+        let wake_hz = per_symbol.min(200.0);
+        let steps_per_wake = (per_symbol / wake_hz).max(1.0);
+        let mut interval = tokio::time::interval(std::time::Duration::from_secs_f64(1.0 / wake_hz));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut carry = 0.0;
+        loop {
+            interval.tick().await;
+            carry += steps_per_wake;
+            // About 55 % of events are trades; step a bit more so the trade rate matches the setting.
+            let steps = (carry / 0.55).floor();
+            carry -= steps * 0.55;
+            let now = Utc::now();
+            for _ in 0..steps as usize {
+                self.step_all(now);
+            }
+        }
+    }
+
+    /// Seeds every symbol with a first trade so that prices exist before the first tick of the timer.
+    pub fn warm_up(&self, now: DateTime<Utc>) {
+        for s in &self.inner.order {
+            let mut guard = 0;
+            while self.last_trade(s).is_none() && guard < 1_000 {
+                self.step(s, now);
+                guard += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn market(seed: u64) -> SimMarket {
+        let ins = Instruments::b3_defaults(NaiveDate::from_ymd_opt(2025, 11, 24).unwrap());
+        SimMarket::new(ins, SimConfig { seed, trades_per_second: 50.0 })
+    }
+
+    #[test]
+    fn deterministic_with_a_seed() {
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        let (a, b, c) = (market(7), market(7), market(8));
+        let tape = |m: &SimMarket| (0..500).flat_map(|_| m.step("PETR4", now)).map(|t| (t.price, t.quantity)).collect::<Vec<_>>();
+        let (ta, tb, tc) = (tape(&a), tape(&b), tape(&c));
+        assert!(!ta.is_empty());
+        assert_eq!(ta, tb);
+        assert_ne!(ta, tc);
+    }
+
+    #[test]
+    fn prices_on_grid_and_book_consistent() {
+        let m = market(1);
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        for ins in m.instruments().clone().iter() {
+            let mut prev_id = 0;
+            for _ in 0..2_000 {
+                for t in m.step(&ins.symbol, now) {
+                    assert!(t.price.is_on_grid(ins.tick_size), "{} off grid: {}", ins.symbol, t.price);
+                    assert!(t.quantity > 0 && t.quantity % ins.lot == 0);
+                    assert_eq!(t.trade_id, prev_id + 1, "trade ids are a gapless sequence");
+                    prev_id = t.trade_id;
+                }
+                let book = m.book(&ins.symbol, 100, now).unwrap();
+                assert!(book.bids.len() >= MIN_LEVELS && book.asks.len() >= MIN_LEVELS);
+                assert!(book.bids[0].price < book.asks[0].price, "book never crossed");
+                assert!(book.bids.windows(2).all(|w| w[0].price > w[1].price));
+                assert!(book.asks.windows(2).all(|w| w[0].price < w[1].price));
+                assert!(book.bids.iter().chain(&book.asks).all(|l| l.quantity > 0 && l.price.is_on_grid(ins.tick_size)));
+            }
+        }
+    }
+
+    #[test]
+    fn execute_consumes_the_book_and_respects_limits() {
+        let m = market(3);
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        let before = m.book("PETR4", 20, now).unwrap();
+        let best_ask = before.asks[0];
+        let pieces = m.execute("PETR4", Side::Buy, best_ask.quantity, Some(best_ask.price), now);
+        assert_eq!(pieces, vec![(best_ask.price, best_ask.quantity)]);
+        let after = m.book("PETR4", 20, now).unwrap();
+        assert!(after.asks[0].price > best_ask.price);
+        // A limit below the best ask takes nothing.
+        let below = Price(after.asks[0].price.units() - 100);
+        assert!(m.execute("PETR4", Side::Buy, 100, Some(below), now).is_empty());
+        assert_eq!(m.last_trade("PETR4").unwrap().buyer_agent, PAPER_AGENT);
+    }
+}

@@ -1,0 +1,130 @@
+//! What the journal holds: one [`Record`] per command or event, JSON-encoded.
+//!
+//! Records carry integers for prices (fixed-point units) so that a replay reproduces state bit for bit.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::order::{Order, OrderEvent, OrderId};
+use domain::risk::{RiskCheck, RiskLimits};
+use domain::Money;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub ts: DateTime<Utc>,
+    /// Who caused it: a user name, an API key's name, `broker`, `system`.
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(flatten)]
+    pub entry: Entry,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Entry {
+    /// Passed validation and every risk check; PENDING_NEW until the broker answers.
+    OrderSubmitted { order: Order },
+    /// Refused by a risk check; recorded as an order in REJECTED.
+    OrderRejected { order: Order, check: RiskCheck, code: String, reason: String },
+    /// Failed validation (no order is created); kept for the audit trail.
+    OrderInvalid { request: serde_json::Value, field: String, message: String },
+    /// A lifecycle event of an existing order (broker reports, cancel requests).
+    OrderEvent { order_id: OrderId, event: OrderEvent },
+    LimitsChanged { limits: RiskLimits, reason: String },
+    KillSwitch { active: bool, reason: String, cancel_open_orders: bool, flatten: bool, automatic: bool },
+    /// The daily P&L crossed 80 % of the loss limit.
+    LossWarning { daily_pnl: Money, limit: Money },
+    /// A new trading date began: realized-today resets.
+    SessionStarted { date: NaiveDate },
+    /// A difference found between our books and the broker's, and what was done about it.
+    Reconciled { order_id: Option<OrderId>, finding: String, action: String },
+    /// The server started and finished recovery.
+    Started { recovered_records: u64, truncated_bytes: u64 },
+}
+
+impl Entry {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Entry::OrderSubmitted { .. } => "order_submitted",
+            Entry::OrderRejected { .. } => "order_rejected",
+            Entry::OrderInvalid { .. } => "order_invalid",
+            Entry::OrderEvent { .. } => "order_event",
+            Entry::LimitsChanged { .. } => "limits_changed",
+            Entry::KillSwitch { .. } => "kill_switch",
+            Entry::LossWarning { .. } => "loss_warning",
+            Entry::SessionStarted { .. } => "session_started",
+            Entry::Reconciled { .. } => "reconciled",
+            Entry::Started { .. } => "started",
+        }
+    }
+
+    pub fn order_id(&self) -> Option<OrderId> {
+        match self {
+            Entry::OrderSubmitted { order } | Entry::OrderRejected { order, .. } => Some(order.id),
+            Entry::OrderEvent { order_id, .. } => Some(*order_id),
+            Entry::Reconciled { order_id, .. } => *order_id,
+            _ => None,
+        }
+    }
+}
+
+/// One line of the audit trail: who, what, when, why, result, correlation id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub ts: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<OrderId>,
+    pub result: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    pub details: serde_json::Value,
+}
+
+impl Record {
+    pub fn audit(&self, seq: u64) -> AuditEntry {
+        let (action, result, reason): (String, String, Option<String>) = match &self.entry {
+            Entry::OrderSubmitted { order } => {
+                ("submit_order".into(), "accepted".into(), order.justification.clone())
+            }
+            Entry::OrderRejected { code, reason, .. } => ("submit_order".into(), format!("rejected:{code}"), Some(reason.clone())),
+            Entry::OrderInvalid { field, message, .. } => {
+                ("submit_order".into(), "invalid".into(), Some(format!("{field}: {message}")))
+            }
+            Entry::OrderEvent { event, .. } => match event {
+                OrderEvent::Accepted { .. } => ("broker_ack".into(), "new".into(), None),
+                OrderEvent::Rejected { code, reason } => ("broker_reject".into(), format!("rejected:{code}"), Some(reason.clone())),
+                OrderEvent::Filled(f) => ("fill".into(), format!("filled {} @ {}", f.quantity, f.price), None),
+                OrderEvent::CancelRequested => ("cancel_order".into(), "pending_cancel".into(), None),
+                OrderEvent::Canceled { reason } => ("canceled".into(), "canceled".into(), Some(reason.clone())),
+                OrderEvent::CancelRejected { reason } => ("cancel_rejected".into(), "cancel_rejected".into(), Some(reason.clone())),
+                OrderEvent::Expired { reason } => ("expired".into(), "expired".into(), Some(reason.clone())),
+            },
+            Entry::LimitsChanged { reason, .. } => ("change_limits".into(), "applied".into(), Some(reason.clone())),
+            Entry::KillSwitch { active, reason, automatic, .. } => (
+                if *active { "kill_switch_activate" } else { "kill_switch_release" }.into(),
+                if *automatic { "automatic".into() } else { "applied".into() },
+                Some(reason.clone()),
+            ),
+            Entry::LossWarning { .. } => ("loss_warning".into(), "warned".into(), Some("daily loss at 80% of the limit".into())),
+            Entry::SessionStarted { .. } => ("session_start".into(), "reset".into(), None),
+            Entry::Reconciled { finding, action, .. } => ("reconcile".into(), action.clone(), Some(finding.clone())),
+            Entry::Started { .. } => ("start".into(), "recovered".into(), None),
+        };
+        AuditEntry {
+            seq,
+            ts: self.ts,
+            actor: self.actor.clone(),
+            action,
+            order_id: self.entry.order_id(),
+            result,
+            reason,
+            correlation_id: self.correlation_id.clone(),
+            details: serde_json::to_value(&self.entry).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}

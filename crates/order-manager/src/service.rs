@@ -1,0 +1,775 @@
+use crate::record::{AuditEntry, Entry, Record};
+use crate::state::{KillSwitchState, OmsState};
+use chrono::{DateTime, Utc};
+use domain::broker::{Broker, BrokerEvent};
+use domain::calendar::TradingCalendar;
+use domain::order::{validate, Order, OrderEvent, OrderId, OrderRequest, OrderStatus, OrderType, Side, TimeInForce, ValidationError};
+use domain::risk::{flatten_side, loss_level, LossLevel, RiskCheck, RiskContext, RiskLimits, RiskRejection, TradingState};
+use domain::{Instruments, Money, Position, Price};
+use journal::{Journal, JournalError};
+use parking_lot::Mutex;
+use serde::Serialize;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::{broadcast, mpsc};
+
+/// Time as the Order Manager sees it: the wall clock live and in paper trading, the replayed clock in backtests.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Who is asking: the account orders are booked to (and rate-limited per) and the request's correlation id.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: String,
+    pub correlation_id: Option<String>,
+}
+
+impl Actor {
+    pub fn new(name: impl Into<String>) -> Self {
+        Actor { name: name.into(), correlation_id: None }
+    }
+
+    pub fn with_correlation(name: impl Into<String>, correlation_id: Option<String>) -> Self {
+        Actor { name: name.into(), correlation_id }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OmsError {
+    #[error("{0}")]
+    Invalid(ValidationError),
+    #[error("rejected by risk: {}", .rejection.message)]
+    Risk { order: Box<Order>, rejection: RiskRejection },
+    #[error("order {0} not found")]
+    NotFound(OrderId),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<JournalError> for OmsError {
+    fn from(e: JournalError) -> Self {
+        OmsError::Unavailable(format!("journal unavailable: {e}"))
+    }
+}
+
+#[derive(Debug)]
+pub enum SubmitOutcome {
+    Created(Order),
+    /// The same `client_order_id` was seen before: this is the original order.
+    Existing(Order),
+}
+
+impl SubmitOutcome {
+    pub fn order(&self) -> &Order {
+        match self {
+            SubmitOutcome::Created(o) | SubmitOutcome::Existing(o) => o,
+        }
+    }
+}
+
+/// What clients may want to hear about (the WebSocket channels of the next issue).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OmsUpdate {
+    Order(Box<Order>),
+    KillSwitch(KillSwitchState),
+    LossWarning { daily_pnl: Money, limit: Money },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub status: Option<Vec<OrderStatus>>,
+    pub symbol: Option<String>,
+    pub side: Option<Side>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PositionsView {
+    pub positions: Vec<Position>,
+    pub realized_today: Money,
+    pub unrealized: Money,
+    pub daily_pnl: Money,
+    pub exposure: Money,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RiskStatus {
+    pub kill_switch: KillSwitchState,
+    pub trading_state: TradingState,
+    pub market_open: bool,
+    pub daily_pnl: Money,
+    pub realized_today: Money,
+    pub unrealized: Money,
+    pub daily_loss_limit: Money,
+    pub loss_level: LossLevel,
+    pub exposure: Money,
+    pub open_orders: usize,
+    pub session_date: Option<chrono::NaiveDate>,
+    pub broker_can_route: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoveryReport {
+    pub records: u64,
+    pub undecodable_records: u64,
+    pub truncated_bytes: u64,
+    pub orders: usize,
+    pub open_orders: usize,
+    pub kill_switch_active: bool,
+}
+
+struct Inner {
+    state: Mutex<OmsState>,
+    journal: Journal,
+    broker: OnceLock<Arc<dyn Broker>>,
+    instruments: Instruments,
+    calendar: TradingCalendar,
+    clock: Arc<dyn Clock>,
+    updates: broadcast::Sender<OmsUpdate>,
+}
+
+#[derive(Clone)]
+pub struct OrderManager {
+    inner: Arc<Inner>,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
+    ValidationError { field, message: message.into() }
+}
+
+impl OrderManager {
+    /// Opens the journal at `path`, replays it, and returns an Order Manager without a broker yet: hand
+    /// [`OrderManager::open_orders`] to the broker adapter, then [`OrderManager::attach_broker`].
+    pub fn recover(
+        path: &Path,
+        instruments: Instruments,
+        calendar: TradingCalendar,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(OrderManager, RecoveryReport), OmsError> {
+        let (journal, recovery) = Journal::open(path)?;
+        let mut state = OmsState::new();
+        let mut undecodable = 0u64;
+        for (i, bytes) in recovery.records.iter().enumerate() {
+            match serde_json::from_slice::<Record>(bytes) {
+                Ok(record) => {
+                    state.apply(&record, &instruments);
+                }
+                Err(e) => {
+                    // Checksummed but not understood: written by another version. Skipping is the only option that
+                    // keeps the server up; the count is reported and logged loudly.
+                    undecodable += 1;
+                    tracing::error!(record = i + 1, error = %e, "journal record could not be decoded; skipped");
+                }
+            }
+        }
+        let report = RecoveryReport {
+            records: recovery.records.len() as u64,
+            undecodable_records: undecodable,
+            truncated_bytes: recovery.truncated_bytes as u64,
+            orders: state.orders.len(),
+            open_orders: state.open.len(),
+            kill_switch_active: state.kill_switch.active,
+        };
+        let (updates, _) = broadcast::channel(4096);
+        let oms = OrderManager {
+            inner: Arc::new(Inner {
+                state: Mutex::new(state),
+                journal,
+                broker: OnceLock::new(),
+                instruments,
+                calendar,
+                clock,
+                updates,
+            }),
+        };
+        metrics::gauge!("ts_kill_switch_active").set(if report.kill_switch_active { 1.0 } else { 0.0 });
+        Ok((oms, report))
+    }
+
+    /// Connects the broker, starts consuming its events, reconciles, and records the start in the journal.
+    pub async fn attach_broker(&self, broker: Arc<dyn Broker>, events: mpsc::UnboundedReceiver<BrokerEvent>, report: &RecoveryReport) -> Result<(), OmsError> {
+        if self.inner.broker.set(broker).is_err() {
+            return Err(OmsError::Conflict("a broker is already attached".into()));
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut events = events;
+            while let Some(ev) = events.recv().await {
+                this.on_broker_event(ev);
+            }
+            tracing::warn!("broker event stream ended");
+        });
+        let seq = {
+            let mut st = self.inner.state.lock();
+            self.reconcile_locked(&mut st)?;
+            let rec = self.record("system", None, Entry::Started { recovered_records: report.records, truncated_bytes: report.truncated_bytes });
+            self.commit(&mut st, rec)?
+        };
+        self.inner.journal.wait_durable(seq).await?;
+        Ok(())
+    }
+
+    fn broker(&self) -> Result<&Arc<dyn Broker>, OmsError> {
+        self.inner.broker.get().ok_or_else(|| OmsError::Unavailable("no broker attached".into()))
+    }
+
+    pub fn instruments(&self) -> &Instruments {
+        &self.inner.instruments
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.inner.journal
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<OmsUpdate> {
+        self.inner.updates.subscribe()
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    fn record(&self, actor: &str, correlation_id: Option<String>, entry: Entry) -> Record {
+        Record { ts: self.now(), actor: actor.to_string(), correlation_id, entry }
+    }
+
+    /// Appends, then applies: a record that cannot be journaled never changes state.
+    fn commit(&self, st: &mut OmsState, record: Record) -> Result<u64, OmsError> {
+        let bytes = serde_json::to_vec(&record).map_err(|e| OmsError::Unavailable(format!("cannot encode record: {e}")))?;
+        let seq = self.inner.journal.append(&bytes)?;
+        let fx = st.apply(&record, &self.inner.instruments);
+        if let Some(msg) = &fx.illegal {
+            metrics::counter!("ts_illegal_transitions_total").increment(1);
+            tracing::error!(error = %msg, "refused an illegal order transition");
+        }
+        if fx.duplicate_fill {
+            metrics::counter!("ts_duplicate_fills_total").increment(1);
+            tracing::warn!(order_id = ?record.entry.order_id(), "duplicate fill ignored");
+        }
+        if let (Some(id), true) = (fx.order_changed, self.inner.updates.receiver_count() > 0) {
+            if let Some(o) = st.orders.get(&id) {
+                let _ = self.inner.updates.send(OmsUpdate::Order(Box::new(o.clone())));
+            }
+        }
+        Ok(seq)
+    }
+
+    /// Starts a new trading date when the clock has moved past the recorded one.
+    fn roll_session_locked(&self, st: &mut OmsState, now: DateTime<Utc>) -> Result<(), OmsError> {
+        let today = self.inner.calendar.session_date(now);
+        if st.session_date != Some(today) {
+            let rec = self.record("system", None, Entry::SessionStarted { date: today });
+            self.commit(st, rec)?;
+        }
+        Ok(())
+    }
+
+    /// Validates, risk-checks, journals and routes one order. Returns once the decision is durable.
+    pub async fn submit(&self, req: OrderRequest, actor: &Actor) -> Result<SubmitOutcome, OmsError> {
+        let now = self.now();
+        let broker = self.broker()?.clone();
+        let (seq, decision) = {
+            let mut guard = self.inner.state.lock();
+            let st = &mut *guard;
+            self.roll_session_locked(st, now)?;
+            if let Some(coid) = &req.client_order_id {
+                if let Some(id) = st.by_client_id.get(&(actor.name.clone(), coid.clone())) {
+                    let existing = st.orders.get(id).cloned().ok_or(OmsError::NotFound(*id))?;
+                    // The original may still be on its way to disk; answer only once it is durable.
+                    let seq = self.inner.journal.len();
+                    drop(guard);
+                    self.inner.journal.wait_durable(seq).await?;
+                    return Ok(SubmitOutcome::Existing(existing));
+                }
+            }
+            let ins = self.inner.instruments.get(&req.symbol);
+            let last = st.last_prices.get(&req.symbol).copied();
+            let checked = match ins {
+                None => Err(invalid("symbol", format!("unknown symbol {:?}", req.symbol))),
+                Some(ins) => validate(&req, ins, last),
+            };
+            if let Err(e) = checked {
+                let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::OrderInvalid {
+                    request: serde_json::to_value(&req).unwrap_or_default(),
+                    field: e.field.to_string(),
+                    message: e.message.clone(),
+                });
+                let seq = self.commit(st, rec)?;
+                metrics::counter!("ts_orders_total", "result" => "invalid").increment(1);
+                drop(guard);
+                self.inner.journal.wait_durable(seq).await?;
+                return Err(OmsError::Invalid(e));
+            }
+            let Some(ins) = ins else { return Err(OmsError::Invalid(invalid("symbol", "unknown symbol"))) };
+            if !broker.connection().can_route() {
+                return Err(OmsError::Unavailable("order routing to the broker is down; new orders are paused".into()));
+            }
+            let ctx = RiskContext {
+                account: &actor.name,
+                now,
+                kill_switch_active: st.kill_switch.active,
+                market_open: self.inner.calendar.is_open(now),
+                last_price: last,
+                net_position: st.positions.net_quantity(&req.symbol),
+                open_same_side: st.open_same_side(&req.symbol, req.side),
+                daily_pnl: st.positions.daily_pnl(),
+            };
+            let mut order = Order::new(st.next_id, &actor.name, &req, now);
+            match st.risk.check(&req, ins, &st.limits, &ctx) {
+                Err(rejection) => {
+                    let code = rejection.code().to_string();
+                    let _ = order.apply(&OrderEvent::Rejected { code: code.clone(), reason: rejection.message.clone() }, now);
+                    let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::OrderRejected {
+                        order: order.clone(),
+                        check: rejection.check,
+                        code: code.clone(),
+                        reason: rejection.message.clone(),
+                    });
+                    let seq = self.commit(st, rec)?;
+                    metrics::counter!("ts_orders_total", "result" => "rejected").increment(1);
+                    metrics::counter!("ts_risk_rejections_total", "check" => code).increment(1);
+                    (seq, Err(OmsError::Risk { order: Box::new(order), rejection }))
+                }
+                Ok(()) => {
+                    let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::OrderSubmitted { order: order.clone() });
+                    let seq = self.commit(st, rec)?;
+                    metrics::counter!("ts_orders_total", "result" => "accepted").increment(1);
+                    (seq, Ok(order))
+                }
+            }
+        };
+        self.inner.journal.wait_durable(seq).await?;
+        let order = decision?;
+        if let Err(e) = broker.submit(&order) {
+            self.apply_broker_event(order.id, OrderEvent::Rejected { code: "BROKER_UNAVAILABLE".into(), reason: e.to_string() }, "broker");
+        }
+        Ok(SubmitOutcome::Created(self.get(order.id).unwrap_or(order)))
+    }
+
+    /// Records a request that never became an [`OrderRequest`] (malformed fields) in the audit trail.
+    pub async fn record_invalid(&self, request: serde_json::Value, field: &str, message: &str, actor: &Actor) -> Result<(), OmsError> {
+        let seq = {
+            let mut st = self.inner.state.lock();
+            let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::OrderInvalid { request, field: field.to_string(), message: message.to_string() });
+            self.commit(&mut st, rec)?
+        };
+        metrics::counter!("ts_orders_total", "result" => "invalid").increment(1);
+        self.inner.journal.wait_durable(seq).await?;
+        Ok(())
+    }
+
+    pub async fn cancel(&self, id: OrderId, actor: &Actor) -> Result<Order, OmsError> {
+        let broker = self.broker()?.clone();
+        let seq = {
+            let mut st = self.inner.state.lock();
+            let order = st.orders.get(&id).ok_or(OmsError::NotFound(id))?;
+            match order.status {
+                OrderStatus::New | OrderStatus::PartiallyFilled => {}
+                OrderStatus::PendingNew => {
+                    return Err(OmsError::Conflict(format!("order {id} is not yet acknowledged by the broker; retry shortly")))
+                }
+                s => return Err(OmsError::Conflict(format!("order {id} is {s} and cannot be canceled"))),
+            }
+            let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::OrderEvent { order_id: id, event: OrderEvent::CancelRequested });
+            self.commit(&mut st, rec)?
+        };
+        self.inner.journal.wait_durable(seq).await?;
+        if let Err(e) = broker.cancel(id) {
+            self.apply_broker_event(id, OrderEvent::CancelRejected { reason: e.to_string() }, "broker");
+        }
+        self.get(id).ok_or(OmsError::NotFound(id))
+    }
+
+    fn apply_broker_event(&self, order_id: OrderId, event: OrderEvent, actor: &str) {
+        self.on_broker_event_as(BrokerEvent { order_id, event, ts: self.now() }, actor);
+    }
+
+    fn on_broker_event(&self, ev: BrokerEvent) {
+        self.on_broker_event_as(ev, "broker");
+    }
+
+    fn on_broker_event_as(&self, ev: BrokerEvent, actor: &str) {
+        let mut guard = self.inner.state.lock();
+        let st = &mut *guard;
+        let accepted = matches!(ev.event, OrderEvent::Accepted { .. });
+        let is_fill = matches!(ev.event, OrderEvent::Filled(_));
+        let order_id = ev.order_id;
+        let kind = match &ev.event {
+            OrderEvent::Accepted { .. } => "accepted",
+            OrderEvent::Rejected { .. } => "rejected",
+            OrderEvent::Filled(_) => "filled",
+            OrderEvent::CancelRequested => "cancel_requested",
+            OrderEvent::Canceled { .. } => "canceled",
+            OrderEvent::CancelRejected { .. } => "cancel_rejected",
+            OrderEvent::Expired { .. } => "expired",
+        };
+        let mut rec = self.record(actor, None, Entry::OrderEvent { order_id, event: ev.event });
+        rec.ts = ev.ts;
+        if let Err(e) = self.commit(st, rec) {
+            tracing::error!(order_id, error = %e, "could not journal a broker event");
+            return;
+        }
+        metrics::counter!("ts_order_events_total", "event" => kind).increment(1);
+        // An order the broker acknowledged while the kill switch is on gets canceled right away.
+        if accepted && st.kill_switch.active && st.kill_switch.cancel_open_orders {
+            self.request_cancel_locked(st, order_id, "kill-switch");
+        }
+        if is_fill {
+            self.check_daily_loss_locked(st);
+        }
+    }
+
+    fn request_cancel_locked(&self, st: &mut OmsState, id: OrderId, actor: &str) {
+        let cancelable = st.orders.get(&id).is_some_and(|o| matches!(o.status, OrderStatus::New | OrderStatus::PartiallyFilled));
+        if !cancelable {
+            return;
+        }
+        let rec = self.record(actor, None, Entry::OrderEvent { order_id: id, event: OrderEvent::CancelRequested });
+        if self.commit(st, rec).is_err() {
+            return;
+        }
+        if let Some(b) = self.inner.broker.get() {
+            if let Err(e) = b.cancel(id) {
+                let rec = self.record("broker", None, Entry::OrderEvent { order_id: id, event: OrderEvent::CancelRejected { reason: e.to_string() } });
+                let _ = self.commit(st, rec);
+            }
+        }
+    }
+
+    /// Marks positions to a trade from the market and enforces the daily loss limit.
+    pub fn on_market_trade(&self, symbol: &str, price: Price) {
+        let mut guard = self.inner.state.lock();
+        let st = &mut *guard;
+        st.last_prices.insert(symbol.to_string(), price);
+        if st.positions.mark(symbol, price) {
+            self.check_daily_loss_locked(st);
+        }
+    }
+
+    fn check_daily_loss_locked(&self, st: &mut OmsState) {
+        let pnl = st.positions.daily_pnl();
+        metrics::gauge!("ts_daily_pnl_brl").set(pnl.to_f64());
+        let limit = st.limits.daily_loss_limit;
+        match loss_level(pnl, limit) {
+            LossLevel::Breached if !st.kill_switch.active => {
+                let reason = format!("automatic: daily P&L {pnl} reached the loss limit {limit}");
+                tracing::warn!(%reason, "daily loss limit breached; activating the kill switch");
+                if let Err(e) = self.activate_locked(st, &Actor::new("risk-engine"), &reason, true, false, true) {
+                    tracing::error!(error = %e, "could not activate the kill switch automatically");
+                }
+            }
+            LossLevel::Warning | LossLevel::Breached if !st.loss_warned => {
+                let rec = self.record("risk-engine", None, Entry::LossWarning { daily_pnl: pnl, limit });
+                if self.commit(st, rec).is_ok() {
+                    tracing::warn!(daily_pnl = %pnl, %limit, "daily loss at 80% of the limit");
+                    let _ = self.inner.updates.send(OmsUpdate::LossWarning { daily_pnl: pnl, limit });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Returns the journal sequence to wait for and the flatten orders to route once durable.
+    fn activate_locked(
+        &self,
+        st: &mut OmsState,
+        actor: &Actor,
+        reason: &str,
+        cancel_open_orders: bool,
+        flatten: bool,
+        automatic: bool,
+    ) -> Result<(u64, Vec<Order>), OmsError> {
+        let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::KillSwitch {
+            active: true,
+            reason: reason.to_string(),
+            cancel_open_orders,
+            flatten,
+            automatic,
+        });
+        let mut seq = self.commit(st, rec)?;
+        metrics::gauge!("ts_kill_switch_active").set(1.0);
+        let _ = self.inner.updates.send(OmsUpdate::KillSwitch(st.kill_switch.clone()));
+        if cancel_open_orders {
+            let open: Vec<OrderId> = st.open.iter().copied().collect();
+            for id in open {
+                self.request_cancel_locked(st, id, "kill-switch");
+            }
+        }
+        let mut flatten_orders = Vec::new();
+        if flatten {
+            let now = self.now();
+            let positions: Vec<(String, i64)> = st.positions.iter().map(|p| (p.symbol.clone(), p.quantity)).collect();
+            for (symbol, qty) in positions {
+                let Some(side) = flatten_side(qty) else { continue };
+                let req = OrderRequest {
+                    symbol,
+                    side,
+                    order_type: OrderType::Market,
+                    quantity: qty.abs(),
+                    price: None,
+                    stop_price: None,
+                    time_in_force: TimeInForce::Ioc,
+                    client_order_id: None,
+                    position_type: domain::PositionType::Daytrade,
+                    justification: Some(format!("kill switch flatten: {reason}")),
+                    source: Some("kill-switch".into()),
+                };
+                // Flattening only reduces exposure, which is exactly what the blocked checks protect; it bypasses them.
+                let order = Order::new(st.next_id, &actor.name, &req, now);
+                let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::OrderSubmitted { order: order.clone() });
+                seq = self.commit(st, rec)?;
+                flatten_orders.push(order);
+            }
+        }
+        Ok((self.inner.journal.len().max(seq), flatten_orders))
+    }
+
+    pub async fn activate_kill_switch(&self, actor: &Actor, reason: &str, cancel_open_orders: bool, flatten: bool) -> Result<KillSwitchState, OmsError> {
+        let (seq, flatten_orders) = {
+            let mut st = self.inner.state.lock();
+            self.activate_locked(&mut st, actor, reason, cancel_open_orders, flatten, false)?
+        };
+        self.inner.journal.wait_durable(seq).await?;
+        let broker = self.broker()?.clone();
+        for o in flatten_orders {
+            if let Err(e) = broker.submit(&o) {
+                self.apply_broker_event(o.id, OrderEvent::Rejected { code: "BROKER_UNAVAILABLE".into(), reason: e.to_string() }, "broker");
+            }
+        }
+        Ok(self.kill_switch())
+    }
+
+    pub async fn release_kill_switch(&self, actor: &Actor, reason: &str) -> Result<KillSwitchState, OmsError> {
+        let seq = {
+            let mut st = self.inner.state.lock();
+            if !st.kill_switch.active {
+                return Ok(st.kill_switch.clone());
+            }
+            let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::KillSwitch {
+                active: false,
+                reason: reason.to_string(),
+                cancel_open_orders: false,
+                flatten: false,
+                automatic: false,
+            });
+            let seq = self.commit(&mut st, rec)?;
+            let _ = self.inner.updates.send(OmsUpdate::KillSwitch(st.kill_switch.clone()));
+            seq
+        };
+        metrics::gauge!("ts_kill_switch_active").set(0.0);
+        self.inner.journal.wait_durable(seq).await?;
+        Ok(self.kill_switch())
+    }
+
+    pub async fn set_limits(&self, limits: RiskLimits, reason: &str, actor: &Actor) -> Result<RiskLimits, OmsError> {
+        if let Err((field, message)) = limits.validate() {
+            return Err(OmsError::Invalid(ValidationError { field, message }));
+        }
+        for sym in limits.symbols.keys() {
+            if self.inner.instruments.get(sym).is_none() {
+                return Err(OmsError::Invalid(invalid("symbols", format!("unknown symbol {sym:?}"))));
+            }
+        }
+        let seq = {
+            let mut st = self.inner.state.lock();
+            let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::LimitsChanged { limits: limits.clone(), reason: reason.to_string() });
+            self.commit(&mut st, rec)?
+        };
+        self.inner.journal.wait_durable(seq).await?;
+        Ok(limits)
+    }
+
+    fn reconcile_locked(&self, st: &mut OmsState) -> Result<(), OmsError> {
+        let broker = self.broker()?.clone();
+        let theirs: std::collections::HashMap<OrderId, _> = broker.working_orders().into_iter().map(|w| (w.order_id, w)).collect();
+        let ours: Vec<(OrderId, Option<String>, i64, OrderStatus)> =
+            st.open_orders().map(|o| (o.id, o.broker_order_id.clone(), o.filled_quantity, o.status)).collect();
+        for (id, broker_id, filled, status) in &ours {
+            // PENDING_NEW orders were handed to the broker as new submissions; their acknowledgement follows.
+            if broker_id.is_none() || *status == OrderStatus::PendingNew {
+                continue;
+            }
+            match theirs.get(id) {
+                None => {
+                    let rec = self.record("reconciler", None, Entry::Reconciled {
+                        order_id: Some(*id),
+                        finding: "open here but unknown to the broker".into(),
+                        action: "marked canceled".into(),
+                    });
+                    self.commit(st, rec)?;
+                    let rec = self.record("reconciler", None, Entry::OrderEvent {
+                        order_id: *id,
+                        event: OrderEvent::Canceled { reason: "reconciliation: the broker has no such working order".into() },
+                    });
+                    self.commit(st, rec)?;
+                }
+                Some(w) if w.filled_quantity != *filled => {
+                    let rec = self.record("reconciler", None, Entry::Reconciled {
+                        order_id: Some(*id),
+                        finding: format!("broker reports {} filled, we have {filled}", w.filled_quantity),
+                        action: "flagged for review".into(),
+                    });
+                    self.commit(st, rec)?;
+                }
+                Some(_) => {}
+            }
+        }
+        for (id, w) in &theirs {
+            let known_open = st.orders.get(id).is_some_and(|o| o.status.is_open());
+            if !known_open {
+                let rec = self.record("reconciler", None, Entry::Reconciled {
+                    order_id: Some(*id),
+                    finding: format!("broker works order {} that is not open here", w.broker_order_id),
+                    action: "cancel sent to the broker".into(),
+                });
+                self.commit(st, rec)?;
+                let _ = broker.cancel(*id);
+            }
+        }
+        Ok(())
+    }
+
+    // ---- queries ----
+
+    pub fn get(&self, id: OrderId) -> Option<Order> {
+        self.inner.state.lock().orders.get(&id).cloned()
+    }
+
+    /// Newest first.
+    pub fn list(&self, f: &OrderFilter) -> (Vec<Order>, usize) {
+        let st = self.inner.state.lock();
+        let matches = |o: &&Order| {
+            f.status.as_ref().is_none_or(|s| s.contains(&o.status))
+                && f.symbol.as_ref().is_none_or(|s| &o.symbol == s)
+                && f.side.is_none_or(|s| o.side == s)
+                && f.from.is_none_or(|t| o.created_at >= t)
+                && f.to.is_none_or(|t| o.created_at <= t)
+        };
+        let mut total = 0;
+        let mut page = Vec::new();
+        for o in st.orders.values().rev().filter(matches) {
+            if total >= f.offset && page.len() < f.limit {
+                page.push(o.clone());
+            }
+            total += 1;
+        }
+        (page, total)
+    }
+
+    pub fn open_orders(&self) -> Vec<Order> {
+        self.inner.state.lock().open_orders().cloned().collect()
+    }
+
+    pub fn positions(&self) -> PositionsView {
+        let st = self.inner.state.lock();
+        PositionsView {
+            positions: st.positions.iter().cloned().collect(),
+            realized_today: st.positions.realized_today(),
+            unrealized: st.positions.unrealized(),
+            daily_pnl: st.positions.daily_pnl(),
+            exposure: st.positions.exposure(),
+        }
+    }
+
+    pub fn limits(&self) -> RiskLimits {
+        self.inner.state.lock().limits.clone()
+    }
+
+    pub fn kill_switch(&self) -> KillSwitchState {
+        self.inner.state.lock().kill_switch.clone()
+    }
+
+    pub fn last_price(&self, symbol: &str) -> Option<Price> {
+        self.inner.state.lock().last_prices.get(symbol).copied()
+    }
+
+    pub fn risk_status(&self) -> RiskStatus {
+        let broker_can_route = self.inner.broker.get().is_some_and(|b| b.connection().can_route());
+        let now = self.now();
+        let st = self.inner.state.lock();
+        let daily_pnl = st.positions.daily_pnl();
+        RiskStatus {
+            kill_switch: st.kill_switch.clone(),
+            trading_state: st.limits.trading_state,
+            market_open: self.inner.calendar.is_open(now),
+            daily_pnl,
+            realized_today: st.positions.realized_today(),
+            unrealized: st.positions.unrealized(),
+            daily_loss_limit: st.limits.daily_loss_limit,
+            loss_level: loss_level(daily_pnl, st.limits.daily_loss_limit),
+            exposure: st.positions.exposure(),
+            open_orders: st.open.len(),
+            session_date: st.session_date,
+            broker_can_route,
+        }
+    }
+
+    pub fn order_counts(&self) -> std::collections::BTreeMap<OrderStatus, usize> {
+        self.inner.state.lock().count_by_status()
+    }
+
+    pub fn broker_connection(&self) -> Option<domain::broker::BrokerConnection> {
+        self.inner.broker.get().map(|b| b.connection())
+    }
+
+    /// The audit trail, oldest first: `offset`/`limit` over journal records, or a filter by order.
+    pub fn audit(&self, offset: u64, limit: usize, order_id: Option<OrderId>) -> Result<(Vec<AuditEntry>, u64), OmsError> {
+        let journal = &self.inner.journal;
+        let total = journal.durable_seq();
+        let decode = |i: u64, bytes: &[u8]| serde_json::from_slice::<Record>(bytes).ok().map(|r| r.audit(i + 1));
+        match order_id {
+            None => {
+                let rows = journal.read_range(offset, limit)?;
+                Ok((rows.iter().enumerate().filter_map(|(i, b)| decode(offset + i as u64, b)).collect(), total))
+            }
+            Some(id) => {
+                let rows = journal.read_range(0, usize::MAX)?;
+                let all: Vec<AuditEntry> = rows.iter().enumerate().filter_map(|(i, b)| decode(i as u64, b)).filter(|a| a.order_id == Some(id)).collect();
+                let total = all.len() as u64;
+                Ok((all.into_iter().skip(offset as usize).take(limit).collect(), total))
+            }
+        }
+    }
+
+    /// `None` when healthy, else what is wrong.
+    pub fn journal_failure(&self) -> Option<String> {
+        self.inner.journal.failure()
+    }
+
+    pub fn risk_check_codes() -> Vec<&'static str> {
+        [
+            RiskCheck::KillSwitch,
+            RiskCheck::TradingState,
+            RiskCheck::TradingHours,
+            RiskCheck::OrderRate,
+            RiskCheck::MaxOrderQty,
+            RiskCheck::MaxNotional,
+            RiskCheck::PriceBand,
+            RiskCheck::PositionLimit,
+            RiskCheck::DailyLossLimit,
+        ]
+        .into_iter()
+        .map(|c| c.code())
+        .collect()
+    }
+
+    /// Flushes and closes the journal (graceful shutdown).
+    pub fn shutdown(&self) {
+        self.inner.journal.close();
+    }
+}
