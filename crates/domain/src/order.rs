@@ -371,8 +371,9 @@ pub struct Order {
     pub source: String,
     pub status: OrderStatus,
     pub filled_quantity: Qty,
-    /// Σ price units × quantity over fills; the average fill price is this over `filled_quantity`.
-    pub filled_value: i64,
+    /// Σ price × quantity over fills (in points or BRL, before any multiplier); the average fill price is this
+    /// over `filled_quantity`.
+    pub filled_value: Price,
     pub fills: Vec<Fill>,
     pub reject_code: Option<String>,
     pub reject_reason: Option<String>,
@@ -407,7 +408,7 @@ impl Order {
             source: req.source.clone().unwrap_or_else(|| "manual".to_string()),
             status: OrderStatus::PendingNew,
             filled_quantity: 0,
-            filled_value: 0,
+            filled_value: Price::ZERO,
             fills: Vec::new(),
             reject_code: None,
             reject_reason: None,
@@ -426,7 +427,7 @@ impl Order {
 
     pub fn avg_fill_price(&self) -> Option<f64> {
         (self.filled_quantity > 0)
-            .then(|| self.filled_value as f64 / self.filled_quantity as f64 / crate::PRICE_SCALE as f64)
+            .then(|| self.filled_value.units() as f64 / self.filled_quantity as f64 / crate::PRICE_SCALE as f64)
     }
 
     /// Applies an event through the transition table. Illegal events leave the order untouched.
@@ -450,7 +451,7 @@ impl Order {
             }
             OrderEvent::Filled(fill) => {
                 self.filled_quantity = filled_after;
-                self.filled_value = self.filled_value.saturating_add(fill.price.units().saturating_mul(fill.quantity));
+                self.filled_value = Price(self.filled_value.units().saturating_add(fill.price.units().saturating_mul(fill.quantity)));
                 self.fills.push(fill.clone());
             }
             OrderEvent::CancelRejected { .. }

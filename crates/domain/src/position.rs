@@ -14,8 +14,8 @@ pub struct Position {
     pub symbol: String,
     /// Signed: positive long, negative short.
     pub quantity: Qty,
-    /// Σ price units × quantity of the open quantity (always ≥ 0).
-    pub cost: i64,
+    /// Σ price × quantity of the open quantity, before the multiplier (always ≥ 0).
+    pub cost: Price,
     pub multiplier: Money,
     pub realized_today: Money,
     pub realized_total: Money,
@@ -27,7 +27,7 @@ impl Position {
         Position {
             symbol: symbol.to_string(),
             quantity: 0,
-            cost: 0,
+            cost: Price::ZERO,
             multiplier,
             realized_today: Money::ZERO,
             realized_total: Money::ZERO,
@@ -46,20 +46,20 @@ impl Position {
         let value = price.units() as i128 * qty as i128;
         if self.quantity == 0 || self.quantity.signum() == signed.signum() {
             self.quantity += signed;
-            self.cost = clamp_i64(self.cost as i128 + value);
+            self.cost = Price(clamp_i64(self.cost.0 as i128 + value));
             return Money::ZERO;
         }
         let open = self.quantity.abs();
         let closing = qty.min(open);
-        let released = div_round(self.cost as i128 * closing as i128, open as i128);
+        let released = div_round(self.cost.0 as i128 * closing as i128, open as i128);
         let exit_value = price.units() as i128 * closing as i128;
         let realized = self.points_to_money((exit_value - released) * self.quantity.signum() as i128);
         self.quantity += signed;
-        self.cost = clamp_i64(self.cost as i128 - released);
+        self.cost = Price(clamp_i64(self.cost.0 as i128 - released));
         if self.quantity == 0 {
-            self.cost = 0;
+            self.cost = Price::ZERO;
         } else if qty > closing {
-            self.cost = clamp_i64(price.units() as i128 * (qty - closing) as i128);
+            self.cost = Price(clamp_i64(price.units() as i128 * (qty - closing) as i128));
         }
         self.realized_today += realized;
         self.realized_total += realized;
@@ -68,7 +68,7 @@ impl Position {
 
     /// Average entry price of the open quantity, in price units (not on the tick grid in general).
     pub fn avg_price(&self) -> Option<f64> {
-        (self.quantity != 0).then(|| self.cost as f64 / self.quantity.abs() as f64 / PRICE_SCALE as f64)
+        (self.quantity != 0).then(|| self.cost.0 as f64 / self.quantity.abs() as f64 / PRICE_SCALE as f64)
     }
 
     /// Marked to `last_price`; zero without a mark.
@@ -76,7 +76,7 @@ impl Position {
         match self.last_price {
             Some(mark) if self.quantity != 0 => {
                 let mark_value = mark.units() as i128 * self.quantity.abs() as i128;
-                self.points_to_money((mark_value - self.cost as i128) * self.quantity.signum() as i128)
+                self.points_to_money((mark_value - self.cost.0 as i128) * self.quantity.signum() as i128)
             }
             _ => Money::ZERO,
         }
@@ -86,7 +86,7 @@ impl Position {
     pub fn exposure(&self) -> Money {
         let value = match self.last_price {
             Some(mark) => mark.units() as i128 * self.quantity.abs() as i128,
-            None => self.cost as i128,
+            None => self.cost.0 as i128,
         };
         self.points_to_money(value)
     }
@@ -180,7 +180,7 @@ mod tests {
         assert_eq!(pos.quantity, 100);
         assert_eq!(pos.avg_price(), Some(30.5), "average cost is unchanged by a reduction");
         assert_eq!(pos.apply_fill(Side::Sell, 100, p(29.0)), brl(-150.0));
-        assert_eq!((pos.quantity, pos.cost), (0, 0));
+        assert_eq!((pos.quantity, pos.cost), (0, Price::ZERO));
         assert_eq!(pos.realized_total, Money::ZERO);
     }
 
@@ -228,7 +228,7 @@ mod tests {
         let r2 = pos.apply_fill(Side::Sell, 200, p(30.02));
         // Total realized equals total sells minus total buys exactly, whatever rounding happened in between.
         assert_eq!(r1 + r2, brl(1.0));
-        assert_eq!(pos.cost, 0);
+        assert_eq!(pos.cost, Price::ZERO);
     }
 
     #[test]

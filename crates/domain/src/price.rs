@@ -5,7 +5,7 @@
 //! exact integer remainder check and no arithmetic on money ever goes through `f64`. Floats appear only at the JSON
 //! edge, where [`Price::from_f64`] refuses any value that is not exactly representable.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 /// Fixed-point scale shared by [`Price`] and [`Money`]: 4 decimal places.
@@ -14,8 +14,7 @@ pub const PRICE_SCALE: i64 = 10_000;
 /// Quantities are whole shares or contracts.
 pub type Qty = i64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
-#[serde(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Price(pub i64);
 
 impl Price {
@@ -76,8 +75,7 @@ impl fmt::Display for Price {
 
 /// An amount of BRL in 1/10,000 units. Sums of many fills stay exact; division (average cost) rounds half away
 /// from zero once, at the point where it happens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
-#[serde(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Money(pub i64);
 
 impl Money {
@@ -130,6 +128,44 @@ impl std::ops::Neg for Money {
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "R$ {}", Price(self.0))
+    }
+}
+
+// On the wire (API and journal) prices and money are plain decimal numbers. Serialization prints the shortest
+// decimal that maps back to the same double, and deserialization goes through `from_f64`, so any value up to
+// ~2×10^11 round-trips to the same integer exactly; anything with more than 4 decimals is refused, not rounded.
+fn serialize_units<S: Serializer>(units: i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(units as f64 / PRICE_SCALE as f64)
+}
+
+fn deserialize_units<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let v = f64::deserialize(d)?;
+    Price::from_f64(v)
+        .map(|p| p.0)
+        .ok_or_else(|| serde::de::Error::custom(format!("{v} is not a decimal with at most 4 places")))
+}
+
+impl Serialize for Price {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_units(self.0, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Price {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        deserialize_units(d).map(Price)
+    }
+}
+
+impl Serialize for Money {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_units(self.0, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        deserialize_units(d).map(Money)
     }
 }
 
@@ -200,6 +236,19 @@ mod tests {
         assert_eq!(div_round(4, 3), 1);
         assert_eq!(div_round(-4, 3), -1);
         assert_eq!(div_round(7, -2), -4);
+    }
+
+    #[test]
+    fn serde_round_trips_exactly() {
+        for units in [0i64, 1, 100, 371_200, 12_345, -5_000, 1_284_550_000, 999_999_999_999_999, -2_000_000_000_000_000] {
+            let json = serde_json::to_string(&Price(units)).unwrap();
+            assert_eq!(serde_json::from_str::<Price>(&json).unwrap(), Price(units), "{json}");
+            let json = serde_json::to_string(&Money(units)).unwrap();
+            assert_eq!(serde_json::from_str::<Money>(&json).unwrap(), Money(units), "{json}");
+        }
+        assert_eq!(serde_json::to_string(&Price(371_200)).unwrap(), "37.12");
+        assert!(serde_json::from_str::<Price>("37.123456").is_err());
+        assert_eq!(serde_json::from_str::<Price>("38").unwrap(), Price(380_000));
     }
 
     #[test]

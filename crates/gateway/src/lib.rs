@@ -1,1 +1,70 @@
+//! The API Gateway: one HTTP API for every service, with authentication, roles, the error contract,
+//! correlation ids and metrics. Handlers are thin: they parse, authorize, call a service, and render.
 
+pub mod auth;
+pub mod body;
+pub mod error;
+mod middleware;
+mod routes;
+pub mod views;
+
+use auth::JwtKeys;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use order_manager::OrderManager;
+use std::sync::Arc;
+use std::time::Instant;
+use storage::Db;
+
+/// Everything a handler may need, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub oms: OrderManager,
+    pub db: Db,
+    pub jwt: Arc<JwtKeys>,
+    pub metrics: Option<PrometheusHandle>,
+    pub market: Option<market_sim::SimMarket>,
+    pub started: Instant,
+}
+
+/// Default request body limit (413 above it).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/auth/login", post(routes::auth::login))
+        .route("/users", get(routes::auth::list_users).post(routes::auth::create_user))
+        .route("/api-keys", get(routes::auth::list_api_keys).post(routes::auth::create_api_key))
+        .route("/api-keys/{id}", delete(routes::auth::revoke_api_key))
+        .route("/orders", post(routes::orders::create).get(routes::orders::list))
+        .route("/execute", post(routes::orders::create))
+        .route("/orders/{id}", get(routes::orders::get_one).delete(routes::orders::cancel))
+        .route("/positions", get(routes::risk::positions))
+        .route("/risk/limits", get(routes::risk::get_limits).put(routes::risk::put_limits))
+        .route("/risk/status", get(routes::risk::status))
+        .route("/risk/kill-switch", post(routes::risk::activate_kill_switch).delete(routes::risk::release_kill_switch))
+        .route("/audit", get(routes::audit::list))
+        .fallback(routes::ops::not_found);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/health", get(routes::ops::health))
+        .route("/ready", get(routes::ops::ready))
+        .route("/healthz", get(routes::ops::healthz))
+        .route("/metrics", get(routes::ops::metrics))
+        .fallback(routes::ops::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(middleware::observe))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(middleware::panic_response))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

@@ -70,6 +70,18 @@ pub fn scan(bytes: &[u8]) -> Scan {
     Scan { records, good_len: pos, discarded: bytes.len() - pos }
 }
 
+/// Reads the good records of a journal without modifying it (safe while a server has it open).
+pub fn read_file(path: &Path) -> Result<Vec<Vec<u8>>, JournalError> {
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+        if bytes.is_empty() || MAGIC.starts_with(&bytes) {
+            return Ok(Vec::new());
+        }
+        return Err(JournalError::NotAJournal(path.to_path_buf()));
+    }
+    Ok(scan(&bytes).records.iter().map(|&(s, e)| bytes[s..e].to_vec()).collect())
+}
+
 fn encode_into(buf: &mut Vec<u8>, payload: &[u8]) {
     buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     buf.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());

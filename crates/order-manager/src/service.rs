@@ -133,6 +133,12 @@ pub struct RecoveryReport {
     pub kill_switch_active: bool,
 }
 
+enum Decision {
+    Existing(Order),
+    Refused(OmsError),
+    Accepted(Order),
+}
+
 struct Inner {
     state: Mutex<OmsState>,
     journal: Journal,
@@ -281,84 +287,89 @@ impl OrderManager {
 
     /// Validates, risk-checks, journals and routes one order. Returns once the decision is durable.
     pub async fn submit(&self, req: OrderRequest, actor: &Actor) -> Result<SubmitOutcome, OmsError> {
-        let now = self.now();
         let broker = self.broker()?.clone();
-        let (seq, decision) = {
-            let mut guard = self.inner.state.lock();
-            let st = &mut *guard;
-            self.roll_session_locked(st, now)?;
-            if let Some(coid) = &req.client_order_id {
-                if let Some(id) = st.by_client_id.get(&(actor.name.clone(), coid.clone())) {
-                    let existing = st.orders.get(id).cloned().ok_or(OmsError::NotFound(*id))?;
-                    // The original may still be on its way to disk; answer only once it is durable.
-                    let seq = self.inner.journal.len();
-                    drop(guard);
-                    self.inner.journal.wait_durable(seq).await?;
-                    return Ok(SubmitOutcome::Existing(existing));
-                }
+        let (seq, decision) = self.decide(&req, actor, broker.as_ref())?;
+        // Whatever was decided is answered only once it is durable (a repeat may race its original to disk).
+        self.inner.journal.wait_durable(seq).await?;
+        let order = match decision {
+            Decision::Existing(o) => return Ok(SubmitOutcome::Existing(o)),
+            Decision::Refused(e) => return Err(e),
+            Decision::Accepted(o) => o,
+        };
+        if let Err(e) = broker.submit(&order) {
+            self.apply_broker_event(order.id, OrderEvent::Rejected { code: "BROKER_UNAVAILABLE".into(), reason: e.to_string() }, "broker");
+        }
+        Ok(SubmitOutcome::Created(self.get(order.id).unwrap_or(order)))
+    }
+
+    /// The synchronous part of a submission, under the state lock: returns the journal sequence to wait for.
+    fn decide(&self, req: &OrderRequest, actor: &Actor, broker: &dyn Broker) -> Result<(u64, Decision), OmsError> {
+        let now = self.now();
+        let mut guard = self.inner.state.lock();
+        let st = &mut *guard;
+        self.roll_session_locked(st, now)?;
+        if let Some(coid) = &req.client_order_id {
+            if let Some(id) = st.by_client_id.get(&(actor.name.clone(), coid.clone())) {
+                let existing = st.orders.get(id).cloned().ok_or(OmsError::NotFound(*id))?;
+                return Ok((self.inner.journal.len(), Decision::Existing(existing)));
             }
-            let ins = self.inner.instruments.get(&req.symbol);
-            let last = st.last_prices.get(&req.symbol).copied();
-            let checked = match ins {
-                None => Err(invalid("symbol", format!("unknown symbol {:?}", req.symbol))),
-                Some(ins) => validate(&req, ins, last),
-            };
-            if let Err(e) = checked {
+        }
+        let ins = self.inner.instruments.get(&req.symbol);
+        let last = st.last_prices.get(&req.symbol).copied();
+        let checked = match ins {
+            None => Err(invalid("symbol", format!("unknown symbol {:?}", req.symbol))),
+            Some(ins) => validate(req, ins, last),
+        };
+        let ins = match (checked, ins) {
+            (Ok(()), Some(ins)) => ins,
+            (Err(e), _) => {
                 let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::OrderInvalid {
-                    request: serde_json::to_value(&req).unwrap_or_default(),
+                    request: serde_json::to_value(req).unwrap_or_default(),
                     field: e.field.to_string(),
                     message: e.message.clone(),
                 });
                 let seq = self.commit(st, rec)?;
                 metrics::counter!("ts_orders_total", "result" => "invalid").increment(1);
-                drop(guard);
-                self.inner.journal.wait_durable(seq).await?;
-                return Err(OmsError::Invalid(e));
+                return Ok((seq, Decision::Refused(OmsError::Invalid(e))));
             }
-            let Some(ins) = ins else { return Err(OmsError::Invalid(invalid("symbol", "unknown symbol"))) };
-            if !broker.connection().can_route() {
-                return Err(OmsError::Unavailable("order routing to the broker is down; new orders are paused".into()));
-            }
-            let ctx = RiskContext {
-                account: &actor.name,
-                now,
-                kill_switch_active: st.kill_switch.active,
-                market_open: self.inner.calendar.is_open(now),
-                last_price: last,
-                net_position: st.positions.net_quantity(&req.symbol),
-                open_same_side: st.open_same_side(&req.symbol, req.side),
-                daily_pnl: st.positions.daily_pnl(),
-            };
-            let mut order = Order::new(st.next_id, &actor.name, &req, now);
-            match st.risk.check(&req, ins, &st.limits, &ctx) {
-                Err(rejection) => {
-                    let code = rejection.code().to_string();
-                    let _ = order.apply(&OrderEvent::Rejected { code: code.clone(), reason: rejection.message.clone() }, now);
-                    let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::OrderRejected {
-                        order: order.clone(),
-                        check: rejection.check,
-                        code: code.clone(),
-                        reason: rejection.message.clone(),
-                    });
-                    let seq = self.commit(st, rec)?;
-                    metrics::counter!("ts_orders_total", "result" => "rejected").increment(1);
-                    metrics::counter!("ts_risk_rejections_total", "check" => code).increment(1);
-                    (seq, Err(OmsError::Risk { order: Box::new(order), rejection }))
-                }
-                Ok(()) => {
-                    let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::OrderSubmitted { order: order.clone() });
-                    let seq = self.commit(st, rec)?;
-                    metrics::counter!("ts_orders_total", "result" => "accepted").increment(1);
-                    (seq, Ok(order))
-                }
-            }
+            (Ok(()), None) => return Err(OmsError::Invalid(invalid("symbol", "unknown symbol"))),
         };
-        self.inner.journal.wait_durable(seq).await?;
-        let order = decision?;
-        if let Err(e) = broker.submit(&order) {
-            self.apply_broker_event(order.id, OrderEvent::Rejected { code: "BROKER_UNAVAILABLE".into(), reason: e.to_string() }, "broker");
+        if !broker.connection().can_route() {
+            return Err(OmsError::Unavailable("order routing to the broker is down; new orders are paused".into()));
         }
-        Ok(SubmitOutcome::Created(self.get(order.id).unwrap_or(order)))
+        let ctx = RiskContext {
+            account: &actor.name,
+            now,
+            kill_switch_active: st.kill_switch.active,
+            market_open: self.inner.calendar.is_open(now),
+            last_price: last,
+            net_position: st.positions.net_quantity(&req.symbol),
+            open_same_side: st.open_same_side(&req.symbol, req.side),
+            daily_pnl: st.positions.daily_pnl(),
+        };
+        let mut order = Order::new(st.next_id, &actor.name, req, now);
+        match st.risk.check(req, ins, &st.limits, &ctx) {
+            Err(rejection) => {
+                let code = rejection.code().to_string();
+                let _ = order.apply(&OrderEvent::Rejected { code: code.clone(), reason: rejection.message.clone() }, now);
+                let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::OrderRejected {
+                    order: order.clone(),
+                    check: rejection.check,
+                    code: code.clone(),
+                    reason: rejection.message.clone(),
+                });
+                let seq = self.commit(st, rec)?;
+                metrics::counter!("ts_orders_total", "result" => "rejected").increment(1);
+                metrics::counter!("ts_risk_rejections_total", "check" => code).increment(1);
+                Ok((seq, Decision::Refused(OmsError::Risk { order: Box::new(order), rejection })))
+            }
+            Ok(()) => {
+                let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::OrderSubmitted { order: order.clone() });
+                let seq = self.commit(st, rec)?;
+                metrics::counter!("ts_orders_total", "result" => "accepted").increment(1);
+                Ok((seq, Decision::Accepted(order)))
+            }
+        }
     }
 
     /// Records a request that never became an [`OrderRequest`] (malformed fields) in the audit trail.
@@ -771,5 +782,17 @@ impl OrderManager {
     /// Flushes and closes the journal (graceful shutdown).
     pub fn shutdown(&self) {
         self.inner.journal.close();
+    }
+}
+
+#[cfg(test)]
+mod send_check {
+    use super::*;
+    fn is_send<T: Send>(_: &T) {}
+    #[allow(dead_code)]
+    fn futures_are_send(oms: &OrderManager, req: OrderRequest, a: &Actor) {
+        is_send(&oms.submit(req, a));
+        is_send(&oms.cancel(1, a));
+        is_send(&oms.activate_kill_switch(a, "", true, false));
     }
 }

@@ -1,1 +1,356 @@
+//! SQL storage through sqlx: SQLite by default, PostgreSQL when the URL says `postgres://`.
+//!
+//! One code path serves both (sqlx's `Any` driver); only the migrations differ in dialect, and they live in
+//! `migrations/sqlite` and `migrations/postgres`. Timestamps are RFC 3339 text so both backends store the same
+//! thing. The Order Manager's orders are not here: the journal is their source of truth.
 
+use chrono::{DateTime, Utc};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL {0:?}: use sqlite:// or postgres://")]
+    UnsupportedUrl(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub key_hash: String,
+    pub prefix: String,
+    pub role: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn parse_ts(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}
+
+impl Db {
+    /// Connects (creating a SQLite file if needed). Does not migrate: call [`Db::migrate`].
+    pub async fn connect(url: &str) -> Result<Db, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let mut u = format!("sqlite:{rest}");
+            if !rest.contains("mode=") && !rest.contains(":memory:") {
+                u.push_str(if rest.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+            }
+            (Backend::Sqlite, u)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        };
+        let max = if backend == Backend::Sqlite { 4 } else { 10 };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&url)
+            .await?;
+        if backend == Backend::Sqlite {
+            // WAL lets readers proceed while a writer commits; the setting is persistent in the file.
+            sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
+        }
+        Ok(Db { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- settings ----
+
+    /// Returns the stored value, or stores `make()` and returns it (first writer wins across processes).
+    pub async fn setting_or_insert(&self, key: &str, make: impl FnOnce() -> String) -> Result<String, StoreError> {
+        if let Some(v) = self.setting(key).await? {
+            return Ok(v);
+        }
+        let value = make();
+        let inserted = sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2)").bind(key).bind(&value).execute(&self.pool).await;
+        match inserted {
+            Ok(_) => Ok(value),
+            Err(e) if is_unique_violation(&e) => self.setting(key).await?.ok_or_else(|| StoreError::NotFound(key.into())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.get::<String, _>(0)))
+    }
+
+    // ---- users ----
+
+    fn user_from_row(r: &AnyRow) -> Result<User, sqlx::Error> {
+        Ok(User {
+            id: r.try_get("id")?,
+            username: r.try_get("username")?,
+            password_hash: r.try_get("password_hash")?,
+            role: r.try_get("role")?,
+            created_at: parse_ts(&r.try_get::<String, _>("created_at")?),
+            disabled: r.try_get::<bool, _>("disabled").or_else(|_| r.try_get::<i64, _>("disabled").map(|v| v != 0))?,
+        })
+    }
+
+    pub async fn create_user(&self, username: &str, password_hash: &str, role: &str) -> Result<User, StoreError> {
+        let user = User {
+            id: uuid::Uuid::now_v7().to_string(),
+            username: username.to_string(),
+            password_hash: password_hash.to_string(),
+            role: role.to_string(),
+            created_at: Utc::now(),
+            disabled: false,
+        };
+        let res = sqlx::query("INSERT INTO users (id, username, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&user.id)
+            .bind(&user.username)
+            .bind(&user.password_hash)
+            .bind(&user.role)
+            .bind(user.created_at.to_rfc3339())
+            .execute(&self.pool)
+            .await;
+        match res {
+            Ok(_) => Ok(user),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("user {username:?}"))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query("SELECT id, username, password_hash, role, created_at, disabled FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(Self::user_from_row).transpose()?)
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query("SELECT id, username, password_hash, role, created_at, disabled FROM users ORDER BY username")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(Self::user_from_row).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn count_users(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    pub async fn set_password(&self, username: &str, password_hash: &str) -> Result<(), StoreError> {
+        let res = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2")
+            .bind(password_hash)
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("user {username:?}")));
+        }
+        Ok(())
+    }
+
+    // ---- API keys ----
+
+    fn key_from_row(r: &AnyRow) -> Result<ApiKey, sqlx::Error> {
+        Ok(ApiKey {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            key_hash: r.try_get("key_hash")?,
+            prefix: r.try_get("prefix")?,
+            role: r.try_get("role")?,
+            created_by: r.try_get("created_by")?,
+            created_at: parse_ts(&r.try_get::<String, _>("created_at")?),
+            revoked_at: r.try_get::<Option<String>, _>("revoked_at")?.map(|s| parse_ts(&s)),
+        })
+    }
+
+    pub async fn create_api_key(&self, name: &str, key_hash: &str, prefix: &str, role: &str, created_by: &str) -> Result<ApiKey, StoreError> {
+        let key = ApiKey {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: name.to_string(),
+            key_hash: key_hash.to_string(),
+            prefix: prefix.to_string(),
+            role: role.to_string(),
+            created_by: created_by.to_string(),
+            created_at: Utc::now(),
+            revoked_at: None,
+        };
+        sqlx::query("INSERT INTO api_keys (id, name, key_hash, prefix, role, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(&key.id)
+            .bind(&key.name)
+            .bind(&key.key_hash)
+            .bind(&key.prefix)
+            .bind(&key.role)
+            .bind(&key.created_by)
+            .bind(key.created_at.to_rfc3339())
+            .execute(&self.pool)
+            .await?;
+        Ok(key)
+    }
+
+    pub async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query("SELECT id, name, key_hash, prefix, role, created_by, created_at, revoked_at FROM api_keys WHERE key_hash = $1")
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(Self::key_from_row).transpose()?)
+    }
+
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, key_hash, prefix, role, created_by, created_at, revoked_at FROM api_keys ORDER BY created_at")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(Self::key_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Revokes by id or by name. Revoking twice is not an error.
+    pub async fn revoke_api_key(&self, id_or_name: &str) -> Result<ApiKey, StoreError> {
+        let now = Utc::now().to_rfc3339();
+        let res = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE (id = $2 OR name = $3) AND revoked_at IS NULL")
+            .bind(&now)
+            .bind(id_or_name)
+            .bind(id_or_name)
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT id, name, key_hash, prefix, role, created_by, created_at, revoked_at FROM api_keys WHERE id = $1 OR name = $2")
+            .bind(id_or_name)
+            .bind(id_or_name)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => Ok(Self::key_from_row(&r)?),
+            None if res.rows_affected() == 0 => Err(StoreError::NotFound(format!("API key {id_or_name:?}"))),
+            None => Err(StoreError::NotFound(format!("API key {id_or_name:?}"))),
+        }
+    }
+}
+
+/// Test support: a fresh database per test on the PostgreSQL server named by `TS_TEST_DATABASE_URL`.
+pub mod testing {
+    use super::*;
+
+    /// Creates a uniquely named database and returns its URL, or `None` when the variable is unset.
+    pub async fn fresh_postgres_url() -> Option<String> {
+        let base = std::env::var("TS_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())?;
+        sqlx::any::install_default_drivers();
+        let name = format!("ts_test_{}", uuid::Uuid::new_v4().simple());
+        let pool = AnyPoolOptions::new().max_connections(1).connect(&base).await.ok()?;
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.ok()?;
+        pool.close().await;
+        let (prefix, _) = base.rsplit_once('/')?;
+        Some(format!("{prefix}/{name}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn exercise(db: Db) {
+        db.migrate().await.unwrap();
+        db.migrate().await.unwrap();
+        db.ping().await.unwrap();
+        assert_eq!(db.count_users().await.unwrap(), 0);
+        let u = db.create_user("alice", "hash1", "trader").await.unwrap();
+        assert!(matches!(db.create_user("alice", "x", "viewer").await, Err(StoreError::Conflict(_))));
+        let got = db.user_by_name("alice").await.unwrap().unwrap();
+        assert_eq!((got.id, got.role.as_str(), got.disabled), (u.id, "trader", false));
+        db.set_password("alice", "hash2").await.unwrap();
+        assert_eq!(db.user_by_name("alice").await.unwrap().unwrap().password_hash, "hash2");
+        assert!(matches!(db.set_password("bob", "h").await, Err(StoreError::NotFound(_))));
+        assert!(db.user_by_name("bob").await.unwrap().is_none());
+        assert_eq!(db.list_users().await.unwrap().len(), 1);
+
+        let k = db.create_api_key("bot", "deadbeef", "ts_dead", "trader", "admin").await.unwrap();
+        assert_eq!(db.api_key_by_hash("deadbeef").await.unwrap().unwrap().id, k.id);
+        let revoked = db.revoke_api_key("bot").await.unwrap();
+        assert!(revoked.revoked_at.is_some());
+        assert!(matches!(db.revoke_api_key("nope").await, Err(StoreError::NotFound(_))));
+        assert_eq!(db.list_api_keys().await.unwrap().len(), 1);
+
+        let s1 = db.setting_or_insert("jwt_secret", || "first".into()).await.unwrap();
+        let s2 = db.setting_or_insert("jwt_secret", || "second".into()).await.unwrap();
+        assert_eq!((s1.as_str(), s2.as_str()), ("first", "first"));
+    }
+
+    #[tokio::test]
+    async fn sqlite_round_trip() {
+        let dir = std::env::temp_dir().join(format!("ts-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::connect(&format!("sqlite://{}/t.db", dir.display())).await.unwrap();
+        assert_eq!(db.backend(), Backend::Sqlite);
+        exercise(db).await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn postgres_round_trip() {
+        let Some(url) = testing::fresh_postgres_url().await else {
+            eprintln!("skipped: TS_TEST_DATABASE_URL is not set");
+            return;
+        };
+        let db = Db::connect(&url).await.unwrap();
+        assert_eq!(db.backend(), Backend::Postgres);
+        exercise(db).await;
+    }
+
+    #[tokio::test]
+    async fn rejects_unknown_urls() {
+        assert!(matches!(Db::connect("mysql://x").await, Err(StoreError::UnsupportedUrl(_))));
+    }
+}

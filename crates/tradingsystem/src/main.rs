@@ -1,1 +1,252 @@
-fn main() {}
+//! `tradingsystem`: the one binary of TradingSystem.
+
+mod config;
+mod logging;
+mod serve;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use gateway::auth::{check_password_policy, check_username, hash_password, new_api_key, random_hex, Role};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "tradingsystem", version, about = "Algorithmic-trading backend for B3: market data, orders, risk, positions, audit.")]
+struct Cli {
+    /// TOML configuration file (default: ./tradingsystem.toml when present). Environment variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs every service in one process: API and dashboard, Order Manager, simulated market, paper broker.
+    Serve(ServeArgs),
+    /// Reads the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Manages user accounts.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manages API keys for programs and bots.
+    #[command(subcommand)]
+    Apikey(ApiKeyCmd),
+    /// Applies database migrations (SQLite or PostgreSQL, from TS_DATABASE_URL).
+    Migrate,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Services to run (comma-separated). This build runs them all in one process: oms,gateway,market.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    services: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Prints the audit trail as JSON lines (who, what, when, why, result, correlation id). Safe while serving.
+    Export {
+        /// Only the records of this order.
+        #[arg(long)]
+        order_id: Option<u64>,
+        /// Print the raw journal records instead of audit entries.
+        #[arg(long)]
+        raw: bool,
+    },
+}
+
+#[derive(Args)]
+struct PasswordArgs {
+    /// The password (visible in the process list; prefer --password-stdin).
+    #[arg(long, conflicts_with = "password_stdin")]
+    password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Creates a user. Without a password option, a random one is generated and printed once.
+    Add {
+        username: String,
+        #[arg(long, value_parser = ["admin", "trader", "viewer"], default_value = "trader")]
+        role: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Lists users.
+    List,
+    /// Sets a user's password.
+    Passwd {
+        username: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCmd {
+    /// Creates a key and prints it once.
+    Create {
+        name: String,
+        #[arg(long, value_parser = ["admin", "trader", "viewer"], default_value = "trader")]
+        role: String,
+    },
+    /// Lists keys (prefixes only; keys are stored hashed).
+    List,
+    /// Revokes a key by id or name.
+    Revoke { id_or_name: String },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let cfg = config::load(cli.config.as_deref())?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Serve(args) => {
+            let unknown: Vec<&String> = args.services.iter().filter(|s| !["all", "oms", "gateway", "market"].contains(&s.as_str())).collect();
+            if !unknown.is_empty() {
+                bail!("unknown service(s) {unknown:?}: this build runs oms, gateway and market together (use --services all)");
+            }
+            std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
+            let _guard = logging::init("tradingsystem", &cfg.log_level, Some(&cfg.data_dir))?;
+            let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets(&[0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+                .and_then(|b| b.install_recorder())
+                .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
+            rt.block_on(serve::run(cfg, Some(handle)))
+        }
+        Command::Audit(AuditCmd::Export { order_id, raw }) => audit_export(&cfg, order_id, raw),
+        Command::User(cmd) => {
+            let _guard = logging::init("cli", "warn", None)?;
+            rt.block_on(user_cmd(&cfg, cmd))
+        }
+        Command::Apikey(cmd) => {
+            let _guard = logging::init("cli", "warn", None)?;
+            rt.block_on(apikey_cmd(&cfg, cmd))
+        }
+        Command::Migrate => {
+            let _guard = logging::init("cli", "warn", None)?;
+            rt.block_on(async {
+                std::fs::create_dir_all(&cfg.data_dir)?;
+                let db = serve::open_db(&cfg).await?;
+                db.close().await;
+                println!("migrations applied to {}", serve::redact(&cfg.database_url));
+                Ok(())
+            })
+        }
+    }
+}
+
+fn audit_export(cfg: &config::Config, order_id: Option<u64>, raw: bool) -> Result<()> {
+    let path = cfg.journal_path();
+    if !path.exists() {
+        bail!("no journal at {} (set TS_DATA_DIR to the server's data directory)", path.display());
+    }
+    let records = journal::read_file(&path)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for (i, bytes) in records.iter().enumerate() {
+        let rec: order_manager::Record = match serde_json::from_slice(bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("warning: record {} could not be decoded: {e}", i + 1);
+                continue;
+            }
+        };
+        if order_id.is_some_and(|id| rec.entry.order_id() != Some(id)) {
+            continue;
+        }
+        let line = if raw { serde_json::to_string(&rec)? } else { serde_json::to_string(&rec.audit(i as u64 + 1))? };
+        if writeln!(out, "{line}").is_err() {
+            // The reader went away (e.g. `| head`): not an error.
+            return Ok(());
+        }
+    }
+    let _ = out.flush();
+    Ok(())
+}
+
+fn read_password(args: &PasswordArgs) -> Result<Option<String>> {
+    if let Some(p) = &args.password {
+        return Ok(Some(p.clone()));
+    }
+    if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        return Ok(Some(line.trim_end_matches(['\r', '\n']).to_string()));
+    }
+    Ok(None)
+}
+
+async fn user_cmd(cfg: &config::Config, cmd: UserCmd) -> Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let db = serve::open_db(cfg).await?;
+    match cmd {
+        UserCmd::Add { username, role, password } => {
+            check_username(&username).map_err(|m| anyhow::anyhow!("username: {m}"))?;
+            let (pw, generated) = match read_password(&password)? {
+                Some(p) => (p, false),
+                None => (random_hex(12), true),
+            };
+            check_password_policy(&pw).map_err(|m| anyhow::anyhow!("password: {m}"))?;
+            let role = Role::parse(&role).context("unknown role")?;
+            let hash = hash_password(&pw).map_err(anyhow::Error::msg)?;
+            db.create_user(&username, &hash, role.as_str()).await?;
+            println!("created user {username} with role {}", role.as_str());
+            if generated {
+                println!("password: {pw}");
+            }
+        }
+        UserCmd::List => {
+            for u in db.list_users().await? {
+                println!("{}\t{}\t{}{}", u.username, u.role, u.created_at.to_rfc3339(), if u.disabled { "\tdisabled" } else { "" });
+            }
+        }
+        UserCmd::Passwd { username, password } => {
+            let pw = read_password(&password)?.context("give the new password with --password or --password-stdin")?;
+            check_password_policy(&pw).map_err(|m| anyhow::anyhow!("password: {m}"))?;
+            let hash = hash_password(&pw).map_err(anyhow::Error::msg)?;
+            db.set_password(&username, &hash).await?;
+            println!("password changed for {username}");
+        }
+    }
+    db.close().await;
+    Ok(())
+}
+
+async fn apikey_cmd(cfg: &config::Config, cmd: ApiKeyCmd) -> Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let db = serve::open_db(cfg).await?;
+    match cmd {
+        ApiKeyCmd::Create { name, role } => {
+            let role = Role::parse(&role).context("unknown role")?;
+            let (key, prefix, hash) = new_api_key();
+            let k = db.create_api_key(&name, &hash, &prefix, role.as_str(), "cli").await?;
+            println!("created API key {} ({}) with role {}", k.name, k.id, k.role);
+            println!("key (shown once): {key}");
+        }
+        ApiKeyCmd::List => {
+            for k in db.list_api_keys().await? {
+                let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                println!("{}\t{}\t{}…\t{}\t{}", k.id, k.name, k.prefix, k.role, state);
+            }
+        }
+        ApiKeyCmd::Revoke { id_or_name } => {
+            let k = db.revoke_api_key(&id_or_name).await?;
+            println!("revoked API key {} ({})", k.name, k.id);
+        }
+    }
+    db.close().await;
+    Ok(())
+}

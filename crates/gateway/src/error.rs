@@ -1,0 +1,106 @@
+//! The one error shape of the API: `{"error": {"code", "message", "details"}, "correlation_id"}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use order_manager::OmsError;
+use serde_json::{json, Value};
+
+tokio::task_local! {
+    /// The correlation id of the request being served; set by the request middleware.
+    pub static CORRELATION_ID: String;
+}
+
+pub fn correlation_id() -> Option<String> {
+    CORRELATION_ID.try_with(|c| c.clone()).ok()
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError { status, code: code.into(), message: message.into(), details: None }
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "MALFORMED_REQUEST", message)
+    }
+
+    /// 422 naming the offending field.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", message).with_details(json!({ "field": field }))
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "CONFLICT", message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(d) = self.details {
+            error["details"] = d;
+        }
+        let body = json!({ "error": error, "correlation_id": correlation_id() });
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<OmsError> for ApiError {
+    fn from(e: OmsError) -> Self {
+        match e {
+            OmsError::Invalid(v) => ApiError::invalid(v.field, v.to_string()),
+            OmsError::Risk { order, rejection } => ApiError::new(StatusCode::FORBIDDEN, rejection.code(), rejection.message.clone())
+                .with_details(json!({ "check": rejection.check, "order": crate::views::OrderView::from(*order) })),
+            OmsError::NotFound(id) => ApiError::not_found(format!("order {id} not found")),
+            OmsError::Conflict(m) => ApiError::conflict(m),
+            OmsError::Unavailable(m) => ApiError::unavailable(m),
+        }
+    }
+}
+
+impl From<storage::StoreError> for ApiError {
+    fn from(e: storage::StoreError) -> Self {
+        match e {
+            storage::StoreError::Conflict(m) => ApiError::conflict(format!("{m} already exists")),
+            storage::StoreError::NotFound(m) => ApiError::not_found(format!("{m} not found")),
+            other => {
+                tracing::error!(error = %other, "database error");
+                ApiError::unavailable("the database is unavailable")
+            }
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,127 @@
+use super::{pagination, parse_time, query, QueryMap};
+use crate::auth::{Principal, Role};
+use crate::body::{parse_bytes, parse_value};
+use crate::error::{correlation_id, ApiError, ApiResult};
+use crate::views::{List, OrderView};
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use domain::order::{OrderRequest, OrderStatus, OrderType, PositionType, Side, TimeInForce};
+use domain::Price;
+use order_manager::{Actor, OrderFilter, SubmitOutcome};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderBody {
+    symbol: String,
+    side: Side,
+    #[serde(rename = "type")]
+    order_type: OrderType,
+    quantity: i64,
+    price: Option<Price>,
+    stop_price: Option<Price>,
+    time_in_force: Option<TimeInForce>,
+    client_order_id: Option<String>,
+    position_type: Option<PositionType>,
+    justification: Option<String>,
+    source: Option<String>,
+}
+
+fn actor(p: &Principal) -> Actor {
+    Actor::with_correlation(p.name.clone(), correlation_id())
+}
+
+/// `POST /api/v1/orders` and `POST /api/v1/execute`: 201 with the new order, 200 with the original order for a
+/// repeated `client_order_id`, 403 with the check's code for a risk rejection, 422 naming the field when invalid.
+pub async fn create(State(st): State<AppState>, principal: Principal, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> ApiResult<(StatusCode, Json<OrderView>)> {
+    principal.require(Role::Trader)?;
+    let bytes = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "the request body is too large")
+        } else {
+            ApiError::bad_request(format!("could not read the body: {e}"))
+        }
+    })?;
+    let value = parse_bytes(&bytes)?;
+    let actor = actor(&principal);
+    let b: OrderBody = match parse_value(value.clone()) {
+        Ok(b) => b,
+        Err(e) => {
+            let field = e.details.as_ref().and_then(|d| d["field"].as_str()).unwrap_or("body").to_string();
+            // Invalid orders belong in the audit trail too; failing to journal one is not the caller's problem.
+            if let Err(je) = st.oms.record_invalid(value, &field, &e.message, &actor).await {
+                tracing::error!(error = %je, "could not journal an invalid order");
+            }
+            return Err(e);
+        }
+    };
+    let req = OrderRequest {
+        symbol: b.symbol.trim().to_ascii_uppercase(),
+        side: b.side,
+        order_type: b.order_type,
+        quantity: b.quantity,
+        price: b.price,
+        stop_price: b.stop_price,
+        time_in_force: b.time_in_force.unwrap_or_default(),
+        client_order_id: b.client_order_id,
+        position_type: b.position_type.unwrap_or_default(),
+        justification: b.justification,
+        source: b.source,
+    };
+    match st.oms.submit(req, &actor).await? {
+        SubmitOutcome::Created(o) => Ok((StatusCode::CREATED, Json(o.into()))),
+        SubmitOutcome::Existing(o) => Ok((StatusCode::OK, Json(o.into()))),
+    }
+}
+
+pub async fn list(State(st): State<AppState>, principal: Principal, q: QueryMap) -> ApiResult<Json<List<OrderView>>> {
+    principal.require(Role::Viewer)?;
+    let q = query(q)?;
+    let (limit, offset) = pagination(&q)?;
+    let status = q
+        .get("status")
+        .map(|s| {
+            s.split(',')
+                .map(|x| OrderStatus::parse(x.trim()).ok_or_else(|| ApiError::invalid("status", format!("unknown status {x:?}"))))
+                .collect::<ApiResult<Vec<_>>>()
+        })
+        .transpose()?;
+    let side = match q.get("side").map(|s| s.to_ascii_uppercase()) {
+        None => None,
+        Some(s) if s == "BUY" => Some(Side::Buy),
+        Some(s) if s == "SELL" => Some(Side::Sell),
+        Some(_) => return Err(ApiError::invalid("side", "side must be BUY or SELL")),
+    };
+    let filter = OrderFilter {
+        status,
+        symbol: q.get("symbol").map(|s| s.trim().to_ascii_uppercase()),
+        side,
+        from: parse_time(&q, "from")?,
+        to: parse_time(&q, "to")?,
+        limit,
+        offset,
+    };
+    let (orders, total) = st.oms.list(&filter);
+    Ok(Json(List { data: orders.into_iter().map(OrderView::from).collect(), total: total as u64 }))
+}
+
+fn parse_id(id: &str) -> ApiResult<u64> {
+    id.parse::<u64>().map_err(|_| ApiError::invalid("id", "order ids are positive integers"))
+}
+
+pub async fn get_one(State(st): State<AppState>, principal: Principal, Path(id): Path<String>) -> ApiResult<Json<OrderView>> {
+    principal.require(Role::Viewer)?;
+    let id = parse_id(&id)?;
+    st.oms.get(id).map(|o| Json(o.into())).ok_or_else(|| ApiError::not_found(format!("order {id} not found")))
+}
+
+/// `DELETE /api/v1/orders/{id}`: requests a cancel; the order comes back PENDING_CANCEL (or already CANCELED).
+pub async fn cancel(State(st): State<AppState>, principal: Principal, Path(id): Path<String>) -> ApiResult<Json<OrderView>> {
+    principal.require(Role::Trader)?;
+    let id = parse_id(&id)?;
+    let order = st.oms.cancel(id, &actor(&principal)).await?;
+    Ok(Json(order.into()))
+}

@@ -1,0 +1,131 @@
+use crate::auth::{Principal, Role};
+use crate::body::{parse_bytes, parse_value, JsonBody};
+use crate::error::{correlation_id, ApiError, ApiResult};
+use crate::routes::{query, QueryMap};
+use crate::views::PositionView;
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::Json;
+use domain::risk::{RiskLimits, SymbolLimits, TradingState};
+use domain::Money;
+use order_manager::{Actor, KillSwitchState, RiskStatus};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Serialize)]
+pub struct PositionsResponse {
+    data: Vec<PositionView>,
+    total: u64,
+    totals: Totals,
+}
+
+#[derive(Serialize)]
+struct Totals {
+    realized_today: Money,
+    unrealized: Money,
+    daily_pnl: Money,
+    exposure: Money,
+}
+
+pub async fn positions(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<PositionsResponse>> {
+    principal.require(Role::Viewer)?;
+    let v = st.oms.positions();
+    let data: Vec<PositionView> = v.positions.into_iter().map(PositionView::from).collect();
+    Ok(Json(PositionsResponse {
+        total: data.len() as u64,
+        data,
+        totals: Totals { realized_today: v.realized_today, unrealized: v.unrealized, daily_pnl: v.daily_pnl, exposure: v.exposure },
+    }))
+}
+
+pub async fn get_limits(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<RiskLimits>> {
+    principal.require(Role::Viewer)?;
+    Ok(Json(st.oms.limits()))
+}
+
+/// A partial update: fields left out keep their current values. `reason` is required (limits changes are audited
+/// with who and why).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsPatch {
+    reason: String,
+    max_orders_per_second: Option<u32>,
+    max_order_qty_stock: Option<i64>,
+    max_order_qty_future: Option<i64>,
+    max_notional: Option<Money>,
+    price_band_bps: Option<u32>,
+    position_limit_stock: Option<i64>,
+    position_limit_future: Option<i64>,
+    daily_loss_limit: Option<Money>,
+    trading_state: Option<TradingState>,
+    symbols: Option<BTreeMap<String, SymbolLimits>>,
+}
+
+pub async fn put_limits(State(st): State<AppState>, principal: Principal, JsonBody(p, _): JsonBody<LimitsPatch>) -> ApiResult<Json<RiskLimits>> {
+    principal.require(Role::Admin)?;
+    if p.reason.trim().is_empty() {
+        return Err(ApiError::invalid("reason", "reason must say why the limits change"));
+    }
+    let mut l = st.oms.limits();
+    macro_rules! merge {
+        ($($f:ident),*) => { $( if let Some(v) = p.$f { l.$f = v; } )* };
+    }
+    merge!(max_orders_per_second, max_order_qty_stock, max_order_qty_future, max_notional, price_band_bps,
+        position_limit_stock, position_limit_future, daily_loss_limit, trading_state);
+    if let Some(s) = p.symbols {
+        l.symbols = s.into_iter().map(|(k, v)| (k.trim().to_ascii_uppercase(), v)).collect();
+    }
+    let actor = Actor::with_correlation(principal.name, correlation_id());
+    Ok(Json(st.oms.set_limits(l, p.reason.trim(), &actor).await?))
+}
+
+pub async fn status(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<RiskStatus>> {
+    principal.require(Role::Viewer)?;
+    Ok(Json(st.oms.risk_status()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillSwitchBody {
+    reason: String,
+    #[serde(default = "yes")]
+    cancel_open_orders: bool,
+    #[serde(default)]
+    flatten: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub async fn activate_kill_switch(State(st): State<AppState>, principal: Principal, JsonBody(b, _): JsonBody<KillSwitchBody>) -> ApiResult<Json<KillSwitchState>> {
+    principal.require(Role::Trader)?;
+    if b.reason.trim().is_empty() {
+        return Err(ApiError::invalid("reason", "reason is required"));
+    }
+    let actor = Actor::with_correlation(principal.name, correlation_id());
+    Ok(Json(st.oms.activate_kill_switch(&actor, b.reason.trim(), b.cancel_open_orders, b.flatten).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleaseBody {
+    reason: String,
+}
+
+/// Admins only. The reason comes in a JSON body `{"reason": ...}` or as `?reason=`.
+pub async fn release_kill_switch(State(st): State<AppState>, principal: Principal, q: QueryMap, body: Bytes) -> ApiResult<Json<KillSwitchState>> {
+    principal.require(Role::Admin)?;
+    let q = query(q)?;
+    let reason = if body.iter().all(|b| b.is_ascii_whitespace()) {
+        q.get("reason").cloned().unwrap_or_default()
+    } else {
+        parse_value::<ReleaseBody>(parse_bytes(&body)?)?.reason
+    };
+    if reason.trim().is_empty() {
+        return Err(ApiError::invalid("reason", "releasing the kill switch needs a reason"));
+    }
+    let actor = Actor::with_correlation(principal.name, correlation_id());
+    Ok(Json(st.oms.release_kill_switch(&actor, reason.trim()).await?))
+}

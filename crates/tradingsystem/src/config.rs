@@ -1,0 +1,139 @@
+//! Configuration: a TOML file (`--config`, default `./tradingsystem.toml` when present) overridden by the
+//! environment variables of the API contract.
+
+use anyhow::{bail, Context, Result};
+use chrono::NaiveDate;
+use domain::calendar::TradingCalendar;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub bus_url: Option<String>,
+    pub market: Option<String>,
+    pub broker: Option<String>,
+    pub docs_dir: Option<PathBuf>,
+    pub log_level: Option<String>,
+    pub token_ttl_minutes: Option<i64>,
+    pub sim: SimSection,
+    pub trading_hours: Option<HoursSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimSection {
+    pub seed: Option<u64>,
+    pub trades_per_second: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoursSection {
+    /// "HH:MM" São Paulo time.
+    pub open: String,
+    pub close: String,
+    #[serde(default)]
+    pub holidays: Vec<NaiveDate>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub market: String,
+    pub broker: String,
+    pub log_level: String,
+    pub token_ttl_minutes: i64,
+    pub sim_seed: u64,
+    pub sim_trades_per_second: f64,
+    /// Session hours for real feeds; the simulated market is always open.
+    pub real_calendar: TradingCalendar,
+}
+
+impl Config {
+    pub fn journal_path(&self) -> PathBuf {
+        self.data_dir.join("journal").join("oms.journal")
+    }
+
+    /// The session calendar that applies to the configured market.
+    pub fn calendar(&self) -> TradingCalendar {
+        if self.market == "sim" {
+            TradingCalendar::Continuous
+        } else {
+            self.real_calendar.clone()
+        }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse_hhmm(s: &str, field: &str) -> Result<chrono::NaiveTime> {
+    chrono::NaiveTime::parse_from_str(s, "%H:%M").with_context(|| format!("trading_hours.{field} must be HH:MM, got {s:?}"))
+}
+
+pub fn load(path: Option<&Path>) -> Result<Config> {
+    let default_path = Path::new("tradingsystem.toml");
+    let file: FileConfig = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("invalid config file {}", p.display()))?
+        }
+        None if default_path.exists() => {
+            let text = std::fs::read_to_string(default_path).context("cannot read ./tradingsystem.toml")?;
+            toml::from_str(&text).context("invalid config file ./tradingsystem.toml")?
+        }
+        None => FileConfig::default(),
+    };
+    let listen_s = env("TS_LISTEN").or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listen: SocketAddr = listen_s.parse().with_context(|| format!("TS_LISTEN must be host:port, got {listen_s:?}"))?;
+    let data_dir = env("TS_DATA_DIR").map(PathBuf::from).or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
+    let database_url = env("TS_DATABASE_URL")
+        .or(file.database_url)
+        .unwrap_or_else(|| format!("sqlite://{}/tradingsystem.db", data_dir.display()));
+    if let Some(bus) = env("TS_BUS_URL").or(file.bus_url) {
+        if bus != "in-process" && bus != "inprocess" {
+            bail!("TS_BUS_URL={bus}: this build runs the in-process bus only (the NATS bus arrives with the Data Capture work)");
+        }
+    }
+    let market = env("TS_MARKET").or(file.market).unwrap_or_else(|| "sim".into());
+    if market != "sim" {
+        bail!("TS_MARKET={market}: this build supports only 'sim' (replay and FIX feeds are not built yet)");
+    }
+    let broker = env("TS_BROKER").or(file.broker).unwrap_or_else(|| "paper".into());
+    if broker != "paper" {
+        bail!("TS_BROKER={broker}: this build supports only 'paper' (the FIX adapter is not built yet)");
+    }
+    let log_level = env("TS_LOG").or(file.log_level).unwrap_or_else(|| "info".into());
+    let token_ttl_minutes = file.token_ttl_minutes.unwrap_or(8 * 60);
+    if !(1..=60 * 24 * 30).contains(&token_ttl_minutes) {
+        bail!("token_ttl_minutes must be between 1 and 43200");
+    }
+    let sim_trades_per_second = file.sim.trades_per_second.unwrap_or(50.0);
+    if !(0.1..=1_000_000.0).contains(&sim_trades_per_second) {
+        bail!("sim.trades_per_second must be between 0.1 and 1000000");
+    }
+    let real_calendar = match file.trading_hours {
+        None => TradingCalendar::b3_regular(),
+        Some(h) => TradingCalendar::Sessions { open: parse_hhmm(&h.open, "open")?, close: parse_hhmm(&h.close, "close")?, holidays: h.holidays },
+    };
+    Ok(Config {
+        listen,
+        data_dir,
+        database_url,
+        market,
+        broker,
+        log_level,
+        token_ttl_minutes,
+        sim_seed: file.sim.seed.unwrap_or(42),
+        sim_trades_per_second,
+        real_calendar,
+    })
+}
