@@ -464,8 +464,12 @@ impl OrderManager {
 
     /// Marks positions to a trade from the market and enforces the daily loss limit.
     pub fn on_market_trade(&self, symbol: &str, price: Price) {
+        let now = self.now();
         let mut guard = self.inner.state.lock();
         let st = &mut *guard;
+        if let Err(e) = self.roll_session_locked(st, now) {
+            tracing::error!(error = %e, "could not start the new session");
+        }
         st.last_prices.insert(symbol.to_string(), price);
         if st.positions.mark(symbol, price) {
             self.check_daily_loss_locked(st);
@@ -777,6 +781,19 @@ impl OrderManager {
         .into_iter()
         .map(|c| c.code())
         .collect()
+    }
+
+    /// Everything that recovery must restore, as JSON: orders (with fills), positions, limits, the kill switch.
+    pub fn durable_state(&self) -> serde_json::Value {
+        let st = self.inner.state.lock();
+        serde_json::json!({
+            "orders": st.orders.values().collect::<Vec<_>>(),
+            "positions": st.positions.iter().map(|p| (p.symbol.clone(), p.quantity, p.cost, p.realized_today, p.realized_total)).collect::<Vec<_>>(),
+            "limits": st.limits,
+            "kill_switch": st.kill_switch,
+            "session_date": st.session_date,
+            "next_id": st.next_id,
+        })
     }
 
     /// Flushes and closes the journal (graceful shutdown).

@@ -1,0 +1,293 @@
+//! Order Manager behaviour against a broker the test drives by hand, and against the paper broker.
+
+use chrono::{DateTime, Utc};
+use domain::broker::{Broker, BrokerConnection, BrokerError, BrokerEvent, BrokerOrderSnapshot, LinkState};
+use domain::calendar::TradingCalendar;
+use domain::order::{Fill, Order, OrderEvent, OrderId, OrderRequest, OrderStatus, OrderType, PositionType, Side, TimeInForce};
+use domain::risk::RiskLimits;
+use domain::{Instruments, Money, Price};
+use order_manager::{Actor, OmsError, OrderManager, SubmitOutcome, SystemClock};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A broker whose events the test sends itself: lets a test replay duplicate fills or drop acknowledgements.
+struct ManualBroker {
+    submitted: Mutex<Vec<Order>>,
+    canceled: Mutex<Vec<OrderId>>,
+    working: Mutex<Vec<BrokerOrderSnapshot>>,
+    routing: Mutex<LinkState>,
+}
+
+impl ManualBroker {
+    fn new() -> Arc<Self> {
+        Arc::new(ManualBroker {
+            submitted: Mutex::new(Vec::new()),
+            canceled: Mutex::new(Vec::new()),
+            working: Mutex::new(Vec::new()),
+            routing: Mutex::new(LinkState::Connected),
+        })
+    }
+}
+
+impl Broker for ManualBroker {
+    fn name(&self) -> &'static str {
+        "manual"
+    }
+    fn connection(&self) -> BrokerConnection {
+        let r = *self.routing.lock().unwrap();
+        BrokerConnection { login: LinkState::Connected, routing: r, market_data: LinkState::Connected }
+    }
+    fn submit(&self, order: &Order) -> Result<(), BrokerError> {
+        self.submitted.lock().unwrap().push(order.clone());
+        Ok(())
+    }
+    fn cancel(&self, order_id: OrderId) -> Result<(), BrokerError> {
+        self.canceled.lock().unwrap().push(order_id);
+        Ok(())
+    }
+    fn working_orders(&self) -> Vec<BrokerOrderSnapshot> {
+        self.working.lock().unwrap().clone()
+    }
+}
+
+fn instruments() -> Instruments {
+    Instruments::b3_defaults(Utc::now().date_naive())
+}
+
+async fn open(path: &Path, broker: Arc<dyn Broker>, events: mpsc::UnboundedReceiver<BrokerEvent>) -> OrderManager {
+    let (oms, report) = OrderManager::recover(path, instruments(), TradingCalendar::Continuous, Arc::new(SystemClock)).unwrap();
+    oms.on_market_trade("PETR4", Price::from_f64(30.0).unwrap());
+    oms.attach_broker(broker, events, &report).await.unwrap();
+    oms
+}
+
+fn limit(side: Side, qty: i64, price: f64) -> OrderRequest {
+    OrderRequest {
+        symbol: "PETR4".into(),
+        side,
+        order_type: OrderType::Limit,
+        quantity: qty,
+        price: Price::from_f64(price),
+        stop_price: None,
+        time_in_force: TimeInForce::Day,
+        client_order_id: None,
+        position_type: PositionType::Daytrade,
+        justification: Some("test".into()),
+        source: None,
+    }
+}
+
+fn ev(order_id: OrderId, event: OrderEvent) -> BrokerEvent {
+    BrokerEvent { order_id, event, ts: Utc::now() }
+}
+
+fn fill(exec: &str, qty: i64, price: f64) -> OrderEvent {
+    OrderEvent::Filled(Fill { exec_id: exec.into(), quantity: qty, price: Price::from_f64(price).unwrap(), ts: DateTime::<Utc>::UNIX_EPOCH })
+}
+
+async fn settle(oms: &OrderManager, id: OrderId, pred: impl Fn(&Order) -> bool) -> Order {
+    for _ in 0..200 {
+        if let Some(o) = oms.get(id) {
+            if pred(&o) {
+                return o;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("order {id} did not reach the expected state: {:?}", oms.get(id));
+}
+
+#[tokio::test]
+async fn duplicate_fills_do_not_double_positions_and_replay_restores_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("oms.journal");
+    let broker = ManualBroker::new();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let oms = open(&path, broker.clone(), rx).await;
+    let actor = Actor::new("alice");
+
+    let o = oms.submit(limit(Side::Buy, 300, 30.0), &actor).await.unwrap().order().clone();
+    assert_eq!(o.status, OrderStatus::PendingNew);
+    assert_eq!(broker.submitted.lock().unwrap().len(), 1);
+    tx.send(ev(o.id, OrderEvent::Accepted { broker_order_id: "X1".into() })).unwrap();
+    tx.send(ev(o.id, fill("f1", 100, 30.0))).unwrap();
+    tx.send(ev(o.id, fill("f1", 100, 30.0))).unwrap();
+    tx.send(ev(o.id, fill("f2", 200, 29.99))).unwrap();
+    tx.send(ev(o.id, fill("f2", 200, 29.99))).unwrap();
+    let o = settle(&oms, o.id, |o| o.status == OrderStatus::Filled).await;
+    assert_eq!(o.filled_quantity, 300);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(oms.positions().positions[0].quantity, 300, "re-sent fills must not double the position");
+
+    // An illegal event (a fill on a filled order) is refused and changes nothing.
+    let before = oms.durable_state();
+    tx.send(ev(o.id, fill("f3", 1, 30.0))).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(oms.durable_state(), before);
+
+    // More history: a sale that realizes P&L, a resting order, a cancel, new limits, the kill switch.
+    let s = oms.submit(limit(Side::Sell, 100, 30.5), &actor).await.unwrap().order().clone();
+    tx.send(ev(s.id, OrderEvent::Accepted { broker_order_id: "X2".into() })).unwrap();
+    tx.send(ev(s.id, fill("g1", 100, 30.5))).unwrap();
+    let r = oms.submit(limit(Side::Buy, 100, 29.0), &actor).await.unwrap().order().clone();
+    tx.send(ev(r.id, OrderEvent::Accepted { broker_order_id: "X3".into() })).unwrap();
+    settle(&oms, r.id, |o| o.status == OrderStatus::New).await;
+    let limits = RiskLimits { daily_loss_limit: Money::from_brl(2_000), ..RiskLimits::default() };
+    oms.set_limits(limits.clone(), "tighter for the test", &Actor::new("admin")).await.unwrap();
+    oms.activate_kill_switch(&actor, "test stop", true, false).await.unwrap();
+    assert_eq!(oms.get(r.id).unwrap().status, OrderStatus::PendingCancel);
+    assert!(broker.canceled.lock().unwrap().contains(&r.id));
+    tx.send(ev(r.id, OrderEvent::Canceled { reason: "ok".into() })).unwrap();
+    settle(&oms, r.id, |o| o.status == OrderStatus::Canceled).await;
+    let realized = oms.positions().realized_today;
+    assert!(realized > Money::ZERO);
+
+    let state = oms.durable_state();
+    oms.shutdown();
+    drop(oms);
+
+    let (tx2, rx2) = mpsc::unbounded_channel();
+    drop(tx2);
+    let broker2 = ManualBroker::new();
+    let oms2 = open(&path, broker2, rx2).await;
+    assert_eq!(oms2.durable_state(), state, "replay restores orders, fills, positions, limits and the kill switch exactly");
+    assert!(oms2.kill_switch().active);
+    assert_eq!(oms2.limits(), limits);
+    let err = oms2.submit(limit(Side::Buy, 100, 30.0), &actor).await.unwrap_err();
+    assert!(matches!(err, OmsError::Risk { ref rejection, .. } if rejection.code() == "KILL_SWITCH_ACTIVE"));
+}
+
+#[tokio::test]
+async fn client_order_id_is_idempotent_and_rejections_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_tx, rx) = mpsc::unbounded_channel();
+    let broker = ManualBroker::new();
+    let oms = open(&dir.path().join("j"), broker.clone(), rx).await;
+    let actor = Actor::new("bob");
+    let mut req = limit(Side::Buy, 100, 30.0);
+    req.client_order_id = Some("abc-1".into());
+    let first = oms.submit(req.clone(), &actor).await.unwrap();
+    let again = oms.submit(req.clone(), &actor).await.unwrap();
+    assert!(matches!(first, SubmitOutcome::Created(_)));
+    assert!(matches!(again, SubmitOutcome::Existing(_)));
+    assert_eq!(first.order().id, again.order().id);
+    assert_eq!(broker.submitted.lock().unwrap().len(), 1, "never a second order at the broker");
+
+    let err = oms.submit(limit(Side::Buy, 100, 40.0), &actor).await.unwrap_err();
+    let OmsError::Risk { order, rejection } = err else { panic!("expected a risk rejection") };
+    assert_eq!(rejection.code(), "PRICE_BAND");
+    let stored = oms.get(order.id).unwrap();
+    assert_eq!(stored.status, OrderStatus::Rejected);
+    assert_eq!(stored.reject_code.as_deref(), Some("PRICE_BAND"));
+    assert!(stored.reject_reason.is_some());
+
+    let err = oms.submit(limit(Side::Buy, 150, 30.0), &actor).await.unwrap_err();
+    assert!(matches!(err, OmsError::Invalid(ref v) if v.field == "quantity"));
+    let (audit, _) = oms.audit(0, 1000, None).unwrap();
+    assert!(audit.iter().any(|a| a.result == "invalid"), "invalid orders are in the audit trail");
+    assert!(audit.iter().any(|a| a.result == "rejected:PRICE_BAND"));
+}
+
+#[tokio::test]
+async fn routing_down_pauses_new_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_tx, rx) = mpsc::unbounded_channel();
+    let broker = ManualBroker::new();
+    let oms = open(&dir.path().join("j"), broker.clone(), rx).await;
+    *broker.routing.lock().unwrap() = LinkState::Disconnected;
+    let err = oms.submit(limit(Side::Buy, 100, 30.0), &Actor::new("c")).await.unwrap_err();
+    assert!(matches!(err, OmsError::Unavailable(_)));
+}
+
+#[tokio::test]
+async fn reconciliation_records_what_it_corrects() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j");
+    {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let oms = open(&path, ManualBroker::new(), rx).await;
+        let o = oms.submit(limit(Side::Buy, 100, 29.5), &Actor::new("d")).await.unwrap().order().clone();
+        tx.send(ev(o.id, OrderEvent::Accepted { broker_order_id: "B-1".into() })).unwrap();
+        settle(&oms, o.id, |o| o.status == OrderStatus::New).await;
+        oms.shutdown();
+    }
+    // The broker forgot order 1 and works an order 99 we never sent.
+    let broker = ManualBroker::new();
+    broker.working.lock().unwrap().push(BrokerOrderSnapshot { order_id: 99, broker_order_id: "B-99".into(), filled_quantity: 0 });
+    let (_tx, rx) = mpsc::unbounded_channel();
+    let oms = open(&path, broker.clone(), rx).await;
+    assert_eq!(oms.get(1).unwrap().status, OrderStatus::Canceled);
+    assert_eq!(broker.canceled.lock().unwrap().as_slice(), &[99]);
+    let (audit, _) = oms.audit(0, 1000, None).unwrap();
+    assert_eq!(audit.iter().filter(|a| a.action == "reconcile").count(), 2);
+}
+
+#[tokio::test]
+async fn daily_loss_limit_trips_the_kill_switch_automatically() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let oms = open(&dir.path().join("j"), ManualBroker::new(), rx).await;
+    let admin = Actor::new("admin");
+    oms.set_limits(RiskLimits { daily_loss_limit: Money::from_brl(100), ..RiskLimits::default() }, "small", &admin).await.unwrap();
+    let o = oms.submit(limit(Side::Buy, 1000, 30.0), &Actor::new("e")).await.unwrap().order().clone();
+    tx.send(ev(o.id, OrderEvent::Accepted { broker_order_id: "B".into() })).unwrap();
+    tx.send(ev(o.id, fill("x", 1000, 30.0))).unwrap();
+    settle(&oms, o.id, |o| o.status == OrderStatus::Filled).await;
+    // -R$ 0.09 × 1000 = -R$ 90: 90 % of the limit, a warning only.
+    oms.on_market_trade("PETR4", Price::from_f64(29.91).unwrap());
+    assert!(!oms.kill_switch().active);
+    let mut warned = false;
+    for _ in 0..100 {
+        // The warning is journaled without anyone waiting on it; give the group commit a moment.
+        let (audit, _) = oms.audit(0, 1000, None).unwrap();
+        warned = audit.iter().any(|a| a.action == "loss_warning");
+        if warned {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(warned, "a warning is recorded at 80 % of the limit");
+    // -R$ 100: the limit.
+    oms.on_market_trade("PETR4", Price::from_f64(29.90).unwrap());
+    let ks = oms.kill_switch();
+    assert!(ks.active && ks.automatic);
+    assert!(ks.reason.unwrap().contains("loss limit"));
+}
+
+#[tokio::test]
+async fn kill_switch_with_the_paper_broker_cancels_and_flattens() {
+    use market_sim::{SimConfig, SimMarket};
+    let dir = tempfile::tempdir().unwrap();
+    let market = SimMarket::new(instruments(), SimConfig::default());
+    market.warm_up(Utc::now());
+    let (oms, report) = OrderManager::recover(&dir.path().join("j"), instruments(), TradingCalendar::Continuous, Arc::new(SystemClock)).unwrap();
+    let last = market.last_price("PETR4").unwrap();
+    oms.on_market_trade("PETR4", last);
+    let (broker, events) = paper_broker::PaperBroker::start(market.clone(), TradingCalendar::Continuous, oms.open_orders());
+    oms.attach_broker(broker, events, &report).await.unwrap();
+    let t = Actor::new("trader");
+    let mut buy = limit(Side::Buy, 200, 0.0);
+    buy.order_type = OrderType::Market;
+    buy.price = None;
+    let filled = oms.submit(buy, &t).await.unwrap().order().clone();
+    settle(&oms, filled.id, |o| o.status == OrderStatus::Filled).await;
+    let resting_px = Price(last.units() - 100 * 20);
+    let mut rest = limit(Side::Buy, 100, 0.0);
+    rest.price = Some(resting_px);
+    let resting = oms.submit(rest, &t).await.unwrap().order().clone();
+    settle(&oms, resting.id, |o| o.status == OrderStatus::New).await;
+
+    oms.activate_kill_switch(&t, "desk stop", true, true).await.unwrap();
+    settle(&oms, resting.id, |o| o.status == OrderStatus::Canceled).await;
+    for _ in 0..200 {
+        if oms.positions().positions.iter().all(|p| p.quantity == 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(oms.positions().positions.iter().all(|p| p.quantity == 0), "flattened");
+    oms.release_kill_switch(&Actor::new("admin"), "resume").await.unwrap();
+    assert!(!oms.kill_switch().active);
+}
