@@ -11,7 +11,11 @@ pub enum TradingCalendar {
     /// Always open (the simulated market).
     Continuous,
     /// Open between `open` and `close` São Paulo time on weekdays, except `holidays`.
-    Sessions { open: NaiveTime, close: NaiveTime, holidays: Vec<NaiveDate> },
+    Sessions {
+        open: NaiveTime,
+        close: NaiveTime,
+        holidays: Vec<NaiveDate>,
+    },
 }
 
 impl TradingCalendar {
@@ -27,10 +31,15 @@ impl TradingCalendar {
     pub fn is_open(&self, now: DateTime<Utc>) -> bool {
         match self {
             TradingCalendar::Continuous => true,
-            TradingCalendar::Sessions { open, close, holidays } => {
+            TradingCalendar::Sessions {
+                open,
+                close,
+                holidays,
+            } => {
                 let local = now.with_timezone(&Sao_Paulo);
                 let date = local.date_naive();
-                if matches!(date.weekday(), Weekday::Sat | Weekday::Sun) || holidays.contains(&date) {
+                if matches!(date.weekday(), Weekday::Sat | Weekday::Sun) || holidays.contains(&date)
+                {
                     return false;
                 }
                 let t = local.time();
@@ -60,14 +69,19 @@ mod tests {
         assert!(!cal.is_open(Utc.with_ymd_and_hms(2025, 11, 24, 21, 0, 0).unwrap()));
         // Saturday.
         assert!(!cal.is_open(Utc.with_ymd_and_hms(2025, 11, 22, 15, 0, 0).unwrap()));
-        assert!(TradingCalendar::Continuous.is_open(Utc.with_ymd_and_hms(2025, 11, 22, 3, 0, 0).unwrap()));
+        assert!(TradingCalendar::Continuous
+            .is_open(Utc.with_ymd_and_hms(2025, 11, 22, 3, 0, 0).unwrap()));
     }
 
     #[test]
     fn holidays_close_the_session() {
         let holiday = NaiveDate::from_ymd_opt(2025, 11, 20).unwrap();
         let cal = match TradingCalendar::b3_regular() {
-            TradingCalendar::Sessions { open, close, .. } => TradingCalendar::Sessions { open, close, holidays: vec![holiday] },
+            TradingCalendar::Sessions { open, close, .. } => TradingCalendar::Sessions {
+                open,
+                close,
+                holidays: vec![holiday],
+            },
             c => c,
         };
         assert!(!cal.is_open(Utc.with_ymd_and_hms(2025, 11, 20, 15, 0, 0).unwrap()));

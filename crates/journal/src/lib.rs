@@ -24,7 +24,10 @@ pub const MAX_RECORD: usize = 16 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("journal I/O error on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0} is not a journal (bad magic)")]
     NotAJournal(PathBuf),
     #[error("record of {0} bytes exceeds the maximum")]
@@ -34,7 +37,10 @@ pub enum JournalError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
-    move |source| JournalError::Io { path: path.to_path_buf(), source }
+    move |source| JournalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Result of scanning journal bytes.
@@ -53,21 +59,29 @@ pub fn scan(bytes: &[u8]) -> Scan {
     let mut pos = MAGIC.len().min(bytes.len());
     let mut records = Vec::new();
     loop {
-        let Some(header) = bytes.get(pos..pos + HEADER) else { break };
+        let Some(header) = bytes.get(pos..pos + HEADER) else {
+            break;
+        };
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
         if len > MAX_RECORD {
             break;
         }
         let start = pos + HEADER;
-        let Some(payload) = bytes.get(start..start + len) else { break };
+        let Some(payload) = bytes.get(start..start + len) else {
+            break;
+        };
         if crc32fast::hash(payload) != crc {
             break;
         }
         records.push((start, start + len));
         pos = start + len;
     }
-    Scan { records, good_len: pos, discarded: bytes.len() - pos }
+    Scan {
+        records,
+        good_len: pos,
+        discarded: bytes.len() - pos,
+    }
 }
 
 /// Reads the good records of a journal without modifying it (safe while a server has it open).
@@ -79,7 +93,11 @@ pub fn read_file(path: &Path) -> Result<Vec<Vec<u8>>, JournalError> {
         }
         return Err(JournalError::NotAJournal(path.to_path_buf()));
     }
-    Ok(scan(&bytes).records.iter().map(|&(s, e)| bytes[s..e].to_vec()).collect())
+    Ok(scan(&bytes)
+        .records
+        .iter()
+        .map(|&(s, e)| bytes[s..e].to_vec())
+        .collect())
 }
 
 fn encode_into(buf: &mut Vec<u8>, payload: &[u8]) {
@@ -129,7 +147,13 @@ impl Journal {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         }
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io_err(&path))?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err(&path))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io_err(&path))?;
         if bytes.is_empty() {
@@ -158,9 +182,18 @@ impl Journal {
             file.set_len(scan.good_len as u64).map_err(io_err(&path))?;
             file.sync_all().map_err(io_err(&path))?;
         }
-        file.seek(SeekFrom::Start(scan.good_len as u64)).map_err(io_err(&path))?;
-        let offsets = scan.records.iter().map(|(s, _)| (s - HEADER) as u64).collect::<Vec<_>>();
-        let records = scan.records.iter().map(|&(s, e)| bytes[s..e].to_vec()).collect::<Vec<_>>();
+        file.seek(SeekFrom::Start(scan.good_len as u64))
+            .map_err(io_err(&path))?;
+        let offsets = scan
+            .records
+            .iter()
+            .map(|(s, _)| (s - HEADER) as u64)
+            .collect::<Vec<_>>();
+        let records = scan
+            .records
+            .iter()
+            .map(|&(s, e)| bytes[s..e].to_vec())
+            .collect::<Vec<_>>();
         let count = records.len() as u64;
         let (durable, _) = watch::channel(count);
         let shared = Arc::new(Shared {
@@ -181,8 +214,17 @@ impl Journal {
             .name("journal-writer".into())
             .spawn(move || writer_loop(writer_shared, file))
             .map_err(io_err(&path))?;
-        let journal = Journal { shared, writer: Arc::new(Mutex::new(Some(handle))) };
-        Ok((journal, Recovery { records, truncated_bytes: scan.discarded }))
+        let journal = Journal {
+            shared,
+            writer: Arc::new(Mutex::new(Some(handle))),
+        };
+        Ok((
+            journal,
+            Recovery {
+                records,
+                truncated_bytes: scan.discarded,
+            },
+        ))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -272,7 +314,11 @@ impl Journal {
             }
             let to = (from + limit as u64).min(last);
             let start = st.offsets[from as usize];
-            let end = if (to as usize) < st.offsets.len() { st.offsets[to as usize] } else { st.end };
+            let end = if (to as usize) < st.offsets.len() {
+                st.offsets[to as usize]
+            } else {
+                st.end
+            };
             (start, end)
         };
         let path = &self.shared.path;
@@ -284,7 +330,9 @@ impl Journal {
         let mut pos = 0;
         while let Some(h) = buf.get(pos..pos + HEADER) {
             let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
-            let Some(p) = buf.get(pos + HEADER..pos + HEADER + len) else { break };
+            let Some(p) = buf.get(pos + HEADER..pos + HEADER + len) else {
+                break;
+            };
             out.push(p.to_vec());
             pos += HEADER + len;
         }
@@ -308,7 +356,9 @@ impl Journal {
 fn sync_dir(path: &Path) -> Result<(), JournalError> {
     if let Some(dir) = path.parent() {
         // Makes the directory entry of a new file durable; required on ext4/xfs for the file to survive a crash.
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(dir))?;
     }
     Ok(())
 }
@@ -337,7 +387,11 @@ fn writer_loop(shared: Arc<Shared>, mut file: File) {
                 // After a failed fsync the page cache state is unknown (fsyncgate): refuse all further writes.
                 let msg = format!("write/fsync of {} failed: {e}", shared.path.display());
                 tracing::error!(error = %msg, "journal failed");
-                shared.state.lock().unwrap_or_else(|e| e.into_inner()).failed = Some(msg);
+                shared
+                    .state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .failed = Some(msg);
                 shared.durable.send_modify(|_| {});
                 return;
             }
@@ -374,7 +428,10 @@ mod tests {
         j.wait_durable(last).await.unwrap();
         assert_eq!(last, 100);
         assert_eq!(records(&j).len(), 100);
-        assert_eq!(j.read_range(98, 10).unwrap(), vec![b"record 98".to_vec(), b"record 99".to_vec()]);
+        assert_eq!(
+            j.read_range(98, 10).unwrap(),
+            vec![b"record 98".to_vec(), b"record 99".to_vec()]
+        );
         j.close();
         assert!(j.append(b"after close").is_err());
         let (j2, rec) = Journal::open(&path).unwrap();
@@ -392,7 +449,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.log");
         std::fs::write(&path, b"hello world, not a journal").unwrap();
-        assert!(matches!(Journal::open(&path), Err(JournalError::NotAJournal(_))));
+        assert!(matches!(
+            Journal::open(&path),
+            Err(JournalError::NotAJournal(_))
+        ));
     }
 
     #[test]
@@ -414,7 +474,10 @@ mod tests {
         assert_eq!(rec.records, vec![b"aaaa".to_vec()]);
         assert_eq!(rec.truncated_bytes, 2 * (HEADER + 4));
         j.close();
-        assert_eq!(std::fs::metadata(&path).unwrap().len() as usize, MAGIC.len() + HEADER + 4);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len() as usize,
+            MAGIC.len() + HEADER + 4
+        );
     }
 
     /// Truncating the file at every byte offset of its last record recovers exactly the records before it
@@ -423,7 +486,9 @@ mod tests {
     fn truncation_at_every_offset_of_the_last_record() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.log");
-        let payloads: Vec<Vec<u8>> = (0..5).map(|i| format!("{{\"seq\":{i},\"kind\":\"order\"}}").into_bytes()).collect();
+        let payloads: Vec<Vec<u8>> = (0..5)
+            .map(|i| format!("{{\"seq\":{i},\"kind\":\"order\"}}").into_bytes())
+            .collect();
         let (j, _) = Journal::open(&path).unwrap();
         for p in &payloads {
             let s = j.append(p).unwrap();
@@ -436,9 +501,20 @@ mod tests {
         for cut in last_start..=full.len() {
             std::fs::write(&trial, &full[..cut]).unwrap();
             let (j, rec) = Journal::open(&trial).unwrap();
-            let expected = if cut == full.len() { &payloads[..] } else { &payloads[..4] };
+            let expected = if cut == full.len() {
+                &payloads[..]
+            } else {
+                &payloads[..4]
+            };
             assert_eq!(rec.records, expected, "cut at {cut}");
-            assert_eq!(rec.truncated_bytes, if cut == full.len() { 0 } else { cut - last_start });
+            assert_eq!(
+                rec.truncated_bytes,
+                if cut == full.len() {
+                    0
+                } else {
+                    cut - last_start
+                }
+            );
             // The journal keeps working after recovery and the new record follows the good prefix.
             let s = j.append(b"next").unwrap();
             j.wait_durable_blocking(s).unwrap();

@@ -23,23 +23,58 @@ pub struct Record {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Entry {
     /// Passed validation and every risk check; PENDING_NEW until the broker answers.
-    OrderSubmitted { order: Order },
+    OrderSubmitted {
+        order: Order,
+    },
     /// Refused by a risk check; recorded as an order in REJECTED.
-    OrderRejected { order: Order, check: RiskCheck, code: String, reason: String },
+    OrderRejected {
+        order: Order,
+        check: RiskCheck,
+        code: String,
+        reason: String,
+    },
     /// Failed validation (no order is created); kept for the audit trail.
-    OrderInvalid { request: serde_json::Value, field: String, message: String },
+    OrderInvalid {
+        request: serde_json::Value,
+        field: String,
+        message: String,
+    },
     /// A lifecycle event of an existing order (broker reports, cancel requests).
-    OrderEvent { order_id: OrderId, event: OrderEvent },
-    LimitsChanged { limits: RiskLimits, reason: String },
-    KillSwitch { active: bool, reason: String, cancel_open_orders: bool, flatten: bool, automatic: bool },
+    OrderEvent {
+        order_id: OrderId,
+        event: OrderEvent,
+    },
+    LimitsChanged {
+        limits: RiskLimits,
+        reason: String,
+    },
+    KillSwitch {
+        active: bool,
+        reason: String,
+        cancel_open_orders: bool,
+        flatten: bool,
+        automatic: bool,
+    },
     /// The daily P&L crossed 80 % of the loss limit.
-    LossWarning { daily_pnl: Money, limit: Money },
+    LossWarning {
+        daily_pnl: Money,
+        limit: Money,
+    },
     /// A new trading date began: realized-today resets.
-    SessionStarted { date: NaiveDate },
+    SessionStarted {
+        date: NaiveDate,
+    },
     /// A difference found between our books and the broker's, and what was done about it.
-    Reconciled { order_id: Option<OrderId>, finding: String, action: String },
+    Reconciled {
+        order_id: Option<OrderId>,
+        finding: String,
+        action: String,
+    },
     /// The server started and finished recovery.
-    Started { recovered_records: u64, truncated_bytes: u64 },
+    Started {
+        recovered_records: u64,
+        truncated_bytes: u64,
+    },
 }
 
 impl Entry {
@@ -88,31 +123,81 @@ pub struct AuditEntry {
 impl Record {
     pub fn audit(&self, seq: u64) -> AuditEntry {
         let (action, result, reason): (String, String, Option<String>) = match &self.entry {
-            Entry::OrderSubmitted { order } => {
-                ("submit_order".into(), "accepted".into(), order.justification.clone())
-            }
-            Entry::OrderRejected { code, reason, .. } => ("submit_order".into(), format!("rejected:{code}"), Some(reason.clone())),
-            Entry::OrderInvalid { field, message, .. } => {
-                ("submit_order".into(), "invalid".into(), Some(format!("{field}: {message}")))
-            }
-            Entry::OrderEvent { event, .. } => match event {
-                OrderEvent::Accepted { .. } => ("broker_ack".into(), "new".into(), None),
-                OrderEvent::Rejected { code, reason } => ("broker_reject".into(), format!("rejected:{code}"), Some(reason.clone())),
-                OrderEvent::Filled(f) => ("fill".into(), format!("filled {} @ {}", f.quantity, f.price), None),
-                OrderEvent::CancelRequested => ("cancel_order".into(), "pending_cancel".into(), None),
-                OrderEvent::Canceled { reason } => ("canceled".into(), "canceled".into(), Some(reason.clone())),
-                OrderEvent::CancelRejected { reason } => ("cancel_rejected".into(), "cancel_rejected".into(), Some(reason.clone())),
-                OrderEvent::Expired { reason } => ("expired".into(), "expired".into(), Some(reason.clone())),
-            },
-            Entry::LimitsChanged { reason, .. } => ("change_limits".into(), "applied".into(), Some(reason.clone())),
-            Entry::KillSwitch { active, reason, automatic, .. } => (
-                if *active { "kill_switch_activate" } else { "kill_switch_release" }.into(),
-                if *automatic { "automatic".into() } else { "applied".into() },
+            Entry::OrderSubmitted { order } => (
+                "submit_order".into(),
+                "accepted".into(),
+                order.justification.clone(),
+            ),
+            Entry::OrderRejected { code, reason, .. } => (
+                "submit_order".into(),
+                format!("rejected:{code}"),
                 Some(reason.clone()),
             ),
-            Entry::LossWarning { .. } => ("loss_warning".into(), "warned".into(), Some("daily loss at 80% of the limit".into())),
+            Entry::OrderInvalid { field, message, .. } => (
+                "submit_order".into(),
+                "invalid".into(),
+                Some(format!("{field}: {message}")),
+            ),
+            Entry::OrderEvent { event, .. } => match event {
+                OrderEvent::Accepted { .. } => ("broker_ack".into(), "new".into(), None),
+                OrderEvent::Rejected { code, reason } => (
+                    "broker_reject".into(),
+                    format!("rejected:{code}"),
+                    Some(reason.clone()),
+                ),
+                OrderEvent::Filled(f) => (
+                    "fill".into(),
+                    format!("filled {} @ {}", f.quantity, f.price),
+                    None,
+                ),
+                OrderEvent::CancelRequested => {
+                    ("cancel_order".into(), "pending_cancel".into(), None)
+                }
+                OrderEvent::Canceled { reason } => {
+                    ("canceled".into(), "canceled".into(), Some(reason.clone()))
+                }
+                OrderEvent::CancelRejected { reason } => (
+                    "cancel_rejected".into(),
+                    "cancel_rejected".into(),
+                    Some(reason.clone()),
+                ),
+                OrderEvent::Expired { reason } => {
+                    ("expired".into(), "expired".into(), Some(reason.clone()))
+                }
+            },
+            Entry::LimitsChanged { reason, .. } => (
+                "change_limits".into(),
+                "applied".into(),
+                Some(reason.clone()),
+            ),
+            Entry::KillSwitch {
+                active,
+                reason,
+                automatic,
+                ..
+            } => (
+                if *active {
+                    "kill_switch_activate"
+                } else {
+                    "kill_switch_release"
+                }
+                .into(),
+                if *automatic {
+                    "automatic".into()
+                } else {
+                    "applied".into()
+                },
+                Some(reason.clone()),
+            ),
+            Entry::LossWarning { .. } => (
+                "loss_warning".into(),
+                "warned".into(),
+                Some("daily loss at 80% of the limit".into()),
+            ),
             Entry::SessionStarted { .. } => ("session_start".into(), "reset".into(), None),
-            Entry::Reconciled { finding, action, .. } => ("reconcile".into(), action.clone(), Some(finding.clone())),
+            Entry::Reconciled {
+                finding, action, ..
+            } => ("reconcile".into(), action.clone(), Some(finding.clone())),
             Entry::Started { .. } => ("start".into(), "recovered".into(), None),
         };
         AuditEntry {

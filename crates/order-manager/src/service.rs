@@ -3,8 +3,14 @@ use crate::state::{KillSwitchState, OmsState};
 use chrono::{DateTime, Utc};
 use domain::broker::{Broker, BrokerEvent};
 use domain::calendar::TradingCalendar;
-use domain::order::{validate, Order, OrderEvent, OrderId, OrderRequest, OrderStatus, OrderType, Side, TimeInForce, ValidationError};
-use domain::risk::{flatten_side, loss_level, LossLevel, RiskCheck, RiskContext, RiskLimits, RiskRejection, TradingState};
+use domain::order::{
+    validate, Order, OrderEvent, OrderId, OrderRequest, OrderStatus, OrderType, Side, TimeInForce,
+    ValidationError,
+};
+use domain::risk::{
+    flatten_side, loss_level, LossLevel, RiskCheck, RiskContext, RiskLimits, RiskRejection,
+    TradingState,
+};
 use domain::{Instruments, Money, Position, Price};
 use journal::{Journal, JournalError};
 use parking_lot::Mutex;
@@ -35,11 +41,17 @@ pub struct Actor {
 
 impl Actor {
     pub fn new(name: impl Into<String>) -> Self {
-        Actor { name: name.into(), correlation_id: None }
+        Actor {
+            name: name.into(),
+            correlation_id: None,
+        }
     }
 
     pub fn with_correlation(name: impl Into<String>, correlation_id: Option<String>) -> Self {
-        Actor { name: name.into(), correlation_id }
+        Actor {
+            name: name.into(),
+            correlation_id,
+        }
     }
 }
 
@@ -48,7 +60,10 @@ pub enum OmsError {
     #[error("{0}")]
     Invalid(ValidationError),
     #[error("rejected by risk: {}", .rejection.message)]
-    Risk { order: Box<Order>, rejection: RiskRejection },
+    Risk {
+        order: Box<Order>,
+        rejection: RiskRejection,
+    },
     #[error("order {0} not found")]
     NotFound(OrderId),
     #[error("{0}")]
@@ -155,7 +170,10 @@ pub struct OrderManager {
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
-    ValidationError { field, message: message.into() }
+    ValidationError {
+        field,
+        message: message.into(),
+    }
 }
 
 impl OrderManager {
@@ -203,12 +221,21 @@ impl OrderManager {
                 updates,
             }),
         };
-        metrics::gauge!("ts_kill_switch_active").set(if report.kill_switch_active { 1.0 } else { 0.0 });
+        metrics::gauge!("ts_kill_switch_active").set(if report.kill_switch_active {
+            1.0
+        } else {
+            0.0
+        });
         Ok((oms, report))
     }
 
     /// Connects the broker, starts consuming its events, reconciles, and records the start in the journal.
-    pub async fn attach_broker(&self, broker: Arc<dyn Broker>, events: mpsc::UnboundedReceiver<BrokerEvent>, report: &RecoveryReport) -> Result<(), OmsError> {
+    pub async fn attach_broker(
+        &self,
+        broker: Arc<dyn Broker>,
+        events: mpsc::UnboundedReceiver<BrokerEvent>,
+        report: &RecoveryReport,
+    ) -> Result<(), OmsError> {
         if self.inner.broker.set(broker).is_err() {
             return Err(OmsError::Conflict("a broker is already attached".into()));
         }
@@ -223,7 +250,14 @@ impl OrderManager {
         let seq = {
             let mut st = self.inner.state.lock();
             self.reconcile_locked(&mut st)?;
-            let rec = self.record("system", None, Entry::Started { recovered_records: report.records, truncated_bytes: report.truncated_bytes });
+            let rec = self.record(
+                "system",
+                None,
+                Entry::Started {
+                    recovered_records: report.records,
+                    truncated_bytes: report.truncated_bytes,
+                },
+            );
             self.commit(&mut st, rec)?
         };
         self.inner.journal.wait_durable(seq).await?;
@@ -231,7 +265,10 @@ impl OrderManager {
     }
 
     fn broker(&self) -> Result<&Arc<dyn Broker>, OmsError> {
-        self.inner.broker.get().ok_or_else(|| OmsError::Unavailable("no broker attached".into()))
+        self.inner
+            .broker
+            .get()
+            .ok_or_else(|| OmsError::Unavailable("no broker attached".into()))
     }
 
     pub fn instruments(&self) -> &Instruments {
@@ -251,12 +288,18 @@ impl OrderManager {
     }
 
     fn record(&self, actor: &str, correlation_id: Option<String>, entry: Entry) -> Record {
-        Record { ts: self.now(), actor: actor.to_string(), correlation_id, entry }
+        Record {
+            ts: self.now(),
+            actor: actor.to_string(),
+            correlation_id,
+            entry,
+        }
     }
 
     /// Appends, then applies: a record that cannot be journaled never changes state.
     fn commit(&self, st: &mut OmsState, record: Record) -> Result<u64, OmsError> {
-        let bytes = serde_json::to_vec(&record).map_err(|e| OmsError::Unavailable(format!("cannot encode record: {e}")))?;
+        let bytes = serde_json::to_vec(&record)
+            .map_err(|e| OmsError::Unavailable(format!("cannot encode record: {e}")))?;
         let seq = self.inner.journal.append(&bytes)?;
         let fx = st.apply(&record, &self.inner.instruments);
         if let Some(msg) = &fx.illegal {
@@ -269,7 +312,10 @@ impl OrderManager {
         }
         if let (Some(id), true) = (fx.order_changed, self.inner.updates.receiver_count() > 0) {
             if let Some(o) = st.orders.get(&id) {
-                let _ = self.inner.updates.send(OmsUpdate::Order(Box::new(o.clone())));
+                let _ = self
+                    .inner
+                    .updates
+                    .send(OmsUpdate::Order(Box::new(o.clone())));
             }
         }
         Ok(seq)
@@ -286,7 +332,11 @@ impl OrderManager {
     }
 
     /// Validates, risk-checks, journals and routes one order. Returns once the decision is durable.
-    pub async fn submit(&self, req: OrderRequest, actor: &Actor) -> Result<SubmitOutcome, OmsError> {
+    pub async fn submit(
+        &self,
+        req: OrderRequest,
+        actor: &Actor,
+    ) -> Result<SubmitOutcome, OmsError> {
         let broker = self.broker()?.clone();
         let (seq, decision) = self.decide(&req, actor, broker.as_ref())?;
         // Whatever was decided is answered only once it is durable (a repeat may race its original to disk).
@@ -297,13 +347,25 @@ impl OrderManager {
             Decision::Accepted(o) => o,
         };
         if let Err(e) = broker.submit(&order) {
-            self.apply_broker_event(order.id, OrderEvent::Rejected { code: "BROKER_UNAVAILABLE".into(), reason: e.to_string() }, "broker");
+            self.apply_broker_event(
+                order.id,
+                OrderEvent::Rejected {
+                    code: "BROKER_UNAVAILABLE".into(),
+                    reason: e.to_string(),
+                },
+                "broker",
+            );
         }
         Ok(SubmitOutcome::Created(self.get(order.id).unwrap_or(order)))
     }
 
     /// The synchronous part of a submission, under the state lock: returns the journal sequence to wait for.
-    fn decide(&self, req: &OrderRequest, actor: &Actor, broker: &dyn Broker) -> Result<(u64, Decision), OmsError> {
+    fn decide(
+        &self,
+        req: &OrderRequest,
+        actor: &Actor,
+        broker: &dyn Broker,
+    ) -> Result<(u64, Decision), OmsError> {
         let now = self.now();
         let mut guard = self.inner.state.lock();
         let st = &mut *guard;
@@ -317,17 +379,24 @@ impl OrderManager {
         let ins = self.inner.instruments.get(&req.symbol);
         let last = st.last_prices.get(&req.symbol).copied();
         let checked = match ins {
-            None => Err(invalid("symbol", format!("unknown symbol {:?}", req.symbol))),
+            None => Err(invalid(
+                "symbol",
+                format!("unknown symbol {:?}", req.symbol),
+            )),
             Some(ins) => validate(req, ins, last),
         };
         let ins = match (checked, ins) {
             (Ok(()), Some(ins)) => ins,
             (Err(e), _) => {
-                let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::OrderInvalid {
-                    request: serde_json::to_value(req).unwrap_or_default(),
-                    field: e.field.to_string(),
-                    message: e.message.clone(),
-                });
+                let rec = self.record(
+                    &actor.name,
+                    actor.correlation_id.clone(),
+                    Entry::OrderInvalid {
+                        request: serde_json::to_value(req).unwrap_or_default(),
+                        field: e.field.to_string(),
+                        message: e.message.clone(),
+                    },
+                );
                 let seq = self.commit(st, rec)?;
                 metrics::counter!("ts_orders_total", "result" => "invalid").increment(1);
                 return Ok((seq, Decision::Refused(OmsError::Invalid(e))));
@@ -335,7 +404,9 @@ impl OrderManager {
             (Ok(()), None) => return Err(OmsError::Invalid(invalid("symbol", "unknown symbol"))),
         };
         if !broker.connection().can_route() {
-            return Err(OmsError::Unavailable("order routing to the broker is down; new orders are paused".into()));
+            return Err(OmsError::Unavailable(
+                "order routing to the broker is down; new orders are paused".into(),
+            ));
         }
         let ctx = RiskContext {
             account: &actor.name,
@@ -351,20 +422,42 @@ impl OrderManager {
         match st.risk.check(req, ins, &st.limits, &ctx) {
             Err(rejection) => {
                 let code = rejection.code().to_string();
-                let _ = order.apply(&OrderEvent::Rejected { code: code.clone(), reason: rejection.message.clone() }, now);
-                let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::OrderRejected {
-                    order: order.clone(),
-                    check: rejection.check,
-                    code: code.clone(),
-                    reason: rejection.message.clone(),
-                });
+                let _ = order.apply(
+                    &OrderEvent::Rejected {
+                        code: code.clone(),
+                        reason: rejection.message.clone(),
+                    },
+                    now,
+                );
+                let rec = self.record(
+                    &actor.name,
+                    actor.correlation_id.clone(),
+                    Entry::OrderRejected {
+                        order: order.clone(),
+                        check: rejection.check,
+                        code: code.clone(),
+                        reason: rejection.message.clone(),
+                    },
+                );
                 let seq = self.commit(st, rec)?;
                 metrics::counter!("ts_orders_total", "result" => "rejected").increment(1);
                 metrics::counter!("ts_risk_rejections_total", "check" => code).increment(1);
-                Ok((seq, Decision::Refused(OmsError::Risk { order: Box::new(order), rejection })))
+                Ok((
+                    seq,
+                    Decision::Refused(OmsError::Risk {
+                        order: Box::new(order),
+                        rejection,
+                    }),
+                ))
             }
             Ok(()) => {
-                let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::OrderSubmitted { order: order.clone() });
+                let rec = self.record(
+                    &actor.name,
+                    actor.correlation_id.clone(),
+                    Entry::OrderSubmitted {
+                        order: order.clone(),
+                    },
+                );
                 let seq = self.commit(st, rec)?;
                 metrics::counter!("ts_orders_total", "result" => "accepted").increment(1);
                 Ok((seq, Decision::Accepted(order)))
@@ -373,10 +466,24 @@ impl OrderManager {
     }
 
     /// Records a request that never became an [`OrderRequest`] (malformed fields) in the audit trail.
-    pub async fn record_invalid(&self, request: serde_json::Value, field: &str, message: &str, actor: &Actor) -> Result<(), OmsError> {
+    pub async fn record_invalid(
+        &self,
+        request: serde_json::Value,
+        field: &str,
+        message: &str,
+        actor: &Actor,
+    ) -> Result<(), OmsError> {
         let seq = {
             let mut st = self.inner.state.lock();
-            let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::OrderInvalid { request, field: field.to_string(), message: message.to_string() });
+            let rec = self.record(
+                &actor.name,
+                actor.correlation_id.clone(),
+                Entry::OrderInvalid {
+                    request,
+                    field: field.to_string(),
+                    message: message.to_string(),
+                },
+            );
             self.commit(&mut st, rec)?
         };
         metrics::counter!("ts_orders_total", "result" => "invalid").increment(1);
@@ -392,22 +499,48 @@ impl OrderManager {
             match order.status {
                 OrderStatus::New | OrderStatus::PartiallyFilled => {}
                 OrderStatus::PendingNew => {
-                    return Err(OmsError::Conflict(format!("order {id} is not yet acknowledged by the broker; retry shortly")))
+                    return Err(OmsError::Conflict(format!(
+                        "order {id} is not yet acknowledged by the broker; retry shortly"
+                    )))
                 }
-                s => return Err(OmsError::Conflict(format!("order {id} is {s} and cannot be canceled"))),
+                s => {
+                    return Err(OmsError::Conflict(format!(
+                        "order {id} is {s} and cannot be canceled"
+                    )))
+                }
             }
-            let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::OrderEvent { order_id: id, event: OrderEvent::CancelRequested });
+            let rec = self.record(
+                &actor.name,
+                actor.correlation_id.clone(),
+                Entry::OrderEvent {
+                    order_id: id,
+                    event: OrderEvent::CancelRequested,
+                },
+            );
             self.commit(&mut st, rec)?
         };
         self.inner.journal.wait_durable(seq).await?;
         if let Err(e) = broker.cancel(id) {
-            self.apply_broker_event(id, OrderEvent::CancelRejected { reason: e.to_string() }, "broker");
+            self.apply_broker_event(
+                id,
+                OrderEvent::CancelRejected {
+                    reason: e.to_string(),
+                },
+                "broker",
+            );
         }
         self.get(id).ok_or(OmsError::NotFound(id))
     }
 
     fn apply_broker_event(&self, order_id: OrderId, event: OrderEvent, actor: &str) {
-        self.on_broker_event_as(BrokerEvent { order_id, event, ts: self.now() }, actor);
+        self.on_broker_event_as(
+            BrokerEvent {
+                order_id,
+                event,
+                ts: self.now(),
+            },
+            actor,
+        );
     }
 
     fn on_broker_event(&self, ev: BrokerEvent) {
@@ -429,7 +562,14 @@ impl OrderManager {
             OrderEvent::CancelRejected { .. } => "cancel_rejected",
             OrderEvent::Expired { .. } => "expired",
         };
-        let mut rec = self.record(actor, None, Entry::OrderEvent { order_id, event: ev.event });
+        let mut rec = self.record(
+            actor,
+            None,
+            Entry::OrderEvent {
+                order_id,
+                event: ev.event,
+            },
+        );
         rec.ts = ev.ts;
         if let Err(e) = self.commit(st, rec) {
             tracing::error!(order_id, error = %e, "could not journal a broker event");
@@ -446,17 +586,36 @@ impl OrderManager {
     }
 
     fn request_cancel_locked(&self, st: &mut OmsState, id: OrderId, actor: &str) {
-        let cancelable = st.orders.get(&id).is_some_and(|o| matches!(o.status, OrderStatus::New | OrderStatus::PartiallyFilled));
+        let cancelable = st
+            .orders
+            .get(&id)
+            .is_some_and(|o| matches!(o.status, OrderStatus::New | OrderStatus::PartiallyFilled));
         if !cancelable {
             return;
         }
-        let rec = self.record(actor, None, Entry::OrderEvent { order_id: id, event: OrderEvent::CancelRequested });
+        let rec = self.record(
+            actor,
+            None,
+            Entry::OrderEvent {
+                order_id: id,
+                event: OrderEvent::CancelRequested,
+            },
+        );
         if self.commit(st, rec).is_err() {
             return;
         }
         if let Some(b) = self.inner.broker.get() {
             if let Err(e) = b.cancel(id) {
-                let rec = self.record("broker", None, Entry::OrderEvent { order_id: id, event: OrderEvent::CancelRejected { reason: e.to_string() } });
+                let rec = self.record(
+                    "broker",
+                    None,
+                    Entry::OrderEvent {
+                        order_id: id,
+                        event: OrderEvent::CancelRejected {
+                            reason: e.to_string(),
+                        },
+                    },
+                );
                 let _ = self.commit(st, rec);
             }
         }
@@ -484,15 +643,27 @@ impl OrderManager {
             LossLevel::Breached if !st.kill_switch.active => {
                 let reason = format!("automatic: daily P&L {pnl} reached the loss limit {limit}");
                 tracing::warn!(%reason, "daily loss limit breached; activating the kill switch");
-                if let Err(e) = self.activate_locked(st, &Actor::new("risk-engine"), &reason, true, false, true) {
+                if let Err(e) =
+                    self.activate_locked(st, &Actor::new("risk-engine"), &reason, true, false, true)
+                {
                     tracing::error!(error = %e, "could not activate the kill switch automatically");
                 }
             }
             LossLevel::Warning | LossLevel::Breached if !st.loss_warned => {
-                let rec = self.record("risk-engine", None, Entry::LossWarning { daily_pnl: pnl, limit });
+                let rec = self.record(
+                    "risk-engine",
+                    None,
+                    Entry::LossWarning {
+                        daily_pnl: pnl,
+                        limit,
+                    },
+                );
                 if self.commit(st, rec).is_ok() {
                     tracing::warn!(daily_pnl = %pnl, %limit, "daily loss at 80% of the limit");
-                    let _ = self.inner.updates.send(OmsUpdate::LossWarning { daily_pnl: pnl, limit });
+                    let _ = self.inner.updates.send(OmsUpdate::LossWarning {
+                        daily_pnl: pnl,
+                        limit,
+                    });
                 }
             }
             _ => {}
@@ -509,16 +680,23 @@ impl OrderManager {
         flatten: bool,
         automatic: bool,
     ) -> Result<(u64, Vec<Order>), OmsError> {
-        let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::KillSwitch {
-            active: true,
-            reason: reason.to_string(),
-            cancel_open_orders,
-            flatten,
-            automatic,
-        });
+        let rec = self.record(
+            &actor.name,
+            actor.correlation_id.clone(),
+            Entry::KillSwitch {
+                active: true,
+                reason: reason.to_string(),
+                cancel_open_orders,
+                flatten,
+                automatic,
+            },
+        );
         let mut seq = self.commit(st, rec)?;
         metrics::gauge!("ts_kill_switch_active").set(1.0);
-        let _ = self.inner.updates.send(OmsUpdate::KillSwitch(st.kill_switch.clone()));
+        let _ = self
+            .inner
+            .updates
+            .send(OmsUpdate::KillSwitch(st.kill_switch.clone()));
         if cancel_open_orders {
             let open: Vec<OrderId> = st.open.iter().copied().collect();
             for id in open {
@@ -528,9 +706,15 @@ impl OrderManager {
         let mut flatten_orders = Vec::new();
         if flatten {
             let now = self.now();
-            let positions: Vec<(String, i64)> = st.positions.iter().map(|p| (p.symbol.clone(), p.quantity)).collect();
+            let positions: Vec<(String, i64)> = st
+                .positions
+                .iter()
+                .map(|p| (p.symbol.clone(), p.quantity))
+                .collect();
             for (symbol, qty) in positions {
-                let Some(side) = flatten_side(qty) else { continue };
+                let Some(side) = flatten_side(qty) else {
+                    continue;
+                };
                 let req = OrderRequest {
                     symbol,
                     side,
@@ -546,7 +730,13 @@ impl OrderManager {
                 };
                 // Flattening only reduces exposure, which is exactly what the blocked checks protect; it bypasses them.
                 let order = Order::new(st.next_id, &actor.name, &req, now);
-                let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::OrderSubmitted { order: order.clone() });
+                let rec = self.record(
+                    &actor.name,
+                    actor.correlation_id.clone(),
+                    Entry::OrderSubmitted {
+                        order: order.clone(),
+                    },
+                );
                 seq = self.commit(st, rec)?;
                 flatten_orders.push(order);
             }
@@ -554,7 +744,13 @@ impl OrderManager {
         Ok((self.inner.journal.len().max(seq), flatten_orders))
     }
 
-    pub async fn activate_kill_switch(&self, actor: &Actor, reason: &str, cancel_open_orders: bool, flatten: bool) -> Result<KillSwitchState, OmsError> {
+    pub async fn activate_kill_switch(
+        &self,
+        actor: &Actor,
+        reason: &str,
+        cancel_open_orders: bool,
+        flatten: bool,
+    ) -> Result<KillSwitchState, OmsError> {
         let (seq, flatten_orders) = {
             let mut st = self.inner.state.lock();
             self.activate_locked(&mut st, actor, reason, cancel_open_orders, flatten, false)?
@@ -563,27 +759,45 @@ impl OrderManager {
         let broker = self.broker()?.clone();
         for o in flatten_orders {
             if let Err(e) = broker.submit(&o) {
-                self.apply_broker_event(o.id, OrderEvent::Rejected { code: "BROKER_UNAVAILABLE".into(), reason: e.to_string() }, "broker");
+                self.apply_broker_event(
+                    o.id,
+                    OrderEvent::Rejected {
+                        code: "BROKER_UNAVAILABLE".into(),
+                        reason: e.to_string(),
+                    },
+                    "broker",
+                );
             }
         }
         Ok(self.kill_switch())
     }
 
-    pub async fn release_kill_switch(&self, actor: &Actor, reason: &str) -> Result<KillSwitchState, OmsError> {
+    pub async fn release_kill_switch(
+        &self,
+        actor: &Actor,
+        reason: &str,
+    ) -> Result<KillSwitchState, OmsError> {
         let seq = {
             let mut st = self.inner.state.lock();
             if !st.kill_switch.active {
                 return Ok(st.kill_switch.clone());
             }
-            let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::KillSwitch {
-                active: false,
-                reason: reason.to_string(),
-                cancel_open_orders: false,
-                flatten: false,
-                automatic: false,
-            });
+            let rec = self.record(
+                &actor.name,
+                actor.correlation_id.clone(),
+                Entry::KillSwitch {
+                    active: false,
+                    reason: reason.to_string(),
+                    cancel_open_orders: false,
+                    flatten: false,
+                    automatic: false,
+                },
+            );
             let seq = self.commit(&mut st, rec)?;
-            let _ = self.inner.updates.send(OmsUpdate::KillSwitch(st.kill_switch.clone()));
+            let _ = self
+                .inner
+                .updates
+                .send(OmsUpdate::KillSwitch(st.kill_switch.clone()));
             seq
         };
         metrics::gauge!("ts_kill_switch_active").set(0.0);
@@ -591,18 +805,33 @@ impl OrderManager {
         Ok(self.kill_switch())
     }
 
-    pub async fn set_limits(&self, limits: RiskLimits, reason: &str, actor: &Actor) -> Result<RiskLimits, OmsError> {
+    pub async fn set_limits(
+        &self,
+        limits: RiskLimits,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<RiskLimits, OmsError> {
         if let Err((field, message)) = limits.validate() {
             return Err(OmsError::Invalid(ValidationError { field, message }));
         }
         for sym in limits.symbols.keys() {
             if self.inner.instruments.get(sym).is_none() {
-                return Err(OmsError::Invalid(invalid("symbols", format!("unknown symbol {sym:?}"))));
+                return Err(OmsError::Invalid(invalid(
+                    "symbols",
+                    format!("unknown symbol {sym:?}"),
+                )));
             }
         }
         let seq = {
             let mut st = self.inner.state.lock();
-            let rec = self.record(&actor.name, actor.correlation_id.clone(), Entry::LimitsChanged { limits: limits.clone(), reason: reason.to_string() });
+            let rec = self.record(
+                &actor.name,
+                actor.correlation_id.clone(),
+                Entry::LimitsChanged {
+                    limits: limits.clone(),
+                    reason: reason.to_string(),
+                },
+            );
             self.commit(&mut st, rec)?
         };
         self.inner.journal.wait_durable(seq).await?;
@@ -611,9 +840,15 @@ impl OrderManager {
 
     fn reconcile_locked(&self, st: &mut OmsState) -> Result<(), OmsError> {
         let broker = self.broker()?.clone();
-        let theirs: std::collections::HashMap<OrderId, _> = broker.working_orders().into_iter().map(|w| (w.order_id, w)).collect();
-        let ours: Vec<(OrderId, Option<String>, i64, OrderStatus)> =
-            st.open_orders().map(|o| (o.id, o.broker_order_id.clone(), o.filled_quantity, o.status)).collect();
+        let theirs: std::collections::HashMap<OrderId, _> = broker
+            .working_orders()
+            .into_iter()
+            .map(|w| (w.order_id, w))
+            .collect();
+        let ours: Vec<(OrderId, Option<String>, i64, OrderStatus)> = st
+            .open_orders()
+            .map(|o| (o.id, o.broker_order_id.clone(), o.filled_quantity, o.status))
+            .collect();
         for (id, broker_id, filled, status) in &ours {
             // PENDING_NEW orders were handed to the broker as new submissions; their acknowledgement follows.
             if broker_id.is_none() || *status == OrderStatus::PendingNew {
@@ -621,24 +856,42 @@ impl OrderManager {
             }
             match theirs.get(id) {
                 None => {
-                    let rec = self.record("reconciler", None, Entry::Reconciled {
-                        order_id: Some(*id),
-                        finding: "open here but unknown to the broker".into(),
-                        action: "marked canceled".into(),
-                    });
+                    let rec = self.record(
+                        "reconciler",
+                        None,
+                        Entry::Reconciled {
+                            order_id: Some(*id),
+                            finding: "open here but unknown to the broker".into(),
+                            action: "marked canceled".into(),
+                        },
+                    );
                     self.commit(st, rec)?;
-                    let rec = self.record("reconciler", None, Entry::OrderEvent {
-                        order_id: *id,
-                        event: OrderEvent::Canceled { reason: "reconciliation: the broker has no such working order".into() },
-                    });
+                    let rec = self.record(
+                        "reconciler",
+                        None,
+                        Entry::OrderEvent {
+                            order_id: *id,
+                            event: OrderEvent::Canceled {
+                                reason: "reconciliation: the broker has no such working order"
+                                    .into(),
+                            },
+                        },
+                    );
                     self.commit(st, rec)?;
                 }
                 Some(w) if w.filled_quantity != *filled => {
-                    let rec = self.record("reconciler", None, Entry::Reconciled {
-                        order_id: Some(*id),
-                        finding: format!("broker reports {} filled, we have {filled}", w.filled_quantity),
-                        action: "flagged for review".into(),
-                    });
+                    let rec = self.record(
+                        "reconciler",
+                        None,
+                        Entry::Reconciled {
+                            order_id: Some(*id),
+                            finding: format!(
+                                "broker reports {} filled, we have {filled}",
+                                w.filled_quantity
+                            ),
+                            action: "flagged for review".into(),
+                        },
+                    );
                     self.commit(st, rec)?;
                 }
                 Some(_) => {}
@@ -647,11 +900,18 @@ impl OrderManager {
         for (id, w) in &theirs {
             let known_open = st.orders.get(id).is_some_and(|o| o.status.is_open());
             if !known_open {
-                let rec = self.record("reconciler", None, Entry::Reconciled {
-                    order_id: Some(*id),
-                    finding: format!("broker works order {} that is not open here", w.broker_order_id),
-                    action: "cancel sent to the broker".into(),
-                });
+                let rec = self.record(
+                    "reconciler",
+                    None,
+                    Entry::Reconciled {
+                        order_id: Some(*id),
+                        finding: format!(
+                            "broker works order {} that is not open here",
+                            w.broker_order_id
+                        ),
+                        action: "cancel sent to the broker".into(),
+                    },
+                );
                 self.commit(st, rec)?;
                 let _ = broker.cancel(*id);
             }
@@ -714,7 +974,11 @@ impl OrderManager {
     }
 
     pub fn risk_status(&self) -> RiskStatus {
-        let broker_can_route = self.inner.broker.get().is_some_and(|b| b.connection().can_route());
+        let broker_can_route = self
+            .inner
+            .broker
+            .get()
+            .is_some_and(|b| b.connection().can_route());
         let now = self.now();
         let st = self.inner.state.lock();
         let daily_pnl = st.positions.daily_pnl();
@@ -743,20 +1007,43 @@ impl OrderManager {
     }
 
     /// The audit trail, oldest first: `offset`/`limit` over journal records, or a filter by order.
-    pub fn audit(&self, offset: u64, limit: usize, order_id: Option<OrderId>) -> Result<(Vec<AuditEntry>, u64), OmsError> {
+    pub fn audit(
+        &self,
+        offset: u64,
+        limit: usize,
+        order_id: Option<OrderId>,
+    ) -> Result<(Vec<AuditEntry>, u64), OmsError> {
         let journal = &self.inner.journal;
         let total = journal.durable_seq();
-        let decode = |i: u64, bytes: &[u8]| serde_json::from_slice::<Record>(bytes).ok().map(|r| r.audit(i + 1));
+        let decode = |i: u64, bytes: &[u8]| {
+            serde_json::from_slice::<Record>(bytes)
+                .ok()
+                .map(|r| r.audit(i + 1))
+        };
         match order_id {
             None => {
                 let rows = journal.read_range(offset, limit)?;
-                Ok((rows.iter().enumerate().filter_map(|(i, b)| decode(offset + i as u64, b)).collect(), total))
+                Ok((
+                    rows.iter()
+                        .enumerate()
+                        .filter_map(|(i, b)| decode(offset + i as u64, b))
+                        .collect(),
+                    total,
+                ))
             }
             Some(id) => {
                 let rows = journal.read_range(0, usize::MAX)?;
-                let all: Vec<AuditEntry> = rows.iter().enumerate().filter_map(|(i, b)| decode(i as u64, b)).filter(|a| a.order_id == Some(id)).collect();
+                let all: Vec<AuditEntry> = rows
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, b)| decode(i as u64, b))
+                    .filter(|a| a.order_id == Some(id))
+                    .collect();
                 let total = all.len() as u64;
-                Ok((all.into_iter().skip(offset as usize).take(limit).collect(), total))
+                Ok((
+                    all.into_iter().skip(offset as usize).take(limit).collect(),
+                    total,
+                ))
             }
         }
     }

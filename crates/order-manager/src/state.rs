@@ -52,15 +52,23 @@ pub struct Effects {
 
 impl OmsState {
     pub fn new() -> Self {
-        OmsState { next_id: 1, ..Default::default() }
+        OmsState {
+            next_id: 1,
+            ..Default::default()
+        }
     }
 
     pub fn open_same_side(&self, symbol: &str, side: Side) -> Qty {
-        self.open_qty.get(&(symbol.to_string(), side)).copied().unwrap_or(0)
+        self.open_qty
+            .get(&(symbol.to_string(), side))
+            .copied()
+            .unwrap_or(0)
     }
 
     fn track_open(&mut self, order_id: OrderId, leaves_before: Qty) {
-        let Some(o) = self.orders.get(&order_id) else { return };
+        let Some(o) = self.orders.get(&order_id) else {
+            return;
+        };
         let leaves_after = o.leaves_quantity();
         let key = (o.symbol.clone(), o.side);
         let delta = leaves_after - leaves_before;
@@ -77,7 +85,8 @@ impl OmsState {
     fn insert_order(&mut self, order: &Order) {
         self.next_id = self.next_id.max(order.id + 1);
         if let Some(c) = &order.client_order_id {
-            self.by_client_id.insert((order.account.clone(), c.clone()), order.id);
+            self.by_client_id
+                .insert((order.account.clone(), c.clone()), order.id);
         }
         self.orders.insert(order.id, order.clone());
         self.track_open(order.id, 0);
@@ -105,8 +114,17 @@ impl OmsState {
                         if let OrderEvent::Filled(fill) = event {
                             fx.fill = true;
                             let (symbol, side) = (order.symbol.clone(), order.side);
-                            let multiplier = instruments.get(&symbol).map(|i| i.multiplier).unwrap_or(domain::Money::from_brl(1));
-                            self.positions.apply_fill(&symbol, multiplier, side, fill.quantity, fill.price);
+                            let multiplier = instruments
+                                .get(&symbol)
+                                .map(|i| i.multiplier)
+                                .unwrap_or(domain::Money::from_brl(1));
+                            self.positions.apply_fill(
+                                &symbol,
+                                multiplier,
+                                side,
+                                fill.quantity,
+                                fill.price,
+                            );
                             if let Some(last) = self.last_prices.get(&symbol) {
                                 self.positions.mark(&symbol, *last);
                             }
@@ -124,7 +142,13 @@ impl OmsState {
                 }
             }
             Entry::LimitsChanged { limits, .. } => self.limits = limits.clone(),
-            Entry::KillSwitch { active, reason, cancel_open_orders, automatic, .. } => {
+            Entry::KillSwitch {
+                active,
+                reason,
+                cancel_open_orders,
+                automatic,
+                ..
+            } => {
                 self.kill_switch = KillSwitchState {
                     active: *active,
                     reason: Some(reason.clone()),

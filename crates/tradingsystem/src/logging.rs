@@ -37,7 +37,8 @@ impl Visit for Visitor<'_> {
         self.0.insert(field.name().into(), Value::from(value));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.insert(field.name().into(), Value::from(format!("{value:?}")));
+        self.0
+            .insert(field.name().into(), Value::from(format!("{value:?}")));
     }
 }
 
@@ -46,10 +47,18 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         let meta = event.metadata();
         let mut map = Map::new();
-        map.insert("timestamp".into(), Value::from(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)));
+        map.insert(
+            "timestamp".into(),
+            Value::from(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+        );
         map.insert("level".into(), Value::from(meta.level().as_str()));
         map.insert("service".into(), Value::from(self.service.as_str()));
         map.insert("target".into(), Value::from(meta.target()));
@@ -75,7 +84,9 @@ pub struct Guard(#[allow(dead_code)] Option<tracing_appender::non_blocking::Work
 pub fn init(service: &str, level: &str, data_dir: Option<&Path>) -> anyhow::Result<Guard> {
     let filter = EnvFilter::try_new(level).or_else(|_| EnvFilter::try_new("info"))?;
     let stderr = tracing_subscriber::fmt::layer()
-        .event_format(JsonLines { service: service.into() })
+        .event_format(JsonLines {
+            service: service.into(),
+        })
         .fmt_fields(JsonFields::new())
         .with_writer(std::io::stderr);
     let (file_layer, guard) = match data_dir {
@@ -89,7 +100,9 @@ pub fn init(service: &str, level: &str, data_dir: Option<&Path>) -> anyhow::Resu
                 .build(&log_dir)?;
             let (writer, guard) = tracing_appender::non_blocking(appender);
             let layer = tracing_subscriber::fmt::layer()
-                .event_format(JsonLines { service: service.into() })
+                .event_format(JsonLines {
+                    service: service.into(),
+                })
                 .fmt_fields(JsonFields::new())
                 .with_ansi(false)
                 .with_writer(writer);
@@ -97,6 +110,10 @@ pub fn init(service: &str, level: &str, data_dir: Option<&Path>) -> anyhow::Resu
         }
         None => (None, None),
     };
-    tracing_subscriber::registry().with(filter).with(stderr).with(file_layer).try_init()?;
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(file_layer)
+        .try_init()?;
     Ok(Guard(guard))
 }

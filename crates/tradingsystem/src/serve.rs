@@ -16,7 +16,9 @@ use tokio::sync::broadcast::error::RecvError;
 
 /// Connects, migrates, and makes sure an admin exists (printing a generated password once when none was given).
 pub async fn open_db(cfg: &Config) -> Result<Db> {
-    let db = Db::connect(&cfg.database_url).await.with_context(|| format!("cannot open the database {}", redact(&cfg.database_url)))?;
+    let db = Db::connect(&cfg.database_url)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact(&cfg.database_url)))?;
     db.migrate().await.context("database migrations failed")?;
     Ok(db)
 }
@@ -25,11 +27,16 @@ pub async fn ensure_admin(db: &Db) -> Result<()> {
     if db.count_users().await? > 0 {
         return Ok(());
     }
-    let (password, generated) = match std::env::var("TS_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()) {
+    let (password, generated) = match std::env::var("TS_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
         Some(p) => (p, false),
         None => (random_hex(12), true),
     };
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password).map(|h| (h, password))).await?.map_err(anyhow::Error::msg)?;
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password).map(|h| (h, password)))
+        .await?
+        .map_err(anyhow::Error::msg)?;
     db.create_user("admin", &hash.0, "admin").await?;
     if generated {
         // Printed once, on stderr only, never into the log files.
@@ -54,30 +61,58 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-pub async fn run(cfg: Config, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) -> Result<()> {
+pub async fn run(
+    cfg: Config,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> Result<()> {
     let started = Instant::now();
-    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
     let db = open_db(&cfg).await?;
     ensure_admin(&db).await?;
-    let secret = db.setting_or_insert("jwt_secret", || random_hex(32)).await?;
-    let jwt = Arc::new(JwtKeys::new(secret.as_bytes(), chrono::Duration::minutes(cfg.token_ttl_minutes)));
+    let secret = db
+        .setting_or_insert("jwt_secret", || random_hex(32))
+        .await?;
+    let jwt = Arc::new(JwtKeys::new(
+        secret.as_bytes(),
+        chrono::Duration::minutes(cfg.token_ttl_minutes),
+    ));
 
     let calendar = cfg.calendar();
     let instruments = Instruments::b3_defaults(calendar.session_date(Utc::now()));
-    let market = SimMarket::new(instruments.clone(), SimConfig { seed: cfg.sim_seed, trades_per_second: cfg.sim_trades_per_second });
+    let market = SimMarket::new(
+        instruments.clone(),
+        SimConfig {
+            seed: cfg.sim_seed,
+            trades_per_second: cfg.sim_trades_per_second,
+        },
+    );
     market.warm_up(Utc::now());
 
-    let (oms, report) = OrderManager::recover(&cfg.journal_path(), instruments.clone(), calendar.clone(), Arc::new(SystemClock))
-        .context("cannot recover the order journal")?;
-    tracing::info!(records = report.records, truncated_bytes = report.truncated_bytes, orders = report.orders,
-        open_orders = report.open_orders, kill_switch = report.kill_switch_active, "journal replayed");
+    let (oms, report) = OrderManager::recover(
+        &cfg.journal_path(),
+        instruments.clone(),
+        calendar.clone(),
+        Arc::new(SystemClock),
+    )
+    .context("cannot recover the order journal")?;
+    tracing::info!(
+        records = report.records,
+        truncated_bytes = report.truncated_bytes,
+        orders = report.orders,
+        open_orders = report.open_orders,
+        kill_switch = report.kill_switch_active,
+        "journal replayed"
+    );
     for ins in instruments.iter() {
         if let Some(p) = market.last_price(&ins.symbol) {
             oms.on_market_trade(&ins.symbol, p);
         }
     }
     let (broker, events) = PaperBroker::start(market.clone(), calendar, oms.open_orders());
-    oms.attach_broker(broker, events, &report).await.context("broker reconciliation failed")?;
+    oms.attach_broker(broker, events, &report)
+        .await
+        .context("broker reconciliation failed")?;
 
     // Marks for P&L, the price band and the daily loss limit follow the tape.
     let mut tape = market.subscribe();
@@ -86,18 +121,32 @@ pub async fn run(cfg: Config, metrics: Option<metrics_exporter_prometheus::Prome
         loop {
             match tape.recv().await {
                 Ok(MarketEvent::Trade(t)) => marks.on_market_trade(&t.symbol, t.price),
-                Err(RecvError::Lagged(n)) => tracing::warn!(skipped = n, "mark updates lagged behind the tape"),
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(skipped = n, "mark updates lagged behind the tape")
+                }
                 Err(RecvError::Closed) => break,
             }
         }
     });
     tokio::spawn(market.clone().run());
 
-    let state = AppState { oms: oms.clone(), db: db.clone(), jwt, metrics, market: Some(market), started };
-    let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let state = AppState {
+        oms: oms.clone(),
+        db: db.clone(),
+        jwt,
+        metrics,
+        market: Some(market),
+        started,
+    };
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, market = %cfg.market, broker = %cfg.broker, data_dir = %cfg.data_dir.display(), database = %redact(&cfg.database_url), "serving");
-    eprintln!("TradingSystem listening on http://{addr}  (data: {})", cfg.data_dir.display());
+    eprintln!(
+        "TradingSystem listening on http://{addr}  (data: {})",
+        cfg.data_dir.display()
+    );
     gateway::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("shutting down: flushing the journal");
     oms.shutdown();
@@ -127,8 +176,14 @@ async fn shutdown_signal() {
 mod tests {
     #[test]
     fn redacts_passwords() {
-        assert_eq!(super::redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            super::redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(super::redact("sqlite://./data/x.db"), "sqlite://./data/x.db");
+        assert_eq!(
+            super::redact("sqlite://./data/x.db"),
+            "sqlite://./data/x.db"
+        );
     }
 }

@@ -36,11 +36,19 @@ fn actor(p: &Principal) -> Actor {
 
 /// `POST /api/v1/orders` and `POST /api/v1/execute`: 201 with the new order, 200 with the original order for a
 /// repeated `client_order_id`, 403 with the check's code for a risk rejection, 422 naming the field when invalid.
-pub async fn create(State(st): State<AppState>, principal: Principal, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> ApiResult<(StatusCode, Json<OrderView>)> {
+pub async fn create(
+    State(st): State<AppState>,
+    principal: Principal,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<(StatusCode, Json<OrderView>)> {
     principal.require(Role::Trader)?;
     let bytes = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "the request body is too large")
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                "the request body is too large",
+            )
         } else {
             ApiError::bad_request(format!("could not read the body: {e}"))
         }
@@ -50,9 +58,18 @@ pub async fn create(State(st): State<AppState>, principal: Principal, body: Resu
     let b: OrderBody = match parse_value(value.clone()) {
         Ok(b) => b,
         Err(e) => {
-            let field = e.details.as_ref().and_then(|d| d["field"].as_str()).unwrap_or("body").to_string();
+            let field = e
+                .details
+                .as_ref()
+                .and_then(|d| d["field"].as_str())
+                .unwrap_or("body")
+                .to_string();
             // Invalid orders belong in the audit trail too; failing to journal one is not the caller's problem.
-            if let Err(je) = st.oms.record_invalid(value, &field, &e.message, &actor).await {
+            if let Err(je) = st
+                .oms
+                .record_invalid(value, &field, &e.message, &actor)
+                .await
+            {
                 tracing::error!(error = %je, "could not journal an invalid order");
             }
             return Err(e);
@@ -77,7 +94,11 @@ pub async fn create(State(st): State<AppState>, principal: Principal, body: Resu
     }
 }
 
-pub async fn list(State(st): State<AppState>, principal: Principal, q: QueryMap) -> ApiResult<Json<List<OrderView>>> {
+pub async fn list(
+    State(st): State<AppState>,
+    principal: Principal,
+    q: QueryMap,
+) -> ApiResult<Json<List<OrderView>>> {
     principal.require(Role::Viewer)?;
     let q = query(q)?;
     let (limit, offset) = pagination(&q)?;
@@ -85,7 +106,10 @@ pub async fn list(State(st): State<AppState>, principal: Principal, q: QueryMap)
         .get("status")
         .map(|s| {
             s.split(',')
-                .map(|x| OrderStatus::parse(x.trim()).ok_or_else(|| ApiError::invalid("status", format!("unknown status {x:?}"))))
+                .map(|x| {
+                    OrderStatus::parse(x.trim())
+                        .ok_or_else(|| ApiError::invalid("status", format!("unknown status {x:?}")))
+                })
                 .collect::<ApiResult<Vec<_>>>()
         })
         .transpose()?;
@@ -105,21 +129,36 @@ pub async fn list(State(st): State<AppState>, principal: Principal, q: QueryMap)
         offset,
     };
     let (orders, total) = st.oms.list(&filter);
-    Ok(Json(List { data: orders.into_iter().map(OrderView::from).collect(), total: total as u64 }))
+    Ok(Json(List {
+        data: orders.into_iter().map(OrderView::from).collect(),
+        total: total as u64,
+    }))
 }
 
 fn parse_id(id: &str) -> ApiResult<u64> {
-    id.parse::<u64>().map_err(|_| ApiError::invalid("id", "order ids are positive integers"))
+    id.parse::<u64>()
+        .map_err(|_| ApiError::invalid("id", "order ids are positive integers"))
 }
 
-pub async fn get_one(State(st): State<AppState>, principal: Principal, Path(id): Path<String>) -> ApiResult<Json<OrderView>> {
+pub async fn get_one(
+    State(st): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrderView>> {
     principal.require(Role::Viewer)?;
     let id = parse_id(&id)?;
-    st.oms.get(id).map(|o| Json(o.into())).ok_or_else(|| ApiError::not_found(format!("order {id} not found")))
+    st.oms
+        .get(id)
+        .map(|o| Json(o.into()))
+        .ok_or_else(|| ApiError::not_found(format!("order {id} not found")))
 }
 
 /// `DELETE /api/v1/orders/{id}`: requests a cancel; the order comes back PENDING_CANCEL (or already CANCELED).
-pub async fn cancel(State(st): State<AppState>, principal: Principal, Path(id): Path<String>) -> ApiResult<Json<OrderView>> {
+pub async fn cancel(
+    State(st): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrderView>> {
     principal.require(Role::Trader)?;
     let id = parse_id(&id)?;
     let order = st.oms.cancel(id, &actor(&principal)).await?;

@@ -28,18 +28,29 @@ struct Totals {
     exposure: Money,
 }
 
-pub async fn positions(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<PositionsResponse>> {
+pub async fn positions(
+    State(st): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<PositionsResponse>> {
     principal.require(Role::Viewer)?;
     let v = st.oms.positions();
     let data: Vec<PositionView> = v.positions.into_iter().map(PositionView::from).collect();
     Ok(Json(PositionsResponse {
         total: data.len() as u64,
         data,
-        totals: Totals { realized_today: v.realized_today, unrealized: v.unrealized, daily_pnl: v.daily_pnl, exposure: v.exposure },
+        totals: Totals {
+            realized_today: v.realized_today,
+            unrealized: v.unrealized,
+            daily_pnl: v.daily_pnl,
+            exposure: v.exposure,
+        },
     }))
 }
 
-pub async fn get_limits(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<RiskLimits>> {
+pub async fn get_limits(
+    State(st): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<RiskLimits>> {
     principal.require(Role::Viewer)?;
     Ok(Json(st.oms.limits()))
 }
@@ -62,25 +73,47 @@ pub struct LimitsPatch {
     symbols: Option<BTreeMap<String, SymbolLimits>>,
 }
 
-pub async fn put_limits(State(st): State<AppState>, principal: Principal, JsonBody(p, _): JsonBody<LimitsPatch>) -> ApiResult<Json<RiskLimits>> {
+pub async fn put_limits(
+    State(st): State<AppState>,
+    principal: Principal,
+    JsonBody(p, _): JsonBody<LimitsPatch>,
+) -> ApiResult<Json<RiskLimits>> {
     principal.require(Role::Admin)?;
     if p.reason.trim().is_empty() {
-        return Err(ApiError::invalid("reason", "reason must say why the limits change"));
+        return Err(ApiError::invalid(
+            "reason",
+            "reason must say why the limits change",
+        ));
     }
     let mut l = st.oms.limits();
     macro_rules! merge {
         ($($f:ident),*) => { $( if let Some(v) = p.$f { l.$f = v; } )* };
     }
-    merge!(max_orders_per_second, max_order_qty_stock, max_order_qty_future, max_notional, price_band_bps,
-        position_limit_stock, position_limit_future, daily_loss_limit, trading_state);
+    merge!(
+        max_orders_per_second,
+        max_order_qty_stock,
+        max_order_qty_future,
+        max_notional,
+        price_band_bps,
+        position_limit_stock,
+        position_limit_future,
+        daily_loss_limit,
+        trading_state
+    );
     if let Some(s) = p.symbols {
-        l.symbols = s.into_iter().map(|(k, v)| (k.trim().to_ascii_uppercase(), v)).collect();
+        l.symbols = s
+            .into_iter()
+            .map(|(k, v)| (k.trim().to_ascii_uppercase(), v))
+            .collect();
     }
     let actor = Actor::with_correlation(principal.name, correlation_id());
     Ok(Json(st.oms.set_limits(l, p.reason.trim(), &actor).await?))
 }
 
-pub async fn status(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<RiskStatus>> {
+pub async fn status(
+    State(st): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<RiskStatus>> {
     principal.require(Role::Viewer)?;
     Ok(Json(st.oms.risk_status()))
 }
@@ -99,13 +132,21 @@ fn yes() -> bool {
     true
 }
 
-pub async fn activate_kill_switch(State(st): State<AppState>, principal: Principal, JsonBody(b, _): JsonBody<KillSwitchBody>) -> ApiResult<Json<KillSwitchState>> {
+pub async fn activate_kill_switch(
+    State(st): State<AppState>,
+    principal: Principal,
+    JsonBody(b, _): JsonBody<KillSwitchBody>,
+) -> ApiResult<Json<KillSwitchState>> {
     principal.require(Role::Trader)?;
     if b.reason.trim().is_empty() {
         return Err(ApiError::invalid("reason", "reason is required"));
     }
     let actor = Actor::with_correlation(principal.name, correlation_id());
-    Ok(Json(st.oms.activate_kill_switch(&actor, b.reason.trim(), b.cancel_open_orders, b.flatten).await?))
+    Ok(Json(
+        st.oms
+            .activate_kill_switch(&actor, b.reason.trim(), b.cancel_open_orders, b.flatten)
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,7 +156,12 @@ struct ReleaseBody {
 }
 
 /// Admins only. The reason comes in a JSON body `{"reason": ...}` or as `?reason=`.
-pub async fn release_kill_switch(State(st): State<AppState>, principal: Principal, q: QueryMap, body: Bytes) -> ApiResult<Json<KillSwitchState>> {
+pub async fn release_kill_switch(
+    State(st): State<AppState>,
+    principal: Principal,
+    q: QueryMap,
+    body: Bytes,
+) -> ApiResult<Json<KillSwitchState>> {
     principal.require(Role::Admin)?;
     let q = query(q)?;
     let reason = if body.iter().all(|b| b.is_ascii_whitespace()) {
@@ -124,8 +170,13 @@ pub async fn release_kill_switch(State(st): State<AppState>, principal: Principa
         parse_value::<ReleaseBody>(parse_bytes(&body)?)?.reason
     };
     if reason.trim().is_empty() {
-        return Err(ApiError::invalid("reason", "releasing the kill switch needs a reason"));
+        return Err(ApiError::invalid(
+            "reason",
+            "releasing the kill switch needs a reason",
+        ));
     }
     let actor = Actor::with_correlation(principal.name, correlation_id());
-    Ok(Json(st.oms.release_kill_switch(&actor, reason.trim()).await?))
+    Ok(Json(
+        st.oms.release_kill_switch(&actor, reason.trim()).await?,
+    ))
 }
