@@ -11,11 +11,7 @@ pub enum TradingCalendar {
     /// Always open (the simulated market).
     Continuous,
     /// Open between `open` and `close` São Paulo time on weekdays, except `holidays`.
-    Sessions {
-        open: NaiveTime,
-        close: NaiveTime,
-        holidays: Vec<NaiveDate>,
-    },
+    Sessions { open: NaiveTime, close: NaiveTime, holidays: Vec<NaiveDate> },
 }
 
 impl TradingCalendar {
@@ -31,21 +27,29 @@ impl TradingCalendar {
     pub fn is_open(&self, now: DateTime<Utc>) -> bool {
         match self {
             TradingCalendar::Continuous => true,
-            TradingCalendar::Sessions {
-                open,
-                close,
-                holidays,
-            } => {
+            TradingCalendar::Sessions { open, close, holidays } => {
                 let local = now.with_timezone(&Sao_Paulo);
                 let date = local.date_naive();
-                if matches!(date.weekday(), Weekday::Sat | Weekday::Sun) || holidays.contains(&date)
-                {
+                if matches!(date.weekday(), Weekday::Sat | Weekday::Sun) || holidays.contains(&date) {
                     return false;
                 }
                 let t = local.time();
                 t >= *open && t < *close
             }
         }
+    }
+
+    /// When the trading date after `now`'s begins (the next midnight in São Paulo), in UTC.
+    pub fn next_date_change(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        use chrono::TimeZone;
+        let tomorrow = self.session_date(now).succ_opt().unwrap_or(NaiveDate::MAX);
+        let midnight = tomorrow.and_hms_opt(0, 0, 0).unwrap_or_default();
+        // São Paulo has no DST now, but a gap or overlap at midnight is handled by taking the earliest instant.
+        Sao_Paulo
+            .from_local_datetime(&midnight)
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or(now + chrono::Duration::hours(1))
     }
 
     /// The trading date `now` belongs to, in São Paulo.
@@ -69,22 +73,26 @@ mod tests {
         assert!(!cal.is_open(Utc.with_ymd_and_hms(2025, 11, 24, 21, 0, 0).unwrap()));
         // Saturday.
         assert!(!cal.is_open(Utc.with_ymd_and_hms(2025, 11, 22, 15, 0, 0).unwrap()));
-        assert!(TradingCalendar::Continuous
-            .is_open(Utc.with_ymd_and_hms(2025, 11, 22, 3, 0, 0).unwrap()));
+        assert!(TradingCalendar::Continuous.is_open(Utc.with_ymd_and_hms(2025, 11, 22, 3, 0, 0).unwrap()));
     }
 
     #[test]
     fn holidays_close_the_session() {
         let holiday = NaiveDate::from_ymd_opt(2025, 11, 20).unwrap();
         let cal = match TradingCalendar::b3_regular() {
-            TradingCalendar::Sessions { open, close, .. } => TradingCalendar::Sessions {
-                open,
-                close,
-                holidays: vec![holiday],
-            },
+            TradingCalendar::Sessions { open, close, .. } => {
+                TradingCalendar::Sessions { open, close, holidays: vec![holiday] }
+            }
             c => c,
         };
         assert!(!cal.is_open(Utc.with_ymd_and_hms(2025, 11, 20, 15, 0, 0).unwrap()));
+    }
+
+    #[test]
+    fn next_date_change_is_local_midnight() {
+        let cal = TradingCalendar::Continuous;
+        let now = Utc.with_ymd_and_hms(2025, 11, 24, 15, 0, 0).unwrap();
+        assert_eq!(cal.next_date_change(now), Utc.with_ymd_and_hms(2025, 11, 25, 3, 0, 0).unwrap());
     }
 
     #[test]

@@ -89,9 +89,7 @@ pub struct Instruments {
 impl Instruments {
     pub fn new(list: impl IntoIterator<Item = Instrument>) -> Self {
         let map = list.into_iter().map(|i| (i.symbol.clone(), i)).collect();
-        Instruments {
-            by_symbol: Arc::new(map),
-        }
+        Instruments { by_symbol: Arc::new(map) }
     }
 
     /// The defaults of the simulated market: the stocks and ETF of the spec plus the front WIN and WDO contracts.
@@ -112,11 +110,7 @@ impl Instruments {
             stock("ITUB4", "Itaú Unibanco PN"),
             stock("BBDC4", "Bradesco PN"),
             stock("B3SA3", "B3 ON"),
-            Instrument {
-                lot: 10,
-                kind: InstrumentKind::Etf,
-                ..stock("BOVA11", "iShares Ibovespa ETF")
-            },
+            Instrument { lot: 10, kind: InstrumentKind::Etf, ..stock("BOVA11", "iShares Ibovespa ETF") },
         ];
         let (wy, wm) = front_month("WIN", today);
         list.push(Instrument {
@@ -187,20 +181,11 @@ mod tests {
     fn defaults_follow_the_spec_table() {
         let ins = Instruments::b3_defaults(d(2025, 11, 24));
         let petr = ins.get("PETR4").unwrap();
-        assert_eq!(
-            (petr.tick_size, petr.lot, petr.exchange),
-            (Price(100), 100, Exchange::Bovespa)
-        );
+        assert_eq!((petr.tick_size, petr.lot, petr.exchange), (Price(100), 100, Exchange::Bovespa));
         assert_eq!(ins.get("BOVA11").unwrap().lot, 10);
         let win = ins.get("WINZ25").unwrap();
-        assert_eq!(
-            (win.tick_size, win.multiplier, win.exchange),
-            (Price(50_000), Money(2_000), Exchange::Bmf)
-        );
+        assert_eq!((win.tick_size, win.multiplier, win.exchange), (Price(50_000), Money(2_000), Exchange::Bmf));
         let wdo = ins.get("WDOZ25").unwrap();
-        assert_eq!(
-            (wdo.tick_size, wdo.multiplier),
-            (Price(5_000), Money(100_000))
-        );
+        assert_eq!((wdo.tick_size, wdo.multiplier), (Price(5_000), Money(100_000)));
     }
 }

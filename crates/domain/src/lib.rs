@@ -13,8 +13,7 @@ pub mod risk;
 
 pub use instrument::{Exchange, Instrument, InstrumentKind, Instruments};
 pub use order::{
-    Fill, Order, OrderEvent, OrderRequest, OrderStatus, OrderType, PositionType, Side, TimeInForce,
-    ValidationError,
+    Fill, Order, OrderEvent, OrderRequest, OrderStatus, OrderType, PositionType, Side, TimeInForce, ValidationError,
 };
 pub use position::{Position, PositionBook};
 pub use price::{Money, Price, Qty, PRICE_SCALE};

@@ -94,13 +94,7 @@ impl OrderStatus {
     ];
 
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            OrderStatus::Filled
-                | OrderStatus::Canceled
-                | OrderStatus::Rejected
-                | OrderStatus::Expired
-        )
+        matches!(self, OrderStatus::Filled | OrderStatus::Canceled | OrderStatus::Rejected | OrderStatus::Expired)
     }
 
     /// Working at the broker (or on its way there): counts against position limits and is canceled by the kill switch.
@@ -122,9 +116,7 @@ impl OrderStatus {
     }
 
     pub fn parse(s: &str) -> Option<OrderStatus> {
-        OrderStatus::ALL
-            .into_iter()
-            .find(|st| st.as_str().eq_ignore_ascii_case(s))
+        OrderStatus::ALL.into_iter().find(|st| st.as_str().eq_ignore_ascii_case(s))
     }
 }
 
@@ -189,16 +181,8 @@ pub fn transition(
     quantity: Qty,
 ) -> Result<OrderStatus, IllegalTransition> {
     use OrderStatus::*;
-    let illegal = |detail| IllegalTransition {
-        from,
-        event: event.name(),
-        detail,
-    };
-    let working_after_fill = if filled_after >= quantity {
-        Filled
-    } else {
-        PartiallyFilled
-    };
+    let illegal = |detail| IllegalTransition { from, event: event.name(), detail };
+    let working_after_fill = if filled_after >= quantity { Filled } else { PartiallyFilled };
     let next = match (from, event) {
         (PendingNew, OrderEvent::Accepted { .. }) => New,
         (PendingNew, OrderEvent::Rejected { .. }) => Rejected,
@@ -260,10 +244,7 @@ pub struct ValidationError {
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
-    ValidationError {
-        field,
-        message: message.into(),
-    }
+    ValidationError { field, message: message.into() }
 }
 
 pub const MAX_CLIENT_ORDER_ID_LEN: usize = 64;
@@ -275,37 +256,20 @@ pub const MAX_JUSTIFICATION_LEN: usize = 1000;
 /// trade; a SELL stop triggers at or below and must be below it. For STOP_LIMIT the limit must not be worse than
 /// the trigger from the market's point of view: a BUY's limit is at or above its stop, a SELL's at or below, so
 /// the order is marketable at the moment it triggers.
-pub fn validate(
-    req: &OrderRequest,
-    instrument: &Instrument,
-    last_trade: Option<Price>,
-) -> Result<(), ValidationError> {
+pub fn validate(req: &OrderRequest, instrument: &Instrument, last_trade: Option<Price>) -> Result<(), ValidationError> {
     if req.quantity <= 0 {
         return Err(invalid("quantity", "must be a positive integer"));
     }
     if req.quantity % instrument.lot != 0 {
         return Err(invalid(
             "quantity",
-            format!(
-                "must be a multiple of the lot size {} for {}",
-                instrument.lot, instrument.symbol
-            ),
+            format!("must be a multiple of the lot size {} for {}", instrument.lot, instrument.symbol),
         ));
     }
     let tick = instrument.tick_size;
     match (req.order_type.needs_price(), req.price) {
-        (true, None) => {
-            return Err(invalid(
-                "price",
-                format!("required for {:?} orders", req.order_type),
-            ))
-        }
-        (false, Some(_)) => {
-            return Err(invalid(
-                "price",
-                "not allowed for MARKET and STOP orders (use STOP_LIMIT)",
-            ))
-        }
+        (true, None) => return Err(invalid("price", format!("required for {:?} orders", req.order_type))),
+        (false, Some(_)) => return Err(invalid("price", "not allowed for MARKET and STOP orders (use STOP_LIMIT)")),
         (true, Some(p)) => {
             if !p.is_positive() {
                 return Err(invalid("price", "must be positive"));
@@ -313,28 +277,15 @@ pub fn validate(
             if !p.is_on_grid(tick) {
                 return Err(invalid(
                     "price",
-                    format!(
-                        "{p} is not on the tick grid of {} (tick {tick})",
-                        instrument.symbol
-                    ),
+                    format!("{p} is not on the tick grid of {} (tick {tick})", instrument.symbol),
                 ));
             }
         }
         (false, None) => {}
     }
     match (req.order_type.needs_stop(), req.stop_price) {
-        (true, None) => {
-            return Err(invalid(
-                "stop_price",
-                "required for STOP and STOP_LIMIT orders",
-            ))
-        }
-        (false, Some(_)) => {
-            return Err(invalid(
-                "stop_price",
-                "only allowed for STOP and STOP_LIMIT orders",
-            ))
-        }
+        (true, None) => return Err(invalid("stop_price", "required for STOP and STOP_LIMIT orders")),
+        (false, Some(_)) => return Err(invalid("stop_price", "only allowed for STOP and STOP_LIMIT orders")),
         (true, Some(s)) => {
             if !s.is_positive() {
                 return Err(invalid("stop_price", "must be positive"));
@@ -342,10 +293,7 @@ pub fn validate(
             if !s.is_on_grid(tick) {
                 return Err(invalid(
                     "stop_price",
-                    format!(
-                        "{s} is not on the tick grid of {} (tick {tick})",
-                        instrument.symbol
-                    ),
+                    format!("{s} is not on the tick grid of {} (tick {tick})", instrument.symbol),
                 ));
             }
             if let Some(last) = last_trade {
@@ -368,16 +316,10 @@ pub fn validate(
             if let (OrderType::StopLimit, Some(p)) = (req.order_type, req.price) {
                 match req.side {
                     Side::Buy if p < s => {
-                        return Err(invalid(
-                            "price",
-                            "a BUY STOP_LIMIT needs a limit at or above its stop_price",
-                        ))
+                        return Err(invalid("price", "a BUY STOP_LIMIT needs a limit at or above its stop_price"))
                     }
                     Side::Sell if p > s => {
-                        return Err(invalid(
-                            "price",
-                            "a SELL STOP_LIMIT needs a limit at or below its stop_price",
-                        ))
+                        return Err(invalid("price", "a SELL STOP_LIMIT needs a limit at or below its stop_price"))
                     }
                     _ => {}
                 }
@@ -386,31 +328,19 @@ pub fn validate(
         (false, None) => {}
     }
     if req.order_type == OrderType::Market && req.time_in_force == TimeInForce::Gtc {
-        return Err(invalid(
-            "time_in_force",
-            "GTC is not allowed for MARKET orders",
-        ));
+        return Err(invalid("time_in_force", "GTC is not allowed for MARKET orders"));
     }
     if let Some(c) = &req.client_order_id {
         if c.is_empty() || c.len() > MAX_CLIENT_ORDER_ID_LEN {
-            return Err(invalid(
-                "client_order_id",
-                format!("must be 1 to {MAX_CLIENT_ORDER_ID_LEN} characters"),
-            ));
+            return Err(invalid("client_order_id", format!("must be 1 to {MAX_CLIENT_ORDER_ID_LEN} characters")));
         }
         if c.chars().any(|ch| ch.is_control()) {
-            return Err(invalid(
-                "client_order_id",
-                "must not contain control characters",
-            ));
+            return Err(invalid("client_order_id", "must not contain control characters"));
         }
     }
     if let Some(j) = &req.justification {
         if j.chars().count() > MAX_JUSTIFICATION_LEN {
-            return Err(invalid(
-                "justification",
-                format!("at most {MAX_JUSTIFICATION_LEN} characters"),
-            ));
+            return Err(invalid("justification", format!("at most {MAX_JUSTIFICATION_LEN} characters")));
         }
     }
     Ok(())
@@ -490,19 +420,12 @@ impl Order {
     }
 
     pub fn avg_fill_price(&self) -> Option<f64> {
-        (self.filled_quantity > 0).then(|| {
-            self.filled_value.units() as f64
-                / self.filled_quantity as f64
-                / crate::PRICE_SCALE as f64
-        })
+        (self.filled_quantity > 0)
+            .then(|| self.filled_value.units() as f64 / self.filled_quantity as f64 / crate::PRICE_SCALE as f64)
     }
 
     /// Applies an event through the transition table. Illegal events leave the order untouched.
-    pub fn apply(
-        &mut self,
-        event: &OrderEvent,
-        now: DateTime<Utc>,
-    ) -> Result<Applied, IllegalTransition> {
+    pub fn apply(&mut self, event: &OrderEvent, now: DateTime<Utc>) -> Result<Applied, IllegalTransition> {
         let mut filled_after = self.filled_quantity;
         if let OrderEvent::Filled(fill) = event {
             if self.fills.iter().any(|f| f.exec_id == fill.exec_id) {
@@ -519,20 +442,15 @@ impl Order {
         }
         let next = transition(self.status, event, filled_after, self.quantity)?;
         match event {
-            OrderEvent::Accepted { broker_order_id } => {
-                self.broker_order_id = Some(broker_order_id.clone())
-            }
+            OrderEvent::Accepted { broker_order_id } => self.broker_order_id = Some(broker_order_id.clone()),
             OrderEvent::Rejected { code, reason } => {
                 self.reject_code = Some(code.clone());
                 self.reject_reason = Some(reason.clone());
             }
             OrderEvent::Filled(fill) => {
                 self.filled_quantity = filled_after;
-                self.filled_value = Price(
-                    self.filled_value
-                        .units()
-                        .saturating_add(fill.price.units().saturating_mul(fill.quantity)),
-                );
+                self.filled_value =
+                    Price(self.filled_value.units().saturating_add(fill.price.units().saturating_mul(fill.quantity)));
                 self.fills.push(fill.clone());
             }
             OrderEvent::CancelRejected { .. }
@@ -556,13 +474,7 @@ mod tests {
         Instruments::b3_defaults(NaiveDate::from_ymd_opt(2025, 11, 24).unwrap())
     }
 
-    fn req(
-        order_type: OrderType,
-        side: Side,
-        qty: Qty,
-        price: Option<f64>,
-        stop: Option<f64>,
-    ) -> OrderRequest {
+    fn req(order_type: OrderType, side: Side, qty: Qty, price: Option<f64>, stop: Option<f64>) -> OrderRequest {
         OrderRequest {
             symbol: "PETR4".into(),
             side,
@@ -585,52 +497,16 @@ mod tests {
 
     #[test]
     fn validation_fields() {
-        assert_eq!(
-            check(&req(OrderType::Limit, Side::Buy, 100, Some(30.0), None)),
-            Ok(())
-        );
-        assert_eq!(
-            check(&req(OrderType::Limit, Side::Buy, 0, Some(30.0), None)),
-            Err("quantity")
-        );
-        assert_eq!(
-            check(&req(OrderType::Limit, Side::Buy, 150, Some(30.0), None)),
-            Err("quantity")
-        );
-        assert_eq!(
-            check(&req(OrderType::Limit, Side::Buy, 100, None, None)),
-            Err("price")
-        );
-        assert_eq!(
-            check(&req(OrderType::Limit, Side::Buy, 100, Some(30.005), None)),
-            Err("price")
-        );
-        assert_eq!(
-            check(&req(OrderType::Limit, Side::Buy, 100, Some(-1.0), None)),
-            Err("price")
-        );
-        assert_eq!(
-            check(&req(OrderType::Market, Side::Buy, 100, Some(30.0), None)),
-            Err("price")
-        );
-        assert_eq!(
-            check(&req(OrderType::Market, Side::Buy, 100, None, None)),
-            Ok(())
-        );
-        assert_eq!(
-            check(&req(OrderType::Stop, Side::Buy, 100, None, None)),
-            Err("stop_price")
-        );
-        assert_eq!(
-            check(&req(
-                OrderType::Limit,
-                Side::Buy,
-                100,
-                Some(30.0),
-                Some(31.0)
-            )),
-            Err("stop_price")
-        );
+        assert_eq!(check(&req(OrderType::Limit, Side::Buy, 100, Some(30.0), None)), Ok(()));
+        assert_eq!(check(&req(OrderType::Limit, Side::Buy, 0, Some(30.0), None)), Err("quantity"));
+        assert_eq!(check(&req(OrderType::Limit, Side::Buy, 150, Some(30.0), None)), Err("quantity"));
+        assert_eq!(check(&req(OrderType::Limit, Side::Buy, 100, None, None)), Err("price"));
+        assert_eq!(check(&req(OrderType::Limit, Side::Buy, 100, Some(30.005), None)), Err("price"));
+        assert_eq!(check(&req(OrderType::Limit, Side::Buy, 100, Some(-1.0), None)), Err("price"));
+        assert_eq!(check(&req(OrderType::Market, Side::Buy, 100, Some(30.0), None)), Err("price"));
+        assert_eq!(check(&req(OrderType::Market, Side::Buy, 100, None, None)), Ok(()));
+        assert_eq!(check(&req(OrderType::Stop, Side::Buy, 100, None, None)), Err("stop_price"));
+        assert_eq!(check(&req(OrderType::Limit, Side::Buy, 100, Some(30.0), Some(31.0))), Err("stop_price"));
         let mut gtc = req(OrderType::Market, Side::Buy, 100, None, None);
         gtc.time_in_force = TimeInForce::Gtc;
         assert_eq!(check(&gtc), Err("time_in_force"));
@@ -642,112 +518,33 @@ mod tests {
     #[test]
     fn stops_that_would_trigger_at_once_are_refused_on_both_sides() {
         // Last trade is 30.00.
-        assert_eq!(
-            check(&req(OrderType::Stop, Side::Buy, 100, None, Some(31.0))),
-            Ok(())
-        );
-        assert_eq!(
-            check(&req(OrderType::Stop, Side::Buy, 100, None, Some(30.0))),
-            Err("stop_price")
-        );
-        assert_eq!(
-            check(&req(OrderType::Stop, Side::Buy, 100, None, Some(29.0))),
-            Err("stop_price")
-        );
-        assert_eq!(
-            check(&req(OrderType::Stop, Side::Sell, 100, None, Some(29.0))),
-            Ok(())
-        );
-        assert_eq!(
-            check(&req(OrderType::Stop, Side::Sell, 100, None, Some(30.0))),
-            Err("stop_price")
-        );
-        assert_eq!(
-            check(&req(OrderType::Stop, Side::Sell, 100, None, Some(31.0))),
-            Err("stop_price")
-        );
+        assert_eq!(check(&req(OrderType::Stop, Side::Buy, 100, None, Some(31.0))), Ok(()));
+        assert_eq!(check(&req(OrderType::Stop, Side::Buy, 100, None, Some(30.0))), Err("stop_price"));
+        assert_eq!(check(&req(OrderType::Stop, Side::Buy, 100, None, Some(29.0))), Err("stop_price"));
+        assert_eq!(check(&req(OrderType::Stop, Side::Sell, 100, None, Some(29.0))), Ok(()));
+        assert_eq!(check(&req(OrderType::Stop, Side::Sell, 100, None, Some(30.0))), Err("stop_price"));
+        assert_eq!(check(&req(OrderType::Stop, Side::Sell, 100, None, Some(31.0))), Err("stop_price"));
     }
 
     #[test]
     fn stop_limit_rule_per_side() {
-        assert_eq!(
-            check(&req(
-                OrderType::StopLimit,
-                Side::Buy,
-                100,
-                Some(31.5),
-                Some(31.0)
-            )),
-            Ok(())
-        );
-        assert_eq!(
-            check(&req(
-                OrderType::StopLimit,
-                Side::Buy,
-                100,
-                Some(31.0),
-                Some(31.0)
-            )),
-            Ok(())
-        );
-        assert_eq!(
-            check(&req(
-                OrderType::StopLimit,
-                Side::Buy,
-                100,
-                Some(30.9),
-                Some(31.0)
-            )),
-            Err("price")
-        );
-        assert_eq!(
-            check(&req(
-                OrderType::StopLimit,
-                Side::Sell,
-                100,
-                Some(28.5),
-                Some(29.0)
-            )),
-            Ok(())
-        );
-        assert_eq!(
-            check(&req(
-                OrderType::StopLimit,
-                Side::Sell,
-                100,
-                Some(29.1),
-                Some(29.0)
-            )),
-            Err("price")
-        );
+        assert_eq!(check(&req(OrderType::StopLimit, Side::Buy, 100, Some(31.5), Some(31.0))), Ok(()));
+        assert_eq!(check(&req(OrderType::StopLimit, Side::Buy, 100, Some(31.0), Some(31.0))), Ok(()));
+        assert_eq!(check(&req(OrderType::StopLimit, Side::Buy, 100, Some(30.9), Some(31.0))), Err("price"));
+        assert_eq!(check(&req(OrderType::StopLimit, Side::Sell, 100, Some(28.5), Some(29.0))), Ok(()));
+        assert_eq!(check(&req(OrderType::StopLimit, Side::Sell, 100, Some(29.1), Some(29.0))), Err("price"));
     }
 
     fn fill(id: &str, q: Qty) -> OrderEvent {
-        OrderEvent::Filled(Fill {
-            exec_id: id.into(),
-            quantity: q,
-            price: Price(300_000),
-            ts: Utc::now(),
-        })
+        OrderEvent::Filled(Fill { exec_id: id.into(), quantity: q, price: Price(300_000), ts: Utc::now() })
     }
 
     #[test]
     fn lifecycle_and_duplicate_fills() {
         let now = Utc::now();
-        let mut o = Order::new(
-            1,
-            "t",
-            &req(OrderType::Limit, Side::Buy, 300, Some(30.0), None),
-            now,
-        );
+        let mut o = Order::new(1, "t", &req(OrderType::Limit, Side::Buy, 300, Some(30.0), None), now);
         assert_eq!(o.status, OrderStatus::PendingNew);
-        o.apply(
-            &OrderEvent::Accepted {
-                broker_order_id: "B1".into(),
-            },
-            now,
-        )
-        .unwrap();
+        o.apply(&OrderEvent::Accepted { broker_order_id: "B1".into() }, now).unwrap();
         assert_eq!(o.status, OrderStatus::New);
         o.apply(&fill("e1", 100), now).unwrap();
         assert_eq!(o.status, OrderStatus::PartiallyFilled);
@@ -756,21 +553,13 @@ mod tests {
         o.apply(&OrderEvent::CancelRequested, now).unwrap();
         o.apply(&fill("e2", 100), now).unwrap();
         assert_eq!(o.status, OrderStatus::PendingCancel);
-        o.apply(
-            &OrderEvent::CancelRejected {
-                reason: "too late".into(),
-            },
-            now,
-        )
-        .unwrap();
+        o.apply(&OrderEvent::CancelRejected { reason: "too late".into() }, now).unwrap();
         assert_eq!(o.status, OrderStatus::PartiallyFilled);
         o.apply(&fill("e3", 100), now).unwrap();
         assert_eq!(o.status, OrderStatus::Filled);
         assert_eq!(o.avg_fill_price(), Some(30.0));
         let before = o.clone();
-        assert!(o
-            .apply(&OrderEvent::Canceled { reason: "x".into() }, now)
-            .is_err());
+        assert!(o.apply(&OrderEvent::Canceled { reason: "x".into() }, now).is_err());
         assert!(o.apply(&fill("e4", 1), now).is_err());
         assert_eq!(o, before, "a refused transition changes nothing");
     }
@@ -778,19 +567,8 @@ mod tests {
     #[test]
     fn overfill_is_refused() {
         let now = Utc::now();
-        let mut o = Order::new(
-            1,
-            "t",
-            &req(OrderType::Limit, Side::Buy, 100, Some(30.0), None),
-            now,
-        );
-        o.apply(
-            &OrderEvent::Accepted {
-                broker_order_id: "B1".into(),
-            },
-            now,
-        )
-        .unwrap();
+        let mut o = Order::new(1, "t", &req(OrderType::Limit, Side::Buy, 100, Some(30.0), None), now);
+        o.apply(&OrderEvent::Accepted { broker_order_id: "B1".into() }, now).unwrap();
         assert!(o.apply(&fill("e1", 200), now).is_err());
         assert_eq!(o.filled_quantity, 0);
         assert_eq!(o.status, OrderStatus::New);
@@ -799,16 +577,9 @@ mod tests {
     #[test]
     fn cancel_from_pending_new_is_illegal() {
         let now = Utc::now();
-        let mut o = Order::new(
-            1,
-            "t",
-            &req(OrderType::Limit, Side::Buy, 100, Some(30.0), None),
-            now,
-        );
+        let mut o = Order::new(1, "t", &req(OrderType::Limit, Side::Buy, 100, Some(30.0), None), now);
         assert!(o.apply(&OrderEvent::CancelRequested, now).is_err());
-        assert!(o
-            .apply(&OrderEvent::Expired { reason: "x".into() }, now)
-            .is_err());
+        assert!(o.apply(&OrderEvent::Expired { reason: "x".into() }, now).is_err());
     }
 }
 
@@ -820,18 +591,13 @@ mod proptests {
     fn arb_event() -> impl Strategy<Value = OrderEvent> {
         prop_oneof![
             "[a-z]{1,3}".prop_map(|b| OrderEvent::Accepted { broker_order_id: b }),
-            Just(OrderEvent::Rejected {
-                code: "X".into(),
-                reason: "r".into()
-            }),
-            ("e[0-9]{1,2}", 1i64..400, 1i64..1000).prop_map(|(id, q, p)| OrderEvent::Filled(
-                Fill {
-                    exec_id: id,
-                    quantity: q,
-                    price: Price(p * 100),
-                    ts: DateTime::<Utc>::UNIX_EPOCH,
-                }
-            )),
+            Just(OrderEvent::Rejected { code: "X".into(), reason: "r".into() }),
+            ("e[0-9]{1,2}", 1i64..400, 1i64..1000).prop_map(|(id, q, p)| OrderEvent::Filled(Fill {
+                exec_id: id,
+                quantity: q,
+                price: Price(p * 100),
+                ts: DateTime::<Utc>::UNIX_EPOCH,
+            })),
             Just(OrderEvent::CancelRequested),
             Just(OrderEvent::Canceled { reason: "c".into() }),
             Just(OrderEvent::CancelRejected { reason: "c".into() }),

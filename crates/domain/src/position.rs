@@ -53,8 +53,7 @@ impl Position {
         let closing = qty.min(open);
         let released = div_round(self.cost.0 as i128 * closing as i128, open as i128);
         let exit_value = price.units() as i128 * closing as i128;
-        let realized =
-            self.points_to_money((exit_value - released) * self.quantity.signum() as i128);
+        let realized = self.points_to_money((exit_value - released) * self.quantity.signum() as i128);
         self.quantity += signed;
         self.cost = Price(clamp_i64(self.cost.0 as i128 - released));
         if self.quantity == 0 {
@@ -69,8 +68,7 @@ impl Position {
 
     /// Average entry price of the open quantity, in price units (not on the tick grid in general).
     pub fn avg_price(&self) -> Option<f64> {
-        (self.quantity != 0)
-            .then(|| self.cost.0 as f64 / self.quantity.abs() as f64 / PRICE_SCALE as f64)
+        (self.quantity != 0).then(|| self.cost.0 as f64 / self.quantity.abs() as f64 / PRICE_SCALE as f64)
     }
 
     /// Marked to `last_price`; zero without a mark.
@@ -78,9 +76,7 @@ impl Position {
         match self.last_price {
             Some(mark) if self.quantity != 0 => {
                 let mark_value = mark.units() as i128 * self.quantity.abs() as i128;
-                self.points_to_money(
-                    (mark_value - self.cost.0 as i128) * self.quantity.signum() as i128,
-                )
+                self.points_to_money((mark_value - self.cost.0 as i128) * self.quantity.signum() as i128)
             }
             _ => Money::ZERO,
         }
@@ -115,18 +111,8 @@ impl PositionBook {
         self.positions.get(symbol).map_or(0, |p| p.quantity)
     }
 
-    pub fn apply_fill(
-        &mut self,
-        symbol: &str,
-        multiplier: Money,
-        side: Side,
-        qty: Qty,
-        price: Price,
-    ) -> Money {
-        let pos = self
-            .positions
-            .entry(symbol.to_string())
-            .or_insert_with(|| Position::new(symbol, multiplier));
+    pub fn apply_fill(&mut self, symbol: &str, multiplier: Money, side: Side, qty: Qty, price: Price) -> Money {
+        let pos = self.positions.entry(symbol.to_string()).or_insert_with(|| Position::new(symbol, multiplier));
         if pos.last_price.is_none() {
             pos.last_price = Some(price);
         }
@@ -155,27 +141,19 @@ impl PositionBook {
     }
 
     pub fn daily_pnl(&self) -> Money {
-        self.positions
-            .values()
-            .fold(Money::ZERO, |acc, p| acc + p.daily_pnl())
+        self.positions.values().fold(Money::ZERO, |acc, p| acc + p.daily_pnl())
     }
 
     pub fn realized_today(&self) -> Money {
-        self.positions
-            .values()
-            .fold(Money::ZERO, |acc, p| acc + p.realized_today)
+        self.positions.values().fold(Money::ZERO, |acc, p| acc + p.realized_today)
     }
 
     pub fn unrealized(&self) -> Money {
-        self.positions
-            .values()
-            .fold(Money::ZERO, |acc, p| acc + p.unrealized())
+        self.positions.values().fold(Money::ZERO, |acc, p| acc + p.unrealized())
     }
 
     pub fn exposure(&self) -> Money {
-        self.positions
-            .values()
-            .fold(Money::ZERO, |acc, p| acc + p.exposure())
+        self.positions.values().fold(Money::ZERO, |acc, p| acc + p.exposure())
     }
 }
 
@@ -200,11 +178,7 @@ mod tests {
         assert_eq!(pos.unrealized(), brl(300.0));
         assert_eq!(pos.apply_fill(Side::Sell, 100, p(32.0)), brl(150.0));
         assert_eq!(pos.quantity, 100);
-        assert_eq!(
-            pos.avg_price(),
-            Some(30.5),
-            "average cost is unchanged by a reduction"
-        );
+        assert_eq!(pos.avg_price(), Some(30.5), "average cost is unchanged by a reduction");
         assert_eq!(pos.apply_fill(Side::Sell, 100, p(29.0)), brl(-150.0));
         assert_eq!((pos.quantity, pos.cost), (0, Price::ZERO));
         assert_eq!(pos.realized_total, Money::ZERO);

@@ -140,9 +140,9 @@ fn serialize_units<S: Serializer>(units: i64, s: S) -> Result<S::Ok, S::Error> {
 
 fn deserialize_units<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     let v = f64::deserialize(d)?;
-    Price::from_f64(v).map(|p| p.0).ok_or_else(|| {
-        serde::de::Error::custom(format!("{v} is not a decimal with at most 4 places"))
-    })
+    Price::from_f64(v)
+        .map(|p| p.0)
+        .ok_or_else(|| serde::de::Error::custom(format!("{v} is not a decimal with at most 4 places")))
 }
 
 impl Serialize for Price {
@@ -240,29 +240,12 @@ mod tests {
 
     #[test]
     fn serde_round_trips_exactly() {
-        for units in [
-            0i64,
-            1,
-            100,
-            371_200,
-            12_345,
-            -5_000,
-            1_284_550_000,
-            999_999_999_999_999,
-            -2_000_000_000_000_000,
-        ] {
+        for units in [0i64, 1, 100, 371_200, 12_345, -5_000, 1_284_550_000, 999_999_999_999_999, -2_000_000_000_000_000]
+        {
             let json = serde_json::to_string(&Price(units)).unwrap();
-            assert_eq!(
-                serde_json::from_str::<Price>(&json).unwrap(),
-                Price(units),
-                "{json}"
-            );
+            assert_eq!(serde_json::from_str::<Price>(&json).unwrap(), Price(units), "{json}");
             let json = serde_json::to_string(&Money(units)).unwrap();
-            assert_eq!(
-                serde_json::from_str::<Money>(&json).unwrap(),
-                Money(units),
-                "{json}"
-            );
+            assert_eq!(serde_json::from_str::<Money>(&json).unwrap(), Money(units), "{json}");
         }
         assert_eq!(serde_json::to_string(&Price(371_200)).unwrap(), "37.12");
         assert!(serde_json::from_str::<Price>("37.123456").is_err());
@@ -272,11 +255,7 @@ mod tests {
     #[test]
     fn notional_with_multiplier() {
         // 10 WIN contracts at 128,000 points, R$ 0.20 per point = R$ 256,000.
-        let n = notional(
-            Price::from_f64(128_000.0).unwrap(),
-            10,
-            Money::from_f64(0.2).unwrap(),
-        );
+        let n = notional(Price::from_f64(128_000.0).unwrap(), 10, Money::from_f64(0.2).unwrap());
         assert_eq!(n, Money::from_brl(256_000));
     }
 }

@@ -104,16 +104,10 @@ impl RiskLimits {
     /// Returns the offending field and why.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.daily_loss_limit < DAILY_LOSS_MIN || self.daily_loss_limit > DAILY_LOSS_MAX {
-            return Err((
-                "daily_loss_limit",
-                "must be between 100 and 1,000,000 BRL".into(),
-            ));
+            return Err(("daily_loss_limit", "must be between 100 and 1,000,000 BRL".into()));
         }
         if self.max_orders_per_second == 0 || self.max_orders_per_second > 100_000 {
-            return Err((
-                "max_orders_per_second",
-                "must be between 1 and 100,000".into(),
-            ));
+            return Err(("max_orders_per_second", "must be between 1 and 100,000".into()));
         }
         if self.max_notional <= Money::ZERO {
             return Err(("max_notional", "must be positive".into()));
@@ -143,23 +137,17 @@ impl RiskLimits {
     }
 
     pub fn max_order_qty(&self, ins: &Instrument) -> Qty {
-        self.symbols
-            .get(&ins.symbol)
-            .and_then(|s| s.max_order_qty)
-            .unwrap_or(match ins.kind {
-                InstrumentKind::Future => self.max_order_qty_future,
-                _ => self.max_order_qty_stock,
-            })
+        self.symbols.get(&ins.symbol).and_then(|s| s.max_order_qty).unwrap_or(match ins.kind {
+            InstrumentKind::Future => self.max_order_qty_future,
+            _ => self.max_order_qty_stock,
+        })
     }
 
     pub fn position_limit(&self, ins: &Instrument) -> Qty {
-        self.symbols
-            .get(&ins.symbol)
-            .and_then(|s| s.position_limit)
-            .unwrap_or(match ins.kind {
-                InstrumentKind::Future => self.position_limit_future,
-                _ => self.position_limit_stock,
-            })
+        self.symbols.get(&ins.symbol).and_then(|s| s.position_limit).unwrap_or(match ins.kind {
+            InstrumentKind::Future => self.position_limit_future,
+            _ => self.position_limit_stock,
+        })
     }
 }
 
@@ -208,10 +196,7 @@ pub fn loss_level(daily_pnl: Money, limit: Money) -> LossLevel {
 }
 
 fn reject(check: RiskCheck, message: impl Into<String>) -> Result<(), RiskRejection> {
-    Err(RiskRejection {
-        check,
-        message: message.into(),
-    })
+    Err(RiskRejection { check, message: message.into() })
 }
 
 impl RiskEngine {
@@ -224,10 +209,7 @@ impl RiskEngine {
         ctx: &RiskContext<'_>,
     ) -> Result<(), RiskRejection> {
         if ctx.kill_switch_active {
-            return reject(
-                RiskCheck::KillSwitch,
-                "the kill switch is active: new orders are blocked",
-            );
+            return reject(RiskCheck::KillSwitch, "the kill switch is active: new orders are blocked");
         }
         let signed = req.side.sign() * req.quantity;
         if limits.trading_state == TradingState::Reducing {
@@ -238,10 +220,7 @@ impl RiskEngine {
             if !reduces {
                 return reject(
                     RiskCheck::TradingState,
-                    format!(
-                        "trading state is REDUCING: only orders that reduce the {} position pass",
-                        ins.symbol
-                    ),
+                    format!("trading state is REDUCING: only orders that reduce the {} position pass", ins.symbol),
                 );
             }
         }
@@ -253,10 +232,7 @@ impl RiskEngine {
         if req.quantity > max_qty {
             return reject(
                 RiskCheck::MaxOrderQty,
-                format!(
-                    "quantity {} exceeds the maximum {max_qty} per order for {}",
-                    req.quantity, ins.symbol
-                ),
+                format!("quantity {} exceeds the maximum {max_qty} per order for {}", req.quantity, ins.symbol),
             );
         }
         let reference = match req.order_type {
@@ -265,19 +241,13 @@ impl RiskEngine {
             OrderType::Market => ctx.last_price,
         };
         let Some(reference) = reference else {
-            return reject(
-                RiskCheck::MaxNotional,
-                format!("no last trade for {} to value a MARKET order", ins.symbol),
-            );
+            return reject(RiskCheck::MaxNotional, format!("no last trade for {} to value a MARKET order", ins.symbol));
         };
         let value = notional(reference, req.quantity, ins.multiplier);
         if value > limits.max_notional {
             return reject(
                 RiskCheck::MaxNotional,
-                format!(
-                    "notional {value} exceeds the maximum {}",
-                    limits.max_notional
-                ),
+                format!("notional {value} exceeds the maximum {}", limits.max_notional),
             );
         }
         if let Some(last) = ctx.last_price {
@@ -301,19 +271,13 @@ impl RiskEngine {
         if projected.abs() > limit {
             return reject(
                 RiskCheck::PositionLimit,
-                format!(
-                    "position in {} would reach {projected} (limit ±{limit}, counting open orders)",
-                    ins.symbol
-                ),
+                format!("position in {} would reach {projected} (limit ±{limit}, counting open orders)", ins.symbol),
             );
         }
         if loss_level(ctx.daily_pnl, limits.daily_loss_limit) == LossLevel::Breached {
             return reject(
                 RiskCheck::DailyLossLimit,
-                format!(
-                    "daily P&L {} is beyond the loss limit {}",
-                    ctx.daily_pnl, limits.daily_loss_limit
-                ),
+                format!("daily P&L {} is beyond the loss limit {}", ctx.daily_pnl, limits.daily_loss_limit),
             );
         }
         self.record(ctx);
@@ -321,7 +285,10 @@ impl RiskEngine {
     }
 
     fn window(&mut self, account: &str, now: DateTime<Utc>) -> &mut VecDeque<DateTime<Utc>> {
-        let w = self.rate_windows.entry(account.to_string()).or_default();
+        if !self.rate_windows.contains_key(account) {
+            self.rate_windows.insert(account.to_string(), VecDeque::new());
+        }
+        let w = self.rate_windows.get_mut(account).expect("inserted above");
         let horizon = now - chrono::Duration::seconds(1);
         while w.front().is_some_and(|t| *t <= horizon) {
             w.pop_front();
@@ -329,19 +296,12 @@ impl RiskEngine {
         w
     }
 
-    fn check_rate(
-        &mut self,
-        ctx: &RiskContext<'_>,
-        limits: &RiskLimits,
-    ) -> Result<(), RiskRejection> {
+    fn check_rate(&mut self, ctx: &RiskContext<'_>, limits: &RiskLimits) -> Result<(), RiskRejection> {
         let max = limits.max_orders_per_second as usize;
         if self.window(ctx.account, ctx.now).len() >= max {
             return reject(
                 RiskCheck::OrderRate,
-                format!(
-                    "more than {max} orders per second for account {}",
-                    ctx.account
-                ),
+                format!("more than {max} orders per second for account {}", ctx.account),
             );
         }
         Ok(())
@@ -369,10 +329,7 @@ mod tests {
     use chrono::NaiveDate;
 
     fn ins(sym: &str) -> Instrument {
-        Instruments::b3_defaults(NaiveDate::from_ymd_opt(2025, 11, 24).unwrap())
-            .get(sym)
-            .unwrap()
-            .clone()
+        Instruments::b3_defaults(NaiveDate::from_ymd_opt(2025, 11, 24).unwrap()).get(sym).unwrap().clone()
     }
 
     fn limit_req(sym: &str, side: Side, qty: Qty, price: f64) -> OrderRequest {
@@ -404,100 +361,42 @@ mod tests {
         }
     }
 
-    fn run(
-        req: &OrderRequest,
-        ctx: &RiskContext<'_>,
-        limits: &RiskLimits,
-    ) -> Result<(), &'static str> {
-        RiskEngine::default()
-            .check(req, &ins(&req.symbol), limits, ctx)
-            .map_err(|r| r.code())
+    fn run(req: &OrderRequest, ctx: &RiskContext<'_>, limits: &RiskLimits) -> Result<(), &'static str> {
+        RiskEngine::default().check(req, &ins(&req.symbol), limits, ctx).map_err(|r| r.code())
     }
 
     #[test]
     fn passes_a_normal_order() {
-        assert_eq!(
-            run(
-                &limit_req("PETR4", Side::Buy, 100, 30.0),
-                &ctx(),
-                &RiskLimits::default()
-            ),
-            Ok(())
-        );
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, 100, 30.0), &ctx(), &RiskLimits::default()), Ok(()));
     }
 
     #[test]
     fn kill_switch_both_ways() {
         let r = limit_req("PETR4", Side::Buy, 100, 30.0);
         assert_eq!(
-            run(
-                &r,
-                &RiskContext {
-                    kill_switch_active: true,
-                    ..ctx()
-                },
-                &RiskLimits::default()
-            ),
+            run(&r, &RiskContext { kill_switch_active: true, ..ctx() }, &RiskLimits::default()),
             Err("KILL_SWITCH_ACTIVE")
         );
-        assert_eq!(
-            run(
-                &r,
-                &RiskContext {
-                    kill_switch_active: false,
-                    ..ctx()
-                },
-                &RiskLimits::default()
-            ),
-            Ok(())
-        );
+        assert_eq!(run(&r, &RiskContext { kill_switch_active: false, ..ctx() }, &RiskLimits::default()), Ok(()));
     }
 
     #[test]
     fn reducing_state_both_ways() {
-        let limits = RiskLimits {
-            trading_state: TradingState::Reducing,
-            ..RiskLimits::default()
-        };
-        let long = RiskContext {
-            net_position: 500,
-            ..ctx()
-        };
-        assert_eq!(
-            run(&limit_req("PETR4", Side::Sell, 200, 30.0), &long, &limits),
-            Ok(())
-        );
-        assert_eq!(
-            run(&limit_req("PETR4", Side::Sell, 500, 30.0), &long, &limits),
-            Ok(())
-        );
-        assert_eq!(
-            run(&limit_req("PETR4", Side::Buy, 100, 30.0), &long, &limits),
-            Err("REDUCE_ONLY")
-        );
+        let limits = RiskLimits { trading_state: TradingState::Reducing, ..RiskLimits::default() };
+        let long = RiskContext { net_position: 500, ..ctx() };
+        assert_eq!(run(&limit_req("PETR4", Side::Sell, 200, 30.0), &long, &limits), Ok(()));
+        assert_eq!(run(&limit_req("PETR4", Side::Sell, 500, 30.0), &long, &limits), Ok(()));
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, 100, 30.0), &long, &limits), Err("REDUCE_ONLY"));
         // Selling through zero would open a short: not a reduction.
-        assert_eq!(
-            run(&limit_req("PETR4", Side::Sell, 600, 30.0), &long, &limits),
-            Err("REDUCE_ONLY")
-        );
-        assert_eq!(
-            run(&limit_req("PETR4", Side::Sell, 100, 30.0), &ctx(), &limits),
-            Err("REDUCE_ONLY")
-        );
+        assert_eq!(run(&limit_req("PETR4", Side::Sell, 600, 30.0), &long, &limits), Err("REDUCE_ONLY"));
+        assert_eq!(run(&limit_req("PETR4", Side::Sell, 100, 30.0), &ctx(), &limits), Err("REDUCE_ONLY"));
     }
 
     #[test]
     fn trading_hours_both_ways() {
         let r = limit_req("PETR4", Side::Buy, 100, 30.0);
         assert_eq!(
-            run(
-                &r,
-                &RiskContext {
-                    market_open: false,
-                    ..ctx()
-                },
-                &RiskLimits::default()
-            ),
+            run(&r, &RiskContext { market_open: false, ..ctx() }, &RiskLimits::default()),
             Err("OUTSIDE_TRADING_HOURS")
         );
         assert_eq!(run(&r, &ctx(), &RiskLimits::default()), Ok(()));
@@ -513,219 +412,81 @@ mod tests {
         for _ in 0..50 {
             assert_eq!(engine.check(&r, &i, &limits, &c), Ok(()));
         }
-        assert_eq!(
-            engine.check(&r, &i, &limits, &c).map_err(|e| e.code()),
-            Err("RATE_LIMIT")
-        );
+        assert_eq!(engine.check(&r, &i, &limits, &c).map_err(|e| e.code()), Err("RATE_LIMIT"));
         // Another account has its own window.
-        assert_eq!(
-            engine.check(
-                &r,
-                &i,
-                &limits,
-                &RiskContext {
-                    account: "other",
-                    ..c.clone()
-                }
-            ),
-            Ok(())
-        );
+        assert_eq!(engine.check(&r, &i, &limits, &RiskContext { account: "other", ..c.clone() }), Ok(()));
         // One second later the window has slid.
-        let later = RiskContext {
-            now: c.now + chrono::Duration::milliseconds(1001),
-            ..c
-        };
+        let later = RiskContext { now: c.now + chrono::Duration::milliseconds(1001), ..c };
         assert_eq!(engine.check(&r, &i, &limits, &later), Ok(()));
     }
 
     #[test]
     fn max_order_qty_both_ways() {
         let limits = RiskLimits::default();
-        let c = RiskContext {
-            last_price: Price::from_f64(10.0),
-            ..ctx()
-        };
-        assert_eq!(
-            run(&limit_req("PETR4", Side::Buy, 10_000, 10.0), &c, &limits),
-            Ok(())
-        );
-        assert_eq!(
-            run(&limit_req("PETR4", Side::Buy, 10_100, 10.0), &c, &limits),
-            Err("MAX_ORDER_QTY")
-        );
+        let c = RiskContext { last_price: Price::from_f64(10.0), ..ctx() };
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, 10_000, 10.0), &c, &limits), Ok(()));
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, 10_100, 10.0), &c, &limits), Err("MAX_ORDER_QTY"));
         let win = ins("WINZ25");
-        let wc = RiskContext {
-            last_price: Price::from_f64(128_000.0),
-            ..ctx()
-        };
+        let wc = RiskContext { last_price: Price::from_f64(128_000.0), ..ctx() };
         let big = RiskLimits {
             position_limit_future: 1_000,
             max_notional: Money::from_brl(10_000_000),
             ..RiskLimits::default()
         };
-        assert_eq!(
-            run(
-                &limit_req(&win.symbol, Side::Buy, 100, 128_000.0),
-                &wc,
-                &big
-            ),
-            Ok(())
-        );
-        assert_eq!(
-            run(
-                &limit_req(&win.symbol, Side::Buy, 101, 128_000.0),
-                &wc,
-                &big
-            ),
-            Err("MAX_ORDER_QTY")
-        );
+        assert_eq!(run(&limit_req(&win.symbol, Side::Buy, 100, 128_000.0), &wc, &big), Ok(()));
+        assert_eq!(run(&limit_req(&win.symbol, Side::Buy, 101, 128_000.0), &wc, &big), Err("MAX_ORDER_QTY"));
         let mut per_symbol = RiskLimits::default();
-        per_symbol.symbols.insert(
-            "PETR4".into(),
-            SymbolLimits {
-                max_order_qty: Some(500),
-                position_limit: None,
-            },
-        );
-        assert_eq!(
-            run(&limit_req("PETR4", Side::Buy, 600, 10.0), &c, &per_symbol),
-            Err("MAX_ORDER_QTY")
-        );
+        per_symbol.symbols.insert("PETR4".into(), SymbolLimits { max_order_qty: Some(500), position_limit: None });
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, 600, 10.0), &c, &per_symbol), Err("MAX_ORDER_QTY"));
     }
 
     #[test]
     fn max_notional_both_ways() {
         let limits = RiskLimits::default();
-        let c = RiskContext {
-            last_price: Price::from_f64(100.0),
-            ..ctx()
-        };
+        let c = RiskContext { last_price: Price::from_f64(100.0), ..ctx() };
         // 10,000 × R$ 100 = R$ 1,000,000: at the limit passes.
-        assert_eq!(
-            run(&limit_req("PETR4", Side::Buy, 10_000, 100.0), &c, &limits),
-            Ok(())
-        );
-        assert_eq!(
-            run(&limit_req("PETR4", Side::Buy, 10_000, 100.01), &c, &limits),
-            Err("MAX_NOTIONAL")
-        );
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, 10_000, 100.0), &c, &limits), Ok(()));
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, 10_000, 100.01), &c, &limits), Err("MAX_NOTIONAL"));
         let mut market = limit_req("PETR4", Side::Buy, 100, 30.0);
         market.order_type = OrderType::Market;
         market.price = None;
-        assert_eq!(
-            run(
-                &market,
-                &RiskContext {
-                    last_price: None,
-                    ..ctx()
-                },
-                &limits
-            ),
-            Err("MAX_NOTIONAL")
-        );
+        assert_eq!(run(&market, &RiskContext { last_price: None, ..ctx() }, &limits), Err("MAX_NOTIONAL"));
         assert_eq!(run(&market, &ctx(), &limits), Ok(()));
     }
 
     #[test]
     fn price_band_both_ways() {
         let limits = RiskLimits::default();
-        assert_eq!(
-            run(&limit_req("PETR4", Side::Buy, 100, 33.0), &ctx(), &limits),
-            Ok(())
-        );
-        assert_eq!(
-            run(&limit_req("PETR4", Side::Buy, 100, 27.0), &ctx(), &limits),
-            Ok(())
-        );
-        assert_eq!(
-            run(&limit_req("PETR4", Side::Buy, 100, 33.01), &ctx(), &limits),
-            Err("PRICE_BAND")
-        );
-        assert_eq!(
-            run(&limit_req("PETR4", Side::Sell, 100, 26.99), &ctx(), &limits),
-            Err("PRICE_BAND")
-        );
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, 100, 33.0), &ctx(), &limits), Ok(()));
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, 100, 27.0), &ctx(), &limits), Ok(()));
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, 100, 33.01), &ctx(), &limits), Err("PRICE_BAND"));
+        assert_eq!(run(&limit_req("PETR4", Side::Sell, 100, 26.99), &ctx(), &limits), Err("PRICE_BAND"));
     }
 
     #[test]
     fn position_limit_both_ways_counting_open_orders() {
         let limits = RiskLimits::default();
-        let c = RiskContext {
-            last_price: Price::from_f64(10.0),
-            net_position: 5_000,
-            open_same_side: 4_000,
-            ..ctx()
-        };
-        assert_eq!(
-            run(&limit_req("PETR4", Side::Buy, 1_000, 10.0), &c, &limits),
-            Ok(())
-        );
-        assert_eq!(
-            run(&limit_req("PETR4", Side::Buy, 1_100, 10.0), &c, &limits),
-            Err("POSITION_LIMIT")
-        );
+        let c = RiskContext { last_price: Price::from_f64(10.0), net_position: 5_000, open_same_side: 4_000, ..ctx() };
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, 1_000, 10.0), &c, &limits), Ok(()));
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, 1_100, 10.0), &c, &limits), Err("POSITION_LIMIT"));
         // Selling reduces: passes even though open buys are large.
-        let sell = RiskContext {
-            open_same_side: 0,
-            ..c.clone()
-        };
-        assert_eq!(
-            run(
-                &limit_req("PETR4", Side::Sell, 10_000, 10.0),
-                &sell,
-                &limits
-            ),
-            Ok(())
-        );
-        let short = RiskContext {
-            net_position: -9_000,
-            open_same_side: 1_000,
-            ..c
-        };
-        assert_eq!(
-            run(&limit_req("PETR4", Side::Sell, 100, 10.0), &short, &limits),
-            Err("POSITION_LIMIT")
-        );
-        let wc = RiskContext {
-            last_price: Price::from_f64(128_000.0),
-            net_position: 50,
-            ..ctx()
-        };
+        let sell = RiskContext { open_same_side: 0, ..c.clone() };
+        assert_eq!(run(&limit_req("PETR4", Side::Sell, 10_000, 10.0), &sell, &limits), Ok(()));
+        let short = RiskContext { net_position: -9_000, open_same_side: 1_000, ..c };
+        assert_eq!(run(&limit_req("PETR4", Side::Sell, 100, 10.0), &short, &limits), Err("POSITION_LIMIT"));
+        let wc = RiskContext { last_price: Price::from_f64(128_000.0), net_position: 50, ..ctx() };
         let win = ins("WINZ25").symbol;
-        assert_eq!(
-            run(&limit_req(&win, Side::Buy, 1, 128_000.0), &wc, &limits),
-            Err("POSITION_LIMIT")
-        );
-        assert_eq!(
-            run(&limit_req(&win, Side::Sell, 1, 128_000.0), &wc, &limits),
-            Ok(())
-        );
+        assert_eq!(run(&limit_req(&win, Side::Buy, 1, 128_000.0), &wc, &limits), Err("POSITION_LIMIT"));
+        assert_eq!(run(&limit_req(&win, Side::Sell, 1, 128_000.0), &wc, &limits), Ok(()));
     }
 
     #[test]
     fn daily_loss_both_ways() {
         let limits = RiskLimits::default();
         let r = limit_req("PETR4", Side::Buy, 100, 30.0);
+        assert_eq!(run(&r, &RiskContext { daily_pnl: Money::from_brl(-4_999), ..ctx() }, &limits), Ok(()));
         assert_eq!(
-            run(
-                &r,
-                &RiskContext {
-                    daily_pnl: Money::from_brl(-4_999),
-                    ..ctx()
-                },
-                &limits
-            ),
-            Ok(())
-        );
-        assert_eq!(
-            run(
-                &r,
-                &RiskContext {
-                    daily_pnl: Money::from_brl(-5_000),
-                    ..ctx()
-                },
-                &limits
-            ),
+            run(&r, &RiskContext { daily_pnl: Money::from_brl(-5_000), ..ctx() }, &limits),
             Err("DAILY_LOSS_LIMIT")
         );
     }
@@ -734,35 +495,16 @@ mod tests {
     fn order_of_checks() {
         // Everything wrong at once: the kill switch decides first, then trading hours, then quantity.
         let limits = RiskLimits::default();
-        let all_bad = RiskContext {
-            kill_switch_active: true,
-            market_open: false,
-            daily_pnl: Money::from_brl(-10_000),
-            ..ctx()
-        };
+        let all_bad =
+            RiskContext { kill_switch_active: true, market_open: false, daily_pnl: Money::from_brl(-10_000), ..ctx() };
         let r = limit_req("PETR4", Side::Buy, 20_000, 99.0);
         assert_eq!(run(&r, &all_bad, &limits), Err("KILL_SWITCH_ACTIVE"));
         assert_eq!(
-            run(
-                &r,
-                &RiskContext {
-                    kill_switch_active: false,
-                    ..all_bad.clone()
-                },
-                &limits
-            ),
+            run(&r, &RiskContext { kill_switch_active: false, ..all_bad.clone() }, &limits),
             Err("OUTSIDE_TRADING_HOURS")
         );
         assert_eq!(
-            run(
-                &r,
-                &RiskContext {
-                    kill_switch_active: false,
-                    market_open: true,
-                    ..all_bad
-                },
-                &limits
-            ),
+            run(&r, &RiskContext { kill_switch_active: false, market_open: true, ..all_bad }, &limits),
             Err("MAX_ORDER_QTY")
         );
     }
@@ -770,33 +512,18 @@ mod tests {
     #[test]
     fn loss_levels() {
         let limit = Money::from_brl(5_000);
-        assert_eq!(
-            loss_level(Money::from_brl(-3_999), limit),
-            LossLevel::Normal
-        );
-        assert_eq!(
-            loss_level(Money::from_brl(-4_000), limit),
-            LossLevel::Warning
-        );
-        assert_eq!(
-            loss_level(Money::from_brl(-5_000), limit),
-            LossLevel::Breached
-        );
+        assert_eq!(loss_level(Money::from_brl(-3_999), limit), LossLevel::Normal);
+        assert_eq!(loss_level(Money::from_brl(-4_000), limit), LossLevel::Warning);
+        assert_eq!(loss_level(Money::from_brl(-5_000), limit), LossLevel::Breached);
         assert_eq!(loss_level(Money::from_brl(1_000), limit), LossLevel::Normal);
     }
 
     #[test]
     fn limits_validation() {
         assert!(RiskLimits::default().validate().is_ok());
-        let bad = RiskLimits {
-            daily_loss_limit: Money::from_brl(99),
-            ..RiskLimits::default()
-        };
+        let bad = RiskLimits { daily_loss_limit: Money::from_brl(99), ..RiskLimits::default() };
         assert_eq!(bad.validate().unwrap_err().0, "daily_loss_limit");
-        let bad = RiskLimits {
-            daily_loss_limit: Money::from_brl(1_000_001),
-            ..RiskLimits::default()
-        };
+        let bad = RiskLimits { daily_loss_limit: Money::from_brl(1_000_001), ..RiskLimits::default() };
         assert_eq!(bad.validate().unwrap_err().0, "daily_loss_limit");
     }
 }

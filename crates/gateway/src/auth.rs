@@ -6,9 +6,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -47,18 +45,11 @@ impl Role {
 
 pub fn hash_password(password: &str) -> Result<String, String> {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
 }
 
 pub fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
+    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
 /// Validates a new password; returns why it is not acceptable.
@@ -74,9 +65,7 @@ pub fn check_password_policy(password: &str) -> Result<(), String> {
 
 pub fn check_username(username: &str) -> Result<(), String> {
     let ok_len = (3..=64).contains(&username.len());
-    let ok_chars = username
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    let ok_chars = username.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
     if ok_len && ok_chars {
         Ok(())
     } else {
@@ -118,33 +107,22 @@ pub struct JwtKeys {
 
 impl JwtKeys {
     pub fn new(secret: &[u8], ttl: Duration) -> Self {
-        JwtKeys {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            ttl,
-        }
+        JwtKeys { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), ttl }
     }
 
     pub fn issue(&self, username: &str, role: Role) -> Result<(String, DateTime<Utc>), String> {
         let now = Utc::now();
         let exp = now + self.ttl;
-        let claims = Claims {
-            sub: username.to_string(),
-            role,
-            iat: now.timestamp(),
-            exp: exp.timestamp(),
-        };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| e.to_string())?;
+        let claims = Claims { sub: username.to_string(), role, iat: now.timestamp(), exp: exp.timestamp() };
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| e.to_string())?;
         Ok((token, exp))
     }
 
     fn verify(&self, token: &str) -> Option<Claims> {
         let mut v = Validation::new(Algorithm::HS256);
         v.leeway = 5;
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
-            .ok()
-            .map(|d| d.claims)
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).ok().map(|d| d.claims)
     }
 }
 
@@ -173,49 +151,30 @@ impl Principal {
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if let Some(auth) = parts.headers.get(http::header::AUTHORIZATION) {
-            let value = auth
-                .to_str()
-                .map_err(|_| ApiError::unauthorized("invalid Authorization header"))?;
+            let value = auth.to_str().map_err(|_| ApiError::unauthorized("invalid Authorization header"))?;
             let token = value
                 .strip_prefix("Bearer ")
                 .or_else(|| value.strip_prefix("bearer "))
-                .ok_or_else(|| {
-                    ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")
-                })?;
-            let claims = state
-                .jwt
-                .verify(token.trim())
-                .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
-            return Ok(Principal {
-                name: claims.sub,
-                role: claims.role,
-            });
+                .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))?;
+            let claims =
+                state.jwt.verify(token.trim()).ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
+            return Ok(Principal { name: claims.sub, role: claims.role });
         }
         if let Some(key) = parts.headers.get("x-api-key") {
-            let key = key
-                .to_str()
-                .map_err(|_| ApiError::unauthorized("invalid X-API-Key header"))?;
+            let key = key.to_str().map_err(|_| ApiError::unauthorized("invalid X-API-Key header"))?;
             let found = state.db.api_key_by_hash(&hash_api_key(key.trim())).await?;
             return match found {
                 Some(k) if k.revoked_at.is_none() => {
-                    let role = Role::parse(&k.role)
-                        .ok_or_else(|| ApiError::unauthorized("API key has an unknown role"))?;
-                    Ok(Principal {
-                        name: format!("apikey:{}", k.name),
-                        role,
-                    })
+                    let role =
+                        Role::parse(&k.role).ok_or_else(|| ApiError::unauthorized("API key has an unknown role"))?;
+                    Ok(Principal { name: format!("apikey:{}", k.name), role })
                 }
                 _ => Err(ApiError::unauthorized("invalid or revoked API key")),
             };
         }
-        Err(ApiError::unauthorized(
-            "authentication required: send 'Authorization: Bearer <token>' or 'X-API-Key'",
-        ))
+        Err(ApiError::unauthorized("authentication required: send 'Authorization: Bearer <token>' or 'X-API-Key'"))
     }
 }
 
@@ -237,9 +196,7 @@ mod tests {
         let (t, _) = keys.issue("alice", Role::Trader).unwrap();
         let c = keys.verify(&t).unwrap();
         assert_eq!((c.sub.as_str(), c.role), ("alice", Role::Trader));
-        assert!(JwtKeys::new(b"other", Duration::minutes(5))
-            .verify(&t)
-            .is_none());
+        assert!(JwtKeys::new(b"other", Duration::minutes(5)).verify(&t).is_none());
         let expired = JwtKeys::new(b"secret", Duration::minutes(-10));
         let (t, _) = expired.issue("alice", Role::Trader).unwrap();
         assert!(keys.verify(&t).is_none());
@@ -248,10 +205,7 @@ mod tests {
     #[test]
     fn roles_are_ordered() {
         assert!(Role::Admin > Role::Trader && Role::Trader > Role::Viewer);
-        let p = Principal {
-            name: "v".into(),
-            role: Role::Viewer,
-        };
+        let p = Principal { name: "v".into(), role: Role::Viewer };
         assert!(p.require(Role::Viewer).is_ok());
         assert_eq!(p.require(Role::Trader).unwrap_err().status, 403);
     }

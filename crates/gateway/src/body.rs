@@ -29,8 +29,8 @@ pub fn parse_value<T: DeserializeOwned>(value: Value) -> ApiResult<T> {
 }
 
 pub fn parse_bytes(bytes: &[u8]) -> ApiResult<Value> {
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
     if !value.is_object() {
         return Err(ApiError::bad_request("the body must be a JSON object"));
     }
@@ -45,19 +45,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| {
-                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        e.status(),
-                        "PAYLOAD_TOO_LARGE",
-                        "the request body is too large",
-                    )
-                } else {
-                    ApiError::bad_request(format!("could not read the body: {e}"))
-                }
-            })?;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(e.status(), "PAYLOAD_TOO_LARGE", "the request body is too large")
+            } else {
+                ApiError::bad_request(format!("could not read the body: {e}"))
+            }
+        })?;
         let value = parse_bytes(&bytes)?;
         let parsed = parse_value(value.clone())?;
         Ok(JsonBody(parsed, value))

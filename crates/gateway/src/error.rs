@@ -24,12 +24,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code: code.into(),
-            message: message.into(),
-            details: None,
-        }
+        ApiError { status, code: code.into(), message: message.into(), details: None }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -43,12 +38,7 @@ impl ApiError {
 
     /// 422 naming the offending field.
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "VALIDATION_ERROR",
-            message,
-        )
-        .with_details(json!({ "field": field }))
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", message).with_details(json!({ "field": field }))
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
@@ -68,11 +58,7 @@ impl ApiError {
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "SERVICE_UNAVAILABLE",
-            message,
-        )
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", message)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -95,14 +81,10 @@ impl From<OmsError> for ApiError {
     fn from(e: OmsError) -> Self {
         match e {
             OmsError::Invalid(v) => ApiError::invalid(v.field, v.to_string()),
-            OmsError::Risk { order, rejection } => ApiError::new(
-                StatusCode::FORBIDDEN,
-                rejection.code(),
-                rejection.message.clone(),
-            )
-            .with_details(
-                json!({ "check": rejection.check, "order": crate::views::OrderView::from(*order) }),
-            ),
+            OmsError::Risk { order, rejection } => {
+                ApiError::new(StatusCode::FORBIDDEN, rejection.code(), rejection.message.clone())
+                    .with_details(json!({ "check": rejection.check, "order": crate::views::OrderView::from(*order) }))
+            }
             OmsError::NotFound(id) => ApiError::not_found(format!("order {id} not found")),
             OmsError::Conflict(m) => ApiError::conflict(m),
             OmsError::Unavailable(m) => ApiError::unavailable(m),

@@ -34,34 +34,16 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/auth/login", post(routes::auth::login))
-        .route(
-            "/users",
-            get(routes::auth::list_users).post(routes::auth::create_user),
-        )
-        .route(
-            "/api-keys",
-            get(routes::auth::list_api_keys).post(routes::auth::create_api_key),
-        )
+        .route("/users", get(routes::auth::list_users).post(routes::auth::create_user))
+        .route("/api-keys", get(routes::auth::list_api_keys).post(routes::auth::create_api_key))
         .route("/api-keys/{id}", delete(routes::auth::revoke_api_key))
-        .route(
-            "/orders",
-            post(routes::orders::create).get(routes::orders::list),
-        )
+        .route("/orders", post(routes::orders::create).get(routes::orders::list))
         .route("/execute", post(routes::orders::create))
-        .route(
-            "/orders/{id}",
-            get(routes::orders::get_one).delete(routes::orders::cancel),
-        )
+        .route("/orders/{id}", get(routes::orders::get_one).delete(routes::orders::cancel))
         .route("/positions", get(routes::risk::positions))
-        .route(
-            "/risk/limits",
-            get(routes::risk::get_limits).put(routes::risk::put_limits),
-        )
+        .route("/risk/limits", get(routes::risk::get_limits).put(routes::risk::put_limits))
         .route("/risk/status", get(routes::risk::status))
-        .route(
-            "/risk/kill-switch",
-            post(routes::risk::activate_kill_switch).delete(routes::risk::release_kill_switch),
-        )
+        .route("/risk/kill-switch", post(routes::risk::activate_kill_switch).delete(routes::risk::release_kill_switch))
         .route("/audit", get(routes::audit::list))
         .fallback(routes::ops::not_found);
     Router::new()
@@ -73,9 +55,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(routes::ops::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(middleware::observe))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            middleware::panic_response,
-        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(middleware::panic_response))
         .with_state(state)
 }
 
@@ -86,7 +66,5 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

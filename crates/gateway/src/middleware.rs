@@ -23,19 +23,11 @@ pub async fn observe(req: Request, next: Next) -> Response {
         .filter(|v| acceptable(v))
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
     let span = tracing::info_span!("request", correlation_id = %correlation_id, method = %method, route = %route);
-    let mut response = CORRELATION_ID
-        .scope(
-            correlation_id.clone(),
-            next.run(req).instrument(span.clone()),
-        )
-        .await;
+    let mut response = CORRELATION_ID.scope(correlation_id.clone(), next.run(req).instrument(span.clone())).await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
     span.in_scope(|| {
@@ -46,8 +38,7 @@ pub async fn observe(req: Request, next: Next) -> Response {
         }
     });
     metrics::counter!("ts_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status.to_string()).increment(1);
-    metrics::histogram!("ts_http_request_duration_seconds", "route" => route, "method" => method)
-        .record(elapsed);
+    metrics::histogram!("ts_http_request_duration_seconds", "route" => route, "method" => method).record(elapsed);
     if let Ok(v) = HeaderValue::from_str(&correlation_id) {
         response.headers_mut().insert(HEADER, v);
     }

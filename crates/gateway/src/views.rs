@@ -13,11 +13,7 @@ pub struct OrderView {
 
 impl From<Order> for OrderView {
     fn from(order: Order) -> Self {
-        OrderView {
-            leaves_quantity: order.leaves_quantity(),
-            avg_fill_price: order.avg_fill_price(),
-            order,
-        }
+        OrderView { leaves_quantity: order.leaves_quantity(), avg_fill_price: order.avg_fill_price(), order }
     }
 }
 

@@ -76,10 +76,7 @@ pub struct SimConfig {
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig {
-            seed: 42,
-            trades_per_second: 50.0,
-        }
+        SimConfig { seed: 42, trades_per_second: 50.0 }
     }
 }
 
@@ -137,14 +134,8 @@ impl SymbolSim {
         for i in 0..MIN_LEVELS as i64 {
             let qb = s.random_size() * 4;
             let qa = s.random_size() * 4;
-            s.bids.push(Level {
-                price: Price((mid - 1 - i) * tick),
-                quantity: qb,
-            });
-            s.asks.push(Level {
-                price: Price((mid + 1 + i) * tick),
-                quantity: qa,
-            });
+            s.bids.push(Level { price: Price((mid - 1 - i) * tick), quantity: qb });
+            s.asks.push(Level { price: Price((mid + 1 + i) * tick), quantity: qa });
         }
         s
     }
@@ -167,9 +158,7 @@ impl SymbolSim {
 
     fn mid_ticks(&self) -> f64 {
         match (self.bids.first(), self.asks.first()) {
-            (Some(b), Some(a)) => {
-                (b.price.units() + a.price.units()) as f64 / 2.0 / self.tick() as f64
-            }
+            (Some(b), Some(a)) => (b.price.units() + a.price.units()) as f64 / 2.0 / self.tick() as f64,
             _ => self.fair,
         }
     }
@@ -178,26 +167,14 @@ impl SymbolSim {
     fn refill(&mut self) {
         let tick = self.tick();
         if self.bids.is_empty() {
-            let anchor = self
-                .asks
-                .first()
-                .map_or(self.fair.round() as i64 * tick, |a| a.price.units());
+            let anchor = self.asks.first().map_or(self.fair.round() as i64 * tick, |a| a.price.units());
             let q = self.random_size() * 2;
-            self.bids.push(Level {
-                price: Price(anchor - tick),
-                quantity: q,
-            });
+            self.bids.push(Level { price: Price(anchor - tick), quantity: q });
         }
         if self.asks.is_empty() {
-            let anchor = self
-                .bids
-                .first()
-                .map_or(self.fair.round() as i64 * tick, |b| b.price.units());
+            let anchor = self.bids.first().map_or(self.fair.round() as i64 * tick, |b| b.price.units());
             let q = self.random_size() * 2;
-            self.asks.push(Level {
-                price: Price(anchor + tick),
-                quantity: q,
-            });
+            self.asks.push(Level { price: Price(anchor + tick), quantity: q });
         }
         while self.bids.len() < MIN_LEVELS {
             let worst = self.bids.last().map_or(0, |l| l.price.units());
@@ -205,18 +182,12 @@ impl SymbolSim {
                 break;
             }
             let q = self.random_size() * 4;
-            self.bids.push(Level {
-                price: Price(worst - tick),
-                quantity: q,
-            });
+            self.bids.push(Level { price: Price(worst - tick), quantity: q });
         }
         while self.asks.len() < MIN_LEVELS {
             let worst = self.asks.last().map_or(0, |l| l.price.units());
             let q = self.random_size() * 4;
-            self.asks.push(Level {
-                price: Price(worst + tick),
-                quantity: q,
-            });
+            self.asks.push(Level { price: Price(worst + tick), quantity: q });
         }
     }
 
@@ -250,14 +221,7 @@ impl SymbolSim {
         out
     }
 
-    fn print(
-        &mut self,
-        aggressor: Side,
-        price: Price,
-        quantity: Qty,
-        agent: Option<u32>,
-        now: DateTime<Utc>,
-    ) -> Trade {
+    fn print(&mut self, aggressor: Side, price: Price, quantity: Qty, agent: Option<u32>, now: DateTime<Utc>) -> Trade {
         let other = self.agent();
         let ours = agent.unwrap_or_else(|| self.agent());
         let (buyer_agent, seller_agent) = match aggressor {
@@ -294,22 +258,14 @@ impl SymbolSim {
         if roll < 0.55 {
             // Aggressors lean towards the fair value; the lean is capped so both sides always trade.
             let p_buy = (0.5 + (self.fair - mid) * 0.15).clamp(0.15, 0.85);
-            let side = if self.rng.gen_bool(p_buy) {
-                Side::Buy
-            } else {
-                Side::Sell
-            };
+            let side = if self.rng.gen_bool(p_buy) { Side::Buy } else { Side::Sell };
             let size = self.random_size();
             for (price, q) in self.take(side, size, None) {
                 trades.push(self.print(side, price, q, None, now));
             }
         } else if roll < 0.85 {
             // New passive liquidity near the touch; joining inside the spread when there is room.
-            let side = if self.rng.gen_bool(0.5) {
-                Side::Buy
-            } else {
-                Side::Sell
-            };
+            let side = if self.rng.gen_bool(0.5) { Side::Buy } else { Side::Sell };
             let size = self.random_size();
             let spread = match (self.bids.first(), self.asks.first()) {
                 (Some(b), Some(a)) => (a.price.units() - b.price.units()) / tick,
@@ -322,13 +278,7 @@ impl SymbolSim {
             };
             if improve {
                 if let Some(best) = book.first().map(|l| l.price.units()) {
-                    book.insert(
-                        0,
-                        Level {
-                            price: Price(best - dir * tick),
-                            quantity: size,
-                        },
-                    );
+                    book.insert(0, Level { price: Price(best - dir * tick), quantity: size });
                 }
             } else if !book.is_empty() {
                 let i = self.rng.gen_range(0..book.len().min(5));
@@ -339,11 +289,7 @@ impl SymbolSim {
             let side_bids = self.rng.gen_bool(0.5);
             let i = self.rng.gen_range(0..3usize);
             let lot = self.ins.lot;
-            let book = if side_bids {
-                &mut self.bids
-            } else {
-                &mut self.asks
-            };
+            let book = if side_bids { &mut self.bids } else { &mut self.asks };
             if let Some(level) = book.get_mut(i) {
                 let cut = (level.quantity / 2 / lot) * lot;
                 level.quantity -= cut;
@@ -376,26 +322,12 @@ impl SimMarket {
         let mut symbols = HashMap::new();
         let mut order = Vec::new();
         for (i, ins) in instruments.iter().enumerate() {
-            let seed = config
-                .seed
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                .wrapping_add(i as u64);
+            let seed = config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(i as u64);
             order.push(ins.symbol.clone());
-            symbols.insert(
-                ins.symbol.clone(),
-                Mutex::new(SymbolSim::new(ins.clone(), seed)),
-            );
+            symbols.insert(ins.symbol.clone(), Mutex::new(SymbolSim::new(ins.clone(), seed)));
         }
         let (tx, _) = broadcast::channel(65_536);
-        SimMarket {
-            inner: Arc::new(Inner {
-                instruments,
-                symbols,
-                order,
-                config,
-                tx,
-            }),
-        }
+        SimMarket { inner: Arc::new(Inner { instruments, symbols, order, config, tx }) }
     }
 
     pub fn instruments(&self) -> &Instruments {
@@ -431,17 +363,11 @@ impl SimMarket {
     }
 
     pub fn last_trade(&self, symbol: &str) -> Option<Trade> {
-        self.inner
-            .symbols
-            .get(symbol)
-            .and_then(|s| s.lock().last.clone())
+        self.inner.symbols.get(symbol).and_then(|s| s.lock().last.clone())
     }
 
     pub fn last_price(&self, symbol: &str) -> Option<Price> {
-        self.inner
-            .symbols
-            .get(symbol)
-            .and_then(|s| s.lock().last.as_ref().map(|t| t.price))
+        self.inner.symbols.get(symbol).and_then(|s| s.lock().last.as_ref().map(|t| t.price))
     }
 
     pub fn book(&self, symbol: &str, depth: usize, now: DateTime<Utc>) -> Option<BookSnapshot> {
@@ -470,10 +396,7 @@ impl SimMarket {
         let (pieces, trades) = {
             let mut s = sim.lock();
             let pieces = s.take(side, qty, limit);
-            let trades: Vec<Trade> = pieces
-                .iter()
-                .map(|&(p, q)| s.print(side, p, q, Some(PAPER_AGENT), now))
-                .collect();
+            let trades: Vec<Trade> = pieces.iter().map(|&(p, q)| s.print(side, p, q, Some(PAPER_AGENT), now)).collect();
             s.refill();
             (pieces, trades)
         };
@@ -542,13 +465,7 @@ mod tests {
 
     fn market(seed: u64) -> SimMarket {
         let ins = Instruments::b3_defaults(NaiveDate::from_ymd_opt(2025, 11, 24).unwrap());
-        SimMarket::new(
-            ins,
-            SimConfig {
-                seed,
-                trades_per_second: 50.0,
-            },
-        )
+        SimMarket::new(ins, SimConfig { seed, trades_per_second: 50.0 })
     }
 
     #[test]
@@ -556,10 +473,7 @@ mod tests {
         let now = DateTime::<Utc>::UNIX_EPOCH;
         let (a, b, c) = (market(7), market(7), market(8));
         let tape = |m: &SimMarket| {
-            (0..500)
-                .flat_map(|_| m.step("PETR4", now))
-                .map(|t| (t.price, t.quantity))
-                .collect::<Vec<_>>()
+            (0..500).flat_map(|_| m.step("PETR4", now)).map(|t| (t.price, t.quantity)).collect::<Vec<_>>()
         };
         let (ta, tb, tc) = (tape(&a), tape(&b), tape(&c));
         assert!(!ta.is_empty());
@@ -575,22 +489,14 @@ mod tests {
             let mut prev_id = 0;
             for _ in 0..2_000 {
                 for t in m.step(&ins.symbol, now) {
-                    assert!(
-                        t.price.is_on_grid(ins.tick_size),
-                        "{} off grid: {}",
-                        ins.symbol,
-                        t.price
-                    );
+                    assert!(t.price.is_on_grid(ins.tick_size), "{} off grid: {}", ins.symbol, t.price);
                     assert!(t.quantity > 0 && t.quantity % ins.lot == 0);
                     assert_eq!(t.trade_id, prev_id + 1, "trade ids are a gapless sequence");
                     prev_id = t.trade_id;
                 }
                 let book = m.book(&ins.symbol, 100, now).unwrap();
                 assert!(book.bids.len() >= MIN_LEVELS && book.asks.len() >= MIN_LEVELS);
-                assert!(
-                    book.bids[0].price < book.asks[0].price,
-                    "book never crossed"
-                );
+                assert!(book.bids[0].price < book.asks[0].price, "book never crossed");
                 assert!(book.bids.windows(2).all(|w| w[0].price > w[1].price));
                 assert!(book.asks.windows(2).all(|w| w[0].price < w[1].price));
                 assert!(book
@@ -608,21 +514,13 @@ mod tests {
         let now = DateTime::<Utc>::UNIX_EPOCH;
         let before = m.book("PETR4", 20, now).unwrap();
         let best_ask = before.asks[0];
-        let pieces = m.execute(
-            "PETR4",
-            Side::Buy,
-            best_ask.quantity,
-            Some(best_ask.price),
-            now,
-        );
+        let pieces = m.execute("PETR4", Side::Buy, best_ask.quantity, Some(best_ask.price), now);
         assert_eq!(pieces, vec![(best_ask.price, best_ask.quantity)]);
         let after = m.book("PETR4", 20, now).unwrap();
         assert!(after.asks[0].price > best_ask.price);
         // A limit below the best ask takes nothing.
         let below = Price(after.asks[0].price.units() - 100);
-        assert!(m
-            .execute("PETR4", Side::Buy, 100, Some(below), now)
-            .is_empty());
+        assert!(m.execute("PETR4", Side::Buy, 100, Some(below), now).is_empty());
         assert_eq!(m.last_trade("PETR4").unwrap().buyer_agent, PAPER_AGENT);
     }
 }

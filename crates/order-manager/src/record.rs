@@ -123,81 +123,37 @@ pub struct AuditEntry {
 impl Record {
     pub fn audit(&self, seq: u64) -> AuditEntry {
         let (action, result, reason): (String, String, Option<String>) = match &self.entry {
-            Entry::OrderSubmitted { order } => (
-                "submit_order".into(),
-                "accepted".into(),
-                order.justification.clone(),
-            ),
-            Entry::OrderRejected { code, reason, .. } => (
-                "submit_order".into(),
-                format!("rejected:{code}"),
-                Some(reason.clone()),
-            ),
-            Entry::OrderInvalid { field, message, .. } => (
-                "submit_order".into(),
-                "invalid".into(),
-                Some(format!("{field}: {message}")),
-            ),
+            Entry::OrderSubmitted { order } => ("submit_order".into(), "accepted".into(), order.justification.clone()),
+            Entry::OrderRejected { code, reason, .. } => {
+                ("submit_order".into(), format!("rejected:{code}"), Some(reason.clone()))
+            }
+            Entry::OrderInvalid { field, message, .. } => {
+                ("submit_order".into(), "invalid".into(), Some(format!("{field}: {message}")))
+            }
             Entry::OrderEvent { event, .. } => match event {
                 OrderEvent::Accepted { .. } => ("broker_ack".into(), "new".into(), None),
-                OrderEvent::Rejected { code, reason } => (
-                    "broker_reject".into(),
-                    format!("rejected:{code}"),
-                    Some(reason.clone()),
-                ),
-                OrderEvent::Filled(f) => (
-                    "fill".into(),
-                    format!("filled {} @ {}", f.quantity, f.price),
-                    None,
-                ),
-                OrderEvent::CancelRequested => {
-                    ("cancel_order".into(), "pending_cancel".into(), None)
+                OrderEvent::Rejected { code, reason } => {
+                    ("broker_reject".into(), format!("rejected:{code}"), Some(reason.clone()))
                 }
-                OrderEvent::Canceled { reason } => {
-                    ("canceled".into(), "canceled".into(), Some(reason.clone()))
+                OrderEvent::Filled(f) => ("fill".into(), format!("filled {} @ {}", f.quantity, f.price), None),
+                OrderEvent::CancelRequested => ("cancel_order".into(), "pending_cancel".into(), None),
+                OrderEvent::Canceled { reason } => ("canceled".into(), "canceled".into(), Some(reason.clone())),
+                OrderEvent::CancelRejected { reason } => {
+                    ("cancel_rejected".into(), "cancel_rejected".into(), Some(reason.clone()))
                 }
-                OrderEvent::CancelRejected { reason } => (
-                    "cancel_rejected".into(),
-                    "cancel_rejected".into(),
-                    Some(reason.clone()),
-                ),
-                OrderEvent::Expired { reason } => {
-                    ("expired".into(), "expired".into(), Some(reason.clone()))
-                }
+                OrderEvent::Expired { reason } => ("expired".into(), "expired".into(), Some(reason.clone())),
             },
-            Entry::LimitsChanged { reason, .. } => (
-                "change_limits".into(),
-                "applied".into(),
+            Entry::LimitsChanged { reason, .. } => ("change_limits".into(), "applied".into(), Some(reason.clone())),
+            Entry::KillSwitch { active, reason, automatic, .. } => (
+                if *active { "kill_switch_activate" } else { "kill_switch_release" }.into(),
+                if *automatic { "automatic".into() } else { "applied".into() },
                 Some(reason.clone()),
             ),
-            Entry::KillSwitch {
-                active,
-                reason,
-                automatic,
-                ..
-            } => (
-                if *active {
-                    "kill_switch_activate"
-                } else {
-                    "kill_switch_release"
-                }
-                .into(),
-                if *automatic {
-                    "automatic".into()
-                } else {
-                    "applied".into()
-                },
-                Some(reason.clone()),
-            ),
-            Entry::LossWarning { .. } => (
-                "loss_warning".into(),
-                "warned".into(),
-                Some("daily loss at 80% of the limit".into()),
-            ),
+            Entry::LossWarning { .. } => {
+                ("loss_warning".into(), "warned".into(), Some("daily loss at 80% of the limit".into()))
+            }
             Entry::SessionStarted { .. } => ("session_start".into(), "reset".into(), None),
-            Entry::Reconciled {
-                finding, action, ..
-            } => ("reconcile".into(), action.clone(), Some(finding.clone())),
+            Entry::Reconciled { finding, action, .. } => ("reconcile".into(), action.clone(), Some(finding.clone())),
             Entry::Started { .. } => ("start".into(), "recovered".into(), None),
         };
         AuditEntry {

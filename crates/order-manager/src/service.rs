@@ -4,12 +4,10 @@ use chrono::{DateTime, Utc};
 use domain::broker::{Broker, BrokerEvent};
 use domain::calendar::TradingCalendar;
 use domain::order::{
-    validate, Order, OrderEvent, OrderId, OrderRequest, OrderStatus, OrderType, Side, TimeInForce,
-    ValidationError,
+    validate, Order, OrderEvent, OrderId, OrderRequest, OrderStatus, OrderType, Side, TimeInForce, ValidationError,
 };
 use domain::risk::{
-    flatten_side, loss_level, LossLevel, RiskCheck, RiskContext, RiskLimits, RiskRejection,
-    TradingState,
+    flatten_side, loss_level, LossLevel, RiskCheck, RiskContext, RiskLimits, RiskRejection, TradingState,
 };
 use domain::{Instruments, Money, Position, Price};
 use journal::{Journal, JournalError};
@@ -41,17 +39,11 @@ pub struct Actor {
 
 impl Actor {
     pub fn new(name: impl Into<String>) -> Self {
-        Actor {
-            name: name.into(),
-            correlation_id: None,
-        }
+        Actor { name: name.into(), correlation_id: None }
     }
 
     pub fn with_correlation(name: impl Into<String>, correlation_id: Option<String>) -> Self {
-        Actor {
-            name: name.into(),
-            correlation_id,
-        }
+        Actor { name: name.into(), correlation_id }
     }
 }
 
@@ -60,10 +52,7 @@ pub enum OmsError {
     #[error("{0}")]
     Invalid(ValidationError),
     #[error("rejected by risk: {}", .rejection.message)]
-    Risk {
-        order: Box<Order>,
-        rejection: RiskRejection,
-    },
+    Risk { order: Box<Order>, rejection: RiskRejection },
     #[error("order {0} not found")]
     NotFound(OrderId),
     #[error("{0}")]
@@ -170,10 +159,7 @@ pub struct OrderManager {
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
-    ValidationError {
-        field,
-        message: message.into(),
-    }
+    ValidationError { field, message: message.into() }
 }
 
 impl OrderManager {
@@ -221,11 +207,7 @@ impl OrderManager {
                 updates,
             }),
         };
-        metrics::gauge!("ts_kill_switch_active").set(if report.kill_switch_active {
-            1.0
-        } else {
-            0.0
-        });
+        metrics::gauge!("ts_kill_switch_active").set(if report.kill_switch_active { 1.0 } else { 0.0 });
         Ok((oms, report))
     }
 
@@ -242,8 +224,10 @@ impl OrderManager {
         let this = self.clone();
         tokio::spawn(async move {
             let mut events = events;
-            while let Some(ev) = events.recv().await {
-                this.on_broker_event(ev);
+            let mut batch = Vec::with_capacity(256);
+            // Draining whatever is queued in one go takes the state lock once per batch instead of once per event.
+            while events.recv_many(&mut batch, 256).await > 0 {
+                this.on_broker_events(batch.drain(..));
             }
             tracing::warn!("broker event stream ended");
         });
@@ -253,10 +237,7 @@ impl OrderManager {
             let rec = self.record(
                 "system",
                 None,
-                Entry::Started {
-                    recovered_records: report.records,
-                    truncated_bytes: report.truncated_bytes,
-                },
+                Entry::Started { recovered_records: report.records, truncated_bytes: report.truncated_bytes },
             );
             self.commit(&mut st, rec)?
         };
@@ -265,10 +246,7 @@ impl OrderManager {
     }
 
     fn broker(&self) -> Result<&Arc<dyn Broker>, OmsError> {
-        self.inner
-            .broker
-            .get()
-            .ok_or_else(|| OmsError::Unavailable("no broker attached".into()))
+        self.inner.broker.get().ok_or_else(|| OmsError::Unavailable("no broker attached".into()))
     }
 
     pub fn instruments(&self) -> &Instruments {
@@ -288,19 +266,19 @@ impl OrderManager {
     }
 
     fn record(&self, actor: &str, correlation_id: Option<String>, entry: Entry) -> Record {
-        Record {
-            ts: self.now(),
-            actor: actor.to_string(),
-            correlation_id,
-            entry,
-        }
+        Record { ts: self.now(), actor: actor.to_string(), correlation_id, entry }
     }
 
     /// Appends, then applies: a record that cannot be journaled never changes state.
     fn commit(&self, st: &mut OmsState, record: Record) -> Result<u64, OmsError> {
-        let bytes = serde_json::to_vec(&record)
-            .map_err(|e| OmsError::Unavailable(format!("cannot encode record: {e}")))?;
-        let seq = self.inner.journal.append(&bytes)?;
+        self.commit_with(st, record, false)
+    }
+
+    /// `lazy`: the caller waits for durability itself shortly, which wakes the journal writer then.
+    fn commit_with(&self, st: &mut OmsState, record: Record, lazy: bool) -> Result<u64, OmsError> {
+        let bytes =
+            serde_json::to_vec(&record).map_err(|e| OmsError::Unavailable(format!("cannot encode record: {e}")))?;
+        let seq = if lazy { self.inner.journal.append_lazy(&bytes)? } else { self.inner.journal.append(&bytes)? };
         let fx = st.apply(&record, &self.inner.instruments);
         if let Some(msg) = &fx.illegal {
             metrics::counter!("ts_illegal_transitions_total").increment(1);
@@ -312,10 +290,7 @@ impl OrderManager {
         }
         if let (Some(id), true) = (fx.order_changed, self.inner.updates.receiver_count() > 0) {
             if let Some(o) = st.orders.get(&id) {
-                let _ = self
-                    .inner
-                    .updates
-                    .send(OmsUpdate::Order(Box::new(o.clone())));
+                let _ = self.inner.updates.send(OmsUpdate::Order(Box::new(o.clone())));
             }
         }
         Ok(seq)
@@ -323,49 +298,45 @@ impl OrderManager {
 
     /// Starts a new trading date when the clock has moved past the recorded one.
     fn roll_session_locked(&self, st: &mut OmsState, now: DateTime<Utc>) -> Result<(), OmsError> {
+        if st.session_rolls_at.is_some_and(|t| now < t) {
+            return Ok(());
+        }
         let today = self.inner.calendar.session_date(now);
         if st.session_date != Some(today) {
             let rec = self.record("system", None, Entry::SessionStarted { date: today });
             self.commit(st, rec)?;
         }
+        st.session_rolls_at = Some(self.inner.calendar.next_date_change(now));
         Ok(())
     }
 
     /// Validates, risk-checks, journals and routes one order. Returns once the decision is durable.
-    pub async fn submit(
-        &self,
-        req: OrderRequest,
-        actor: &Actor,
-    ) -> Result<SubmitOutcome, OmsError> {
+    pub async fn submit(&self, req: OrderRequest, actor: &Actor) -> Result<SubmitOutcome, OmsError> {
         let broker = self.broker()?.clone();
         let (seq, decision) = self.decide(&req, actor, broker.as_ref())?;
+        // Routing does not wait for the disk: the order reaches the broker in microseconds while the journal
+        // syncs. If the process dies before the sync, the caller was never acknowledged and reconciliation at the
+        // next start finds whatever the broker holds that the journal does not.
+        if let Decision::Accepted(order) = &decision {
+            if let Err(e) = broker.submit(order) {
+                self.apply_broker_event(
+                    order.id,
+                    OrderEvent::Rejected { code: "BROKER_UNAVAILABLE".into(), reason: e.to_string() },
+                    "broker",
+                );
+            }
+        }
         // Whatever was decided is answered only once it is durable (a repeat may race its original to disk).
         self.inner.journal.wait_durable(seq).await?;
-        let order = match decision {
-            Decision::Existing(o) => return Ok(SubmitOutcome::Existing(o)),
-            Decision::Refused(e) => return Err(e),
-            Decision::Accepted(o) => o,
-        };
-        if let Err(e) = broker.submit(&order) {
-            self.apply_broker_event(
-                order.id,
-                OrderEvent::Rejected {
-                    code: "BROKER_UNAVAILABLE".into(),
-                    reason: e.to_string(),
-                },
-                "broker",
-            );
+        match decision {
+            Decision::Existing(o) => Ok(SubmitOutcome::Existing(o)),
+            Decision::Refused(e) => Err(e),
+            Decision::Accepted(o) => Ok(SubmitOutcome::Created(self.get(o.id).unwrap_or(o))),
         }
-        Ok(SubmitOutcome::Created(self.get(order.id).unwrap_or(order)))
     }
 
     /// The synchronous part of a submission, under the state lock: returns the journal sequence to wait for.
-    fn decide(
-        &self,
-        req: &OrderRequest,
-        actor: &Actor,
-        broker: &dyn Broker,
-    ) -> Result<(u64, Decision), OmsError> {
+    fn decide(&self, req: &OrderRequest, actor: &Actor, broker: &dyn Broker) -> Result<(u64, Decision), OmsError> {
         let now = self.now();
         let mut guard = self.inner.state.lock();
         let st = &mut *guard;
@@ -379,10 +350,7 @@ impl OrderManager {
         let ins = self.inner.instruments.get(&req.symbol);
         let last = st.last_prices.get(&req.symbol).copied();
         let checked = match ins {
-            None => Err(invalid(
-                "symbol",
-                format!("unknown symbol {:?}", req.symbol),
-            )),
+            None => Err(invalid("symbol", format!("unknown symbol {:?}", req.symbol))),
             Some(ins) => validate(req, ins, last),
         };
         let ins = match (checked, ins) {
@@ -404,9 +372,7 @@ impl OrderManager {
             (Ok(()), None) => return Err(OmsError::Invalid(invalid("symbol", "unknown symbol"))),
         };
         if !broker.connection().can_route() {
-            return Err(OmsError::Unavailable(
-                "order routing to the broker is down; new orders are paused".into(),
-            ));
+            return Err(OmsError::Unavailable("order routing to the broker is down; new orders are paused".into()));
         }
         let ctx = RiskContext {
             account: &actor.name,
@@ -422,13 +388,8 @@ impl OrderManager {
         match st.risk.check(req, ins, &st.limits, &ctx) {
             Err(rejection) => {
                 let code = rejection.code().to_string();
-                let _ = order.apply(
-                    &OrderEvent::Rejected {
-                        code: code.clone(),
-                        reason: rejection.message.clone(),
-                    },
-                    now,
-                );
+                let _ =
+                    order.apply(&OrderEvent::Rejected { code: code.clone(), reason: rejection.message.clone() }, now);
                 let rec = self.record(
                     &actor.name,
                     actor.correlation_id.clone(),
@@ -442,23 +403,15 @@ impl OrderManager {
                 let seq = self.commit(st, rec)?;
                 metrics::counter!("ts_orders_total", "result" => "rejected").increment(1);
                 metrics::counter!("ts_risk_rejections_total", "check" => code).increment(1);
-                Ok((
-                    seq,
-                    Decision::Refused(OmsError::Risk {
-                        order: Box::new(order),
-                        rejection,
-                    }),
-                ))
+                Ok((seq, Decision::Refused(OmsError::Risk { order: Box::new(order), rejection })))
             }
             Ok(()) => {
                 let rec = self.record(
                     &actor.name,
                     actor.correlation_id.clone(),
-                    Entry::OrderSubmitted {
-                        order: order.clone(),
-                    },
+                    Entry::OrderSubmitted { order: order.clone() },
                 );
-                let seq = self.commit(st, rec)?;
+                let seq = self.commit_with(st, rec, true)?;
                 metrics::counter!("ts_orders_total", "result" => "accepted").increment(1);
                 Ok((seq, Decision::Accepted(order)))
             }
@@ -478,11 +431,7 @@ impl OrderManager {
             let rec = self.record(
                 &actor.name,
                 actor.correlation_id.clone(),
-                Entry::OrderInvalid {
-                    request,
-                    field: field.to_string(),
-                    message: message.to_string(),
-                },
+                Entry::OrderInvalid { request, field: field.to_string(), message: message.to_string() },
             );
             self.commit(&mut st, rec)?
         };
@@ -503,53 +452,39 @@ impl OrderManager {
                         "order {id} is not yet acknowledged by the broker; retry shortly"
                     )))
                 }
-                s => {
-                    return Err(OmsError::Conflict(format!(
-                        "order {id} is {s} and cannot be canceled"
-                    )))
-                }
+                s => return Err(OmsError::Conflict(format!("order {id} is {s} and cannot be canceled"))),
             }
             let rec = self.record(
                 &actor.name,
                 actor.correlation_id.clone(),
-                Entry::OrderEvent {
-                    order_id: id,
-                    event: OrderEvent::CancelRequested,
-                },
+                Entry::OrderEvent { order_id: id, event: OrderEvent::CancelRequested },
             );
             self.commit(&mut st, rec)?
         };
         self.inner.journal.wait_durable(seq).await?;
         if let Err(e) = broker.cancel(id) {
-            self.apply_broker_event(
-                id,
-                OrderEvent::CancelRejected {
-                    reason: e.to_string(),
-                },
-                "broker",
-            );
+            self.apply_broker_event(id, OrderEvent::CancelRejected { reason: e.to_string() }, "broker");
         }
         self.get(id).ok_or(OmsError::NotFound(id))
     }
 
     fn apply_broker_event(&self, order_id: OrderId, event: OrderEvent, actor: &str) {
-        self.on_broker_event_as(
-            BrokerEvent {
-                order_id,
-                event,
-                ts: self.now(),
-            },
-            actor,
-        );
+        self.on_broker_event_as(BrokerEvent { order_id, event, ts: self.now() }, actor);
     }
 
-    fn on_broker_event(&self, ev: BrokerEvent) {
-        self.on_broker_event_as(ev, "broker");
+    fn on_broker_events(&self, events: impl Iterator<Item = BrokerEvent>) {
+        let mut guard = self.inner.state.lock();
+        for ev in events {
+            self.on_broker_event_locked(&mut guard, ev, "broker");
+        }
     }
 
     fn on_broker_event_as(&self, ev: BrokerEvent, actor: &str) {
         let mut guard = self.inner.state.lock();
-        let st = &mut *guard;
+        self.on_broker_event_locked(&mut guard, ev, actor);
+    }
+
+    fn on_broker_event_locked(&self, st: &mut OmsState, ev: BrokerEvent, actor: &str) {
         let accepted = matches!(ev.event, OrderEvent::Accepted { .. });
         let is_fill = matches!(ev.event, OrderEvent::Filled(_));
         let order_id = ev.order_id;
@@ -562,14 +497,7 @@ impl OrderManager {
             OrderEvent::CancelRejected { .. } => "cancel_rejected",
             OrderEvent::Expired { .. } => "expired",
         };
-        let mut rec = self.record(
-            actor,
-            None,
-            Entry::OrderEvent {
-                order_id,
-                event: ev.event,
-            },
-        );
+        let mut rec = self.record(actor, None, Entry::OrderEvent { order_id, event: ev.event });
         rec.ts = ev.ts;
         if let Err(e) = self.commit(st, rec) {
             tracing::error!(order_id, error = %e, "could not journal a broker event");
@@ -586,21 +514,12 @@ impl OrderManager {
     }
 
     fn request_cancel_locked(&self, st: &mut OmsState, id: OrderId, actor: &str) {
-        let cancelable = st
-            .orders
-            .get(&id)
-            .is_some_and(|o| matches!(o.status, OrderStatus::New | OrderStatus::PartiallyFilled));
+        let cancelable =
+            st.orders.get(&id).is_some_and(|o| matches!(o.status, OrderStatus::New | OrderStatus::PartiallyFilled));
         if !cancelable {
             return;
         }
-        let rec = self.record(
-            actor,
-            None,
-            Entry::OrderEvent {
-                order_id: id,
-                event: OrderEvent::CancelRequested,
-            },
-        );
+        let rec = self.record(actor, None, Entry::OrderEvent { order_id: id, event: OrderEvent::CancelRequested });
         if self.commit(st, rec).is_err() {
             return;
         }
@@ -609,12 +528,7 @@ impl OrderManager {
                 let rec = self.record(
                     "broker",
                     None,
-                    Entry::OrderEvent {
-                        order_id: id,
-                        event: OrderEvent::CancelRejected {
-                            reason: e.to_string(),
-                        },
-                    },
+                    Entry::OrderEvent { order_id: id, event: OrderEvent::CancelRejected { reason: e.to_string() } },
                 );
                 let _ = self.commit(st, rec);
             }
@@ -643,27 +557,15 @@ impl OrderManager {
             LossLevel::Breached if !st.kill_switch.active => {
                 let reason = format!("automatic: daily P&L {pnl} reached the loss limit {limit}");
                 tracing::warn!(%reason, "daily loss limit breached; activating the kill switch");
-                if let Err(e) =
-                    self.activate_locked(st, &Actor::new("risk-engine"), &reason, true, false, true)
-                {
+                if let Err(e) = self.activate_locked(st, &Actor::new("risk-engine"), &reason, true, false, true) {
                     tracing::error!(error = %e, "could not activate the kill switch automatically");
                 }
             }
             LossLevel::Warning | LossLevel::Breached if !st.loss_warned => {
-                let rec = self.record(
-                    "risk-engine",
-                    None,
-                    Entry::LossWarning {
-                        daily_pnl: pnl,
-                        limit,
-                    },
-                );
+                let rec = self.record("risk-engine", None, Entry::LossWarning { daily_pnl: pnl, limit });
                 if self.commit(st, rec).is_ok() {
                     tracing::warn!(daily_pnl = %pnl, %limit, "daily loss at 80% of the limit");
-                    let _ = self.inner.updates.send(OmsUpdate::LossWarning {
-                        daily_pnl: pnl,
-                        limit,
-                    });
+                    let _ = self.inner.updates.send(OmsUpdate::LossWarning { daily_pnl: pnl, limit });
                 }
             }
             _ => {}
@@ -683,20 +585,11 @@ impl OrderManager {
         let rec = self.record(
             &actor.name,
             actor.correlation_id.clone(),
-            Entry::KillSwitch {
-                active: true,
-                reason: reason.to_string(),
-                cancel_open_orders,
-                flatten,
-                automatic,
-            },
+            Entry::KillSwitch { active: true, reason: reason.to_string(), cancel_open_orders, flatten, automatic },
         );
         let mut seq = self.commit(st, rec)?;
         metrics::gauge!("ts_kill_switch_active").set(1.0);
-        let _ = self
-            .inner
-            .updates
-            .send(OmsUpdate::KillSwitch(st.kill_switch.clone()));
+        let _ = self.inner.updates.send(OmsUpdate::KillSwitch(st.kill_switch.clone()));
         if cancel_open_orders {
             let open: Vec<OrderId> = st.open.iter().copied().collect();
             for id in open {
@@ -706,11 +599,7 @@ impl OrderManager {
         let mut flatten_orders = Vec::new();
         if flatten {
             let now = self.now();
-            let positions: Vec<(String, i64)> = st
-                .positions
-                .iter()
-                .map(|p| (p.symbol.clone(), p.quantity))
-                .collect();
+            let positions: Vec<(String, i64)> = st.positions.iter().map(|p| (p.symbol.clone(), p.quantity)).collect();
             for (symbol, qty) in positions {
                 let Some(side) = flatten_side(qty) else {
                     continue;
@@ -733,9 +622,7 @@ impl OrderManager {
                 let rec = self.record(
                     &actor.name,
                     actor.correlation_id.clone(),
-                    Entry::OrderSubmitted {
-                        order: order.clone(),
-                    },
+                    Entry::OrderSubmitted { order: order.clone() },
                 );
                 seq = self.commit(st, rec)?;
                 flatten_orders.push(order);
@@ -761,10 +648,7 @@ impl OrderManager {
             if let Err(e) = broker.submit(&o) {
                 self.apply_broker_event(
                     o.id,
-                    OrderEvent::Rejected {
-                        code: "BROKER_UNAVAILABLE".into(),
-                        reason: e.to_string(),
-                    },
+                    OrderEvent::Rejected { code: "BROKER_UNAVAILABLE".into(), reason: e.to_string() },
                     "broker",
                 );
             }
@@ -772,11 +656,7 @@ impl OrderManager {
         Ok(self.kill_switch())
     }
 
-    pub async fn release_kill_switch(
-        &self,
-        actor: &Actor,
-        reason: &str,
-    ) -> Result<KillSwitchState, OmsError> {
+    pub async fn release_kill_switch(&self, actor: &Actor, reason: &str) -> Result<KillSwitchState, OmsError> {
         let seq = {
             let mut st = self.inner.state.lock();
             if !st.kill_switch.active {
@@ -794,10 +674,7 @@ impl OrderManager {
                 },
             );
             let seq = self.commit(&mut st, rec)?;
-            let _ = self
-                .inner
-                .updates
-                .send(OmsUpdate::KillSwitch(st.kill_switch.clone()));
+            let _ = self.inner.updates.send(OmsUpdate::KillSwitch(st.kill_switch.clone()));
             seq
         };
         metrics::gauge!("ts_kill_switch_active").set(0.0);
@@ -805,21 +682,13 @@ impl OrderManager {
         Ok(self.kill_switch())
     }
 
-    pub async fn set_limits(
-        &self,
-        limits: RiskLimits,
-        reason: &str,
-        actor: &Actor,
-    ) -> Result<RiskLimits, OmsError> {
+    pub async fn set_limits(&self, limits: RiskLimits, reason: &str, actor: &Actor) -> Result<RiskLimits, OmsError> {
         if let Err((field, message)) = limits.validate() {
             return Err(OmsError::Invalid(ValidationError { field, message }));
         }
         for sym in limits.symbols.keys() {
             if self.inner.instruments.get(sym).is_none() {
-                return Err(OmsError::Invalid(invalid(
-                    "symbols",
-                    format!("unknown symbol {sym:?}"),
-                )));
+                return Err(OmsError::Invalid(invalid("symbols", format!("unknown symbol {sym:?}"))));
             }
         }
         let seq = {
@@ -827,10 +696,7 @@ impl OrderManager {
             let rec = self.record(
                 &actor.name,
                 actor.correlation_id.clone(),
-                Entry::LimitsChanged {
-                    limits: limits.clone(),
-                    reason: reason.to_string(),
-                },
+                Entry::LimitsChanged { limits: limits.clone(), reason: reason.to_string() },
             );
             self.commit(&mut st, rec)?
         };
@@ -840,15 +706,10 @@ impl OrderManager {
 
     fn reconcile_locked(&self, st: &mut OmsState) -> Result<(), OmsError> {
         let broker = self.broker()?.clone();
-        let theirs: std::collections::HashMap<OrderId, _> = broker
-            .working_orders()
-            .into_iter()
-            .map(|w| (w.order_id, w))
-            .collect();
-        let ours: Vec<(OrderId, Option<String>, i64, OrderStatus)> = st
-            .open_orders()
-            .map(|o| (o.id, o.broker_order_id.clone(), o.filled_quantity, o.status))
-            .collect();
+        let theirs: std::collections::HashMap<OrderId, _> =
+            broker.working_orders().into_iter().map(|w| (w.order_id, w)).collect();
+        let ours: Vec<(OrderId, Option<String>, i64, OrderStatus)> =
+            st.open_orders().map(|o| (o.id, o.broker_order_id.clone(), o.filled_quantity, o.status)).collect();
         for (id, broker_id, filled, status) in &ours {
             // PENDING_NEW orders were handed to the broker as new submissions; their acknowledgement follows.
             if broker_id.is_none() || *status == OrderStatus::PendingNew {
@@ -872,8 +733,7 @@ impl OrderManager {
                         Entry::OrderEvent {
                             order_id: *id,
                             event: OrderEvent::Canceled {
-                                reason: "reconciliation: the broker has no such working order"
-                                    .into(),
+                                reason: "reconciliation: the broker has no such working order".into(),
                             },
                         },
                     );
@@ -885,10 +745,7 @@ impl OrderManager {
                         None,
                         Entry::Reconciled {
                             order_id: Some(*id),
-                            finding: format!(
-                                "broker reports {} filled, we have {filled}",
-                                w.filled_quantity
-                            ),
+                            finding: format!("broker reports {} filled, we have {filled}", w.filled_quantity),
                             action: "flagged for review".into(),
                         },
                     );
@@ -905,10 +762,7 @@ impl OrderManager {
                     None,
                     Entry::Reconciled {
                         order_id: Some(*id),
-                        finding: format!(
-                            "broker works order {} that is not open here",
-                            w.broker_order_id
-                        ),
+                        finding: format!("broker works order {} that is not open here", w.broker_order_id),
                         action: "cancel sent to the broker".into(),
                     },
                 );
@@ -974,11 +828,7 @@ impl OrderManager {
     }
 
     pub fn risk_status(&self) -> RiskStatus {
-        let broker_can_route = self
-            .inner
-            .broker
-            .get()
-            .is_some_and(|b| b.connection().can_route());
+        let broker_can_route = self.inner.broker.get().is_some_and(|b| b.connection().can_route());
         let now = self.now();
         let st = self.inner.state.lock();
         let daily_pnl = st.positions.daily_pnl();
@@ -1015,21 +865,11 @@ impl OrderManager {
     ) -> Result<(Vec<AuditEntry>, u64), OmsError> {
         let journal = &self.inner.journal;
         let total = journal.durable_seq();
-        let decode = |i: u64, bytes: &[u8]| {
-            serde_json::from_slice::<Record>(bytes)
-                .ok()
-                .map(|r| r.audit(i + 1))
-        };
+        let decode = |i: u64, bytes: &[u8]| serde_json::from_slice::<Record>(bytes).ok().map(|r| r.audit(i + 1));
         match order_id {
             None => {
                 let rows = journal.read_range(offset, limit)?;
-                Ok((
-                    rows.iter()
-                        .enumerate()
-                        .filter_map(|(i, b)| decode(offset + i as u64, b))
-                        .collect(),
-                    total,
-                ))
+                Ok((rows.iter().enumerate().filter_map(|(i, b)| decode(offset + i as u64, b)).collect(), total))
             }
             Some(id) => {
                 let rows = journal.read_range(0, usize::MAX)?;
@@ -1040,10 +880,7 @@ impl OrderManager {
                     .filter(|a| a.order_id == Some(id))
                     .collect();
                 let total = all.len() as u64;
-                Ok((
-                    all.into_iter().skip(offset as usize).take(limit).collect(),
-                    total,
-                ))
+                Ok((all.into_iter().skip(offset as usize).take(limit).collect(), total))
             }
         }
     }

@@ -35,6 +35,8 @@ pub struct OmsState {
     pub risk: RiskEngine,
     pub next_id: OrderId,
     pub session_date: Option<NaiveDate>,
+    /// When the next session date begins; derived, not journaled (saves a time-zone conversion per order).
+    pub session_rolls_at: Option<DateTime<Utc>>,
     pub loss_warned: bool,
     pub last_prices: HashMap<String, Price>,
     pub illegal_transitions: u64,
@@ -52,17 +54,11 @@ pub struct Effects {
 
 impl OmsState {
     pub fn new() -> Self {
-        OmsState {
-            next_id: 1,
-            ..Default::default()
-        }
+        OmsState { next_id: 1, ..Default::default() }
     }
 
     pub fn open_same_side(&self, symbol: &str, side: Side) -> Qty {
-        self.open_qty
-            .get(&(symbol.to_string(), side))
-            .copied()
-            .unwrap_or(0)
+        self.open_qty.get(&(symbol.to_string(), side)).copied().unwrap_or(0)
     }
 
     fn track_open(&mut self, order_id: OrderId, leaves_before: Qty) {
@@ -85,8 +81,7 @@ impl OmsState {
     fn insert_order(&mut self, order: &Order) {
         self.next_id = self.next_id.max(order.id + 1);
         if let Some(c) = &order.client_order_id {
-            self.by_client_id
-                .insert((order.account.clone(), c.clone()), order.id);
+            self.by_client_id.insert((order.account.clone(), c.clone()), order.id);
         }
         self.orders.insert(order.id, order.clone());
         self.track_open(order.id, 0);
@@ -114,17 +109,9 @@ impl OmsState {
                         if let OrderEvent::Filled(fill) = event {
                             fx.fill = true;
                             let (symbol, side) = (order.symbol.clone(), order.side);
-                            let multiplier = instruments
-                                .get(&symbol)
-                                .map(|i| i.multiplier)
-                                .unwrap_or(domain::Money::from_brl(1));
-                            self.positions.apply_fill(
-                                &symbol,
-                                multiplier,
-                                side,
-                                fill.quantity,
-                                fill.price,
-                            );
+                            let multiplier =
+                                instruments.get(&symbol).map(|i| i.multiplier).unwrap_or(domain::Money::from_brl(1));
+                            self.positions.apply_fill(&symbol, multiplier, side, fill.quantity, fill.price);
                             if let Some(last) = self.last_prices.get(&symbol) {
                                 self.positions.mark(&symbol, *last);
                             }
@@ -142,13 +129,7 @@ impl OmsState {
                 }
             }
             Entry::LimitsChanged { limits, .. } => self.limits = limits.clone(),
-            Entry::KillSwitch {
-                active,
-                reason,
-                cancel_open_orders,
-                automatic,
-                ..
-            } => {
+            Entry::KillSwitch { active, reason, cancel_open_orders, automatic, .. } => {
                 self.kill_switch = KillSwitchState {
                     active: *active,
                     reason: Some(reason.clone()),

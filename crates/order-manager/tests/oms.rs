@@ -1,13 +1,10 @@
 //! Order Manager behaviour against a broker the test drives by hand, and against the paper broker.
 
 use chrono::{DateTime, Utc};
-use domain::broker::{
-    Broker, BrokerConnection, BrokerError, BrokerEvent, BrokerOrderSnapshot, LinkState,
-};
+use domain::broker::{Broker, BrokerConnection, BrokerError, BrokerEvent, BrokerOrderSnapshot, LinkState};
 use domain::calendar::TradingCalendar;
 use domain::order::{
-    Fill, Order, OrderEvent, OrderId, OrderRequest, OrderStatus, OrderType, PositionType, Side,
-    TimeInForce,
+    Fill, Order, OrderEvent, OrderId, OrderRequest, OrderStatus, OrderType, PositionType, Side, TimeInForce,
 };
 use domain::risk::RiskLimits;
 use domain::{Instruments, Money, Price};
@@ -42,11 +39,7 @@ impl Broker for ManualBroker {
     }
     fn connection(&self) -> BrokerConnection {
         let r = *self.routing.lock().unwrap();
-        BrokerConnection {
-            login: LinkState::Connected,
-            routing: r,
-            market_data: LinkState::Connected,
-        }
+        BrokerConnection { login: LinkState::Connected, routing: r, market_data: LinkState::Connected }
     }
     fn submit(&self, order: &Order) -> Result<(), BrokerError> {
         self.submitted.lock().unwrap().push(order.clone());
@@ -65,18 +58,9 @@ fn instruments() -> Instruments {
     Instruments::b3_defaults(Utc::now().date_naive())
 }
 
-async fn open(
-    path: &Path,
-    broker: Arc<dyn Broker>,
-    events: mpsc::UnboundedReceiver<BrokerEvent>,
-) -> OrderManager {
-    let (oms, report) = OrderManager::recover(
-        path,
-        instruments(),
-        TradingCalendar::Continuous,
-        Arc::new(SystemClock),
-    )
-    .unwrap();
+async fn open(path: &Path, broker: Arc<dyn Broker>, events: mpsc::UnboundedReceiver<BrokerEvent>) -> OrderManager {
+    let (oms, report) =
+        OrderManager::recover(path, instruments(), TradingCalendar::Continuous, Arc::new(SystemClock)).unwrap();
     oms.on_market_trade("PETR4", Price::from_f64(30.0).unwrap());
     oms.attach_broker(broker, events, &report).await.unwrap();
     oms
@@ -99,11 +83,7 @@ fn limit(side: Side, qty: i64, price: f64) -> OrderRequest {
 }
 
 fn ev(order_id: OrderId, event: OrderEvent) -> BrokerEvent {
-    BrokerEvent {
-        order_id,
-        event,
-        ts: Utc::now(),
-    }
+    BrokerEvent { order_id, event, ts: Utc::now() }
 }
 
 fn fill(exec: &str, qty: i64, price: f64) -> OrderEvent {
@@ -124,10 +104,7 @@ async fn settle(oms: &OrderManager, id: OrderId, pred: impl Fn(&Order) -> bool) 
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!(
-        "order {id} did not reach the expected state: {:?}",
-        oms.get(id)
-    );
+    panic!("order {id} did not reach the expected state: {:?}", oms.get(id));
 }
 
 #[tokio::test]
@@ -139,21 +116,10 @@ async fn duplicate_fills_do_not_double_positions_and_replay_restores_everything(
     let oms = open(&path, broker.clone(), rx).await;
     let actor = Actor::new("alice");
 
-    let o = oms
-        .submit(limit(Side::Buy, 300, 30.0), &actor)
-        .await
-        .unwrap()
-        .order()
-        .clone();
+    let o = oms.submit(limit(Side::Buy, 300, 30.0), &actor).await.unwrap().order().clone();
     assert_eq!(o.status, OrderStatus::PendingNew);
     assert_eq!(broker.submitted.lock().unwrap().len(), 1);
-    tx.send(ev(
-        o.id,
-        OrderEvent::Accepted {
-            broker_order_id: "X1".into(),
-        },
-    ))
-    .unwrap();
+    tx.send(ev(o.id, OrderEvent::Accepted { broker_order_id: "X1".into() })).unwrap();
     tx.send(ev(o.id, fill("f1", 100, 30.0))).unwrap();
     tx.send(ev(o.id, fill("f1", 100, 30.0))).unwrap();
     tx.send(ev(o.id, fill("f2", 200, 29.99))).unwrap();
@@ -161,11 +127,7 @@ async fn duplicate_fills_do_not_double_positions_and_replay_restores_everything(
     let o = settle(&oms, o.id, |o| o.status == OrderStatus::Filled).await;
     assert_eq!(o.filled_quantity, 300);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(
-        oms.positions().positions[0].quantity,
-        300,
-        "re-sent fills must not double the position"
-    );
+    assert_eq!(oms.positions().positions[0].quantity, 300, "re-sent fills must not double the position");
 
     // An illegal event (a fill on a filled order) is refused and changes nothing.
     let before = oms.durable_state();
@@ -174,53 +136,18 @@ async fn duplicate_fills_do_not_double_positions_and_replay_restores_everything(
     assert_eq!(oms.durable_state(), before);
 
     // More history: a sale that realizes P&L, a resting order, a cancel, new limits, the kill switch.
-    let s = oms
-        .submit(limit(Side::Sell, 100, 30.5), &actor)
-        .await
-        .unwrap()
-        .order()
-        .clone();
-    tx.send(ev(
-        s.id,
-        OrderEvent::Accepted {
-            broker_order_id: "X2".into(),
-        },
-    ))
-    .unwrap();
+    let s = oms.submit(limit(Side::Sell, 100, 30.5), &actor).await.unwrap().order().clone();
+    tx.send(ev(s.id, OrderEvent::Accepted { broker_order_id: "X2".into() })).unwrap();
     tx.send(ev(s.id, fill("g1", 100, 30.5))).unwrap();
-    let r = oms
-        .submit(limit(Side::Buy, 100, 29.0), &actor)
-        .await
-        .unwrap()
-        .order()
-        .clone();
-    tx.send(ev(
-        r.id,
-        OrderEvent::Accepted {
-            broker_order_id: "X3".into(),
-        },
-    ))
-    .unwrap();
+    let r = oms.submit(limit(Side::Buy, 100, 29.0), &actor).await.unwrap().order().clone();
+    tx.send(ev(r.id, OrderEvent::Accepted { broker_order_id: "X3".into() })).unwrap();
     settle(&oms, r.id, |o| o.status == OrderStatus::New).await;
-    let limits = RiskLimits {
-        daily_loss_limit: Money::from_brl(2_000),
-        ..RiskLimits::default()
-    };
-    oms.set_limits(limits.clone(), "tighter for the test", &Actor::new("admin"))
-        .await
-        .unwrap();
-    oms.activate_kill_switch(&actor, "test stop", true, false)
-        .await
-        .unwrap();
+    let limits = RiskLimits { daily_loss_limit: Money::from_brl(2_000), ..RiskLimits::default() };
+    oms.set_limits(limits.clone(), "tighter for the test", &Actor::new("admin")).await.unwrap();
+    oms.activate_kill_switch(&actor, "test stop", true, false).await.unwrap();
     assert_eq!(oms.get(r.id).unwrap().status, OrderStatus::PendingCancel);
     assert!(broker.canceled.lock().unwrap().contains(&r.id));
-    tx.send(ev(
-        r.id,
-        OrderEvent::Canceled {
-            reason: "ok".into(),
-        },
-    ))
-    .unwrap();
+    tx.send(ev(r.id, OrderEvent::Canceled { reason: "ok".into() })).unwrap();
     settle(&oms, r.id, |o| o.status == OrderStatus::Canceled).await;
     let realized = oms.positions().realized_today;
     assert!(realized > Money::ZERO);
@@ -240,13 +167,8 @@ async fn duplicate_fills_do_not_double_positions_and_replay_restores_everything(
     );
     assert!(oms2.kill_switch().active);
     assert_eq!(oms2.limits(), limits);
-    let err = oms2
-        .submit(limit(Side::Buy, 100, 30.0), &actor)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, OmsError::Risk { ref rejection, .. } if rejection.code() == "KILL_SWITCH_ACTIVE")
-    );
+    let err = oms2.submit(limit(Side::Buy, 100, 30.0), &actor).await.unwrap_err();
+    assert!(matches!(err, OmsError::Risk { ref rejection, .. } if rejection.code() == "KILL_SWITCH_ACTIVE"));
 }
 
 #[tokio::test]
@@ -263,35 +185,20 @@ async fn client_order_id_is_idempotent_and_rejections_are_recorded() {
     assert!(matches!(first, SubmitOutcome::Created(_)));
     assert!(matches!(again, SubmitOutcome::Existing(_)));
     assert_eq!(first.order().id, again.order().id);
-    assert_eq!(
-        broker.submitted.lock().unwrap().len(),
-        1,
-        "never a second order at the broker"
-    );
+    assert_eq!(broker.submitted.lock().unwrap().len(), 1, "never a second order at the broker");
 
-    let err = oms
-        .submit(limit(Side::Buy, 100, 40.0), &actor)
-        .await
-        .unwrap_err();
-    let OmsError::Risk { order, rejection } = err else {
-        panic!("expected a risk rejection")
-    };
+    let err = oms.submit(limit(Side::Buy, 100, 40.0), &actor).await.unwrap_err();
+    let OmsError::Risk { order, rejection } = err else { panic!("expected a risk rejection") };
     assert_eq!(rejection.code(), "PRICE_BAND");
     let stored = oms.get(order.id).unwrap();
     assert_eq!(stored.status, OrderStatus::Rejected);
     assert_eq!(stored.reject_code.as_deref(), Some("PRICE_BAND"));
     assert!(stored.reject_reason.is_some());
 
-    let err = oms
-        .submit(limit(Side::Buy, 150, 30.0), &actor)
-        .await
-        .unwrap_err();
+    let err = oms.submit(limit(Side::Buy, 150, 30.0), &actor).await.unwrap_err();
     assert!(matches!(err, OmsError::Invalid(ref v) if v.field == "quantity"));
     let (audit, _) = oms.audit(0, 1000, None).unwrap();
-    assert!(
-        audit.iter().any(|a| a.result == "invalid"),
-        "invalid orders are in the audit trail"
-    );
+    assert!(audit.iter().any(|a| a.result == "invalid"), "invalid orders are in the audit trail");
     assert!(audit.iter().any(|a| a.result == "rejected:PRICE_BAND"));
 }
 
@@ -302,10 +209,7 @@ async fn routing_down_pauses_new_orders() {
     let broker = ManualBroker::new();
     let oms = open(&dir.path().join("j"), broker.clone(), rx).await;
     *broker.routing.lock().unwrap() = LinkState::Disconnected;
-    let err = oms
-        .submit(limit(Side::Buy, 100, 30.0), &Actor::new("c"))
-        .await
-        .unwrap_err();
+    let err = oms.submit(limit(Side::Buy, 100, 30.0), &Actor::new("c")).await.unwrap_err();
     assert!(matches!(err, OmsError::Unavailable(_)));
 }
 
@@ -316,19 +220,8 @@ async fn reconciliation_records_what_it_corrects() {
     {
         let (tx, rx) = mpsc::unbounded_channel();
         let oms = open(&path, ManualBroker::new(), rx).await;
-        let o = oms
-            .submit(limit(Side::Buy, 100, 29.5), &Actor::new("d"))
-            .await
-            .unwrap()
-            .order()
-            .clone();
-        tx.send(ev(
-            o.id,
-            OrderEvent::Accepted {
-                broker_order_id: "B-1".into(),
-            },
-        ))
-        .unwrap();
+        let o = oms.submit(limit(Side::Buy, 100, 29.5), &Actor::new("d")).await.unwrap().order().clone();
+        tx.send(ev(o.id, OrderEvent::Accepted { broker_order_id: "B-1".into() })).unwrap();
         settle(&oms, o.id, |o| o.status == OrderStatus::New).await;
         oms.shutdown();
     }
@@ -353,29 +246,11 @@ async fn daily_loss_limit_trips_the_kill_switch_automatically() {
     let (tx, rx) = mpsc::unbounded_channel();
     let oms = open(&dir.path().join("j"), ManualBroker::new(), rx).await;
     let admin = Actor::new("admin");
-    oms.set_limits(
-        RiskLimits {
-            daily_loss_limit: Money::from_brl(100),
-            ..RiskLimits::default()
-        },
-        "small",
-        &admin,
-    )
-    .await
-    .unwrap();
-    let o = oms
-        .submit(limit(Side::Buy, 1000, 30.0), &Actor::new("e"))
+    oms.set_limits(RiskLimits { daily_loss_limit: Money::from_brl(100), ..RiskLimits::default() }, "small", &admin)
         .await
-        .unwrap()
-        .order()
-        .clone();
-    tx.send(ev(
-        o.id,
-        OrderEvent::Accepted {
-            broker_order_id: "B".into(),
-        },
-    ))
-    .unwrap();
+        .unwrap();
+    let o = oms.submit(limit(Side::Buy, 1000, 30.0), &Actor::new("e")).await.unwrap().order().clone();
+    tx.send(ev(o.id, OrderEvent::Accepted { broker_order_id: "B".into() })).unwrap();
     tx.send(ev(o.id, fill("x", 1000, 30.0))).unwrap();
     settle(&oms, o.id, |o| o.status == OrderStatus::Filled).await;
     // -R$ 0.09 × 1000 = -R$ 90: 90 % of the limit, a warning only.
@@ -405,20 +280,13 @@ async fn kill_switch_with_the_paper_broker_cancels_and_flattens() {
     let dir = tempfile::tempdir().unwrap();
     let market = SimMarket::new(instruments(), SimConfig::default());
     market.warm_up(Utc::now());
-    let (oms, report) = OrderManager::recover(
-        &dir.path().join("j"),
-        instruments(),
-        TradingCalendar::Continuous,
-        Arc::new(SystemClock),
-    )
-    .unwrap();
+    let (oms, report) =
+        OrderManager::recover(&dir.path().join("j"), instruments(), TradingCalendar::Continuous, Arc::new(SystemClock))
+            .unwrap();
     let last = market.last_price("PETR4").unwrap();
     oms.on_market_trade("PETR4", last);
-    let (broker, events) = paper_broker::PaperBroker::start(
-        market.clone(),
-        TradingCalendar::Continuous,
-        oms.open_orders(),
-    );
+    let (broker, events) =
+        paper_broker::PaperBroker::start(market.clone(), TradingCalendar::Continuous, oms.open_orders());
     oms.attach_broker(broker, events, &report).await.unwrap();
     let t = Actor::new("trader");
     let mut buy = limit(Side::Buy, 200, 0.0);
@@ -432,9 +300,7 @@ async fn kill_switch_with_the_paper_broker_cancels_and_flattens() {
     let resting = oms.submit(rest, &t).await.unwrap().order().clone();
     settle(&oms, resting.id, |o| o.status == OrderStatus::New).await;
 
-    oms.activate_kill_switch(&t, "desk stop", true, true)
-        .await
-        .unwrap();
+    oms.activate_kill_switch(&t, "desk stop", true, true).await.unwrap();
     settle(&oms, resting.id, |o| o.status == OrderStatus::Canceled).await;
     for _ in 0..200 {
         if oms.positions().positions.iter().all(|p| p.quantity == 0) {
@@ -442,12 +308,7 @@ async fn kill_switch_with_the_paper_broker_cancels_and_flattens() {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert!(
-        oms.positions().positions.iter().all(|p| p.quantity == 0),
-        "flattened"
-    );
-    oms.release_kill_switch(&Actor::new("admin"), "resume")
-        .await
-        .unwrap();
+    assert!(oms.positions().positions.iter().all(|p| p.quantity == 0), "flattened");
+    oms.release_kill_switch(&Actor::new("admin"), "resume").await.unwrap();
     assert!(!oms.kill_switch().active);
 }

@@ -14,9 +14,7 @@
 //! ([`PaperBroker::start`]'s `restore`), standing in for the state a real broker keeps on its side.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use domain::broker::{
-    Broker, BrokerConnection, BrokerError, BrokerEvent, BrokerOrderSnapshot, LinkState,
-};
+use domain::broker::{Broker, BrokerConnection, BrokerError, BrokerEvent, BrokerOrderSnapshot, LinkState};
 use domain::calendar::TradingCalendar;
 use domain::order::{Fill, Order, OrderEvent, OrderId, OrderStatus, OrderType, Side, TimeInForce};
 use domain::{Price, Qty};
@@ -117,31 +115,17 @@ impl PaperBroker {
         for o in pending_new {
             let _ = cmd_tx.send(Command::New(Box::new(o)));
         }
-        let engine = Engine {
-            market: market.clone(),
-            calendar,
-            working: state.clone(),
-            events: events_tx,
-        };
+        let engine = Engine { market: market.clone(), calendar, working: state.clone(), events: events_tx };
         let trades = market.subscribe();
         tokio::spawn(engine.run(cmd_rx, trades, now));
-        (
-            Arc::new(PaperBroker {
-                commands: cmd_tx,
-                state,
-            }),
-            events_rx,
-        )
+        (Arc::new(PaperBroker { commands: cmd_tx, state }), events_rx)
     }
 }
 
 fn working_from(o: &Order, session: NaiveDate) -> Working {
     Working {
         id: o.id,
-        broker_order_id: o
-            .broker_order_id
-            .clone()
-            .unwrap_or_else(|| format!("PB-{}", o.id)),
+        broker_order_id: o.broker_order_id.clone().unwrap_or_else(|| format!("PB-{}", o.id)),
         symbol: o.symbol.clone(),
         side: o.side,
         order_type: o.order_type,
@@ -232,11 +216,7 @@ impl Engine {
     }
 
     fn emit(&self, order_id: OrderId, event: OrderEvent, ts: DateTime<Utc>) {
-        let _ = self.events.send(BrokerEvent {
-            order_id,
-            event,
-            ts,
-        });
+        let _ = self.events.send(BrokerEvent { order_id, event, ts });
     }
 
     fn on_new(&self, order: Order, now: DateTime<Utc>) {
@@ -255,21 +235,13 @@ impl Engine {
             );
             return;
         }
-        self.emit(
-            order.id,
-            OrderEvent::Accepted {
-                broker_order_id: w.broker_order_id.clone(),
-            },
-            now,
-        );
+        self.emit(order.id, OrderEvent::Accepted { broker_order_id: w.broker_order_id.clone() }, now);
         if w.tif == TimeInForce::Fok {
             let available = self.market.available(&w.symbol, w.side, w.limit());
             if w.is_waiting_for_trigger() || available < w.quantity {
                 self.emit(
                     w.id,
-                    OrderEvent::Expired {
-                        reason: "FOK: not enough liquidity to fill at once".into(),
-                    },
+                    OrderEvent::Expired { reason: "FOK: not enough liquidity to fill at once".into() },
                     now,
                 );
                 return;
@@ -290,9 +262,7 @@ impl Engine {
         if immediate && !w.is_waiting_for_trigger() {
             self.emit(
                 w.id,
-                OrderEvent::Expired {
-                    reason: format!("{:?}: unfilled remainder {}", w.tif, w.leaves()),
-                },
+                OrderEvent::Expired { reason: format!("{:?}: unfilled remainder {}", w.tif, w.leaves()) },
                 now,
             );
             return;
@@ -302,9 +272,7 @@ impl Engine {
             // anything.
             self.emit(
                 w.id,
-                OrderEvent::Expired {
-                    reason: format!("MARKET: no liquidity for the remainder {}", w.leaves()),
-                },
+                OrderEvent::Expired { reason: format!("MARKET: no liquidity for the remainder {}", w.leaves()) },
                 now,
             );
             return;
@@ -316,22 +284,11 @@ impl Engine {
         w.fills += 1;
         w.filled += qty;
         let exec_id = format!("{}-{}", w.broker_order_id, w.fills);
-        self.emit(
-            w.id,
-            OrderEvent::Filled(Fill {
-                exec_id,
-                quantity: qty,
-                price,
-                ts: now,
-            }),
-            now,
-        );
+        self.emit(w.id, OrderEvent::Filled(Fill { exec_id, quantity: qty, price, ts: now }), now);
     }
 
     fn execute_aggressive(&self, w: &mut Working, now: DateTime<Utc>) {
-        let pieces = self
-            .market
-            .execute(&w.symbol, w.side, w.leaves(), w.limit(), now);
+        let pieces = self.market.execute(&w.symbol, w.side, w.leaves(), w.limit(), now);
         for (price, qty) in pieces {
             self.fill(w, price, qty, now);
         }
@@ -340,19 +297,11 @@ impl Engine {
     fn on_cancel(&self, id: OrderId, now: DateTime<Utc>) {
         let removed = self.working.lock().remove(&id);
         match removed {
-            Some(_) => self.emit(
-                id,
-                OrderEvent::Canceled {
-                    reason: "canceled on request".into(),
-                },
-                now,
-            ),
+            Some(_) => self.emit(id, OrderEvent::Canceled { reason: "canceled on request".into() }, now),
             None => self.emit(
                 id,
                 OrderEvent::CancelRejected {
-                    reason:
-                        "order is not working at the broker (already filled, expired or unknown)"
-                            .into(),
+                    reason: "order is not working at the broker (already filled, expired or unknown)".into(),
                 },
                 now,
             ),
@@ -363,10 +312,7 @@ impl Engine {
         let now = t.receive_ts;
         let candidates: Vec<OrderId> = {
             let w = self.working.lock();
-            w.values()
-                .filter(|o| o.symbol == t.symbol)
-                .map(|o| o.id)
-                .collect()
+            w.values().filter(|o| o.symbol == t.symbol).map(|o| o.id).collect()
         };
         for id in candidates {
             let Some(mut w) = self.working.lock().remove(&id) else {
@@ -412,24 +358,15 @@ impl Engine {
     fn expire_day_orders(&self, today: NaiveDate, now: DateTime<Utc>) {
         let expired: Vec<OrderId> = {
             let mut w = self.working.lock();
-            let ids: Vec<OrderId> = w
-                .values()
-                .filter(|o| o.tif == TimeInForce::Day && o.session < today)
-                .map(|o| o.id)
-                .collect();
+            let ids: Vec<OrderId> =
+                w.values().filter(|o| o.tif == TimeInForce::Day && o.session < today).map(|o| o.id).collect();
             for id in &ids {
                 w.remove(id);
             }
             ids
         };
         for id in expired {
-            self.emit(
-                id,
-                OrderEvent::Expired {
-                    reason: "DAY order: session ended".into(),
-                },
-                now,
-            );
+            self.emit(id, OrderEvent::Expired { reason: "DAY order: session ended".into() }, now);
         }
     }
 }
@@ -442,19 +379,9 @@ mod tests {
     use market_sim::SimConfig;
     use std::time::Duration;
 
-    fn setup() -> (
-        SimMarket,
-        Arc<PaperBroker>,
-        mpsc::UnboundedReceiver<BrokerEvent>,
-    ) {
+    fn setup() -> (SimMarket, Arc<PaperBroker>, mpsc::UnboundedReceiver<BrokerEvent>) {
         let ins = Instruments::b3_defaults(Utc::now().date_naive());
-        let market = SimMarket::new(
-            ins,
-            SimConfig {
-                seed: 5,
-                trades_per_second: 50.0,
-            },
-        );
+        let market = SimMarket::new(ins, SimConfig { seed: 5, trades_per_second: 50.0 });
         market.warm_up(Utc::now());
         let (b, rx) = PaperBroker::start(market.clone(), TradingCalendar::Continuous, Vec::new());
         (market, b, rx)
@@ -510,15 +437,7 @@ mod tests {
         let (market, broker, mut rx) = setup();
         let book = market.book("PETR4", 3, Utc::now()).unwrap();
         let qty = book.asks[0].quantity + book.asks[1].quantity;
-        let mut o = order(
-            1,
-            Side::Buy,
-            OrderType::Market,
-            qty,
-            None,
-            None,
-            TimeInForce::Day,
-        );
+        let mut o = order(1, Side::Buy, OrderType::Market, qty, None, None, TimeInForce::Day);
         broker.submit(&o).unwrap();
         drive(&mut o, &mut rx).await;
         assert_eq!(o.status, OrderStatus::Filled);
@@ -532,30 +451,16 @@ mod tests {
         let (market, broker, mut rx) = setup();
         let book = market.book("PETR4", 1, Utc::now()).unwrap();
         let best = book.asks[0];
-        let mut ioc = order(
-            1,
-            Side::Buy,
-            OrderType::Limit,
-            best.quantity + 100,
-            Some(best.price),
-            None,
-            TimeInForce::Ioc,
-        );
+        let mut ioc =
+            order(1, Side::Buy, OrderType::Limit, best.quantity + 100, Some(best.price), None, TimeInForce::Ioc);
         broker.submit(&ioc).unwrap();
         drive(&mut ioc, &mut rx).await;
         assert_eq!(ioc.status, OrderStatus::Expired);
         assert_eq!(ioc.filled_quantity, best.quantity);
 
         let ask = market.book("PETR4", 1, Utc::now()).unwrap().asks[0];
-        let mut fok = order(
-            2,
-            Side::Buy,
-            OrderType::Limit,
-            ask.quantity + 100,
-            Some(ask.price),
-            None,
-            TimeInForce::Fok,
-        );
+        let mut fok =
+            order(2, Side::Buy, OrderType::Limit, ask.quantity + 100, Some(ask.price), None, TimeInForce::Fok);
         broker.submit(&fok).unwrap();
         drive(&mut fok, &mut rx).await;
         assert_eq!(fok.status, OrderStatus::Expired);
@@ -566,32 +471,15 @@ mod tests {
     async fn resting_limit_cancel_and_cancel_reject() {
         let (market, broker, mut rx) = setup();
         let bid = market.book("PETR4", 10, Utc::now()).unwrap().bids[9].price;
-        let mut o = order(
-            1,
-            Side::Buy,
-            OrderType::Limit,
-            100,
-            Some(Price(bid.units() - 500)),
-            None,
-            TimeInForce::Gtc,
-        );
+        let mut o = order(1, Side::Buy, OrderType::Limit, 100, Some(Price(bid.units() - 500)), None, TimeInForce::Gtc);
         broker.submit(&o).unwrap();
         assert!(matches!(next(&mut rx).await, OrderEvent::Accepted { .. }));
-        o.apply(
-            &OrderEvent::Accepted {
-                broker_order_id: "PB-1".into(),
-            },
-            Utc::now(),
-        )
-        .unwrap();
+        o.apply(&OrderEvent::Accepted { broker_order_id: "PB-1".into() }, Utc::now()).unwrap();
         assert_eq!(broker.working_orders().len(), 1);
         broker.cancel(1).unwrap();
         assert!(matches!(next(&mut rx).await, OrderEvent::Canceled { .. }));
         broker.cancel(1).unwrap();
-        assert!(matches!(
-            next(&mut rx).await,
-            OrderEvent::CancelRejected { .. }
-        ));
+        assert!(matches!(next(&mut rx).await, OrderEvent::CancelRejected { .. }));
         assert!(broker.working_orders().is_empty());
     }
 
@@ -600,15 +488,7 @@ mod tests {
         let (market, broker, mut rx) = setup();
         let last = market.last_price("PETR4").unwrap();
         let stop = Price(last.units() + 100);
-        let mut o = order(
-            1,
-            Side::Buy,
-            OrderType::Stop,
-            100,
-            None,
-            Some(stop),
-            TimeInForce::Day,
-        );
+        let mut o = order(1, Side::Buy, OrderType::Stop, 100, None, Some(stop), TimeInForce::Day);
         broker.submit(&o).unwrap();
         drive(&mut o, &mut rx).await;
         assert_eq!(o.status, OrderStatus::New, "not triggered yet");
@@ -632,46 +512,15 @@ mod tests {
         let ins = Instruments::b3_defaults(Utc::now().date_naive());
         let market = SimMarket::new(ins, SimConfig::default());
         market.warm_up(Utc::now());
-        let mut resting = order(
-            7,
-            Side::Sell,
-            OrderType::Limit,
-            100,
-            Some(Price(999_900)),
-            None,
-            TimeInForce::Gtc,
-        );
-        resting
-            .apply(
-                &OrderEvent::Accepted {
-                    broker_order_id: "PB-7".into(),
-                },
-                Utc::now(),
-            )
-            .unwrap();
-        let fresh = order(
-            8,
-            Side::Sell,
-            OrderType::Limit,
-            100,
-            Some(Price(999_800)),
-            None,
-            TimeInForce::Gtc,
-        );
-        let (broker, mut rx) =
-            PaperBroker::start(market, TradingCalendar::Continuous, vec![resting, fresh]);
+        let mut resting = order(7, Side::Sell, OrderType::Limit, 100, Some(Price(999_900)), None, TimeInForce::Gtc);
+        resting.apply(&OrderEvent::Accepted { broker_order_id: "PB-7".into() }, Utc::now()).unwrap();
+        let fresh = order(8, Side::Sell, OrderType::Limit, 100, Some(Price(999_800)), None, TimeInForce::Gtc);
+        let (broker, mut rx) = PaperBroker::start(market, TradingCalendar::Continuous, vec![resting, fresh]);
         // The PENDING_NEW one is processed as a new submission.
-        let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
+        let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
         assert_eq!(ev.order_id, 8);
         assert!(matches!(ev.event, OrderEvent::Accepted { .. }));
-        let mut ids: Vec<_> = broker
-            .working_orders()
-            .into_iter()
-            .map(|w| w.order_id)
-            .collect();
+        let mut ids: Vec<_> = broker.working_orders().into_iter().map(|w| w.order_id).collect();
         ids.sort();
         assert_eq!(ids, vec![7, 8]);
     }

@@ -58,9 +58,7 @@ pub struct Db {
 }
 
 fn parse_ts(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_default()
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -74,11 +72,7 @@ impl Db {
         let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
             let mut u = format!("sqlite:{rest}");
             if !rest.contains("mode=") && !rest.contains(":memory:") {
-                u.push_str(if rest.contains('?') {
-                    "&mode=rwc"
-                } else {
-                    "?mode=rwc"
-                });
+                u.push_str(if rest.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
             }
             (Backend::Sqlite, u)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -87,16 +81,11 @@ impl Db {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
         let max = if backend == Backend::Sqlite { 4 } else { 10 };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(&url)
-            .await?;
+        let pool =
+            AnyPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(5)).connect(&url).await?;
         if backend == Backend::Sqlite {
             // WAL lets readers proceed while a writer commits; the setting is persistent in the file.
-            sqlx::query("PRAGMA journal_mode=WAL")
-                .execute(&pool)
-                .await?;
+            sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
         }
         Ok(Db { pool, backend })
     }
@@ -107,16 +96,8 @@ impl Db {
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self.backend {
-            Backend::Sqlite => {
-                sqlx::migrate!("./migrations/sqlite")
-                    .run(&self.pool)
-                    .await?
-            }
-            Backend::Postgres => {
-                sqlx::migrate!("./migrations/postgres")
-                    .run(&self.pool)
-                    .await?
-            }
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.pool).await?,
         }
         Ok(())
     }
@@ -133,11 +114,7 @@ impl Db {
     // ---- settings ----
 
     /// Returns the stored value, or stores `make()` and returns it (first writer wins across processes).
-    pub async fn setting_or_insert(
-        &self,
-        key: &str,
-        make: impl FnOnce() -> String,
-    ) -> Result<String, StoreError> {
+    pub async fn setting_or_insert(&self, key: &str, make: impl FnOnce() -> String) -> Result<String, StoreError> {
         if let Some(v) = self.setting(key).await? {
             return Ok(v);
         }
@@ -149,19 +126,15 @@ impl Db {
             .await;
         match inserted {
             Ok(_) => Ok(value),
-            Err(e) if is_unique_violation(&e) => self
-                .setting(key)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(key.into())),
+            Err(e) if is_unique_violation(&e) => {
+                self.setting(key).await?.ok_or_else(|| StoreError::NotFound(key.into()))
+            }
             Err(e) => Err(e.into()),
         }
     }
 
     pub async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(&self.pool).await?;
         Ok(row.map(|r| r.get::<String, _>(0)))
     }
 
@@ -174,18 +147,11 @@ impl Db {
             password_hash: r.try_get("password_hash")?,
             role: r.try_get("role")?,
             created_at: parse_ts(&r.try_get::<String, _>("created_at")?),
-            disabled: r
-                .try_get::<bool, _>("disabled")
-                .or_else(|_| r.try_get::<i64, _>("disabled").map(|v| v != 0))?,
+            disabled: r.try_get::<bool, _>("disabled").or_else(|_| r.try_get::<i64, _>("disabled").map(|v| v != 0))?,
         })
     }
 
-    pub async fn create_user(
-        &self,
-        username: &str,
-        password_hash: &str,
-        role: &str,
-    ) -> Result<User, StoreError> {
+    pub async fn create_user(&self, username: &str, password_hash: &str, role: &str) -> Result<User, StoreError> {
         let user = User {
             id: uuid::Uuid::now_v7().to_string(),
             username: username.to_string(),
@@ -194,53 +160,47 @@ impl Db {
             created_at: Utc::now(),
             disabled: false,
         };
-        let res = sqlx::query("INSERT INTO users (id, username, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&user.id)
-            .bind(&user.username)
-            .bind(&user.password_hash)
-            .bind(&user.role)
-            .bind(user.created_at.to_rfc3339())
-            .execute(&self.pool)
-            .await;
+        let res = sqlx::query(
+            "INSERT INTO users (id, username, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&user.id)
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(&user.role)
+        .bind(user.created_at.to_rfc3339())
+        .execute(&self.pool)
+        .await;
         match res {
             Ok(_) => Ok(user),
-            Err(e) if is_unique_violation(&e) => {
-                Err(StoreError::Conflict(format!("user {username:?}")))
-            }
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("user {username:?}"))),
             Err(e) => Err(e.into()),
         }
     }
 
     pub async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query("SELECT id, username, password_hash, role, created_at, disabled FROM users WHERE username = $1")
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, username, password_hash, role, created_at, disabled FROM users WHERE username = $1",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(Self::user_from_row).transpose()?)
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let rows = sqlx::query("SELECT id, username, password_hash, role, created_at, disabled FROM users ORDER BY username")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(Self::user_from_row)
-            .collect::<Result<_, _>>()?)
+        let rows =
+            sqlx::query("SELECT id, username, password_hash, role, created_at, disabled FROM users ORDER BY username")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(Self::user_from_row).collect::<Result<_, _>>()?)
     }
 
     pub async fn count_users(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?;
         Ok(row.try_get::<i64, _>(0)?)
     }
 
-    pub async fn set_password(
-        &self,
-        username: &str,
-        password_hash: &str,
-    ) -> Result<(), StoreError> {
+    pub async fn set_password(&self, username: &str, password_hash: &str) -> Result<(), StoreError> {
         let res = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2")
             .bind(password_hash)
             .bind(username)
@@ -263,9 +223,7 @@ impl Db {
             role: r.try_get("role")?,
             created_by: r.try_get("created_by")?,
             created_at: parse_ts(&r.try_get::<String, _>("created_at")?),
-            revoked_at: r
-                .try_get::<Option<String>, _>("revoked_at")?
-                .map(|s| parse_ts(&s)),
+            revoked_at: r.try_get::<Option<String>, _>("revoked_at")?.map(|s| parse_ts(&s)),
         })
     }
 
@@ -312,21 +270,19 @@ impl Db {
         let rows = sqlx::query("SELECT id, name, key_hash, prefix, role, created_by, created_at, revoked_at FROM api_keys ORDER BY created_at")
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .iter()
-            .map(Self::key_from_row)
-            .collect::<Result<_, _>>()?)
+        Ok(rows.iter().map(Self::key_from_row).collect::<Result<_, _>>()?)
     }
 
     /// Revokes by id or by name. Revoking twice is not an error.
     pub async fn revoke_api_key(&self, id_or_name: &str) -> Result<ApiKey, StoreError> {
         let now = Utc::now().to_rfc3339();
-        let res = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE (id = $2 OR name = $3) AND revoked_at IS NULL")
-            .bind(&now)
-            .bind(id_or_name)
-            .bind(id_or_name)
-            .execute(&self.pool)
-            .await?;
+        let res =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE (id = $2 OR name = $3) AND revoked_at IS NULL")
+                .bind(&now)
+                .bind(id_or_name)
+                .bind(id_or_name)
+                .execute(&self.pool)
+                .await?;
         let row = sqlx::query("SELECT id, name, key_hash, prefix, role, created_by, created_at, revoked_at FROM api_keys WHERE id = $1 OR name = $2")
             .bind(id_or_name)
             .bind(id_or_name)
@@ -334,9 +290,7 @@ impl Db {
             .await?;
         match row {
             Some(r) => Ok(Self::key_from_row(&r)?),
-            None if res.rows_affected() == 0 => {
-                Err(StoreError::NotFound(format!("API key {id_or_name:?}")))
-            }
+            None if res.rows_affected() == 0 => Err(StoreError::NotFound(format!("API key {id_or_name:?}"))),
             None => Err(StoreError::NotFound(format!("API key {id_or_name:?}"))),
         }
     }
@@ -348,20 +302,11 @@ pub mod testing {
 
     /// Creates a uniquely named database and returns its URL, or `None` when the variable is unset.
     pub async fn fresh_postgres_url() -> Option<String> {
-        let base = std::env::var("TS_TEST_DATABASE_URL")
-            .ok()
-            .filter(|s| !s.is_empty())?;
+        let base = std::env::var("TS_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())?;
         sqlx::any::install_default_drivers();
         let name = format!("ts_test_{}", uuid::Uuid::new_v4().simple());
-        let pool = AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(&base)
-            .await
-            .ok()?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&pool)
-            .await
-            .ok()?;
+        let pool = AnyPoolOptions::new().max_connections(1).connect(&base).await.ok()?;
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.ok()?;
         pool.close().await;
         let (prefix, _) = base.rsplit_once('/')?;
         Some(format!("{prefix}/{name}"))
@@ -378,55 +323,24 @@ mod tests {
         db.ping().await.unwrap();
         assert_eq!(db.count_users().await.unwrap(), 0);
         let u = db.create_user("alice", "hash1", "trader").await.unwrap();
-        assert!(matches!(
-            db.create_user("alice", "x", "viewer").await,
-            Err(StoreError::Conflict(_))
-        ));
+        assert!(matches!(db.create_user("alice", "x", "viewer").await, Err(StoreError::Conflict(_))));
         let got = db.user_by_name("alice").await.unwrap().unwrap();
-        assert_eq!(
-            (got.id, got.role.as_str(), got.disabled),
-            (u.id, "trader", false)
-        );
+        assert_eq!((got.id, got.role.as_str(), got.disabled), (u.id, "trader", false));
         db.set_password("alice", "hash2").await.unwrap();
-        assert_eq!(
-            db.user_by_name("alice")
-                .await
-                .unwrap()
-                .unwrap()
-                .password_hash,
-            "hash2"
-        );
-        assert!(matches!(
-            db.set_password("bob", "h").await,
-            Err(StoreError::NotFound(_))
-        ));
+        assert_eq!(db.user_by_name("alice").await.unwrap().unwrap().password_hash, "hash2");
+        assert!(matches!(db.set_password("bob", "h").await, Err(StoreError::NotFound(_))));
         assert!(db.user_by_name("bob").await.unwrap().is_none());
         assert_eq!(db.list_users().await.unwrap().len(), 1);
 
-        let k = db
-            .create_api_key("bot", "deadbeef", "ts_dead", "trader", "admin")
-            .await
-            .unwrap();
-        assert_eq!(
-            db.api_key_by_hash("deadbeef").await.unwrap().unwrap().id,
-            k.id
-        );
+        let k = db.create_api_key("bot", "deadbeef", "ts_dead", "trader", "admin").await.unwrap();
+        assert_eq!(db.api_key_by_hash("deadbeef").await.unwrap().unwrap().id, k.id);
         let revoked = db.revoke_api_key("bot").await.unwrap();
         assert!(revoked.revoked_at.is_some());
-        assert!(matches!(
-            db.revoke_api_key("nope").await,
-            Err(StoreError::NotFound(_))
-        ));
+        assert!(matches!(db.revoke_api_key("nope").await, Err(StoreError::NotFound(_))));
         assert_eq!(db.list_api_keys().await.unwrap().len(), 1);
 
-        let s1 = db
-            .setting_or_insert("jwt_secret", || "first".into())
-            .await
-            .unwrap();
-        let s2 = db
-            .setting_or_insert("jwt_secret", || "second".into())
-            .await
-            .unwrap();
+        let s1 = db.setting_or_insert("jwt_secret", || "first".into()).await.unwrap();
+        let s2 = db.setting_or_insert("jwt_secret", || "second".into()).await.unwrap();
         assert_eq!((s1.as_str(), s2.as_str()), ("first", "first"));
     }
 
@@ -434,9 +348,7 @@ mod tests {
     async fn sqlite_round_trip() {
         let dir = std::env::temp_dir().join(format!("ts-store-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
-        let db = Db::connect(&format!("sqlite://{}/t.db", dir.display()))
-            .await
-            .unwrap();
+        let db = Db::connect(&format!("sqlite://{}/t.db", dir.display())).await.unwrap();
         assert_eq!(db.backend(), Backend::Sqlite);
         exercise(db).await;
         let _ = std::fs::remove_dir_all(dir);
@@ -455,9 +367,6 @@ mod tests {
 
     #[tokio::test]
     async fn rejects_unknown_urls() {
-        assert!(matches!(
-            Db::connect("mysql://x").await,
-            Err(StoreError::UnsupportedUrl(_))
-        ));
+        assert!(matches!(Db::connect("mysql://x").await, Err(StoreError::UnsupportedUrl(_))));
     }
 }

@@ -84,27 +84,20 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
     let default_path = Path::new("tradingsystem.toml");
     let file: FileConfig = match path {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read config file {}", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?;
             toml::from_str(&text).with_context(|| format!("invalid config file {}", p.display()))?
         }
         None if default_path.exists() => {
-            let text = std::fs::read_to_string(default_path)
-                .context("cannot read ./tradingsystem.toml")?;
+            let text = std::fs::read_to_string(default_path).context("cannot read ./tradingsystem.toml")?;
             toml::from_str(&text).context("invalid config file ./tradingsystem.toml")?
         }
         None => FileConfig::default(),
     };
-    let listen_s = env("TS_LISTEN")
-        .or(file.listen)
-        .unwrap_or_else(|| "127.0.0.1:8080".into());
-    let listen: SocketAddr = listen_s
-        .parse()
-        .with_context(|| format!("TS_LISTEN must be host:port, got {listen_s:?}"))?;
-    let data_dir = env("TS_DATA_DIR")
-        .map(PathBuf::from)
-        .or(file.data_dir)
-        .unwrap_or_else(|| PathBuf::from("./data"));
+    let listen_s = env("TS_LISTEN").or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listen: SocketAddr =
+        listen_s.parse().with_context(|| format!("TS_LISTEN must be host:port, got {listen_s:?}"))?;
+    let data_dir = env("TS_DATA_DIR").map(PathBuf::from).or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
     let database_url = env("TS_DATABASE_URL")
         .or(file.database_url)
         .unwrap_or_else(|| format!("sqlite://{}/tradingsystem.db", data_dir.display()));
@@ -113,21 +106,15 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
             bail!("TS_BUS_URL={bus}: this build runs the in-process bus only (the NATS bus arrives with the Data Capture work)");
         }
     }
-    let market = env("TS_MARKET")
-        .or(file.market)
-        .unwrap_or_else(|| "sim".into());
+    let market = env("TS_MARKET").or(file.market).unwrap_or_else(|| "sim".into());
     if market != "sim" {
         bail!("TS_MARKET={market}: this build supports only 'sim' (replay and FIX feeds are not built yet)");
     }
-    let broker = env("TS_BROKER")
-        .or(file.broker)
-        .unwrap_or_else(|| "paper".into());
+    let broker = env("TS_BROKER").or(file.broker).unwrap_or_else(|| "paper".into());
     if broker != "paper" {
         bail!("TS_BROKER={broker}: this build supports only 'paper' (the FIX adapter is not built yet)");
     }
-    let log_level = env("TS_LOG")
-        .or(file.log_level)
-        .unwrap_or_else(|| "info".into());
+    let log_level = env("TS_LOG").or(file.log_level).unwrap_or_else(|| "info".into());
     let token_ttl_minutes = file.token_ttl_minutes.unwrap_or(8 * 60);
     if !(1..=60 * 24 * 30).contains(&token_ttl_minutes) {
         bail!("token_ttl_minutes must be between 1 and 43200");

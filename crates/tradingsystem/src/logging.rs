@@ -37,8 +37,7 @@ impl Visit for Visitor<'_> {
         self.0.insert(field.name().into(), Value::from(value));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().into(), Value::from(format!("{value:?}")));
+        self.0.insert(field.name().into(), Value::from(format!("{value:?}")));
     }
 }
 
@@ -47,12 +46,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let meta = event.metadata();
         let mut map = Map::new();
         map.insert(
@@ -84,9 +78,7 @@ pub struct Guard(#[allow(dead_code)] Option<tracing_appender::non_blocking::Work
 pub fn init(service: &str, level: &str, data_dir: Option<&Path>) -> anyhow::Result<Guard> {
     let filter = EnvFilter::try_new(level).or_else(|_| EnvFilter::try_new("info"))?;
     let stderr = tracing_subscriber::fmt::layer()
-        .event_format(JsonLines {
-            service: service.into(),
-        })
+        .event_format(JsonLines { service: service.into() })
         .fmt_fields(JsonFields::new())
         .with_writer(std::io::stderr);
     let (file_layer, guard) = match data_dir {
@@ -100,9 +92,7 @@ pub fn init(service: &str, level: &str, data_dir: Option<&Path>) -> anyhow::Resu
                 .build(&log_dir)?;
             let (writer, guard) = tracing_appender::non_blocking(appender);
             let layer = tracing_subscriber::fmt::layer()
-                .event_format(JsonLines {
-                    service: service.into(),
-                })
+                .event_format(JsonLines { service: service.into() })
                 .fmt_fields(JsonFields::new())
                 .with_ansi(false)
                 .with_writer(writer);
@@ -110,10 +100,6 @@ pub fn init(service: &str, level: &str, data_dir: Option<&Path>) -> anyhow::Resu
         }
         None => (None, None),
     };
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(stderr)
-        .with(file_layer)
-        .try_init()?;
+    tracing_subscriber::registry().with(filter).with(stderr).with(file_layer).try_init()?;
     Ok(Guard(guard))
 }

@@ -1,14 +1,10 @@
 //! `tradingsystem`: the one binary of TradingSystem.
 
-mod config;
-mod logging;
-mod serve;
+use tradingsystem::{config, logging, serve};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use gateway::auth::{
-    check_password_policy, check_username, hash_password, new_api_key, random_hex, Role,
-};
+use gateway::auth::{check_password_policy, check_username, hash_password, new_api_key, random_hex, Role};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
@@ -117,16 +113,11 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     let cfg = config::load(cli.config.as_deref())?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Serve(args) => {
-            let unknown: Vec<&String> = args
-                .services
-                .iter()
-                .filter(|s| !["all", "oms", "gateway", "market"].contains(&s.as_str()))
-                .collect();
+            let unknown: Vec<&String> =
+                args.services.iter().filter(|s| !["all", "oms", "gateway", "market"].contains(&s.as_str())).collect();
             if !unknown.is_empty() {
                 bail!("unknown service(s) {unknown:?}: this build runs oms, gateway and market together (use --services all)");
             }
@@ -135,8 +126,8 @@ fn run(cli: Cli) -> Result<()> {
             let _guard = logging::init("tradingsystem", &cfg.log_level, Some(&cfg.data_dir))?;
             let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
                 .set_buckets(&[
-                    0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                    0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                    0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                    1.0, 2.5,
                 ])
                 .and_then(|b| b.install_recorder())
                 .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
@@ -167,10 +158,7 @@ fn run(cli: Cli) -> Result<()> {
 fn audit_export(cfg: &config::Config, order_id: Option<u64>, raw: bool) -> Result<()> {
     let path = cfg.journal_path();
     if !path.exists() {
-        bail!(
-            "no journal at {} (set TS_DATA_DIR to the server's data directory)",
-            path.display()
-        );
+        bail!("no journal at {} (set TS_DATA_DIR to the server's data directory)", path.display());
     }
     let records = journal::read_file(&path)?;
     let stdout = std::io::stdout();
@@ -186,11 +174,7 @@ fn audit_export(cfg: &config::Config, order_id: Option<u64>, raw: bool) -> Resul
         if order_id.is_some_and(|id| rec.entry.order_id() != Some(id)) {
             continue;
         }
-        let line = if raw {
-            serde_json::to_string(&rec)?
-        } else {
-            serde_json::to_string(&rec.audit(i as u64 + 1))?
-        };
+        let line = if raw { serde_json::to_string(&rec)? } else { serde_json::to_string(&rec.audit(i as u64 + 1))? };
         if writeln!(out, "{line}").is_err() {
             // The reader went away (e.g. `| head`): not an error.
             return Ok(());
@@ -216,11 +200,7 @@ async fn user_cmd(cfg: &config::Config, cmd: UserCmd) -> Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)?;
     let db = serve::open_db(cfg).await?;
     match cmd {
-        UserCmd::Add {
-            username,
-            role,
-            password,
-        } => {
+        UserCmd::Add { username, role, password } => {
             check_username(&username).map_err(|m| anyhow::anyhow!("username: {m}"))?;
             let (pw, generated) = match read_password(&password)? {
                 Some(p) => (p, false),
@@ -247,8 +227,7 @@ async fn user_cmd(cfg: &config::Config, cmd: UserCmd) -> Result<()> {
             }
         }
         UserCmd::Passwd { username, password } => {
-            let pw = read_password(&password)?
-                .context("give the new password with --password or --password-stdin")?;
+            let pw = read_password(&password)?.context("give the new password with --password or --password-stdin")?;
             check_password_policy(&pw).map_err(|m| anyhow::anyhow!("password: {m}"))?;
             let hash = hash_password(&pw).map_err(anyhow::Error::msg)?;
             db.set_password(&username, &hash).await?;
@@ -266,19 +245,13 @@ async fn apikey_cmd(cfg: &config::Config, cmd: ApiKeyCmd) -> Result<()> {
         ApiKeyCmd::Create { name, role } => {
             let role = Role::parse(&role).context("unknown role")?;
             let (key, prefix, hash) = new_api_key();
-            let k = db
-                .create_api_key(&name, &hash, &prefix, role.as_str(), "cli")
-                .await?;
+            let k = db.create_api_key(&name, &hash, &prefix, role.as_str(), "cli").await?;
             println!("created API key {} ({}) with role {}", k.name, k.id, k.role);
             println!("key (shown once): {key}");
         }
         ApiKeyCmd::List => {
             for k in db.list_api_keys().await? {
-                let state = if k.revoked_at.is_some() {
-                    "revoked"
-                } else {
-                    "active"
-                };
+                let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
                 println!("{}\t{}\t{}…\t{}\t{}", k.id, k.name, k.prefix, k.role, state);
             }
         }

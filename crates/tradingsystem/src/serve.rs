@@ -27,10 +27,7 @@ pub async fn ensure_admin(db: &Db) -> Result<()> {
     if db.count_users().await? > 0 {
         return Ok(());
     }
-    let (password, generated) = match std::env::var("TS_ADMIN_PASSWORD")
-        .ok()
-        .filter(|p| !p.is_empty())
-    {
+    let (password, generated) = match std::env::var("TS_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()) {
         Some(p) => (p, false),
         None => (random_hex(12), true),
     };
@@ -61,41 +58,39 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-pub async fn run(
+/// Serves on `cfg.listen` until SIGINT/SIGTERM.
+pub async fn run(cfg: Config, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) -> Result<()> {
+    let listener =
+        tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    run_with(cfg, metrics, listener, shutdown_signal()).await
+}
+
+/// Recovers, starts every service and serves on `listener` until `shutdown` completes.
+pub async fn run_with(
     cfg: Config,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let started = Instant::now();
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
     let db = open_db(&cfg).await?;
     ensure_admin(&db).await?;
-    let secret = db
-        .setting_or_insert("jwt_secret", || random_hex(32))
-        .await?;
-    let jwt = Arc::new(JwtKeys::new(
-        secret.as_bytes(),
-        chrono::Duration::minutes(cfg.token_ttl_minutes),
-    ));
+    let secret = db.setting_or_insert("jwt_secret", || random_hex(32)).await?;
+    let jwt = Arc::new(JwtKeys::new(secret.as_bytes(), chrono::Duration::minutes(cfg.token_ttl_minutes)));
 
     let calendar = cfg.calendar();
     let instruments = Instruments::b3_defaults(calendar.session_date(Utc::now()));
     let market = SimMarket::new(
         instruments.clone(),
-        SimConfig {
-            seed: cfg.sim_seed,
-            trades_per_second: cfg.sim_trades_per_second,
-        },
+        SimConfig { seed: cfg.sim_seed, trades_per_second: cfg.sim_trades_per_second },
     );
     market.warm_up(Utc::now());
 
-    let (oms, report) = OrderManager::recover(
-        &cfg.journal_path(),
-        instruments.clone(),
-        calendar.clone(),
-        Arc::new(SystemClock),
-    )
-    .context("cannot recover the order journal")?;
+    let (oms, report) =
+        OrderManager::recover(&cfg.journal_path(), instruments.clone(), calendar.clone(), Arc::new(SystemClock))
+            .context("cannot recover the order journal")?;
     tracing::info!(
         records = report.records,
         truncated_bytes = report.truncated_bytes,
@@ -110,9 +105,7 @@ pub async fn run(
         }
     }
     let (broker, events) = PaperBroker::start(market.clone(), calendar, oms.open_orders());
-    oms.attach_broker(broker, events, &report)
-        .await
-        .context("broker reconciliation failed")?;
+    oms.attach_broker(broker, events, &report).await.context("broker reconciliation failed")?;
 
     // Marks for P&L, the price band and the daily loss limit follow the tape.
     let mut tape = market.subscribe();
@@ -130,24 +123,11 @@ pub async fn run(
     });
     tokio::spawn(market.clone().run());
 
-    let state = AppState {
-        oms: oms.clone(),
-        db: db.clone(),
-        jwt,
-        metrics,
-        market: Some(market),
-        started,
-    };
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let state = AppState { oms: oms.clone(), db: db.clone(), jwt, metrics, market: Some(market), started };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, market = %cfg.market, broker = %cfg.broker, data_dir = %cfg.data_dir.display(), database = %redact(&cfg.database_url), "serving");
-    eprintln!(
-        "TradingSystem listening on http://{addr}  (data: {})",
-        cfg.data_dir.display()
-    );
-    gateway::serve(listener, state, shutdown_signal()).await?;
+    eprintln!("TradingSystem listening on http://{addr}  (data: {})", cfg.data_dir.display());
+    gateway::serve(listener, state, shutdown).await?;
     tracing::info!("shutting down: flushing the journal");
     oms.shutdown();
     db.close().await;
@@ -176,14 +156,8 @@ async fn shutdown_signal() {
 mod tests {
     #[test]
     fn redacts_passwords() {
-        assert_eq!(
-            super::redact("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
+        assert_eq!(super::redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(
-            super::redact("sqlite://./data/x.db"),
-            "sqlite://./data/x.db"
-        );
+        assert_eq!(super::redact("sqlite://./data/x.db"), "sqlite://./data/x.db");
     }
 }

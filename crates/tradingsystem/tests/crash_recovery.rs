@@ -29,14 +29,7 @@ async fn stream(
         let symbol = symbols[(worker + i) % symbols.len()];
         let side = if i % 3 == 2 { "SELL" } else { "BUY" };
         let body = json!({"symbol": symbol, "side": side, "type": "MARKET", "quantity": 100, "client_order_id": format!("w{worker}-{i}")});
-        let r = match s
-            .client
-            .post(s.url("/api/v1/orders"))
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-            .await
-        {
+        let r = match s.client.post(s.url("/api/v1/orders")).bearer_auth(&token).json(&body).send().await {
             Ok(r) => r,
             Err(_) => return, // the server is gone
         };
@@ -46,17 +39,11 @@ async fn stream(
         };
         let (id, code) = match status {
             201 | 200 => (v["id"].as_u64(), None),
-            403 => (
-                v["error"]["details"]["order"]["id"].as_u64(),
-                v["error"]["code"].as_str().map(String::from),
-            ),
+            403 => (v["error"]["details"]["order"]["id"].as_u64(), v["error"]["code"].as_str().map(String::from)),
             _ => (None, None),
         };
         if let Some(id) = id {
-            acked
-                .lock()
-                .unwrap()
-                .insert(id, (code, symbol.to_string(), side.to_string(), 100));
+            acked.lock().unwrap().insert(id, (code, symbol.to_string(), side.to_string(), 100));
             count.fetch_add(1, Ordering::SeqCst);
         }
     }
@@ -71,10 +58,7 @@ async fn positions(s: &Server, token: &str) -> BTreeMap<String, (i64, f64)> {
         .map(|x| {
             (
                 x["symbol"].as_str().unwrap().to_string(),
-                (
-                    x["quantity"].as_i64().unwrap(),
-                    x["realized_total"].as_f64().unwrap(),
-                ),
+                (x["quantity"].as_i64().unwrap(), x["realized_total"].as_f64().unwrap()),
             )
         })
         .collect()
@@ -87,11 +71,7 @@ async fn check_all_acked_present(s: &Server, token: &str, acked: &Acked) {
         let (st, o) = s.get(token, &format!("/api/v1/orders/{id}")).await;
         assert_eq!(st, 200, "acknowledged order {id} lost after the crash");
         assert_eq!(
-            (
-                o["symbol"].as_str().unwrap(),
-                o["side"].as_str().unwrap(),
-                o["quantity"].as_i64().unwrap()
-            ),
+            (o["symbol"].as_str().unwrap(), o["side"].as_str().unwrap(), o["quantity"].as_i64().unwrap()),
             (symbol.as_str(), side.as_str(), *qty)
         );
         if let Some(code) = code {
@@ -112,58 +92,27 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged() {
 
     // Phase 1: orders that trade.
     let count = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..4)
-        .map(|w| {
-            tokio::spawn(stream(
-                s.clone(),
-                trader.clone(),
-                w,
-                acked.clone(),
-                count.clone(),
-                120,
-            ))
-        })
-        .collect();
+    let workers: Vec<_> =
+        (0..4).map(|w| tokio::spawn(stream(s.clone(), trader.clone(), w, acked.clone(), count.clone(), 120))).collect();
     for w in workers {
         w.await.unwrap();
     }
 
     // The kill switch goes on; what traded is now final.
-    let (st, _) = server
-        .post(
-            &trader,
-            "/api/v1/risk/kill-switch",
-            json!({"reason": "crash test"}),
-        )
-        .await;
+    let (st, _) = server.post(&trader, "/api/v1/risk/kill-switch", json!({"reason": "crash test"})).await;
     assert_eq!(st, 200);
-    let open_settled = eventually(|| async {
-        let (_, o) = server
-            .get(
-                &trader,
-                "/api/v1/orders?status=PENDING_NEW,NEW,PARTIALLY_FILLED,PENDING_CANCEL",
-            )
-            .await;
+    eventually(|| async {
+        let (_, o) = server.get(&trader, "/api/v1/orders?status=PENDING_NEW,NEW,PARTIALLY_FILLED,PENDING_CANCEL").await;
         (o["total"] == 0).then_some(())
     })
     .await;
-    let _ = open_settled;
     let before = positions(&server, &trader).await;
     assert!(!before.is_empty());
 
     // Phase 2: a stream of orders (rejected by the kill switch, still acknowledged and recorded) killed mid-flight.
     let count = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..4)
-        .map(|w| {
-            tokio::spawn(stream(
-                s.clone(),
-                trader.clone(),
-                w + 10,
-                acked.clone(),
-                count.clone(),
-                usize::MAX,
-            ))
-        })
+        .map(|w| tokio::spawn(stream(s.clone(), trader.clone(), w + 10, acked.clone(), count.clone(), usize::MAX)))
         .collect();
     while count.load(Ordering::SeqCst) < 80 {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -179,35 +128,21 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged() {
     let server = Server::start(dir.path());
     let token = server.login("streamer", "password-123").await;
     check_all_acked_present(&server, &token, &acked).await;
-    assert_eq!(
-        positions(&server, &token).await,
-        before,
-        "positions come back exactly"
-    );
+    assert_eq!(positions(&server, &token).await, before, "positions come back exactly");
     let (_, status) = server.get(&token, "/api/v1/risk/status").await;
-    assert_eq!(
-        status["kill_switch"]["active"], true,
-        "the kill switch survives the crash"
-    );
+    assert_eq!(status["kill_switch"]["active"], true, "the kill switch survives the crash");
     assert_eq!(status["kill_switch"]["reason"], "crash test");
 
     // A torn tail (a record half-written at the moment of a crash) is cut back; nothing acknowledged is lost.
     let mut server = server;
     server.stop();
     let journal = dir.path().join("journal").join("oms.journal");
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&journal)
-        .unwrap();
-    f.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, b'{', b'"'])
-        .unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&journal).unwrap();
+    f.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, b'{', b'"']).unwrap();
     drop(f);
     let server = Server::start(dir.path());
     let token = server.login("streamer", "password-123").await;
     check_all_acked_present(&server, &token, &acked).await;
     assert_eq!(positions(&server, &token).await, before);
-    assert_eq!(
-        server.get(&token, "/api/v1/risk/status").await.1["kill_switch"]["active"],
-        true
-    );
+    assert_eq!(server.get(&token, "/api/v1/risk/status").await.1["kill_switch"]["active"], true);
 }

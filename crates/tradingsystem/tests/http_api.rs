@@ -20,21 +20,9 @@ async fn order_manager_http_contract() {
 
     // Public endpoints.
     for p in ["/health", "/ready", "/healthz"] {
-        assert_eq!(
-            s.client.get(s.url(p)).send().await.unwrap().status(),
-            200,
-            "{p}"
-        );
+        assert_eq!(s.client.get(s.url(p)).send().await.unwrap().status(), 200, "{p}");
     }
-    let metrics = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.client.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("ts_kill_switch_active"));
 
     // Authentication and roles.
@@ -52,45 +40,21 @@ async fn order_manager_http_contract() {
         .await
         .unwrap();
     assert_eq!(bad_login.status(), 401);
-    let (st, body) = s
-        .post(
-            &viewer,
-            "/api/v1/orders",
-            order("PETR4", "BUY", "MARKET", 100),
-        )
-        .await;
+    let (st, body) = s.post(&viewer, "/api/v1/orders", order("PETR4", "BUY", "MARKET", 100)).await;
+    assert_eq!((st, body["error"]["code"].as_str()), (403, Some("FORBIDDEN")));
     assert_eq!(
-        (st, body["error"]["code"].as_str()),
-        (403, Some("FORBIDDEN"))
-    );
-    assert_eq!(
-        s.post(
-            &trader,
-            "/api/v1/users",
-            json!({"username": "x1x", "password": "password-1", "role": "admin"})
-        )
-        .await
-        .0,
+        s.post(&trader, "/api/v1/users", json!({"username": "x1x", "password": "password-1", "role": "admin"})).await.0,
         403
     );
     assert_eq!(
-        s.post(
-            &admin,
-            "/api/v1/users",
-            json!({"username": "trader1", "password": "password-1", "role": "trader"})
-        )
-        .await
-        .0,
+        s.post(&admin, "/api/v1/users", json!({"username": "trader1", "password": "password-1", "role": "trader"}))
+            .await
+            .0,
         409
     );
     assert_eq!(
-        s.post(
-            &admin,
-            "/api/v1/users",
-            json!({"username": "new1", "password": "short", "role": "trader"})
-        )
-        .await
-        .1["error"]["details"]["field"],
+        s.post(&admin, "/api/v1/users", json!({"username": "new1", "password": "short", "role": "trader"})).await.1
+            ["error"]["details"]["field"],
         "password"
     );
 
@@ -106,52 +70,18 @@ async fn order_manager_http_contract() {
     assert_eq!(r.headers()["x-correlation-id"], "abc-123");
 
     // Malformed JSON → 400; invalid fields → 422 naming the field; unknown symbol → 422.
-    let r = s
-        .client
-        .post(s.url("/api/v1/orders"))
-        .bearer_auth(&trader)
-        .body("{\"symbol\":")
-        .send()
-        .await
-        .unwrap();
+    let r = s.client.post(s.url("/api/v1/orders")).bearer_auth(&trader).body("{\"symbol\":").send().await.unwrap();
     assert_eq!(r.status(), 400);
     for (body, field) in [
-        (
-            json!({"side": "BUY", "type": "MARKET", "quantity": 100}),
-            "symbol",
-        ),
-        (
-            json!({"symbol": "PETR4", "side": "HOLD", "type": "MARKET", "quantity": 100}),
-            "side",
-        ),
-        (
-            json!({"symbol": "PETR4", "side": "BUY", "type": "MARKET", "quantity": 1.5}),
-            "quantity",
-        ),
-        (
-            json!({"symbol": "PETR4", "side": "BUY", "type": "MARKET", "quantity": 150}),
-            "quantity",
-        ),
-        (
-            json!({"symbol": "PETR4", "side": "BUY", "type": "LIMIT", "quantity": 100}),
-            "price",
-        ),
-        (
-            json!({"symbol": "PETR4", "side": "BUY", "type": "LIMIT", "quantity": 100, "price": 30.005}),
-            "price",
-        ),
-        (
-            json!({"symbol": "PETR4", "side": "BUY", "type": "STOP", "quantity": 100}),
-            "stop_price",
-        ),
-        (
-            json!({"symbol": "NOPE3", "side": "BUY", "type": "MARKET", "quantity": 100}),
-            "symbol",
-        ),
-        (
-            json!({"symbol": "PETR4", "side": "BUY", "type": "MARKET", "quantity": 100, "qty": 1}),
-            "qty",
-        ),
+        (json!({"side": "BUY", "type": "MARKET", "quantity": 100}), "symbol"),
+        (json!({"symbol": "PETR4", "side": "HOLD", "type": "MARKET", "quantity": 100}), "side"),
+        (json!({"symbol": "PETR4", "side": "BUY", "type": "MARKET", "quantity": 1.5}), "quantity"),
+        (json!({"symbol": "PETR4", "side": "BUY", "type": "MARKET", "quantity": 150}), "quantity"),
+        (json!({"symbol": "PETR4", "side": "BUY", "type": "LIMIT", "quantity": 100}), "price"),
+        (json!({"symbol": "PETR4", "side": "BUY", "type": "LIMIT", "quantity": 100, "price": 30.005}), "price"),
+        (json!({"symbol": "PETR4", "side": "BUY", "type": "STOP", "quantity": 100}), "stop_price"),
+        (json!({"symbol": "NOPE3", "side": "BUY", "type": "MARKET", "quantity": 100}), "symbol"),
+        (json!({"symbol": "PETR4", "side": "BUY", "type": "MARKET", "quantity": 100, "qty": 1}), "qty"),
     ] {
         let (st, b) = s.post(&trader, "/api/v1/orders", body.clone()).await;
         assert_eq!(st, 422, "{body}: {b}");
@@ -159,13 +89,7 @@ async fn order_manager_http_contract() {
     }
 
     // A market order fills against the simulated book; /execute is the same endpoint.
-    let (st, o) = s
-        .post(
-            &trader,
-            "/api/v1/execute",
-            order("PETR4", "BUY", "MARKET", 300),
-        )
-        .await;
+    let (st, o) = s.post(&trader, "/api/v1/execute", order("PETR4", "BUY", "MARKET", 300)).await;
     assert_eq!(st, 201, "{o}");
     for key in [
         "id",
@@ -205,9 +129,7 @@ async fn order_manager_http_contract() {
     assert_eq!(o1["id"], o2["id"]);
 
     // A resting limit order, then cancel.
-    let (_, quote) = s
-        .get(&viewer, "/api/v1/orders?symbol=PETR4&status=FILLED")
-        .await;
+    let (_, quote) = s.get(&viewer, "/api/v1/orders?symbol=PETR4&status=FILLED").await;
     let last = quote["data"][0]["fills"][0]["price"].as_f64().unwrap();
     let low = ((last * 0.95) * 100.0).round() / 100.0;
     let mut rest = order("PETR4", "BUY", "LIMIT", 100);
@@ -220,42 +142,14 @@ async fn order_manager_http_contract() {
         (s.get(&viewer, &format!("/api/v1/orders/{rid}")).await.1["status"] == "NEW").then_some(())
     })
     .await;
-    assert_eq!(
-        s.send(
-            Method::DELETE,
-            &viewer,
-            &format!("/api/v1/orders/{rid}"),
-            json!({})
-        )
-        .await
-        .0,
-        403
-    );
-    let (st, c) = s
-        .send(
-            Method::DELETE,
-            &trader,
-            &format!("/api/v1/orders/{rid}"),
-            json!({}),
-        )
-        .await;
+    assert_eq!(s.send(Method::DELETE, &viewer, &format!("/api/v1/orders/{rid}"), json!({})).await.0, 403);
+    let (st, c) = s.send(Method::DELETE, &trader, &format!("/api/v1/orders/{rid}"), json!({})).await;
     assert_eq!(st, 200, "{c}");
     eventually(|| async {
-        (s.get(&viewer, &format!("/api/v1/orders/{rid}")).await.1["status"] == "CANCELED")
-            .then_some(())
+        (s.get(&viewer, &format!("/api/v1/orders/{rid}")).await.1["status"] == "CANCELED").then_some(())
     })
     .await;
-    assert_eq!(
-        s.send(
-            Method::DELETE,
-            &trader,
-            &format!("/api/v1/orders/{rid}"),
-            json!({})
-        )
-        .await
-        .0,
-        409
-    );
+    assert_eq!(s.send(Method::DELETE, &trader, &format!("/api/v1/orders/{rid}"), json!({})).await.0, 409);
     assert_eq!(s.get(&viewer, "/api/v1/orders/999999").await.0, 404);
     assert_eq!(s.get(&viewer, "/api/v1/orders/abc").await.0, 422);
 
@@ -263,28 +157,13 @@ async fn order_manager_http_contract() {
     let mut fat = order("PETR4", "BUY", "LIMIT", 100);
     fat["price"] = json!(((last * 1.5) * 100.0).round() / 100.0);
     let (st, e) = s.post(&trader, "/api/v1/orders", fat).await;
-    assert_eq!(
-        (st, e["error"]["code"].as_str()),
-        (403, Some("PRICE_BAND")),
-        "{e}"
-    );
+    assert_eq!((st, e["error"]["code"].as_str()), (403, Some("PRICE_BAND")), "{e}");
     let rejected_id = e["error"]["details"]["order"]["id"].as_u64().unwrap();
-    let (_, rj) = s
-        .get(&viewer, &format!("/api/v1/orders/{rejected_id}"))
-        .await;
+    let (_, rj) = s.get(&viewer, &format!("/api/v1/orders/{rejected_id}")).await;
     assert_eq!(rj["status"], "REJECTED");
     assert!(rj["reject_reason"].as_str().unwrap().contains("last trade"));
-    let (st, e) = s
-        .post(
-            &trader,
-            "/api/v1/orders",
-            order("PETR4", "BUY", "MARKET", 20_000),
-        )
-        .await;
-    assert_eq!(
-        (st, e["error"]["code"].as_str()),
-        (403, Some("MAX_ORDER_QTY"))
-    );
+    let (st, e) = s.post(&trader, "/api/v1/orders", order("PETR4", "BUY", "MARKET", 20_000)).await;
+    assert_eq!((st, e["error"]["code"].as_str()), (403, Some("MAX_ORDER_QTY")));
 
     // Filters and pagination.
     let (_, all) = s.get(&viewer, "/api/v1/orders?limit=2").await;
@@ -294,169 +173,60 @@ async fn order_manager_http_contract() {
     let (_, page2) = s.get(&viewer, "/api/v1/orders?limit=2&offset=2").await;
     assert_ne!(all["data"][0]["id"], page2["data"][0]["id"]);
     let (_, rejected) = s.get(&viewer, "/api/v1/orders?status=REJECTED").await;
-    assert!(rejected["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|o| o["status"] == "REJECTED"));
+    assert!(rejected["data"].as_array().unwrap().iter().all(|o| o["status"] == "REJECTED"));
     let (_, sells) = s.get(&viewer, "/api/v1/orders?side=SELL").await;
     assert_eq!(sells["total"], 0);
     assert_eq!(s.get(&viewer, "/api/v1/orders?status=BOGUS").await.0, 422);
     assert_eq!(s.get(&viewer, "/api/v1/orders?limit=0").await.0, 422);
     assert_eq!(s.get(&viewer, "/api/v1/orders?from=yesterday").await.0, 422);
-    let (_, none) = s
-        .get(&viewer, "/api/v1/orders?from=2099-01-01T00:00:00Z")
-        .await;
+    let (_, none) = s.get(&viewer, "/api/v1/orders?from=2099-01-01T00:00:00Z").await;
     assert_eq!(none["total"], 0);
 
     // Limits: admins only, validated, audited.
     assert_eq!(
-        s.send(
-            Method::PUT,
-            &trader,
-            "/api/v1/risk/limits",
-            json!({"reason": "x", "max_order_qty_stock": 500})
-        )
-        .await
-        .0,
+        s.send(Method::PUT, &trader, "/api/v1/risk/limits", json!({"reason": "x", "max_order_qty_stock": 500})).await.0,
         403
     );
-    let (st, e) = s
-        .send(
-            Method::PUT,
-            &admin,
-            "/api/v1/risk/limits",
-            json!({"reason": "x", "daily_loss_limit": 50}),
-        )
-        .await;
-    assert_eq!(
-        (st, e["error"]["details"]["field"].as_str()),
-        (422, Some("daily_loss_limit"))
-    );
-    assert_eq!(
-        s.send(
-            Method::PUT,
-            &admin,
-            "/api/v1/risk/limits",
-            json!({"max_order_qty_stock": 500})
-        )
-        .await
-        .0,
-        422
-    );
+    let (st, e) =
+        s.send(Method::PUT, &admin, "/api/v1/risk/limits", json!({"reason": "x", "daily_loss_limit": 50})).await;
+    assert_eq!((st, e["error"]["details"]["field"].as_str()), (422, Some("daily_loss_limit")));
+    assert_eq!(s.send(Method::PUT, &admin, "/api/v1/risk/limits", json!({"max_order_qty_stock": 500})).await.0, 422);
     let (st, l) = s
-        .send(
-            Method::PUT,
-            &admin,
-            "/api/v1/risk/limits",
-            json!({"reason": "tighten", "max_order_qty_stock": 500}),
-        )
+        .send(Method::PUT, &admin, "/api/v1/risk/limits", json!({"reason": "tighten", "max_order_qty_stock": 500}))
         .await;
     assert_eq!(st, 200, "{l}");
     assert_eq!(l["max_order_qty_stock"], 500);
     assert_eq!(l["daily_loss_limit"], 5000.0);
-    assert_eq!(
-        s.get(&viewer, "/api/v1/risk/limits").await.1["max_order_qty_stock"],
-        500
-    );
+    assert_eq!(s.get(&viewer, "/api/v1/risk/limits").await.1["max_order_qty_stock"], 500);
 
     // Kill switch: traders activate, only admins release.
-    let (st, ks) = s
-        .post(
-            &trader,
-            "/api/v1/risk/kill-switch",
-            json!({"reason": "test"}),
-        )
-        .await;
+    let (st, ks) = s.post(&trader, "/api/v1/risk/kill-switch", json!({"reason": "test"})).await;
     assert_eq!((st, ks["active"].as_bool()), (200, Some(true)));
-    let (st, e) = s
-        .post(
-            &trader,
-            "/api/v1/orders",
-            order("PETR4", "SELL", "MARKET", 100),
-        )
-        .await;
-    assert_eq!(
-        (st, e["error"]["code"].as_str()),
-        (403, Some("KILL_SWITCH_ACTIVE"))
-    );
-    assert_eq!(
-        s.send(
-            Method::DELETE,
-            &trader,
-            "/api/v1/risk/kill-switch",
-            json!({"reason": "go"})
-        )
-        .await
-        .0,
-        403
-    );
-    assert_eq!(
-        s.send(
-            Method::DELETE,
-            &admin,
-            "/api/v1/risk/kill-switch",
-            json!({})
-        )
-        .await
-        .0,
-        422
-    );
+    let (st, e) = s.post(&trader, "/api/v1/orders", order("PETR4", "SELL", "MARKET", 100)).await;
+    assert_eq!((st, e["error"]["code"].as_str()), (403, Some("KILL_SWITCH_ACTIVE")));
+    assert_eq!(s.send(Method::DELETE, &trader, "/api/v1/risk/kill-switch", json!({"reason": "go"})).await.0, 403);
+    assert_eq!(s.send(Method::DELETE, &admin, "/api/v1/risk/kill-switch", json!({})).await.0, 422);
     let (_, status) = s.get(&viewer, "/api/v1/risk/status").await;
     assert_eq!(status["kill_switch"]["active"], true);
-    let (st, ks) = s
-        .send(
-            Method::DELETE,
-            &admin,
-            "/api/v1/risk/kill-switch",
-            json!({"reason": "resume"}),
-        )
-        .await;
+    let (st, ks) = s.send(Method::DELETE, &admin, "/api/v1/risk/kill-switch", json!({"reason": "resume"})).await;
     assert_eq!((st, ks["active"].as_bool()), (200, Some(false)));
 
     // The audit trail has who, what, when, why, result and correlation ids.
     let (_, audit) = s.get(&viewer, "/api/v1/audit?limit=1000").await;
     let rows = audit["data"].as_array().unwrap();
     assert!(rows.iter().any(|r| r["result"] == "invalid"));
-    assert!(rows
-        .iter()
-        .any(|r| r["result"] == "rejected:PRICE_BAND" && r["actor"] == "trader1"));
-    assert!(rows.iter().any(|r| r["action"] == "change_limits"
-        && r["actor"] == "admin"
-        && r["reason"] == "tighten"));
-    assert!(rows
-        .iter()
-        .any(|r| r["action"] == "kill_switch_release" && r["reason"] == "resume"));
-    assert!(rows
-        .iter()
-        .filter(|r| r["action"] == "submit_order")
-        .all(|r| r["correlation_id"].is_string()));
-    let (_, one) = s
-        .get(&viewer, &format!("/api/v1/audit?order_id={id}"))
-        .await;
-    assert!(one["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|r| r["order_id"] == id));
+    assert!(rows.iter().any(|r| r["result"] == "rejected:PRICE_BAND" && r["actor"] == "trader1"));
+    assert!(rows.iter().any(|r| r["action"] == "change_limits" && r["actor"] == "admin" && r["reason"] == "tighten"));
+    assert!(rows.iter().any(|r| r["action"] == "kill_switch_release" && r["reason"] == "resume"));
+    assert!(rows.iter().filter(|r| r["action"] == "submit_order").all(|r| r["correlation_id"].is_string()));
+    let (_, one) = s.get(&viewer, &format!("/api/v1/audit?order_id={id}")).await;
+    assert!(one["data"].as_array().unwrap().iter().all(|r| r["order_id"] == id));
 
     // API keys authenticate programs.
-    let (st, k) = s
-        .post(
-            &admin,
-            "/api/v1/api-keys",
-            json!({"name": "bot", "role": "viewer"}),
-        )
-        .await;
+    let (st, k) = s.post(&admin, "/api/v1/api-keys", json!({"name": "bot", "role": "viewer"})).await;
     assert_eq!(st, 201);
     let key = k["key"].as_str().unwrap();
-    let r = s
-        .client
-        .get(s.url("/api/v1/positions"))
-        .header("X-API-Key", key)
-        .send()
-        .await
-        .unwrap();
+    let r = s.client.get(s.url("/api/v1/positions")).header("X-API-Key", key).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let r = s
         .client
@@ -470,24 +240,8 @@ async fn order_manager_http_contract() {
     let (_, keys) = s.get(&admin, "/api/v1/api-keys").await;
     assert!(keys["data"][0].get("key").is_none(), "keys are shown once");
     let kid = k["id"].as_str().unwrap();
-    assert_eq!(
-        s.send(
-            Method::DELETE,
-            &admin,
-            &format!("/api/v1/api-keys/{kid}"),
-            json!({})
-        )
-        .await
-        .0,
-        200
-    );
-    let r = s
-        .client
-        .get(s.url("/api/v1/positions"))
-        .header("X-API-Key", key)
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(s.send(Method::DELETE, &admin, &format!("/api/v1/api-keys/{kid}"), json!({})).await.0, 200);
+    let r = s.client.get(s.url("/api/v1/positions")).header("X-API-Key", key).send().await.unwrap();
     assert_eq!(r.status(), 401);
 
     assert_eq!(s.get(&viewer, "/api/v1/nope").await.0, 404);
@@ -499,14 +253,7 @@ async fn oversized_body_is_413() {
     let s = Server::start(dir.path());
     let admin = s.admin().await;
     let big = format!("{{\"symbol\":\"{}\"}}", "A".repeat(2 * 1024 * 1024));
-    let r = s
-        .client
-        .post(s.url("/api/v1/orders"))
-        .bearer_auth(&admin)
-        .body(big)
-        .send()
-        .await
-        .unwrap();
+    let r = s.client.post(s.url("/api/v1/orders")).bearer_auth(&admin).body(big).send().await.unwrap();
     assert_eq!(r.status(), 413);
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["error"]["code"], "PAYLOAD_TOO_LARGE");
@@ -523,31 +270,13 @@ async fn serves_on_postgres() {
     let s = Server::start_with(dir.path(), &[("TS_DATABASE_URL", url.as_str())]);
     let admin = s.admin().await;
     let trader = s.user(&admin, "pgtrader", "trader").await;
-    let (st, o) = s
-        .post(
-            &trader,
-            "/api/v1/orders",
-            order("PETR4", "BUY", "MARKET", 100),
-        )
-        .await;
+    let (st, o) = s.post(&trader, "/api/v1/orders", order("PETR4", "BUY", "MARKET", 100)).await;
     assert_eq!(st, 201, "{o}");
     let (_, health) = s.get(&trader, "/health").await;
     assert_eq!(health["checks"]["database"]["backend"], "postgres");
     assert_eq!(health["status"], "healthy");
-    let (st, k) = s
-        .post(
-            &admin,
-            "/api/v1/api-keys",
-            json!({"name": "pgbot", "role": "viewer"}),
-        )
-        .await;
+    let (st, k) = s.post(&admin, "/api/v1/api-keys", json!({"name": "pgbot", "role": "viewer"})).await;
     assert_eq!(st, 201);
-    let r = s
-        .client
-        .get(s.url("/api/v1/orders"))
-        .header("X-API-Key", k["key"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let r = s.client.get(s.url("/api/v1/orders")).header("X-API-Key", k["key"].as_str().unwrap()).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }

@@ -1,6 +1,5 @@
 use crate::auth::{
-    check_password_policy, check_username, hash_password, new_api_key, verify_password, Principal,
-    Role,
+    check_password_policy, check_username, hash_password, new_api_key, verify_password, Principal, Role,
 };
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
@@ -28,13 +27,9 @@ pub struct LoginResponse {
 }
 
 /// Verifying against this when the user does not exist keeps "no such user" as slow as "wrong password".
-static DUMMY_HASH: LazyLock<String> =
-    LazyLock::new(|| hash_password("not-a-real-password").unwrap_or_default());
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| hash_password("not-a-real-password").unwrap_or_default());
 
-pub async fn login(
-    State(st): State<AppState>,
-    JsonBody(b, _): JsonBody<LoginBody>,
-) -> ApiResult<Json<LoginResponse>> {
+pub async fn login(State(st): State<AppState>, JsonBody(b, _): JsonBody<LoginBody>) -> ApiResult<Json<LoginResponse>> {
     let user = st.db.user_by_name(&b.username).await?;
     let (hash, found) = match &user {
         Some(u) if !u.disabled => (u.password_hash.clone(), true),
@@ -51,18 +46,10 @@ pub async fn login(
             return Err(ApiError::unauthorized("invalid username or password"));
         }
     };
-    let role =
-        Role::parse(&user.role).ok_or_else(|| ApiError::internal("user has an unknown role"))?;
-    let (token, expires_at) = st
-        .jwt
-        .issue(&user.username, role)
-        .map_err(ApiError::internal)?;
+    let role = Role::parse(&user.role).ok_or_else(|| ApiError::internal("user has an unknown role"))?;
+    let (token, expires_at) = st.jwt.issue(&user.username, role).map_err(ApiError::internal)?;
     tracing::info!(user = %user.username, "login");
-    Ok(Json(LoginResponse {
-        token,
-        expires_at,
-        role,
-    }))
+    Ok(Json(LoginResponse { token, expires_at, role }))
 }
 
 #[derive(Serialize)]
@@ -76,32 +63,14 @@ pub struct UserView {
 
 impl From<storage::User> for UserView {
     fn from(u: storage::User) -> Self {
-        UserView {
-            id: u.id,
-            username: u.username,
-            role: u.role,
-            created_at: u.created_at,
-            disabled: u.disabled,
-        }
+        UserView { id: u.id, username: u.username, role: u.role, created_at: u.created_at, disabled: u.disabled }
     }
 }
 
-pub async fn list_users(
-    State(st): State<AppState>,
-    principal: Principal,
-) -> ApiResult<Json<List<UserView>>> {
+pub async fn list_users(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<List<UserView>>> {
     principal.require(Role::Admin)?;
-    let users: Vec<UserView> = st
-        .db
-        .list_users()
-        .await?
-        .into_iter()
-        .map(UserView::from)
-        .collect();
-    Ok(Json(List {
-        total: users.len() as u64,
-        data: users,
-    }))
+    let users: Vec<UserView> = st.db.list_users().await?.into_iter().map(UserView::from).collect();
+    Ok(Json(List { total: users.len() as u64, data: users }))
 }
 
 #[derive(Deserialize)]
@@ -118,19 +87,14 @@ pub async fn create_user(
     JsonBody(b, _): JsonBody<NewUser>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
     principal.require(Role::Admin)?;
-    check_username(&b.username)
-        .map_err(|m| ApiError::invalid("username", format!("username: {m}")))?;
-    check_password_policy(&b.password)
-        .map_err(|m| ApiError::invalid("password", format!("password: {m}")))?;
+    check_username(&b.username).map_err(|m| ApiError::invalid("username", format!("username: {m}")))?;
+    check_password_policy(&b.password).map_err(|m| ApiError::invalid("password", format!("password: {m}")))?;
     let password = b.password;
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(|_| ApiError::internal("hashing failed"))?
         .map_err(ApiError::internal)?;
-    let user = st
-        .db
-        .create_user(&b.username, &hash, b.role.as_str())
-        .await?;
+    let user = st.db.create_user(&b.username, &hash, b.role.as_str()).await?;
     tracing::info!(user = %user.username, role = %user.role, by = %principal.name, "user created");
     Ok((StatusCode::CREATED, Json(user.into())))
 }
@@ -164,22 +128,10 @@ impl From<storage::ApiKey> for ApiKeyView {
     }
 }
 
-pub async fn list_api_keys(
-    State(st): State<AppState>,
-    principal: Principal,
-) -> ApiResult<Json<List<ApiKeyView>>> {
+pub async fn list_api_keys(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<List<ApiKeyView>>> {
     principal.require(Role::Admin)?;
-    let keys: Vec<ApiKeyView> = st
-        .db
-        .list_api_keys()
-        .await?
-        .into_iter()
-        .map(ApiKeyView::from)
-        .collect();
-    Ok(Json(List {
-        total: keys.len() as u64,
-        data: keys,
-    }))
+    let keys: Vec<ApiKeyView> = st.db.list_api_keys().await?.into_iter().map(ApiKeyView::from).collect();
+    Ok(Json(List { total: keys.len() as u64, data: keys }))
 }
 
 #[derive(Deserialize)]
@@ -200,10 +152,7 @@ pub async fn create_api_key(
         return Err(ApiError::invalid("name", "name: 1 to 64 characters"));
     }
     let (key, prefix, hash) = new_api_key();
-    let stored = st
-        .db
-        .create_api_key(name, &hash, &prefix, b.role.as_str(), &principal.name)
-        .await?;
+    let stored = st.db.create_api_key(name, &hash, &prefix, b.role.as_str(), &principal.name).await?;
     tracing::info!(key_name = %stored.name, prefix = %stored.prefix, by = %principal.name, "API key created");
     let mut view = ApiKeyView::from(stored);
     view.key = Some(key);

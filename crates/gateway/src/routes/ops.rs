@@ -24,10 +24,7 @@ pub async fn health(State(st): State<AppState>) -> Response {
     unhealthy |= !db_ok;
     checks.insert("database".into(), json!({ "status": if db_ok { "up" } else { "down" }, "backend": format!("{:?}", st.db.backend()).to_lowercase() }));
     match st.oms.journal_failure() {
-        None => checks.insert(
-            "journal".into(),
-            json!({ "status": "up", "records": st.oms.journal().durable_seq() }),
-        ),
+        None => checks.insert("journal".into(), json!({ "status": "up", "records": st.oms.journal().durable_seq() })),
         Some(e) => {
             unhealthy = true;
             checks.insert("journal".into(), json!({ "status": "down", "error": e }))
@@ -43,28 +40,20 @@ pub async fn health(State(st): State<AppState>) -> Response {
         }
         None => {
             unhealthy = true;
-            checks.insert(
-                "broker".into(),
-                json!({ "status": "down", "error": "no broker attached" }),
-            );
+            checks.insert("broker".into(), json!({ "status": "down", "error": "no broker attached" }));
         }
     }
     if let Some(m) = &st.market {
-        let newest = m
-            .instruments()
-            .iter()
-            .filter_map(|i| m.last_trade(&i.symbol))
-            .map(|t| t.receive_ts)
-            .max();
+        let newest = m.instruments().iter().filter_map(|i| m.last_trade(&i.symbol)).map(|t| t.receive_ts).max();
         let age = newest.map(|t| (chrono::Utc::now() - t).num_milliseconds());
         let stale = age.is_none_or(|a| a > 10_000);
         degraded |= stale;
-        checks.insert("feed".into(), json!({ "status": if stale { "stale" } else { "up" }, "source": "sim", "last_trade_age_ms": age }));
+        checks.insert(
+            "feed".into(),
+            json!({ "status": if stale { "stale" } else { "up" }, "source": "sim", "last_trade_age_ms": age }),
+        );
     }
-    checks.insert(
-        "bus".into(),
-        json!({ "status": "up", "kind": "in-process" }),
-    );
+    checks.insert("bus".into(), json!({ "status": "up", "kind": "in-process" }));
     let status = if unhealthy {
         "unhealthy"
     } else if degraded {
@@ -72,11 +61,7 @@ pub async fn health(State(st): State<AppState>) -> Response {
     } else {
         "healthy"
     };
-    let code = if unhealthy {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
+    let code = if unhealthy { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     let body = json!({
         "status": status,
         "checks": checks,
@@ -88,10 +73,7 @@ pub async fn health(State(st): State<AppState>) -> Response {
 
 /// Ready once recovery is done (the listener only opens after it) and the database answers.
 pub async fn ready(State(st): State<AppState>) -> Response {
-    let db_ok = matches!(
-        tokio::time::timeout(std::time::Duration::from_secs(2), st.db.ping()).await,
-        Ok(Ok(()))
-    );
+    let db_ok = matches!(tokio::time::timeout(std::time::Duration::from_secs(2), st.db.ping()).await, Ok(Ok(())));
     let journal_ok = st.oms.journal_failure().is_none();
     if db_ok && journal_ok {
         (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response()
@@ -114,16 +96,8 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
             let rs = st.oms.risk_status();
             metrics::gauge!("ts_daily_pnl_brl").set(rs.daily_pnl.to_f64());
             metrics::gauge!("ts_open_orders").set(rs.open_orders as f64);
-            metrics::gauge!("ts_kill_switch_active").set(if rs.kill_switch.active {
-                1.0
-            } else {
-                0.0
-            });
-            (
-                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                h.render(),
-            )
-                .into_response()
+            metrics::gauge!("ts_kill_switch_active").set(if rs.kill_switch.active { 1.0 } else { 0.0 });
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render()).into_response()
         }
         None => ApiError::unavailable("metrics recorder not installed").into_response(),
     }

@@ -44,11 +44,7 @@ pub async fn create(
     principal.require(Role::Trader)?;
     let bytes = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                "the request body is too large",
-            )
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "the request body is too large")
         } else {
             ApiError::bad_request(format!("could not read the body: {e}"))
         }
@@ -58,18 +54,9 @@ pub async fn create(
     let b: OrderBody = match parse_value(value.clone()) {
         Ok(b) => b,
         Err(e) => {
-            let field = e
-                .details
-                .as_ref()
-                .and_then(|d| d["field"].as_str())
-                .unwrap_or("body")
-                .to_string();
+            let field = e.details.as_ref().and_then(|d| d["field"].as_str()).unwrap_or("body").to_string();
             // Invalid orders belong in the audit trail too; failing to journal one is not the caller's problem.
-            if let Err(je) = st
-                .oms
-                .record_invalid(value, &field, &e.message, &actor)
-                .await
-            {
+            if let Err(je) = st.oms.record_invalid(value, &field, &e.message, &actor).await {
                 tracing::error!(error = %je, "could not journal an invalid order");
             }
             return Err(e);
@@ -94,11 +81,7 @@ pub async fn create(
     }
 }
 
-pub async fn list(
-    State(st): State<AppState>,
-    principal: Principal,
-    q: QueryMap,
-) -> ApiResult<Json<List<OrderView>>> {
+pub async fn list(State(st): State<AppState>, principal: Principal, q: QueryMap) -> ApiResult<Json<List<OrderView>>> {
     principal.require(Role::Viewer)?;
     let q = query(q)?;
     let (limit, offset) = pagination(&q)?;
@@ -129,15 +112,11 @@ pub async fn list(
         offset,
     };
     let (orders, total) = st.oms.list(&filter);
-    Ok(Json(List {
-        data: orders.into_iter().map(OrderView::from).collect(),
-        total: total as u64,
-    }))
+    Ok(Json(List { data: orders.into_iter().map(OrderView::from).collect(), total: total as u64 }))
 }
 
 fn parse_id(id: &str) -> ApiResult<u64> {
-    id.parse::<u64>()
-        .map_err(|_| ApiError::invalid("id", "order ids are positive integers"))
+    id.parse::<u64>().map_err(|_| ApiError::invalid("id", "order ids are positive integers"))
 }
 
 pub async fn get_one(
@@ -147,10 +126,7 @@ pub async fn get_one(
 ) -> ApiResult<Json<OrderView>> {
     principal.require(Role::Viewer)?;
     let id = parse_id(&id)?;
-    st.oms
-        .get(id)
-        .map(|o| Json(o.into()))
-        .ok_or_else(|| ApiError::not_found(format!("order {id} not found")))
+    st.oms.get(id).map(|o| Json(o.into())).ok_or_else(|| ApiError::not_found(format!("order {id} not found")))
 }
 
 /// `DELETE /api/v1/orders/{id}`: requests a cancel; the order comes back PENDING_CANCEL (or already CANCELED).

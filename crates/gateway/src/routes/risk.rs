@@ -28,10 +28,7 @@ struct Totals {
     exposure: Money,
 }
 
-pub async fn positions(
-    State(st): State<AppState>,
-    principal: Principal,
-) -> ApiResult<Json<PositionsResponse>> {
+pub async fn positions(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<PositionsResponse>> {
     principal.require(Role::Viewer)?;
     let v = st.oms.positions();
     let data: Vec<PositionView> = v.positions.into_iter().map(PositionView::from).collect();
@@ -47,10 +44,7 @@ pub async fn positions(
     }))
 }
 
-pub async fn get_limits(
-    State(st): State<AppState>,
-    principal: Principal,
-) -> ApiResult<Json<RiskLimits>> {
+pub async fn get_limits(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<RiskLimits>> {
     principal.require(Role::Viewer)?;
     Ok(Json(st.oms.limits()))
 }
@@ -80,10 +74,7 @@ pub async fn put_limits(
 ) -> ApiResult<Json<RiskLimits>> {
     principal.require(Role::Admin)?;
     if p.reason.trim().is_empty() {
-        return Err(ApiError::invalid(
-            "reason",
-            "reason must say why the limits change",
-        ));
+        return Err(ApiError::invalid("reason", "reason must say why the limits change"));
     }
     let mut l = st.oms.limits();
     macro_rules! merge {
@@ -101,19 +92,13 @@ pub async fn put_limits(
         trading_state
     );
     if let Some(s) = p.symbols {
-        l.symbols = s
-            .into_iter()
-            .map(|(k, v)| (k.trim().to_ascii_uppercase(), v))
-            .collect();
+        l.symbols = s.into_iter().map(|(k, v)| (k.trim().to_ascii_uppercase(), v)).collect();
     }
     let actor = Actor::with_correlation(principal.name, correlation_id());
     Ok(Json(st.oms.set_limits(l, p.reason.trim(), &actor).await?))
 }
 
-pub async fn status(
-    State(st): State<AppState>,
-    principal: Principal,
-) -> ApiResult<Json<RiskStatus>> {
+pub async fn status(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<RiskStatus>> {
     principal.require(Role::Viewer)?;
     Ok(Json(st.oms.risk_status()))
 }
@@ -142,11 +127,7 @@ pub async fn activate_kill_switch(
         return Err(ApiError::invalid("reason", "reason is required"));
     }
     let actor = Actor::with_correlation(principal.name, correlation_id());
-    Ok(Json(
-        st.oms
-            .activate_kill_switch(&actor, b.reason.trim(), b.cancel_open_orders, b.flatten)
-            .await?,
-    ))
+    Ok(Json(st.oms.activate_kill_switch(&actor, b.reason.trim(), b.cancel_open_orders, b.flatten).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,13 +151,8 @@ pub async fn release_kill_switch(
         parse_value::<ReleaseBody>(parse_bytes(&body)?)?.reason
     };
     if reason.trim().is_empty() {
-        return Err(ApiError::invalid(
-            "reason",
-            "releasing the kill switch needs a reason",
-        ));
+        return Err(ApiError::invalid("reason", "releasing the kill switch needs a reason"));
     }
     let actor = Actor::with_correlation(principal.name, correlation_id());
-    Ok(Json(
-        st.oms.release_kill_switch(&actor, reason.trim()).await?,
-    ))
+    Ok(Json(st.oms.release_kill_switch(&actor, reason.trim()).await?))
 }

@@ -45,11 +45,7 @@ impl Server {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if !sent {
                     if let Some(rest) = line.strip_prefix("TradingSystem listening on ") {
-                        let addr = rest
-                            .split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_string();
+                        let addr = rest.split_whitespace().next().unwrap_or_default().to_string();
                         let _ = tx.send(addr);
                         sent = true;
                     }
@@ -60,25 +56,13 @@ impl Server {
                 }
             }
         });
-        let base = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("server did not start in 60 s");
-        Server {
-            child: Some(child),
-            base,
-            data_dir: data_dir.to_path_buf(),
-            client: reqwest::Client::new(),
-        }
+        let base = rx.recv_timeout(Duration::from_secs(60)).expect("server did not start in 60 s");
+        Server { child: Some(child), base, data_dir: data_dir.to_path_buf(), client: reqwest::Client::new() }
     }
 
     /// A client-only handle to the same server (does not own or stop the process).
     pub fn handle(&self) -> Server {
-        Server {
-            child: None,
-            base: self.base.clone(),
-            data_dir: self.data_dir.clone(),
-            client: self.client.clone(),
-        }
+        Server { child: None, base: self.base.clone(), data_dir: self.data_dir.clone(), client: self.client.clone() }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -94,10 +78,7 @@ impl Server {
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "login {user}");
-        r.json::<Value>().await.unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string()
     }
 
     pub async fn admin(&self) -> String {
@@ -119,32 +100,13 @@ impl Server {
     }
 
     pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
-        let r = self
-            .client
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let r = self.client.get(self.url(path)).bearer_auth(token).send().await.unwrap();
         let s = r.status().as_u16();
         (s, r.json().await.unwrap_or(Value::Null))
     }
 
-    pub async fn send(
-        &self,
-        method: reqwest::Method,
-        token: &str,
-        path: &str,
-        body: Value,
-    ) -> (u16, Value) {
-        let r = self
-            .client
-            .request(method, self.url(path))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+    pub async fn send(&self, method: reqwest::Method, token: &str, path: &str, body: Value) -> (u16, Value) {
+        let r = self.client.request(method, self.url(path)).bearer_auth(token).json(&body).send().await.unwrap();
         let s = r.status().as_u16();
         (s, r.json().await.unwrap_or(Value::Null))
     }
@@ -164,10 +126,7 @@ impl Server {
     /// SIGTERM and wait: the graceful path.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
