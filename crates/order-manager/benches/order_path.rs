@@ -48,7 +48,7 @@ impl Broker for TimedBroker {
 fn request(last: Price, i: usize) -> OrderRequest {
     // IOC limits 5 % away from the market: accepted, risk-checked, routed, then expired by the broker, so nothing
     // accumulates and every order produces three journal records (submitted, accepted, expired).
-    let side = if i % 2 == 0 { Side::Buy } else { Side::Sell };
+    let side = if i.is_multiple_of(2) { Side::Buy } else { Side::Sell };
     let away = last.units() / 20 / 100 * 100;
     let price = match side {
         Side::Buy => Price(last.units() - away),
