@@ -80,6 +80,22 @@ pub fn front_month(root: &str, today: NaiveDate) -> (i32, u32) {
     }
 }
 
+/// The contract multiplier of a futures code by its root (`WINZ25` → R$ 0.20/point), also for contracts that are
+/// no longer in the table: positions replayed from an old journal keep their money value.
+pub fn contract_multiplier(symbol: &str) -> Option<Money> {
+    if symbol.len() != 6 || !symbol.is_ascii() {
+        return None;
+    }
+    let is_code = MONTH_CODES.contains(&symbol.chars().nth(3)?) && symbol.get(4..)?.chars().all(|c| c.is_ascii_digit());
+    match (symbol.get(..3)?, is_code) {
+        ("WIN", true) => Some(Money(2_000)),
+        ("WDO", true) => Some(Money::from_brl(10)),
+        ("IND", true) => Some(Money::from_brl(1)),
+        ("DOL", true) => Some(Money::from_brl(50)),
+        _ => None,
+    }
+}
+
 /// The instrument table. Cheap to clone and share: lookups happen on every order.
 #[derive(Debug, Clone, Default)]
 pub struct Instruments {
@@ -175,6 +191,18 @@ mod tests {
         assert_eq!(front_month("WIN", d(2025, 12, 20)), (2026, 2));
         assert_eq!(front_month("WDO", d(2025, 11, 24)), (2025, 12));
         assert_eq!(front_month("WDO", d(2025, 12, 24)), (2026, 1));
+    }
+
+    #[test]
+    fn multipliers_of_any_contract() {
+        assert_eq!(contract_multiplier("WINF24"), Some(Money(2_000)));
+        assert_eq!(contract_multiplier("WDOK27"), Some(Money::from_brl(10)));
+        assert_eq!(contract_multiplier("PETR4"), None);
+        assert_eq!(contract_multiplier("WINA25"), None);
+        assert_eq!(contract_multiplier("WI"), None);
+        assert_eq!(contract_multiplier("WINZ2é"), None);
+        assert_eq!(contract_multiplier("éINZ5"), None);
+        assert_eq!(contract_multiplier("ééNZ"), None);
     }
 
     #[test]

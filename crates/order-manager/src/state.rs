@@ -109,8 +109,11 @@ impl OmsState {
                         if let OrderEvent::Filled(fill) = event {
                             fx.fill = true;
                             let (symbol, side) = (order.symbol.clone(), order.side);
-                            let multiplier =
-                                instruments.get(&symbol).map(|i| i.multiplier).unwrap_or(domain::Money::from_brl(1));
+                            let multiplier = instruments
+                                .get(&symbol)
+                                .map(|i| i.multiplier)
+                                .or_else(|| domain::instrument::contract_multiplier(&symbol))
+                                .unwrap_or(domain::Money::from_brl(1));
                             self.positions.apply_fill(&symbol, multiplier, side, fill.quantity, fill.price);
                             if let Some(last) = self.last_prices.get(&symbol) {
                                 self.positions.mark(&symbol, *last);
