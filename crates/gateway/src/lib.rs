@@ -6,6 +6,7 @@ pub mod body;
 pub mod error;
 mod middleware;
 mod routes;
+pub mod telemetry;
 pub mod views;
 
 use auth::JwtKeys;

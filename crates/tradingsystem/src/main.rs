@@ -124,12 +124,7 @@ fn run(cli: Cli) -> Result<()> {
             std::fs::create_dir_all(&cfg.data_dir)
                 .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
             let _guard = logging::init("tradingsystem", &cfg.log_level, Some(&cfg.data_dir))?;
-            let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-                .set_buckets(&[
-                    0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                    1.0, 2.5,
-                ])
-                .and_then(|b| b.install_recorder())
+            let handle = gateway::telemetry::install_prometheus()
                 .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
             rt.block_on(serve::run(cfg, Some(handle)))
         }

@@ -59,7 +59,7 @@ pub fn redact(url: &str) -> String {
 }
 
 /// Serves on `cfg.listen` until SIGINT/SIGTERM.
-pub async fn run(cfg: Config, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) -> Result<()> {
+pub async fn run(cfg: Config, metrics: Option<gateway::telemetry::PrometheusHandle>) -> Result<()> {
     let listener =
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
     run_with(cfg, metrics, listener, shutdown_signal()).await
@@ -68,7 +68,7 @@ pub async fn run(cfg: Config, metrics: Option<metrics_exporter_prometheus::Prome
 /// Recovers, starts every service and serves on `listener` until `shutdown` completes.
 pub async fn run_with(
     cfg: Config,
-    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    metrics: Option<gateway::telemetry::PrometheusHandle>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {

@@ -245,6 +245,40 @@ async fn order_manager_http_contract() {
     assert_eq!(r.status(), 401);
 
     assert_eq!(s.get(&viewer, "/api/v1/nope").await.0, 404);
+
+    // After all that activity, /metrics is valid Prometheus text (promtool's check, when installed).
+    let metrics = s.client.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for name in [
+        "ts_orders_total",
+        "ts_risk_rejections_total",
+        "ts_http_request_duration_seconds_bucket",
+        "ts_journal_fsync_seconds_bucket",
+    ] {
+        assert!(metrics.contains(name), "/metrics has {name}");
+    }
+    promtool_check(&metrics);
+}
+
+fn promtool_check(metrics: &str) {
+    use std::io::Write;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("skipped: promtool is not installed (apt-get install prometheus)");
+        return;
+    };
+    child.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]

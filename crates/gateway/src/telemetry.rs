@@ -1,0 +1,36 @@
+//! The Prometheus recorder and the help text of every metric the services emit.
+
+use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+pub use metrics_exporter_prometheus::PrometheusHandle;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+/// Installs the global recorder (once per process) and describes every metric.
+pub fn install_prometheus() -> Result<PrometheusHandle, String> {
+    let seconds =
+        [0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+    let counts = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0];
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full("ts_journal_batch_records".into()), &counts))
+        .and_then(|b| b.install_recorder())
+        .map_err(|e| e.to_string())?;
+    describe();
+    Ok(handle)
+}
+
+fn describe() {
+    describe_counter!("ts_http_requests_total", "HTTP requests by route, method and status.");
+    describe_histogram!("ts_http_request_duration_seconds", Unit::Seconds, "HTTP request latency by route and method.");
+    describe_counter!("ts_login_failures_total", "Failed logins.");
+    describe_counter!("ts_orders_total", "Order submissions by result (accepted, rejected, invalid).");
+    describe_counter!("ts_risk_rejections_total", "Orders rejected by the risk engine, by check code.");
+    describe_counter!("ts_order_events_total", "Broker events applied to orders, by kind.");
+    describe_counter!("ts_illegal_transitions_total", "Order events refused by the state machine.");
+    describe_counter!("ts_duplicate_fills_total", "Fills ignored because their execution id was already applied.");
+    describe_gauge!("ts_orders", "Orders by current status.");
+    describe_gauge!("ts_open_orders", "Orders working at the broker or on their way there.");
+    describe_gauge!("ts_kill_switch_active", "1 while the kill switch is active.");
+    describe_gauge!("ts_daily_pnl_brl", "Daily P&L in BRL: realized today plus unrealized at the last trade.");
+    describe_histogram!("ts_journal_fsync_seconds", Unit::Seconds, "Time to write and fdatasync one journal batch.");
+    describe_histogram!("ts_journal_batch_records", "Records made durable by one fsync (group commit size).");
+}
