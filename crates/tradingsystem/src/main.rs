@@ -104,7 +104,22 @@ enum ApiKeyCmd {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            // One line: clap's first line names the problem; the usage that follows is what --help is for.
+            let text = e.to_string();
+            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+            let hint = text
+                .lines()
+                .find(|l| l.contains("possible values"))
+                .map(|l| format!(" ({})", l.trim()))
+                .unwrap_or_default();
+            eprintln!("{first}{hint}; see --help");
+            std::process::exit(2);
+        }
+    };
     if let Err(e) = run(cli) {
         eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
         std::process::exit(1);

@@ -1,0 +1,125 @@
+//! The command line: accounts, keys, audit export, and one-line errors on bad input.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn ts(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tradingsystem"));
+    cmd.args(args)
+        .env("TS_DATA_DIR", data_dir)
+        .env_remove("TS_DATABASE_URL")
+        .current_dir(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn one_line_error(o: &Output) -> String {
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr).trim().to_string();
+    assert_eq!(err.lines().count(), 1, "one-line error, got: {err}");
+    err
+}
+
+#[test]
+fn accounts_and_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = ts(d, &["user", "add", "carla", "--role", "viewer", "--password-stdin"], Some("a-good-password\n"));
+    assert!(o.status.success(), "{o:?}");
+    let o = ts(d, &["user", "add", "dan"], None);
+    assert!(stdout(&o).contains("password: "), "a generated password is printed once");
+    let list = stdout(&ts(d, &["user", "list"], None));
+    assert!(list.contains("carla\tviewer") && list.contains("dan\ttrader"), "{list}");
+    assert!(ts(d, &["user", "passwd", "carla", "--password-stdin"], Some("another-password\n")).status.success());
+    let err = one_line_error(&ts(d, &["user", "add", "carla", "--password", "whatever-123"], None));
+    assert!(err.contains("already exists"), "{err}");
+    let err = one_line_error(&ts(d, &["user", "add", "eve", "--password", "short"], None));
+    assert!(err.contains("password"), "{err}");
+    let err = one_line_error(&ts(d, &["user", "add", "eve", "--role", "boss"], None));
+    assert!(err.contains("boss"), "{err}");
+
+    let o = ts(d, &["apikey", "create", "robot", "--role", "trader"], None);
+    let out = stdout(&o);
+    assert!(out.contains("key (shown once): ts_"), "{out}");
+    assert!(stdout(&ts(d, &["apikey", "list"], None)).contains("robot"));
+    assert!(stdout(&ts(d, &["apikey", "revoke", "robot"], None)).contains("revoked"));
+    one_line_error(&ts(d, &["apikey", "revoke", "nobody"], None));
+    assert!(stdout(&ts(d, &["migrate"], None)).contains("migrations applied"));
+}
+
+#[test]
+fn bad_configuration_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tradingsystem"));
+    let o = cmd.args(["serve"]).env("TS_DATA_DIR", d).env("TS_LISTEN", "not-an-address").output().unwrap();
+    let err = one_line_error(&o);
+    assert!(err.contains("TS_LISTEN"), "{err}");
+    let o = Command::new(env!("CARGO_BIN_EXE_tradingsystem"))
+        .args(["serve"])
+        .env("TS_DATA_DIR", d)
+        .env("TS_DATABASE_URL", "mysql://x")
+        .output()
+        .unwrap();
+    assert!(one_line_error(&o).contains("mysql"));
+    std::fs::write(d.join("bad.toml"), "listen = 5\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tradingsystem"))
+        .args(["--config", "bad.toml", "migrate"])
+        .current_dir(d)
+        .env("TS_DATA_DIR", d)
+        .output()
+        .unwrap();
+    one_line_error(&o);
+    let o = ts(d, &["frobnicate"], None);
+    one_line_error(&o);
+    let o = ts(d, &["audit", "export"], None);
+    assert!(one_line_error(&o).contains("no journal"));
+}
+
+#[test]
+fn example_config_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tradingsystem.example.toml");
+    let o = ts(dir.path(), &["--config", example.to_str().unwrap(), "migrate"], None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[tokio::test]
+async fn audit_export_prints_the_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::Server::start(dir.path());
+    let admin = s.admin().await;
+    let (st, _) = s
+        .post(
+            &admin,
+            "/api/v1/orders",
+            serde_json::json!({"symbol": "PETR4", "side": "BUY", "type": "MARKET", "quantity": 100}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    // Safe while the server runs: export only reads.
+    let out = stdout(&ts(dir.path(), &["audit", "export"], None));
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let submit = lines.iter().find(|l| l["action"] == "submit_order").expect("the order is in the trail");
+    for key in ["seq", "ts", "actor", "action", "result", "correlation_id", "details"] {
+        assert!(submit.get(key).is_some(), "audit line has {key}");
+    }
+    assert_eq!(submit["actor"], "admin");
+    let only = stdout(&ts(dir.path(), &["audit", "export", "--order-id", "1"], None));
+    assert!(only.lines().all(|l| l.contains("\"order_id\":1")));
+}
