@@ -306,7 +306,7 @@ impl Journal {
             if from >= last || limit == 0 {
                 return Ok(Vec::new());
             }
-            let to = (from + limit as u64).min(last);
+            let to = from.saturating_add(limit as u64).min(last);
             let start = st.offsets[from as usize];
             let end = if (to as usize) < st.offsets.len() { st.offsets[to as usize] } else { st.end };
             (start, end)
