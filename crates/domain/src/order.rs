@@ -149,7 +149,8 @@ pub enum OrderEvent {
 }
 
 impl OrderEvent {
-    fn name(&self) -> &'static str {
+    /// A stable snake_case name for logs and metric labels.
+    pub fn name(&self) -> &'static str {
         match self {
             OrderEvent::Accepted { .. } => "accepted",
             OrderEvent::Rejected { .. } => "rejected",

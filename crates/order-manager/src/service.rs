@@ -488,15 +488,7 @@ impl OrderManager {
         let accepted = matches!(ev.event, OrderEvent::Accepted { .. });
         let is_fill = matches!(ev.event, OrderEvent::Filled(_));
         let order_id = ev.order_id;
-        let kind = match &ev.event {
-            OrderEvent::Accepted { .. } => "accepted",
-            OrderEvent::Rejected { .. } => "rejected",
-            OrderEvent::Filled(_) => "filled",
-            OrderEvent::CancelRequested => "cancel_requested",
-            OrderEvent::Canceled { .. } => "canceled",
-            OrderEvent::CancelRejected { .. } => "cancel_rejected",
-            OrderEvent::Expired { .. } => "expired",
-        };
+        let kind = ev.event.name();
         let mut rec = self.record(actor, None, Entry::OrderEvent { order_id, event: ev.event });
         rec.ts = ev.ts;
         if let Err(e) = self.commit(st, rec) {
