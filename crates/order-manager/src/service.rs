@@ -137,6 +137,9 @@ pub struct RecoveryReport {
     pub kill_switch_active: bool,
 }
 
+/// The `source` of the market orders the kill switch sends to flatten positions.
+const FLATTEN_SOURCE: &str = "kill-switch-flatten";
+
 enum Decision {
     Existing(Order),
     Refused(OmsError),
@@ -496,8 +499,10 @@ impl OrderManager {
             return;
         }
         metrics::counter!("ts_order_events_total", "event" => kind).increment(1);
-        // An order the broker acknowledged while the kill switch is on gets canceled right away.
-        if accepted && st.kill_switch.active && st.kill_switch.cancel_open_orders {
+        // An order the broker acknowledged while the kill switch is on gets canceled right away, except the
+        // switch's own flattening orders.
+        let flattening = st.orders.get(&order_id).is_some_and(|o| o.source == FLATTEN_SOURCE);
+        if accepted && st.kill_switch.active && st.kill_switch.cancel_open_orders && !flattening {
             self.request_cancel_locked(st, order_id, "kill-switch");
         }
         if is_fill {
@@ -607,7 +612,7 @@ impl OrderManager {
                     client_order_id: None,
                     position_type: domain::PositionType::Daytrade,
                     justification: Some(format!("kill switch flatten: {reason}")),
-                    source: Some("kill-switch".into()),
+                    source: Some(FLATTEN_SOURCE.into()),
                 };
                 // Flattening only reduces exposure, which is exactly what the blocked checks protect; it bypasses them.
                 let order = Order::new(st.next_id, &actor.name, &req, now);

@@ -309,6 +309,15 @@ async fn kill_switch_with_the_paper_broker_cancels_and_flattens() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(oms.positions().positions.iter().all(|p| p.quantity == 0), "flattened");
+    let flatten = oms.list(&order_manager::OrderFilter { limit: 10, ..Default::default() }).0;
+    let flatten = flatten.iter().find(|o| o.source == "kill-switch-flatten").expect("a flatten order");
+    assert_eq!(flatten.status, OrderStatus::Filled);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (trail, _) = oms.audit(0, 1000, Some(flatten.id)).unwrap();
+    assert!(
+        trail.iter().all(|a| a.action != "cancel_order"),
+        "the switch does not cancel its own flatten orders: {trail:?}"
+    );
     oms.release_kill_switch(&Actor::new("admin"), "resume").await.unwrap();
     assert!(!oms.kill_switch().active);
 }
