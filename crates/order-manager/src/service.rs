@@ -137,6 +137,10 @@ pub struct RecoveryReport {
     pub kill_switch_active: bool,
 }
 
+fn encode(record: &Record) -> Result<Vec<u8>, OmsError> {
+    serde_json::to_vec(record).map_err(|e| OmsError::Unavailable(format!("cannot encode record: {e}")))
+}
+
 /// The `source` of the market orders the kill switch sends to flatten positions.
 const FLATTEN_SOURCE: &str = "kill-switch-flatten";
 
@@ -279,9 +283,13 @@ impl OrderManager {
 
     /// `lazy`: the caller waits for durability itself shortly, which wakes the journal writer then.
     fn commit_with(&self, st: &mut OmsState, record: Record, lazy: bool) -> Result<u64, OmsError> {
-        let bytes =
-            serde_json::to_vec(&record).map_err(|e| OmsError::Unavailable(format!("cannot encode record: {e}")))?;
-        let seq = if lazy { self.inner.journal.append_lazy(&bytes)? } else { self.inner.journal.append(&bytes)? };
+        let bytes = encode(&record)?;
+        self.commit_encoded(st, record, &bytes, lazy)
+    }
+
+    /// Commits a record already encoded (outside the lock, where the record does not depend on the state).
+    fn commit_encoded(&self, st: &mut OmsState, record: Record, bytes: &[u8], lazy: bool) -> Result<u64, OmsError> {
+        let seq = if lazy { self.inner.journal.append_lazy(bytes)? } else { self.inner.journal.append(bytes)? };
         let fx = st.apply(&record, &self.inner.instruments);
         if let Some(msg) = &fx.illegal {
             metrics::counter!("ts_illegal_transitions_total").increment(1);
@@ -475,26 +483,47 @@ impl OrderManager {
         self.on_broker_event_as(BrokerEvent { order_id, event, ts: self.now() }, actor);
     }
 
+    fn broker_record(ev: BrokerEvent, actor: &str) -> Record {
+        Record {
+            ts: ev.ts,
+            actor: actor.to_string(),
+            correlation_id: None,
+            entry: Entry::OrderEvent { order_id: ev.order_id, event: ev.event },
+        }
+    }
+
     fn on_broker_events(&self, events: impl Iterator<Item = BrokerEvent>) {
+        // Broker events do not depend on our state, so they are encoded before taking the lock.
+        let encoded: Vec<(Record, Result<Vec<u8>, OmsError>)> = events
+            .map(|ev| {
+                let rec = Self::broker_record(ev, "broker");
+                let bytes = encode(&rec);
+                (rec, bytes)
+            })
+            .collect();
         let mut guard = self.inner.state.lock();
-        for ev in events {
-            self.on_broker_event_locked(&mut guard, ev, "broker");
+        for (rec, bytes) in encoded {
+            match bytes {
+                Ok(b) => self.on_broker_record_locked(&mut guard, rec, &b),
+                Err(e) => tracing::error!(error = %e, "could not encode a broker event"),
+            }
         }
     }
 
     fn on_broker_event_as(&self, ev: BrokerEvent, actor: &str) {
-        let mut guard = self.inner.state.lock();
-        self.on_broker_event_locked(&mut guard, ev, actor);
+        let rec = Self::broker_record(ev, actor);
+        match encode(&rec) {
+            Ok(b) => self.on_broker_record_locked(&mut self.inner.state.lock(), rec, &b),
+            Err(e) => tracing::error!(error = %e, "could not encode a broker event"),
+        }
     }
 
-    fn on_broker_event_locked(&self, st: &mut OmsState, ev: BrokerEvent, actor: &str) {
-        let accepted = matches!(ev.event, OrderEvent::Accepted { .. });
-        let is_fill = matches!(ev.event, OrderEvent::Filled(_));
-        let order_id = ev.order_id;
-        let kind = ev.event.name();
-        let mut rec = self.record(actor, None, Entry::OrderEvent { order_id, event: ev.event });
-        rec.ts = ev.ts;
-        if let Err(e) = self.commit(st, rec) {
+    fn on_broker_record_locked(&self, st: &mut OmsState, rec: Record, bytes: &[u8]) {
+        let Entry::OrderEvent { order_id, event } = &rec.entry else { return };
+        let (order_id, kind) = (*order_id, event.name());
+        let accepted = matches!(event, OrderEvent::Accepted { .. });
+        let is_fill = matches!(event, OrderEvent::Filled(_));
+        if let Err(e) = self.commit_encoded(st, rec, bytes, false) {
             tracing::error!(order_id, error = %e, "could not journal a broker event");
             return;
         }
