@@ -25,7 +25,7 @@ pub struct AppState {
     pub db: Db,
     pub jwt: Arc<JwtKeys>,
     pub metrics: Option<PrometheusHandle>,
-    pub market: Option<market_sim::SimMarket>,
+    pub market_data: data_capture::DataCapture,
     pub started: Instant,
 }
 
@@ -46,6 +46,12 @@ pub fn router(state: AppState) -> Router {
         .route("/risk/status", get(routes::risk::status))
         .route("/risk/kill-switch", post(routes::risk::activate_kill_switch).delete(routes::risk::release_kill_switch))
         .route("/audit", get(routes::audit::list))
+        .route("/market/instruments", get(routes::market::instruments))
+        .route("/market/trades", get(routes::market::trades))
+        .route("/market/quote", get(routes::market::quote))
+        .route("/market/book", get(routes::market::book))
+        .route("/market/candles", get(routes::market::candles))
+        .route("/market/status", get(routes::market::status))
         .fallback(routes::ops::not_found);
     Router::new()
         .nest("/api/v1", api)

@@ -33,4 +33,11 @@ fn describe() {
     describe_gauge!("ts_daily_pnl_brl", "Daily P&L in BRL: realized today plus unrealized at the last trade.");
     describe_histogram!("ts_journal_fsync_seconds", Unit::Seconds, "Time to write and fdatasync one journal batch.");
     describe_histogram!("ts_journal_batch_records", "Records made durable by one fsync (group commit size).");
+    describe_counter!("ts_md_trades_total", "Trades processed by Data Capture, by symbol and outcome.");
+    describe_counter!("ts_md_events_lagged_total", "Feed events Data Capture skipped because it fell behind.");
+    describe_histogram!(
+        "ts_md_tick_to_process_seconds",
+        Unit::Seconds,
+        "From a trade's receive time to the end of its processing."
+    );
 }

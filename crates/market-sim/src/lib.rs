@@ -19,53 +19,21 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
+pub use market_data::{Aggressor, BookSnapshot, Level, Trade, TradeKind};
+
 /// Minimum depth kept on each side of every book.
 pub const MIN_LEVELS: usize = 10;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Aggressor {
-    #[serde(rename = "B")]
-    Buy,
-    #[serde(rename = "S")]
-    Sell,
-    #[serde(rename = "U")]
-    Unknown,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Trade {
-    pub symbol: String,
-    pub trade_id: u64,
-    pub price: Price,
-    pub quantity: Qty,
-    pub aggressor: Aggressor,
-    pub buyer_agent: u32,
-    pub seller_agent: u32,
-    pub exchange_ts: DateTime<Utc>,
-    pub receive_ts: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Level {
-    pub price: Price,
-    pub quantity: Qty,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BookSnapshot {
-    pub symbol: String,
-    /// Best first.
-    pub bids: Vec<Level>,
-    /// Best first.
-    pub asks: Vec<Level>,
-    pub ts: DateTime<Utc>,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum MarketEvent {
     Trade(Trade),
+    /// The top of the book after a change (depth [`PUBLISHED_DEPTH`]).
+    Book(BookSnapshot),
 }
+
+/// Levels per side in published book events.
+pub const PUBLISHED_DEPTH: usize = 10;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SimConfig {
@@ -241,10 +209,20 @@ impl SymbolSim {
             seller_agent,
             exchange_ts: now,
             receive_ts: now,
+            kind: TradeKind::New,
         };
         self.next_trade_id += 1;
         self.last = Some(trade.clone());
         trade
+    }
+
+    fn snapshot(&self, depth: usize, now: DateTime<Utc>) -> BookSnapshot {
+        BookSnapshot {
+            symbol: self.ins.symbol.clone(),
+            bids: self.bids.iter().take(depth).copied().collect(),
+            asks: self.asks.iter().take(depth).copied().collect(),
+            ts: now,
+        }
     }
 
     /// One market event: usually a trade, otherwise liquidity arriving or leaving. Returns the trades printed.
@@ -350,8 +328,13 @@ impl SimMarket {
         let Some(sim) = self.inner.symbols.get(symbol) else {
             return Vec::new();
         };
-        let trades = sim.lock().step(now);
+        let (trades, book) = {
+            let mut s = sim.lock();
+            let trades = s.step(now);
+            (trades, s.snapshot(PUBLISHED_DEPTH, now))
+        };
         self.publish(trades.clone());
+        let _ = self.inner.tx.send(MarketEvent::Book(book));
         trades
     }
 
@@ -371,13 +354,7 @@ impl SimMarket {
     }
 
     pub fn book(&self, symbol: &str, depth: usize, now: DateTime<Utc>) -> Option<BookSnapshot> {
-        let sim = self.inner.symbols.get(symbol)?.lock();
-        Some(BookSnapshot {
-            symbol: symbol.to_string(),
-            bids: sim.bids.iter().take(depth).copied().collect(),
-            asks: sim.asks.iter().take(depth).copied().collect(),
-            ts: now,
-        })
+        Some(self.inner.symbols.get(symbol)?.lock().snapshot(depth, now))
     }
 
     /// Executes an aggressive order against the book: takes up to `qty` without crossing `limit`, prints the
@@ -393,14 +370,17 @@ impl SimMarket {
         let Some(sim) = self.inner.symbols.get(symbol) else {
             return Vec::new();
         };
-        let (pieces, trades) = {
+        let (pieces, trades, book) = {
             let mut s = sim.lock();
             let pieces = s.take(side, qty, limit);
             let trades: Vec<Trade> = pieces.iter().map(|&(p, q)| s.print(side, p, q, Some(PAPER_AGENT), now)).collect();
             s.refill();
-            (pieces, trades)
+            (pieces, trades, s.snapshot(PUBLISHED_DEPTH, now))
         };
         self.publish(trades);
+        if !pieces.is_empty() {
+            let _ = self.inner.tx.send(MarketEvent::Book(book));
+        }
         pieces
     }
 

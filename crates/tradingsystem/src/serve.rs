@@ -114,6 +114,7 @@ pub async fn run_with(
         loop {
             match tape.recv().await {
                 Ok(MarketEvent::Trade(t)) => marks.on_market_trade(&t.symbol, t.price),
+                Ok(MarketEvent::Book(_)) => {}
                 Err(RecvError::Lagged(n)) => {
                     tracing::warn!(skipped = n, "mark updates lagged behind the tape")
                 }
@@ -121,9 +122,10 @@ pub async fn run_with(
             }
         }
     });
+    let market_data = data_capture::DataCapture::start_sim(&market);
     tokio::spawn(market.clone().run());
 
-    let state = AppState { oms: oms.clone(), db: db.clone(), jwt, metrics, market: Some(market), started };
+    let state = AppState { oms: oms.clone(), db: db.clone(), jwt, metrics, market_data, started };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, market = %cfg.market, broker = %cfg.broker, data_dir = %cfg.data_dir.display(), database = %redact(&cfg.database_url), "serving");
     eprintln!("TradingSystem listening on http://{addr}  (data: {})", cfg.data_dir.display());

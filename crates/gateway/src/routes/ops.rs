@@ -43,16 +43,13 @@ pub async fn health(State(st): State<AppState>) -> Response {
             checks.insert("broker".into(), json!({ "status": "down", "error": "no broker attached" }));
         }
     }
-    if let Some(m) = &st.market {
-        let newest = m.instruments().iter().filter_map(|i| m.last_trade(&i.symbol)).map(|t| t.receive_ts).max();
-        let age = newest.map(|t| (chrono::Utc::now() - t).num_milliseconds());
-        let stale = age.is_none_or(|a| a > 10_000);
-        degraded |= stale;
-        checks.insert(
-            "feed".into(),
-            json!({ "status": if stale { "stale" } else { "up" }, "source": "sim", "last_trade_age_ms": age }),
-        );
-    }
+    let age = st.market_data.last_trade_ts().map(|t| (chrono::Utc::now() - t).num_milliseconds());
+    let stale = age.is_none_or(|a| a > 10_000);
+    degraded |= stale;
+    checks.insert(
+        "feed".into(),
+        json!({ "status": if stale { "stale" } else { "up" }, "source": st.market_data.status().source, "last_trade_age_ms": age }),
+    );
     checks.insert("bus".into(), json!({ "status": "up", "kind": "in-process" }));
     let status = if unhealthy {
         "unhealthy"
@@ -71,7 +68,7 @@ pub async fn health(State(st): State<AppState>) -> Response {
     (code, Json(body)).into_response()
 }
 
-/// Ready once recovery is done (the listener only opens after it) and the database answers.
+/// Ready once the database and the journal answer (requests are only served after recovery has finished).
 pub async fn ready(State(st): State<AppState>) -> Response {
     let db_ok = matches!(tokio::time::timeout(std::time::Duration::from_secs(2), st.db.ping()).await, Ok(Ok(())));
     let journal_ok = st.oms.journal_failure().is_none();

@@ -1,0 +1,79 @@
+//! Data Capture's REST endpoints against the real server and its simulated market.
+
+mod common;
+
+use common::{eventually, Server};
+use serde_json::Value;
+
+#[tokio::test]
+async fn market_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let admin = s.admin().await;
+    let viewer = s.user(&admin, "watcher", "viewer").await;
+
+    let (st, ins) = s.get(&viewer, "/api/v1/market/instruments").await;
+    assert_eq!(st, 200);
+    let list = ins["data"].as_array().unwrap();
+    let petr = list.iter().find(|i| i["symbol"] == "PETR4").expect("PETR4 listed");
+    assert_eq!(
+        (petr["tick_size"].as_f64(), petr["lot"].as_i64(), petr["exchange"].as_str()),
+        (Some(0.01), Some(100), Some("B"))
+    );
+    let win = list.iter().find(|i| i["symbol"].as_str().unwrap().starts_with("WIN")).expect("WIN listed");
+    assert_eq!(
+        (win["tick_size"].as_f64(), win["multiplier"].as_f64(), win["exchange"].as_str()),
+        (Some(5.0), Some(0.2), Some("F"))
+    );
+
+    // The simulated tape flows into Data Capture.
+    let trades: Value = eventually(|| async {
+        let (_, t) = s.get(&viewer, "/api/v1/market/trades?symbol=PETR4&limit=5").await;
+        (t["data"].as_array().is_some_and(|a| a.len() == 5)).then_some(t)
+    })
+    .await;
+    let t0 = &trades["data"][0];
+    for key in
+        ["trade_id", "price", "quantity", "aggressor", "buyer_agent", "seller_agent", "exchange_ts", "receive_ts"]
+    {
+        assert!(t0.get(key).is_some(), "trade has {key}");
+    }
+    assert!(trades["data"][0]["trade_id"].as_u64() > trades["data"][1]["trade_id"].as_u64(), "newest first");
+
+    let (st, book) = s.get(&viewer, "/api/v1/market/book?symbol=PETR4&depth=10").await;
+    assert_eq!(st, 200);
+    let (bids, asks) = (book["bids"].as_array().unwrap(), book["asks"].as_array().unwrap());
+    assert_eq!((bids.len(), asks.len()), (10, 10));
+    assert!(bids[0]["price"].as_f64() < asks[0]["price"].as_f64(), "not crossed");
+    assert!(bids[0]["price"].as_f64() > bids[1]["price"].as_f64(), "bids best first");
+    assert!(asks[0]["price"].as_f64() < asks[1]["price"].as_f64(), "asks best first");
+    let (st, quote) = s.get(&viewer, "/api/v1/market/quote?symbol=PETR4").await;
+    assert_eq!(st, 200);
+    assert!(quote["bid"]["price"].is_number() && quote["ask"]["price"].is_number());
+
+    let (st, candles) = s.get(&viewer, "/api/v1/market/candles?symbol=PETR4&interval=1m").await;
+    assert_eq!(st, 200);
+    let c = &candles["data"].as_array().unwrap().last().expect("a candle")["volume"];
+    assert!(c.as_i64().unwrap() > 0);
+    let (st, _) = s.get(&viewer, "/api/v1/market/candles?symbol=PETR4&interval=1d&from=2020-01-01T00:00:00Z").await;
+    assert_eq!(st, 200);
+
+    let (_, status) = s.get(&viewer, "/api/v1/market/status").await;
+    assert_eq!(status["source"], "sim");
+    assert_eq!(status["connection"]["market_data"], "CONNECTED");
+    assert!(status["symbols"]["PETR4"]["trades"].as_u64().unwrap() > 0);
+    assert!(status["symbols"]["PETR4"]["open_gaps"].is_array());
+
+    for (path, field) in [
+        ("/api/v1/market/trades", "symbol"),
+        ("/api/v1/market/trades?symbol=NOPE3", "symbol"),
+        ("/api/v1/market/book?symbol=PETR4&depth=0", "depth"),
+        ("/api/v1/market/candles?symbol=PETR4&interval=2m", "interval"),
+        ("/api/v1/market/candles?symbol=PETR4&from=soon", "from"),
+        ("/api/v1/market/trades?symbol=PETR4&limit=abc", "limit"),
+    ] {
+        let (st, e) = s.get(&viewer, path).await;
+        assert_eq!((st, e["error"]["details"]["field"].as_str()), (422, Some(field)), "{path}: {e}");
+    }
+    assert_eq!(s.client.get(s.url("/api/v1/market/trades?symbol=PETR4")).send().await.unwrap().status(), 401);
+}
