@@ -6,6 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use market_data::{BookSnapshot, Candle, Interval, Outcome, ProcessorConfig, Quote, SymbolStats, TickProcessor, Trade};
+use bus::{subjects, Bus, Event};
+use market_data::TradeKind;
 use market_sim::{MarketEvent, SimMarket};
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -32,6 +34,7 @@ pub struct SymbolStatus {
 
 struct Inner {
     processor: Mutex<TickProcessor>,
+    bus: Bus,
     rates: Mutex<BTreeMap<String, f64>>,
     lagged: Mutex<u64>,
     source: String,
@@ -44,11 +47,13 @@ pub struct DataCapture {
 
 impl DataCapture {
     /// Starts consuming the simulated market. Seeds the tape and book with what the market already has.
-    pub fn start_sim(market: &SimMarket) -> DataCapture {
+    /// Processed trades, candles, books and quotes are published on `bus` under `md.*` subjects.
+    pub fn start_sim(market: &SimMarket, bus: Bus) -> DataCapture {
         let processor = TickProcessor::new(market.instruments().clone(), ProcessorConfig::default());
         let dc = DataCapture {
             inner: Arc::new(Inner {
                 processor: Mutex::new(processor),
+                bus,
                 rates: Mutex::new(BTreeMap::new()),
                 lagged: Mutex::new(0),
                 source: "sim".into(),
@@ -91,7 +96,16 @@ impl DataCapture {
             MarketEvent::Trade(t) => {
                 let symbol = t.symbol.clone();
                 let received = t.receive_ts;
+                let for_bus = t.clone();
                 let processed = self.inner.processor.lock().on_trade(t);
+                if processed.outcome.is_accepted() {
+                    let kind = for_bus.kind;
+                    self.inner.bus.publish(&subjects::trades(&symbol), Event::Trade(for_bus));
+                    if let (Some(bar), TradeKind::New | TradeKind::Edit | TradeKind::Cancel) = (processed.bar, kind) {
+                        let candle = bar.to_candle(&symbol, market_data::Interval::M1);
+                        self.inner.bus.publish(&subjects::candles(&symbol), Event::Candle(candle));
+                    }
+                }
                 let label = match &processed.outcome {
                     Outcome::New { gap: Some(_) } => "gap",
                     Outcome::New { gap: None } => "new",
@@ -104,7 +118,13 @@ impl DataCapture {
                 let latency = (Utc::now() - received).num_nanoseconds().unwrap_or(0).max(0) as f64 / 1e9;
                 metrics::histogram!("ts_md_tick_to_process_seconds").record(latency);
             }
-            MarketEvent::Book(b) => self.inner.processor.lock().on_book(b),
+            MarketEvent::Book(b) => {
+                let symbol = b.symbol.clone();
+                let quote = b.quote();
+                self.inner.bus.publish(&subjects::book(&symbol), Event::Book(b.clone()));
+                self.inner.bus.publish(&subjects::quotes(&symbol), Event::Quote(quote));
+                self.inner.processor.lock().on_book(b);
+            }
         }
     }
 

@@ -26,6 +26,7 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub metrics: Option<PrometheusHandle>,
     pub market_data: data_capture::DataCapture,
+    pub bus: bus::Bus,
     pub started: Instant,
 }
 

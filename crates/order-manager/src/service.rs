@@ -87,6 +87,8 @@ impl SubmitOutcome {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OmsUpdate {
     Order(Box<Order>),
+    Fill { order_id: OrderId, symbol: String, fill: domain::Fill },
+    Position(Position),
     KillSwitch(KillSwitchState),
     LossWarning { daily_pnl: Money, limit: Money },
 }
@@ -302,6 +304,13 @@ impl OrderManager {
         if let (Some(id), true) = (fx.order_changed, self.inner.updates.receiver_count() > 0) {
             if let Some(o) = st.orders.get(&id) {
                 let _ = self.inner.updates.send(OmsUpdate::Order(Box::new(o.clone())));
+                if let (true, Some(fill)) = (fx.fill, o.fills.last()) {
+                    let (symbol, fill) = (o.symbol.clone(), fill.clone());
+                    if let Some(p) = st.positions.get(&symbol) {
+                        let _ = self.inner.updates.send(OmsUpdate::Position(p.clone()));
+                    }
+                    let _ = self.inner.updates.send(OmsUpdate::Fill { order_id: id, symbol, fill });
+                }
             }
         }
         Ok(seq)

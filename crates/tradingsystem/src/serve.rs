@@ -6,8 +6,9 @@ use chrono::Utc;
 use domain::Instruments;
 use gateway::auth::{hash_password, random_hex, JwtKeys};
 use gateway::AppState;
-use market_sim::{MarketEvent, SimConfig, SimMarket};
-use order_manager::{OrderManager, SystemClock};
+use bus::{subjects, Bus, Event};
+use market_sim::{SimConfig, SimMarket};
+use order_manager::{OmsUpdate, OrderManager, SystemClock};
 use paper_broker::PaperBroker;
 use std::sync::Arc;
 use std::time::Instant;
@@ -107,25 +108,38 @@ pub async fn run_with(
     let (broker, events) = PaperBroker::start(market.clone(), calendar, oms.open_orders());
     oms.attach_broker(broker, events, &report).await.context("broker reconciliation failed")?;
 
-    // Marks for P&L, the price band and the daily loss limit follow the tape.
-    let mut tape = market.subscribe();
+    let bus = Bus::new();
+    // Marks for P&L, the price band and the daily loss limit follow the processed tape on the bus.
+    let mut tape = bus.subscribe("md.trades.>", 65_536)?;
     let marks = oms.clone();
     tokio::spawn(async move {
+        let mut reported = 0;
+        while let Some(d) = tape.recv().await {
+            if let Event::Trade(t) = &*d.event {
+                marks.on_market_trade(&t.symbol, t.price);
+            }
+            if tape.dropped() > reported {
+                reported = tape.dropped();
+                tracing::warn!(dropped = reported, "mark updates fell behind the tape");
+            }
+        }
+    });
+    // The Order Manager's changes go out on the bus for the WebSocket and any other consumer.
+    let mut updates = oms.subscribe();
+    let out = bus.clone();
+    tokio::spawn(async move {
         loop {
-            match tape.recv().await {
-                Ok(MarketEvent::Trade(t)) => marks.on_market_trade(&t.symbol, t.price),
-                Ok(MarketEvent::Book(_)) => {}
-                Err(RecvError::Lagged(n)) => {
-                    tracing::warn!(skipped = n, "mark updates lagged behind the tape")
-                }
+            match updates.recv().await {
+                Ok(u) => publish_update(&out, u),
+                Err(RecvError::Lagged(n)) => tracing::warn!(skipped = n, "order updates lagged"),
                 Err(RecvError::Closed) => break,
             }
         }
     });
-    let market_data = data_capture::DataCapture::start_sim(&market);
+    let market_data = data_capture::DataCapture::start_sim(&market, bus.clone());
     tokio::spawn(market.clone().run());
 
-    let state = AppState { oms: oms.clone(), db: db.clone(), jwt, metrics, market_data, started };
+    let state = AppState { oms: oms.clone(), db: db.clone(), jwt, metrics, market_data, bus, started };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, market = %cfg.market, broker = %cfg.broker, data_dir = %cfg.data_dir.display(), database = %redact(&cfg.database_url), "serving");
     eprintln!("TradingSystem listening on http://{addr}  (data: {})", cfg.data_dir.display());
@@ -134,6 +148,15 @@ pub async fn run_with(
     oms.shutdown();
     db.close().await;
     Ok(())
+}
+
+fn publish_update(bus: &Bus, update: OmsUpdate) {
+    match update {
+        OmsUpdate::Order(o) => bus.publish(subjects::ORDERS, Event::Order(o)),
+        OmsUpdate::Fill { order_id, symbol, fill } => bus.publish(subjects::FILLS, Event::Fill { order_id, symbol, fill }),
+        OmsUpdate::Position(p) => bus.publish(subjects::POSITIONS, Event::Position(p)),
+        other => bus.publish(subjects::RISK, Event::Risk(serde_json::to_value(&other).unwrap_or_default())),
+    };
 }
 
 async fn shutdown_signal() {

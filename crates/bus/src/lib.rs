@@ -1,0 +1,311 @@
+//! The bus between services.
+//!
+//! Subjects are NATS subjects (`md.trades.PETR4`): dot-separated tokens, and subscriptions may use `*` for one
+//! token and `>` for the rest. Messages are the typed [`Event`] enum, serializable as JSON, so a NATS
+//! implementation can carry the same events without callers changing; the in-process implementation passes
+//! `Arc<Event>` and never serializes.
+//!
+//! Every subscriber has its own bounded queue. A publisher never waits: when a subscriber's queue is full the
+//! message is dropped for that subscriber only, counted, and the subscriber sees the count ([`Subscription::dropped`]),
+//! so one slow consumer never slows the feed or anyone else.
+
+use domain::order::Order;
+use domain::Position;
+use market_data::{BookSnapshot, Candle, Quote, Trade};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Subject names: `md.<channel>.<SYMBOL>` for market data, `oms.<channel>` for the Order Manager.
+pub mod subjects {
+    pub fn trades(symbol: &str) -> String {
+        format!("md.trades.{symbol}")
+    }
+    pub fn book(symbol: &str) -> String {
+        format!("md.book.{symbol}")
+    }
+    pub fn quotes(symbol: &str) -> String {
+        format!("md.quotes.{symbol}")
+    }
+    pub fn candles(symbol: &str) -> String {
+        format!("md.candles.{symbol}")
+    }
+    pub const ORDERS: &str = "oms.orders";
+    pub const FILLS: &str = "oms.fills";
+    pub const POSITIONS: &str = "oms.positions";
+    pub const RISK: &str = "oms.risk";
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Trade(Trade),
+    Book(BookSnapshot),
+    Quote(Quote),
+    Candle(Candle),
+    Order(Box<Order>),
+    Fill { order_id: u64, symbol: String, fill: domain::Fill },
+    Position(Position),
+    Risk(serde_json::Value),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("invalid subject {0:?}")]
+    InvalidSubject(String),
+    #[error("no responder for {0}")]
+    NoResponder(String),
+    #[error("the responder went away")]
+    Gone,
+}
+
+/// Checks a subject or pattern: non-empty tokens of visible ASCII; wildcards only in patterns, `>` only last.
+pub fn valid(subject: &str, pattern: bool) -> bool {
+    let tokens: Vec<&str> = subject.split('.').collect();
+    tokens.iter().enumerate().all(|(i, t)| {
+        !t.is_empty()
+            && t.bytes().all(|b| b.is_ascii_graphic())
+            && match *t {
+                "*" => pattern,
+                ">" => pattern && i == tokens.len() - 1,
+                _ => !t.contains('*') && !t.contains('>'),
+            }
+    })
+}
+
+/// NATS matching: `*` matches one token, a trailing `>` one or more.
+pub fn matches(pattern: &str, subject: &str) -> bool {
+    let mut p = pattern.split('.');
+    let mut s = subject.split('.');
+    loop {
+        match (p.next(), s.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+pub struct Delivery {
+    pub subject: Arc<str>,
+    pub event: Arc<Event>,
+}
+
+pub struct Subscription {
+    rx: mpsc::Receiver<Delivery>,
+    dropped: Arc<AtomicU64>,
+    _guard: SubGuard,
+}
+
+impl Subscription {
+    pub async fn recv(&mut self) -> Option<Delivery> {
+        self.rx.recv().await
+    }
+
+    pub fn try_recv(&mut self) -> Option<Delivery> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Messages dropped for this subscriber because its queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+struct SubGuard {
+    bus: std::sync::Weak<Inner>,
+    id: u64,
+}
+
+impl Drop for SubGuard {
+    fn drop(&mut self) {
+        if let Some(inner) = self.bus.upgrade() {
+            inner.unsubscribe(self.id);
+        }
+    }
+}
+
+struct Sub {
+    pattern: String,
+    tx: mpsc::Sender<Delivery>,
+    dropped: Arc<AtomicU64>,
+}
+
+type Responder = mpsc::Sender<(serde_json::Value, oneshot::Sender<serde_json::Value>)>;
+
+#[derive(Default)]
+struct Routes {
+    subs: HashMap<u64, Sub>,
+    /// subject → ids of the matching subscriptions; cleared by any (un)subscribe, rebuilt on the next publish.
+    cache: HashMap<Arc<str>, Arc<[u64]>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    routes: RwLock<Routes>,
+    next_id: AtomicU64,
+    responders: RwLock<HashMap<String, Responder>>,
+}
+
+impl Inner {
+    fn unsubscribe(&self, id: u64) {
+        let mut r = self.routes.write();
+        r.subs.remove(&id);
+        r.cache.clear();
+    }
+}
+
+/// The in-process bus. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Bus {
+    inner: Arc<Inner>,
+}
+
+impl Bus {
+    pub fn new() -> Bus {
+        Bus::default()
+    }
+
+    /// Subscribes with a queue of `capacity` messages.
+    pub fn subscribe(&self, pattern: &str, capacity: usize) -> Result<Subscription, BusError> {
+        if !valid(pattern, true) {
+            return Err(BusError::InvalidSubject(pattern.into()));
+        }
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let dropped = Arc::new(AtomicU64::new(0));
+        {
+            let mut r = self.inner.routes.write();
+            r.subs.insert(id, Sub { pattern: pattern.to_string(), tx, dropped: dropped.clone() });
+            r.cache.clear();
+        }
+        Ok(Subscription { rx, dropped, _guard: SubGuard { bus: Arc::downgrade(&self.inner), id } })
+    }
+
+    /// Delivers to every matching subscriber that has room; never waits. Returns how many received it.
+    pub fn publish(&self, subject: &str, event: Event) -> usize {
+        let event = Arc::new(event);
+        let cached = {
+            let r = self.inner.routes.read();
+            if r.subs.is_empty() {
+                return 0;
+            }
+            r.cache.get_key_value(subject).map(|(k, v)| (k.clone(), v.clone()))
+        };
+        let (key, idx) = match cached {
+            Some(hit) => hit,
+            None => {
+                let mut r = self.inner.routes.write();
+                let idx: Arc<[u64]> =
+                    r.subs.iter().filter(|(_, s)| matches(&s.pattern, subject)).map(|(id, _)| *id).collect();
+                let key: Arc<str> = Arc::from(subject);
+                r.cache.insert(key.clone(), idx.clone());
+                (key, idx)
+            }
+        };
+        let r = self.inner.routes.read();
+        let mut delivered = 0;
+        for id in idx.iter() {
+            // An id unsubscribed since the cache was built is simply gone.
+            let Some(sub) = r.subs.get(id) else { continue };
+            match sub.tx.try_send(Delivery { subject: key.clone(), event: event.clone() }) {
+                Ok(()) => delivered += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    sub.dropped.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("ts_bus_dropped_total").increment(1);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        delivered
+    }
+
+    /// Registers the responder for `subject`; requests arrive with a channel for the reply.
+    pub fn respond(&self, subject: &str, capacity: usize) -> Result<mpsc::Receiver<(serde_json::Value, oneshot::Sender<serde_json::Value>)>, BusError> {
+        if !valid(subject, false) {
+            return Err(BusError::InvalidSubject(subject.into()));
+        }
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        self.inner.responders.write().insert(subject.to_string(), tx);
+        Ok(rx)
+    }
+
+    pub async fn request(&self, subject: &str, payload: serde_json::Value) -> Result<serde_json::Value, BusError> {
+        let responder = self.inner.responders.read().get(subject).cloned().ok_or_else(|| BusError::NoResponder(subject.into()))?;
+        let (tx, rx) = oneshot::channel();
+        responder.send((payload, tx)).await.map_err(|_| BusError::Gone)?;
+        rx.await.map_err(|_| BusError::Gone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_matching() {
+        assert!(matches("md.trades.PETR4", "md.trades.PETR4"));
+        assert!(matches("md.trades.*", "md.trades.PETR4"));
+        assert!(matches("md.>", "md.trades.PETR4"));
+        assert!(matches("*.trades.>", "md.trades.PETR4"));
+        assert!(!matches("md.trades.*", "md.trades"));
+        assert!(!matches("md.trades.*", "md.trades.PETR4.x"));
+        assert!(!matches("md.>", "md"));
+        assert!(!matches("md.book.*", "md.trades.PETR4"));
+        assert!(valid("md.trades.*", true) && !valid("md.trades.*", false));
+        assert!(!valid("md..x", true) && !valid("md.>.x", true) && !valid("", true) && !valid("a b", true));
+    }
+
+    fn risk(n: i64) -> Event {
+        Event::Risk(serde_json::json!({ "n": n }))
+    }
+
+    #[tokio::test]
+    async fn fan_out_and_isolation_of_slow_subscribers() {
+        let bus = Bus::new();
+        let mut fast = bus.subscribe("oms.>", 1000).unwrap();
+        let slow = bus.subscribe("oms.risk", 2).unwrap();
+        let mut other = bus.subscribe("md.*.PETR4", 10).unwrap();
+        for i in 0..100 {
+            bus.publish(subjects::RISK, risk(i));
+        }
+        bus.publish(&subjects::trades("VALE3"), risk(0));
+        let mut got = 0;
+        while let Some(d) = fast.try_recv() {
+            assert_eq!(&*d.subject, "oms.risk");
+            got += 1;
+        }
+        assert_eq!(got, 100, "the fast subscriber got everything");
+        assert_eq!(slow.dropped(), 98, "the slow one lost only its own overflow");
+        assert!(other.try_recv().is_none());
+        drop(slow);
+        assert_eq!(bus.publish(subjects::RISK, risk(1)), 1, "a dropped subscription is gone");
+    }
+
+    #[tokio::test]
+    async fn request_reply() {
+        let bus = Bus::new();
+        let mut rx = bus.respond("svc.echo", 8).unwrap();
+        tokio::spawn(async move {
+            while let Some((v, reply)) = rx.recv().await {
+                let _ = reply.send(serde_json::json!({ "echo": v }));
+            }
+        });
+        let r = bus.request("svc.echo", serde_json::json!(42)).await.unwrap();
+        assert_eq!(r["echo"], 42);
+        assert!(matches!(bus.request("svc.none", serde_json::json!(1)).await, Err(BusError::NoResponder(_))));
+    }
+
+    #[test]
+    fn events_serialize_for_a_wire_bus() {
+        let e = risk(7);
+        let json = serde_json::to_string(&e).unwrap();
+        let back: Event = serde_json::from_str(&json).unwrap();
+        assert!(matches!(back, Event::Risk(v) if v["n"] == 7));
+    }
+}
