@@ -131,7 +131,7 @@ impl Drop for SubGuard {
 }
 
 struct Sub {
-    pattern: String,
+    patterns: Vec<String>,
     tx: mpsc::Sender<Delivery>,
     dropped: Arc<AtomicU64>,
 }
@@ -173,15 +173,20 @@ impl Bus {
 
     /// Subscribes with a queue of `capacity` messages.
     pub fn subscribe(&self, pattern: &str, capacity: usize) -> Result<Subscription, BusError> {
-        if !valid(pattern, true) {
-            return Err(BusError::InvalidSubject(pattern.into()));
+        self.subscribe_many(&[pattern.to_string()], capacity)
+    }
+
+    /// One queue for several patterns: a message matching more than one of them is delivered once.
+    pub fn subscribe_many(&self, patterns: &[String], capacity: usize) -> Result<Subscription, BusError> {
+        if let Some(bad) = patterns.iter().find(|p| !valid(p, true)) {
+            return Err(BusError::InvalidSubject(bad.clone()));
         }
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let dropped = Arc::new(AtomicU64::new(0));
         {
             let mut r = self.inner.routes.write();
-            r.subs.insert(id, Sub { pattern: pattern.to_string(), tx, dropped: dropped.clone() });
+            r.subs.insert(id, Sub { patterns: patterns.to_vec(), tx, dropped: dropped.clone() });
             r.cache.clear();
         }
         Ok(Subscription { rx, dropped, _guard: SubGuard { bus: Arc::downgrade(&self.inner), id } })
@@ -201,8 +206,12 @@ impl Bus {
             Some(hit) => hit,
             None => {
                 let mut r = self.inner.routes.write();
-                let idx: Arc<[u64]> =
-                    r.subs.iter().filter(|(_, s)| matches(&s.pattern, subject)).map(|(id, _)| *id).collect();
+                let idx: Arc<[u64]> = r
+                    .subs
+                    .iter()
+                    .filter(|(_, s)| s.patterns.iter().any(|p| matches(p, subject)))
+                    .map(|(id, _)| *id)
+                    .collect();
                 let key: Arc<str> = Arc::from(subject);
                 r.cache.insert(key.clone(), idx.clone());
                 (key, idx)
@@ -226,7 +235,11 @@ impl Bus {
     }
 
     /// Registers the responder for `subject`; requests arrive with a channel for the reply.
-    pub fn respond(&self, subject: &str, capacity: usize) -> Result<mpsc::Receiver<(serde_json::Value, oneshot::Sender<serde_json::Value>)>, BusError> {
+    pub fn respond(
+        &self,
+        subject: &str,
+        capacity: usize,
+    ) -> Result<mpsc::Receiver<(serde_json::Value, oneshot::Sender<serde_json::Value>)>, BusError> {
         if !valid(subject, false) {
             return Err(BusError::InvalidSubject(subject.into()));
         }
@@ -236,7 +249,8 @@ impl Bus {
     }
 
     pub async fn request(&self, subject: &str, payload: serde_json::Value) -> Result<serde_json::Value, BusError> {
-        let responder = self.inner.responders.read().get(subject).cloned().ok_or_else(|| BusError::NoResponder(subject.into()))?;
+        let responder =
+            self.inner.responders.read().get(subject).cloned().ok_or_else(|| BusError::NoResponder(subject.into()))?;
         let (tx, rx) = oneshot::channel();
         responder.send((payload, tx)).await.map_err(|_| BusError::Gone)?;
         rx.await.map_err(|_| BusError::Gone)
@@ -285,6 +299,10 @@ mod tests {
         assert!(other.try_recv().is_none());
         drop(slow);
         assert_eq!(bus.publish(subjects::RISK, risk(1)), 1, "a dropped subscription is gone");
+        let mut many = bus.subscribe_many(&["oms.*".into(), "oms.risk".into()], 10).unwrap();
+        bus.publish(subjects::RISK, risk(2));
+        assert!(many.try_recv().is_some());
+        assert!(many.try_recv().is_none(), "delivered once even when two patterns match");
     }
 
     #[tokio::test]

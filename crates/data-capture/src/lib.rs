@@ -4,10 +4,10 @@
 //! Today the feed is the simulated market's broadcast stream; the feed-adapter trait, the bus and Parquet storage
 //! follow (see the Data Capture issue).
 
-use chrono::{DateTime, Utc};
-use market_data::{BookSnapshot, Candle, Interval, Outcome, ProcessorConfig, Quote, SymbolStats, TickProcessor, Trade};
 use bus::{subjects, Bus, Event};
+use chrono::{DateTime, Utc};
 use market_data::TradeKind;
+use market_data::{BookSnapshot, Candle, Interval, Outcome, ProcessorConfig, Quote, SymbolStats, TickProcessor, Trade};
 use market_sim::{MarketEvent, SimMarket};
 use parking_lot::Mutex;
 use serde::Serialize;

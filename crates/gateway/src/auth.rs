@@ -148,33 +148,48 @@ impl Principal {
     }
 }
 
+/// Authenticates from the `Authorization: Bearer` header, the `X-API-Key` header, or (for WebSocket clients that
+/// cannot set headers) a bearer token passed as `?token=`.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &http::HeaderMap,
+    query_token: Option<&str>,
+) -> ApiResult<Principal> {
+    if let Some(auth) = headers.get(http::header::AUTHORIZATION) {
+        let value = auth.to_str().map_err(|_| ApiError::unauthorized("invalid Authorization header"))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))?;
+        return verify_token(state, token);
+    }
+    if let Some(key) = headers.get("x-api-key") {
+        let key = key.to_str().map_err(|_| ApiError::unauthorized("invalid X-API-Key header"))?;
+        let found = state.db.api_key_by_hash(&hash_api_key(key.trim())).await?;
+        return match found {
+            Some(k) if k.revoked_at.is_none() => {
+                let role = Role::parse(&k.role).ok_or_else(|| ApiError::unauthorized("API key has an unknown role"))?;
+                Ok(Principal { name: format!("apikey:{}", k.name), role })
+            }
+            _ => Err(ApiError::unauthorized("invalid or revoked API key")),
+        };
+    }
+    if let Some(token) = query_token {
+        return verify_token(state, token);
+    }
+    Err(ApiError::unauthorized("authentication required: send 'Authorization: Bearer <token>' or 'X-API-Key'"))
+}
+
+fn verify_token(state: &AppState, token: &str) -> ApiResult<Principal> {
+    let claims = state.jwt.verify(token.trim()).ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
+    Ok(Principal { name: claims.sub, role: claims.role })
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if let Some(auth) = parts.headers.get(http::header::AUTHORIZATION) {
-            let value = auth.to_str().map_err(|_| ApiError::unauthorized("invalid Authorization header"))?;
-            let token = value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-                .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))?;
-            let claims =
-                state.jwt.verify(token.trim()).ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
-            return Ok(Principal { name: claims.sub, role: claims.role });
-        }
-        if let Some(key) = parts.headers.get("x-api-key") {
-            let key = key.to_str().map_err(|_| ApiError::unauthorized("invalid X-API-Key header"))?;
-            let found = state.db.api_key_by_hash(&hash_api_key(key.trim())).await?;
-            return match found {
-                Some(k) if k.revoked_at.is_none() => {
-                    let role =
-                        Role::parse(&k.role).ok_or_else(|| ApiError::unauthorized("API key has an unknown role"))?;
-                    Ok(Principal { name: format!("apikey:{}", k.name), role })
-                }
-                _ => Err(ApiError::unauthorized("invalid or revoked API key")),
-            };
-        }
-        Err(ApiError::unauthorized("authentication required: send 'Authorization: Bearer <token>' or 'X-API-Key'"))
+        authenticate(state, &parts.headers, None).await
     }
 }
 

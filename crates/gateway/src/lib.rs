@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(routes::ops::ready))
         .route("/healthz", get(routes::ops::healthz))
         .route("/metrics", get(routes::ops::metrics))
+        .route("/ws", get(routes::ws::upgrade))
         .fallback(routes::ops::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(middleware::observe))

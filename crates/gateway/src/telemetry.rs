@@ -33,6 +33,9 @@ fn describe() {
     describe_gauge!("ts_daily_pnl_brl", "Daily P&L in BRL: realized today plus unrealized at the last trade.");
     describe_histogram!("ts_journal_fsync_seconds", Unit::Seconds, "Time to write and fdatasync one journal batch.");
     describe_histogram!("ts_journal_batch_records", "Records made durable by one fsync (group commit size).");
+    describe_gauge!("ts_ws_clients", "Connected WebSocket clients.");
+    describe_counter!("ts_ws_slow_consumers_total", "WebSocket clients disconnected for not reading fast enough.");
+    describe_counter!("ts_bus_dropped_total", "Bus messages dropped because a subscriber's queue was full.");
     describe_counter!("ts_md_trades_total", "Trades processed by Data Capture, by symbol and outcome.");
     describe_counter!("ts_md_events_lagged_total", "Feed events Data Capture skipped because it fell behind.");
     describe_histogram!(

@@ -21,10 +21,10 @@ fn main() {
             let id = i / symbols.len() as u64 + 1;
             Trade {
                 symbol: symbols[(i % symbols.len() as u64) as usize].to_string(),
-                trade_id: if id % 1000 == 0 { id + 1 } else { id },
+                trade_id: if id.is_multiple_of(1000) { id + 1 } else { id },
                 price: Price(300_000 + ((i * 7919) % 200) as i64 * 100),
                 quantity: 100 * (1 + (i % 5) as i64),
-                aggressor: if i % 2 == 0 { Aggressor::Buy } else { Aggressor::Sell },
+                aggressor: if i.is_multiple_of(2) { Aggressor::Buy } else { Aggressor::Sell },
                 buyer_agent: 3,
                 seller_agent: 8,
                 exchange_ts: at,

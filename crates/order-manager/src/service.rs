@@ -306,10 +306,11 @@ impl OrderManager {
                 let _ = self.inner.updates.send(OmsUpdate::Order(Box::new(o.clone())));
                 if let (true, Some(fill)) = (fx.fill, o.fills.last()) {
                     let (symbol, fill) = (o.symbol.clone(), fill.clone());
-                    if let Some(p) = st.positions.get(&symbol) {
-                        let _ = self.inner.updates.send(OmsUpdate::Position(p.clone()));
-                    }
+                    let position = st.positions.get(&symbol).cloned();
                     let _ = self.inner.updates.send(OmsUpdate::Fill { order_id: id, symbol, fill });
+                    if let Some(p) = position {
+                        let _ = self.inner.updates.send(OmsUpdate::Position(p));
+                    }
                 }
             }
         }

@@ -2,11 +2,11 @@
 
 use crate::config::Config;
 use anyhow::{Context, Result};
+use bus::{subjects, Bus, Event};
 use chrono::Utc;
 use domain::Instruments;
 use gateway::auth::{hash_password, random_hex, JwtKeys};
 use gateway::AppState;
-use bus::{subjects, Bus, Event};
 use market_sim::{SimConfig, SimMarket};
 use order_manager::{OmsUpdate, OrderManager, SystemClock};
 use paper_broker::PaperBroker;
@@ -153,7 +153,9 @@ pub async fn run_with(
 fn publish_update(bus: &Bus, update: OmsUpdate) {
     match update {
         OmsUpdate::Order(o) => bus.publish(subjects::ORDERS, Event::Order(o)),
-        OmsUpdate::Fill { order_id, symbol, fill } => bus.publish(subjects::FILLS, Event::Fill { order_id, symbol, fill }),
+        OmsUpdate::Fill { order_id, symbol, fill } => {
+            bus.publish(subjects::FILLS, Event::Fill { order_id, symbol, fill })
+        }
         OmsUpdate::Position(p) => bus.publish(subjects::POSITIONS, Event::Position(p)),
         other => bus.publish(subjects::RISK, Event::Risk(serde_json::to_value(&other).unwrap_or_default())),
     };

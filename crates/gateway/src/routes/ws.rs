@@ -1,0 +1,276 @@
+//! `GET /ws`: live market data and Order Manager events over a WebSocket.
+//!
+//! Client messages: `{"action":"subscribe"|"unsubscribe","channels":[...],"symbols":[...]}`. Server messages:
+//! `{"type", "seq", "symbol"?, "data"}` with a sequence number per connection, or `{"type":"error","code","message"}`.
+//!
+//! Each connection reads from one bounded bus queue. The feed never waits for a client: if a client does not read
+//! fast enough its queue overflows, it gets `SLOW_CONSUMER` and is disconnected, and nobody else notices. Book and
+//! quote updates that are still queued when the client catches up are conflated to the latest per symbol.
+
+use crate::auth::{authenticate, Principal, Role};
+use crate::error::ApiError;
+use crate::views::OrderView;
+use crate::AppState;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use bus::{Delivery, Event, Subscription};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+/// Messages a connection may have queued before it counts as slow.
+pub const QUEUE: usize = 4096;
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+const MARKET: [&str; 4] = ["trades", "quotes", "book", "candles"];
+const OMS: [&str; 4] = ["orders", "fills", "positions", "risk"];
+
+pub async fn upgrade(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let principal = match authenticate(&st, &headers, q.get("token").map(String::as_str)).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = principal.require(Role::Viewer) {
+        return e.into_response();
+    }
+    match ws {
+        Ok(ws) => ws.max_message_size(64 * 1024).on_upgrade(move |socket| connection(socket, st, principal)),
+        Err(_) => ApiError::bad_request("expected a WebSocket upgrade request").into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientMessage {
+    action: String,
+    #[serde(default)]
+    channels: Vec<String>,
+    #[serde(default)]
+    symbols: Vec<String>,
+}
+
+#[derive(Default)]
+struct Interest {
+    channels: BTreeSet<String>,
+    symbols: BTreeSet<String>,
+}
+
+impl Interest {
+    fn patterns(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in &self.channels {
+            if MARKET.contains(&c.as_str()) {
+                if self.symbols.is_empty() {
+                    out.push(format!("md.{c}.*"));
+                } else {
+                    out.extend(self.symbols.iter().map(|s| format!("md.{c}.{s}")));
+                }
+            } else {
+                out.push(format!("oms.{c}"));
+            }
+        }
+        out
+    }
+}
+
+struct Conn {
+    socket: WebSocket,
+    seq: u64,
+}
+
+enum Sent {
+    Ok,
+    /// The socket did not take the message within [`SEND_TIMEOUT`]: the client is not reading.
+    Stalled,
+    Closed,
+}
+
+impl Conn {
+    async fn send(&mut self, mut v: Value) -> Sent {
+        self.seq += 1;
+        v["seq"] = json!(self.seq);
+        let text = v.to_string();
+        match tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Text(text.into()))).await {
+            Ok(Ok(())) => Sent::Ok,
+            Ok(Err(_)) => Sent::Closed,
+            Err(_) => Sent::Stalled,
+        }
+    }
+
+    async fn error(&mut self, code: &str, message: &str) -> Sent {
+        self.send(json!({ "type": "error", "code": code, "message": message })).await
+    }
+
+    /// Tells the client why (if it still listens) and gives up on it.
+    async fn drop_slow(&mut self, who: &str) {
+        metrics::counter!("ts_ws_slow_consumers_total").increment(1);
+        tracing::warn!(user = %who, "websocket client too slow; disconnecting");
+        let _ = tokio::time::timeout(
+            Duration::from_millis(200),
+            self.error(
+                "SLOW_CONSUMER",
+                "you did not read fast enough; messages were dropped and the connection is closed",
+            ),
+        )
+        .await;
+    }
+}
+
+fn render(d: &Delivery, symbols: &BTreeSet<String>) -> Option<(Value, Option<(String, String)>)> {
+    let wanted = |s: &str| symbols.is_empty() || symbols.contains(s);
+    let (kind, symbol, data, conflate) = match &*d.event {
+        Event::Trade(t) => ("trade", Some(t.symbol.clone()), serde_json::to_value(t).ok()?, false),
+        Event::Candle(c) => ("candle", Some(c.symbol.clone()), serde_json::to_value(c).ok()?, false),
+        Event::Book(b) => ("book", Some(b.symbol.clone()), serde_json::to_value(b).ok()?, true),
+        Event::Quote(q) => ("quote", Some(q.symbol.clone()), serde_json::to_value(q).ok()?, true),
+        Event::Order(o) => {
+            if !wanted(&o.symbol) {
+                return None;
+            }
+            ("order", Some(o.symbol.clone()), serde_json::to_value(OrderView::from((**o).clone())).ok()?, false)
+        }
+        Event::Fill { order_id, symbol, fill } => {
+            if !wanted(symbol) {
+                return None;
+            }
+            ("fill", Some(symbol.clone()), json!({ "order_id": order_id, "fill": fill }), false)
+        }
+        Event::Position(p) => {
+            if !wanted(&p.symbol) {
+                return None;
+            }
+            (
+                "position",
+                Some(p.symbol.clone()),
+                serde_json::to_value(crate::views::PositionView::from(p.clone())).ok()?,
+                false,
+            )
+        }
+        Event::Risk(v) => ("risk", None, v.clone(), false),
+    };
+    let key = conflate.then(|| (kind.to_string(), symbol.clone().unwrap_or_default()));
+    let mut msg = json!({ "type": kind, "data": data });
+    if let Some(s) = symbol {
+        msg["symbol"] = json!(s);
+    }
+    Some((msg, key))
+}
+
+async fn next(sub: &mut Option<Subscription>) -> Option<Delivery> {
+    match sub {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn connection(socket: WebSocket, st: AppState, who: Principal) {
+    metrics::gauge!("ts_ws_clients").increment(1.0);
+    tracing::debug!(user = %who.name, "websocket connected");
+    let mut conn = Conn { socket, seq: 0 };
+    let mut interest = Interest::default();
+    let mut sub: Option<Subscription> = None;
+    loop {
+        tokio::select! {
+            incoming = conn.socket.recv() => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => continue,
+                };
+                match handle(&st, &mut interest, text.as_str()) {
+                    Ok(ack) => {
+                        let patterns = interest.patterns();
+                        sub = if patterns.is_empty() { None } else { st.bus.subscribe_many(&patterns, QUEUE).ok() };
+                        if !matches!(conn.send(ack).await, Sent::Ok) {
+                            break;
+                        }
+                    }
+                    Err((code, message)) => {
+                        if !matches!(conn.error(code, &message).await, Sent::Ok) {
+                            break;
+                        }
+                    }
+                }
+            }
+            first = next(&mut sub) => {
+                let Some(first) = first else { break };
+                // Drain what is already queued; later book/quote updates replace earlier ones of the same symbol.
+                let mut batch: Vec<(Value, Option<(String, String)>)> = Vec::new();
+                let mut pending = Some(first);
+                while let Some(d) = pending.take().or_else(|| if batch.len() < 512 { sub.as_mut().and_then(|s| s.try_recv()) } else { None }) {
+                    if let Some((msg, key)) = render(&d, &interest.symbols) {
+                        match key.as_ref().and_then(|k| batch.iter().position(|(_, bk)| bk.as_ref() == Some(k))) {
+                            Some(i) => batch[i].0 = msg,
+                            None => batch.push((msg, key)),
+                        }
+                    }
+                }
+                if sub.as_ref().is_some_and(|s| s.dropped() > 0) {
+                    conn.drop_slow(&who.name).await;
+                    break;
+                }
+                let mut outcome = Sent::Ok;
+                for (msg, _) in batch {
+                    outcome = conn.send(msg).await;
+                    if !matches!(outcome, Sent::Ok) {
+                        break;
+                    }
+                }
+                match outcome {
+                    Sent::Ok => {}
+                    Sent::Stalled => {
+                        conn.drop_slow(&who.name).await;
+                        break;
+                    }
+                    Sent::Closed => break,
+                }
+            }
+        }
+    }
+    metrics::gauge!("ts_ws_clients").decrement(1.0);
+    tracing::debug!(user = %who.name, "websocket closed");
+}
+
+/// Applies a client message to the connection's interest; returns the acknowledgement or an error.
+fn handle(st: &AppState, interest: &mut Interest, text: &str) -> Result<Value, (&'static str, String)> {
+    let m: ClientMessage = serde_json::from_str(text).map_err(|e| ("BAD_REQUEST", format!("invalid message: {e}")))?;
+    for c in &m.channels {
+        if c == "signals" {
+            return Err((
+                "CHANNEL_UNAVAILABLE",
+                "the signals channel arrives with TP-Capital, which is not built yet".into(),
+            ));
+        }
+        if !MARKET.contains(&c.as_str()) && !OMS.contains(&c.as_str()) {
+            return Err(("BAD_REQUEST", format!("unknown channel {c:?}")));
+        }
+    }
+    let instruments = st.market_data.instruments();
+    let symbols: Vec<String> = m.symbols.iter().map(|s| s.trim().to_ascii_uppercase()).collect();
+    if let Some(bad) = symbols.iter().find(|s| instruments.get(s).is_none()) {
+        return Err(("BAD_REQUEST", format!("unknown symbol {bad:?}")));
+    }
+    match m.action.as_str() {
+        "subscribe" => {
+            interest.channels.extend(m.channels.iter().cloned());
+            interest.symbols.extend(symbols);
+        }
+        "unsubscribe" => {
+            for c in &m.channels {
+                interest.channels.remove(c);
+            }
+            for s in &symbols {
+                interest.symbols.remove(s);
+            }
+        }
+        other => return Err(("BAD_REQUEST", format!("unknown action {other:?}: use subscribe or unsubscribe"))),
+    }
+    Ok(json!({ "type": "subscribed", "channels": interest.channels, "symbols": interest.symbols }))
+}
