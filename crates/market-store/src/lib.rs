@@ -536,7 +536,7 @@ mod tests {
             trade_id: id,
             price: Price::from_f64(price).unwrap(),
             quantity: 100,
-            aggressor: if id % 2 == 0 { Aggressor::Buy } else { Aggressor::Sell },
+            aggressor: if id.is_multiple_of(2) { Aggressor::Buy } else { Aggressor::Sell },
             buyer_agent: 3,
             seller_agent: 8,
             exchange_ts: at,
