@@ -1,10 +1,12 @@
 //! Data Capture: consumes a feed's events, runs them through the [`TickProcessor`], and answers queries about the
 //! tape, the book, candles and the feed's health.
 //!
-//! Today the feed is the simulated market's broadcast stream; the feed-adapter trait, the bus and Parquet storage
-//! follow (see the Data Capture issue).
+//! Today the feed is the simulated market's broadcast stream; [`recorder::Recorder`] writes what is processed to
+//! Parquet. The feed-adapter trait with replay follows (see the Data Capture issue).
 
 use bus::{subjects, Bus, Event};
+pub mod recorder;
+
 use chrono::{DateTime, Utc};
 use market_data::TradeKind;
 use market_data::{BookSnapshot, Candle, Interval, Outcome, ProcessorConfig, Quote, SymbolStats, TickProcessor, Trade};

@@ -36,6 +36,13 @@ fn describe() {
     describe_gauge!("ts_ws_clients", "Connected WebSocket clients.");
     describe_counter!("ts_ws_slow_consumers_total", "WebSocket clients disconnected for not reading fast enough.");
     describe_counter!("ts_bus_dropped_total", "Bus messages dropped because a subscriber's queue was full.");
+    describe_counter!("ts_md_parquet_rows_total", "Market data rows written to Parquet, by dataset.");
+    describe_counter!("ts_md_parquet_errors_total", "Failed Parquet writes, by dataset.");
+    describe_histogram!(
+        "ts_md_parquet_write_seconds",
+        Unit::Seconds,
+        "Time to write one batch of market data to Parquet."
+    );
     describe_counter!("ts_md_trades_total", "Trades processed by Data Capture, by symbol and outcome.");
     describe_counter!("ts_md_events_lagged_total", "Feed events Data Capture skipped because it fell behind.");
     describe_histogram!(

@@ -11,7 +11,7 @@ use market_sim::{SimConfig, SimMarket};
 use order_manager::{OmsUpdate, OrderManager, SystemClock};
 use paper_broker::PaperBroker;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use storage::Db;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -137,6 +137,24 @@ pub async fn run_with(
         }
     });
     let market_data = data_capture::DataCapture::start_sim(&market, bus.clone());
+    let recorder = data_capture::recorder::Recorder::start(&bus, &cfg.data_dir, Duration::from_secs(5), 200_000)?;
+    let retention_dir = cfg.data_dir.clone();
+    tokio::spawn(async move {
+        // Parquet older than 90 days moves to archive/: at start, then daily.
+        let mut daily = tokio::time::interval(Duration::from_secs(24 * 3600));
+        loop {
+            daily.tick().await;
+            let dir = retention_dir.clone();
+            let today = market_store::trading_date(Utc::now());
+            match tokio::task::spawn_blocking(move || market_store::apply_retention(&dir, today, 90)).await {
+                Ok(Ok(r)) if r.partitions_archived > 0 => {
+                    tracing::info!(partitions = r.partitions_archived, "market data archived")
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "market data retention failed"),
+                _ => {}
+            }
+        }
+    });
     tokio::spawn(market.clone().run());
 
     let state = AppState { oms: oms.clone(), db: db.clone(), jwt, metrics, market_data, bus, started };
@@ -144,7 +162,8 @@ pub async fn run_with(
     tracing::info!(%addr, market = %cfg.market, broker = %cfg.broker, data_dir = %cfg.data_dir.display(), database = %redact(&cfg.database_url), "serving");
     eprintln!("TradingSystem listening on http://{addr}  (data: {})", cfg.data_dir.display());
     gateway::serve(listener, state, shutdown).await?;
-    tracing::info!("shutting down: flushing the journal");
+    tracing::info!("shutting down: flushing market data and the journal");
+    recorder.flush().await;
     oms.shutdown();
     db.close().await;
     Ok(())

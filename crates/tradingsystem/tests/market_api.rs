@@ -77,3 +77,45 @@ async fn market_endpoints() {
     }
     assert_eq!(s.client.get(s.url("/api/v1/market/trades?symbol=PETR4")).send().await.unwrap().status(), 401);
 }
+
+/// The tape is recorded to Parquet, and a graceful stop flushes what was buffered.
+#[tokio::test]
+async fn market_data_is_recorded_to_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tradingsystem.toml"), "[sim]\ntrades_per_second = 200\n").unwrap();
+    let mut s = Server::start(dir.path());
+    let admin = s.admin().await;
+    eventually(|| async {
+        let (_, st) = s.get(&admin, "/api/v1/market/status").await;
+        (st["symbols"]["PETR4"]["trades"].as_u64().unwrap_or(0) > 200).then_some(())
+    })
+    .await;
+    s.stop();
+    let trades = market_store::read_trades(&dir.path().join("market").join("trades")).unwrap();
+    let petr: Vec<u64> = trades.iter().filter(|t| t.symbol == "PETR4").map(|t| t.trade_id).collect();
+    assert!(petr.len() > 200, "{} PETR4 trades recorded", petr.len());
+    let mut sorted = petr.clone();
+    sorted.sort_unstable();
+    assert!(sorted.windows(2).all(|w| w[1] == w[0] + 1), "every PETR4 trade after the first recorded one is on disk");
+    for ds in ["quotes", "book_snapshots", "candles"] {
+        assert!(dir.path().join("market").join(ds).exists(), "{ds} recorded");
+    }
+    let leftovers =
+        walk(&dir.path().join("market")).into_iter().filter(|p| p.to_string_lossy().ends_with(".tmp")).count();
+    assert_eq!(leftovers, 0, "no temporary files after a clean stop");
+}
+
+fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
