@@ -1,29 +1,41 @@
-//! Data Capture: consumes a feed's events, runs them through the [`TickProcessor`], and answers queries about the
-//! tape, the book, candles and the feed's health.
-//!
-//! Today the feed is the simulated market's broadcast stream; [`recorder::Recorder`] writes what is processed to
-//! Parquet. The feed-adapter trait with replay follows (see the Data Capture issue).
+//! Data Capture: runs a [`feed::Feed`]'s events through the [`TickProcessor`], publishes what it accepts on the
+//! bus (`md.trades.SYM`, `md.candles.SYM`, `md.book.SYM`, `md.quotes.SYM`), repairs sequence gaps with history
+//! requests where the feed can answer them, and answers queries about the tape, the book, candles and the feed's
+//! health. [`recorder::Recorder`] writes the bus's market data to Parquet.
 
-use bus::{subjects, Bus, Event};
+pub mod feed;
 pub mod recorder;
 
+use bus::{subjects, Bus, Event};
 use chrono::{DateTime, Utc};
-use market_data::TradeKind;
+use domain::Instruments;
+use feed::{Feed, FeedConnection, FeedEvent};
 use market_data::{BookSnapshot, Candle, Interval, Outcome, ProcessorConfig, Quote, SymbolStats, TickProcessor, Trade};
-use market_sim::{MarketEvent, SimMarket};
+use market_sim::SimMarket;
 use parking_lot::Mutex;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FeedStatus {
     pub source: String,
-    /// Per-dimension connection state, as the broker DLL reports it.
-    pub connection: domain::broker::BrokerConnection,
-    pub events_lagged: u64,
+    /// Per-dimension connection state (login, market data), with the reason when not connected.
+    pub connection: Option<FeedConnection>,
+    /// The most recent transitions, newest last.
+    pub transitions: Vec<FeedConnection>,
+    pub history_requests: HistoryStats,
     pub symbols: BTreeMap<String, SymbolStatus>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HistoryStats {
+    pub sent: u64,
+    pub completed: u64,
+    pub unsupported: u64,
+    /// Requests still streaming: id → progress 0..1.
+    pub pending: BTreeMap<u64, f32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -37,9 +49,10 @@ pub struct SymbolStatus {
 struct Inner {
     processor: Mutex<TickProcessor>,
     bus: Bus,
+    feed: Arc<dyn Feed>,
     rates: Mutex<BTreeMap<String, f64>>,
-    lagged: Mutex<u64>,
-    source: String,
+    connection: Mutex<(Option<FeedConnection>, VecDeque<FeedConnection>)>,
+    history: Mutex<HistoryStats>,
 }
 
 #[derive(Clone)]
@@ -47,44 +60,31 @@ pub struct DataCapture {
     inner: Arc<Inner>,
 }
 
+const TRANSITIONS_KEPT: usize = 50;
+
 impl DataCapture {
-    /// Starts consuming the simulated market. Seeds the tape and book with what the market already has.
-    /// Processed trades, candles, books and quotes are published on `bus` under `md.*` subjects.
-    pub fn start_sim(market: &SimMarket, bus: Bus) -> DataCapture {
-        let processor = TickProcessor::new(market.instruments().clone(), ProcessorConfig::default());
+    /// Starts consuming `feed`.
+    pub fn start(feed: Arc<dyn Feed>, instruments: Instruments, bus: Bus) -> DataCapture {
         let dc = DataCapture {
             inner: Arc::new(Inner {
-                processor: Mutex::new(processor),
+                processor: Mutex::new(TickProcessor::new(instruments, ProcessorConfig::default())),
                 bus,
+                feed: feed.clone(),
                 rates: Mutex::new(BTreeMap::new()),
-                lagged: Mutex::new(0),
-                source: "sim".into(),
+                connection: Mutex::new((None, VecDeque::new())),
+                history: Mutex::new(HistoryStats::default()),
             }),
         };
-        let now = Utc::now();
-        {
-            let mut p = dc.inner.processor.lock();
-            for ins in market.instruments().iter() {
-                if let Some(t) = market.last_trade(&ins.symbol) {
-                    p.on_trade(t);
-                }
-                if let Some(b) = market.book(&ins.symbol, market_sim::PUBLISHED_DEPTH, now) {
-                    p.on_book(b);
-                }
-            }
-        }
-        let mut rx = market.subscribe();
+        // Bounded: a feed that outruns processing waits (the simulated and replayed feeds can), and a real feed's
+        // adapter thread hands events over with try_send, so it is never blocked.
+        let (tx, mut rx) = mpsc::channel(65_536);
+        feed.start(tx);
         let this = dc.clone();
         tokio::spawn(async move {
-            loop {
-                match rx.recv().await {
-                    Ok(ev) => this.on_event(ev),
-                    Err(RecvError::Lagged(n)) => {
-                        *this.inner.lagged.lock() += n;
-                        metrics::counter!("ts_md_events_lagged_total").increment(n);
-                        tracing::warn!(skipped = n, "data capture lagged behind the feed");
-                    }
-                    Err(RecvError::Closed) => break,
+            let mut batch = Vec::with_capacity(512);
+            while rx.recv_many(&mut batch, 512).await > 0 {
+                for ev in batch.drain(..) {
+                    this.on_event(ev);
                 }
             }
         });
@@ -93,40 +93,99 @@ impl DataCapture {
         dc
     }
 
-    fn on_event(&self, ev: MarketEvent) {
-        match ev {
-            MarketEvent::Trade(t) => {
-                let symbol = t.symbol.clone();
-                let received = t.receive_ts;
-                let for_bus = t.clone();
-                let processed = self.inner.processor.lock().on_trade(t);
-                if processed.outcome.is_accepted() {
-                    let kind = for_bus.kind;
-                    self.inner.bus.publish(&subjects::trades(&symbol), Event::Trade(for_bus));
-                    if let (Some(bar), TradeKind::New | TradeKind::Edit | TradeKind::Cancel) = (processed.bar, kind) {
-                        let candle = bar.to_candle(&symbol, market_data::Interval::M1);
-                        self.inner.bus.publish(&subjects::candles(&symbol), Event::Candle(candle));
-                    }
-                }
-                let label = match &processed.outcome {
-                    Outcome::New { gap: Some(_) } => "gap",
-                    Outcome::New { gap: None } => "new",
-                    Outcome::Backfilled => "backfilled",
-                    Outcome::Edited | Outcome::Canceled => "correction",
-                    Outcome::Duplicate => "duplicate",
-                    Outcome::Invalid(_) => "invalid",
-                };
-                metrics::counter!("ts_md_trades_total", "symbol" => symbol, "outcome" => label).increment(1);
-                let latency = (Utc::now() - received).num_nanoseconds().unwrap_or(0).max(0) as f64 / 1e9;
-                metrics::histogram!("ts_md_tick_to_process_seconds").record(latency);
+    /// The simulated market as the feed, seeded with what the market already printed.
+    pub fn start_sim(market: &SimMarket, bus: Bus, drop_every: u64) -> DataCapture {
+        let dc = Self::start(feed::SimFeed::new(market.clone(), drop_every), market.instruments().clone(), bus);
+        let now = Utc::now();
+        let mut p = dc.inner.processor.lock();
+        for ins in market.instruments().iter() {
+            if let Some(t) = market.last_trade(&ins.symbol) {
+                p.on_trade(t);
             }
-            MarketEvent::Book(b) => {
+            if let Some(b) = market.book(&ins.symbol, market_sim::PUBLISHED_DEPTH, now) {
+                p.on_book(b);
+            }
+        }
+        drop(p);
+        dc
+    }
+
+    fn on_event(&self, ev: FeedEvent) {
+        match ev {
+            FeedEvent::Trade(t) => self.on_trade(t, true),
+            FeedEvent::Book(b) => {
                 let symbol = b.symbol.clone();
                 let quote = b.quote();
                 self.inner.bus.publish(&subjects::book(&symbol), Event::Book(b.clone()));
                 self.inner.bus.publish(&subjects::quotes(&symbol), Event::Quote(quote));
                 self.inner.processor.lock().on_book(b);
             }
+            FeedEvent::Connection(c) => {
+                tracing::info!(login = ?c.login, market_data = ?c.market_data, reason = ?c.reason, "feed connection");
+                let up = c.market_data == domain::broker::LinkState::Connected;
+                metrics::gauge!("ts_md_feed_connected").set(if up { 1.0 } else { 0.0 });
+                let mut conn = self.inner.connection.lock();
+                if conn.1.len() == TRANSITIONS_KEPT {
+                    conn.1.pop_front();
+                }
+                conn.1.push_back(c.clone());
+                conn.0 = Some(c);
+            }
+            FeedEvent::History { request_id, trades, progress, last, .. } => {
+                for t in trades {
+                    self.on_trade(t, false);
+                }
+                let mut h = self.inner.history.lock();
+                if last {
+                    h.pending.remove(&request_id);
+                    h.completed += 1;
+                } else {
+                    h.pending.insert(request_id, progress);
+                }
+            }
+        }
+    }
+
+    fn on_trade(&self, t: Trade, live: bool) {
+        let symbol = t.symbol.clone();
+        let received = t.receive_ts;
+        let for_bus = t.clone();
+        let processed = self.inner.processor.lock().on_trade(t);
+        let label = match &processed.outcome {
+            Outcome::New { gap: Some(_) } => "gap",
+            Outcome::New { gap: None } => "new",
+            Outcome::Backfilled => "backfilled",
+            Outcome::Edited | Outcome::Canceled => "correction",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Invalid(_) => "invalid",
+        };
+        metrics::counter!("ts_md_trades_total", "symbol" => symbol.clone(), "outcome" => label).increment(1);
+        if let Outcome::New { gap: Some(g) } = &processed.outcome {
+            metrics::counter!("ts_md_gaps_total", "symbol" => symbol.clone()).increment(1);
+            tracing::warn!(%symbol, from = g.from, to = g.to, "trade sequence gap; requesting a backfill");
+            let mut h = self.inner.history.lock();
+            match self.inner.feed.request_history(&symbol, g.from, g.to) {
+                Ok(id) => {
+                    h.sent += 1;
+                    h.pending.insert(id, 0.0);
+                }
+                Err(e) => {
+                    h.unsupported += 1;
+                    tracing::warn!(%symbol, error = %e, "gap cannot be backfilled");
+                }
+            }
+        }
+        if processed.outcome.is_accepted() {
+            self.inner.bus.publish(&subjects::trades(&symbol), Event::Trade(for_bus));
+            if let Some(bar) = processed.bar {
+                self.inner
+                    .bus
+                    .publish(&subjects::candles(&symbol), Event::Candle(bar.to_candle(&symbol, Interval::M1)));
+            }
+        }
+        if live {
+            let latency = (Utc::now() - received).num_nanoseconds().unwrap_or(0).max(0) as f64 / 1e9;
+            metrics::histogram!("ts_md_tick_to_publish_seconds").record(latency);
         }
     }
 
@@ -142,13 +201,15 @@ impl DataCapture {
             let mut rates = self.inner.rates.lock();
             for (s, n) in &counts {
                 let prev = last.get(s).copied().unwrap_or(*n);
-                rates.insert(s.clone(), (n - prev.min(*n)) as f64 / 5.0);
+                let rate = (n - prev.min(*n)) as f64 / 5.0;
+                metrics::gauge!("ts_md_trades_per_second", "symbol" => s.clone()).set(rate);
+                rates.insert(s.clone(), rate);
             }
             last = counts;
         }
     }
 
-    pub fn instruments(&self) -> domain::Instruments {
+    pub fn instruments(&self) -> Instruments {
         self.inner.processor.lock().instruments().clone()
     }
 
@@ -180,9 +241,17 @@ impl DataCapture {
         p.symbols().filter_map(|s| p.last_trade(s).map(|t| t.receive_ts)).max()
     }
 
+    pub fn source(&self) -> &'static str {
+        self.inner.feed.name()
+    }
+
     pub fn status(&self) -> FeedStatus {
-        use domain::broker::{BrokerConnection, LinkState};
         let rates = self.inner.rates.lock().clone();
+        let (connection, transitions) = {
+            let c = self.inner.connection.lock();
+            (c.0.clone(), c.1.iter().cloned().collect())
+        };
+        let history_requests = self.inner.history.lock().clone();
         let p = self.inner.processor.lock();
         let symbols = p
             .symbols()
@@ -192,16 +261,76 @@ impl DataCapture {
                 })
             })
             .collect();
-        FeedStatus {
-            source: self.inner.source.clone(),
-            // The simulated market is in-process: every dimension is connected while it runs.
-            connection: BrokerConnection {
-                login: LinkState::Connected,
-                routing: LinkState::Connected,
-                market_data: LinkState::Connected,
-            },
-            events_lagged: *self.inner.lagged.lock(),
-            symbols,
+        FeedStatus { source: self.inner.feed.name().to_string(), connection, transitions, history_requests, symbols }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use market_sim::SimConfig;
+    use std::time::Duration;
+
+    async fn until(mut f: impl FnMut() -> bool) {
+        for _ in 0..500 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        panic!("condition not reached");
+    }
+
+    #[tokio::test]
+    async fn gaps_from_a_lossy_feed_are_backfilled() {
+        let ins = Instruments::b3_defaults(Utc::now().date_naive());
+        let market = SimMarket::new(ins, SimConfig::default());
+        market.warm_up(Utc::now());
+        let bus = Bus::new();
+        let dc = DataCapture::start_sim(&market, bus, 7);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for _ in 0..2_000 {
+            market.step("PETR4", Utc::now());
+        }
+        until(|| {
+            let st = dc.status();
+            let p = &st.symbols["PETR4"].stats;
+            p.gaps_detected > 10 && p.open_gaps.is_empty() && st.history_requests.pending.is_empty()
+        })
+        .await;
+        let st = dc.status();
+        let p = &st.symbols["PETR4"].stats;
+        assert_eq!(p.missing_ids, 0, "every missing id came back");
+        assert!(p.backfilled >= p.gaps_detected);
+        assert!(st.history_requests.completed >= p.gaps_detected);
+        assert_eq!(st.connection.as_ref().map(|c| c.market_data), Some(domain::broker::LinkState::Connected));
+    }
+
+    #[tokio::test]
+    async fn replay_plays_recorded_trades_through_the_pipeline() {
+        let dir = tempfile::tempdir().unwrap();
+        let ins = Instruments::b3_defaults(Utc::now().date_naive());
+        let market = SimMarket::new(ins.clone(), SimConfig::default());
+        let now = Utc::now();
+        let recorded: Vec<Trade> = (0..300).flat_map(|_| market.step("VALE3", now)).collect();
+        market_store::ParquetStore::new(dir.path()).write_trades(&recorded).unwrap();
+        let feed = feed::ReplayFeed::open(dir.path().join("market"), feed::Speed::Max).unwrap();
+        assert_eq!(feed.len(), recorded.len());
+        let bus = Bus::new();
+        let mut sub = bus.subscribe("md.trades.VALE3", 100_000).unwrap();
+        let dc = DataCapture::start(feed, ins, bus);
+        until(|| {
+            dc.status().connection.as_ref().is_some_and(|c| c.market_data == domain::broker::LinkState::Disconnected)
+        })
+        .await;
+        let st = dc.status();
+        assert_eq!(st.source, "replay");
+        assert_eq!(st.symbols["VALE3"].stats.trades, recorded.len() as u64);
+        assert!(st.connection.unwrap().reason.unwrap().contains("end of replay"));
+        let mut n = 0;
+        while sub.try_recv().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, recorded.len(), "every replayed trade is published on the bus");
     }
 }

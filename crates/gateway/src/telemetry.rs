@@ -44,10 +44,12 @@ fn describe() {
         "Time to write one batch of market data to Parquet."
     );
     describe_counter!("ts_md_trades_total", "Trades processed by Data Capture, by symbol and outcome.");
-    describe_counter!("ts_md_events_lagged_total", "Feed events Data Capture skipped because it fell behind.");
     describe_histogram!(
-        "ts_md_tick_to_process_seconds",
+        "ts_md_tick_to_publish_seconds",
         Unit::Seconds,
-        "From a trade's receive time to the end of its processing."
+        "From a trade's receive time to its publication on the bus."
     );
+    describe_counter!("ts_md_gaps_total", "Trade-id sequence gaps detected, by symbol.");
+    describe_gauge!("ts_md_feed_connected", "1 while the feed's market-data dimension is connected.");
+    describe_gauge!("ts_md_trades_per_second", "Trades processed per second over the last 5 s, by symbol.");
 }

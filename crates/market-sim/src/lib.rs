@@ -82,7 +82,12 @@ struct SymbolSim {
     asks: Vec<Level>,
     next_trade_id: u64,
     last: Option<Trade>,
+    /// Recent prints, for history requests (gap backfill).
+    history: std::collections::VecDeque<Trade>,
 }
+
+/// Prints kept per symbol for history requests.
+pub const HISTORY: usize = 100_000;
 
 impl SymbolSim {
     fn new(ins: Instrument, seed: u64) -> Self {
@@ -97,6 +102,7 @@ impl SymbolSim {
             asks: Vec::new(),
             next_trade_id: 1,
             last: None,
+            history: std::collections::VecDeque::new(),
             ins,
         };
         for i in 0..MIN_LEVELS as i64 {
@@ -213,6 +219,10 @@ impl SymbolSim {
         };
         self.next_trade_id += 1;
         self.last = Some(trade.clone());
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(trade.clone());
         trade
     }
 
@@ -343,6 +353,13 @@ impl SimMarket {
         for s in &self.inner.order {
             self.step(s, now);
         }
+    }
+
+    /// Prints with `from_id ≤ trade_id ≤ to_id` still in the history window, oldest first.
+    pub fn history(&self, symbol: &str, from_id: u64, to_id: u64) -> Vec<Trade> {
+        let Some(sim) = self.inner.symbols.get(symbol) else { return Vec::new() };
+        let s = sim.lock();
+        s.history.iter().filter(|t| t.trade_id >= from_id && t.trade_id <= to_id).cloned().collect()
     }
 
     pub fn last_trade(&self, symbol: &str) -> Option<Trade> {

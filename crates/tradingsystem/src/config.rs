@@ -29,6 +29,8 @@ pub struct FileConfig {
 pub struct SimSection {
     pub seed: Option<u64>,
     pub trades_per_second: Option<f64>,
+    /// Lose every n-th trade between the market and Data Capture (0 = never): exercises gap backfill.
+    pub drop_every: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +54,7 @@ pub struct Config {
     pub token_ttl_minutes: i64,
     pub sim_seed: u64,
     pub sim_trades_per_second: f64,
+    pub sim_drop_every: u64,
     /// Session hours for real feeds; the simulated market is always open.
     pub real_calendar: TradingCalendar,
 }
@@ -141,6 +144,7 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
         token_ttl_minutes,
         sim_seed: file.sim.seed.unwrap_or(42),
         sim_trades_per_second,
+        sim_drop_every: file.sim.drop_every.unwrap_or(0),
         real_calendar,
     })
 }

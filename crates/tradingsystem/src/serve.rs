@@ -136,7 +136,7 @@ pub async fn run_with(
             }
         }
     });
-    let market_data = data_capture::DataCapture::start_sim(&market, bus.clone());
+    let market_data = data_capture::DataCapture::start_sim(&market, bus.clone(), cfg.sim_drop_every);
     let recorder = data_capture::recorder::Recorder::start(&bus, &cfg.data_dir, Duration::from_secs(5), 200_000)?;
     let retention_dir = cfg.data_dir.clone();
     tokio::spawn(async move {

@@ -61,6 +61,8 @@ async fn market_endpoints() {
     let (_, status) = s.get(&viewer, "/api/v1/market/status").await;
     assert_eq!(status["source"], "sim");
     assert_eq!(status["connection"]["market_data"], "CONNECTED");
+    assert_eq!(status["connection"]["login"], "CONNECTED");
+    assert!(status["transitions"].as_array().unwrap().len() >= 2, "connecting, then connected");
     assert!(status["symbols"]["PETR4"]["trades"].as_u64().unwrap() > 0);
     assert!(status["symbols"]["PETR4"]["open_gaps"].is_array());
 
@@ -76,6 +78,29 @@ async fn market_endpoints() {
         assert_eq!((st, e["error"]["details"]["field"].as_str()), (422, Some(field)), "{path}: {e}");
     }
     assert_eq!(s.client.get(s.url("/api/v1/market/trades?symbol=PETR4")).send().await.unwrap().status(), 401);
+}
+
+/// A lossy link between the market and Data Capture: gaps are detected, shown in the status and backfilled.
+#[tokio::test]
+async fn gaps_are_detected_and_backfilled() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tradingsystem.toml"), "[sim]\ntrades_per_second = 200\ndrop_every = 25\n").unwrap();
+    let s = Server::start(dir.path());
+    let admin = s.admin().await;
+    let status = eventually(|| async {
+        let (_, st) = s.get(&admin, "/api/v1/market/status").await;
+        (st["symbols"]["PETR4"]["gaps_detected"].as_u64().unwrap_or(0) >= 3).then_some(st)
+    })
+    .await;
+    assert!(status["history_requests"]["sent"].as_u64().unwrap() >= 3);
+    let backfilled = eventually(|| async {
+        let (_, st) = s.get(&admin, "/api/v1/market/status").await;
+        (st["symbols"]["PETR4"]["backfilled"].as_u64().unwrap_or(0) >= 3).then_some(st)
+    })
+    .await;
+    assert!(backfilled["history_requests"]["completed"].as_u64().unwrap() >= 3);
+    let metrics = s.client.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("ts_md_gaps_total"));
 }
 
 /// The tape is recorded to Parquet, and a graceful stop flushes what was buffered.

@@ -48,7 +48,7 @@ pub async fn health(State(st): State<AppState>) -> Response {
     degraded |= stale;
     checks.insert(
         "feed".into(),
-        json!({ "status": if stale { "stale" } else { "up" }, "source": st.market_data.status().source, "last_trade_age_ms": age }),
+        json!({ "status": if stale { "stale" } else { "up" }, "source": st.market_data.source(), "last_trade_age_ms": age }),
     );
     checks.insert("bus".into(), json!({ "status": "up", "kind": "in-process" }));
     let status = if unhealthy {
