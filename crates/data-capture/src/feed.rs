@@ -199,6 +199,10 @@ impl ReplayFeed {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    pub fn first_trade_ts(&self) -> Option<DateTime<Utc>> {
+        self.trades.get().and_then(|t| t.first()).map(|t| t.exchange_ts)
+    }
 }
 
 impl Feed for ReplayFeed {

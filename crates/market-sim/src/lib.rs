@@ -443,6 +443,32 @@ impl SimMarket {
         }
     }
 
+    /// Follows a print from another source (a replay): the book is re-centred around its price, a synthetic book
+    /// for a tape recorded without depth, and the print goes out on this market's tape so the paper broker sees it.
+    pub fn follow(&self, t: &Trade) {
+        let Some(sim) = self.inner.symbols.get(&t.symbol) else { return };
+        let book = {
+            let mut s = sim.lock();
+            let tick = s.tick();
+            let at = s.ins.floor_to_tick(t.price).units();
+            s.bids.clear();
+            s.asks.clear();
+            for i in 1..=MIN_LEVELS as i64 {
+                let (qb, qa) = (s.random_size() * 4, s.random_size() * 4);
+                if at - i * tick > 0 {
+                    s.bids.push(Level { price: Price(at - i * tick), quantity: qb });
+                }
+                s.asks.push(Level { price: Price(at + i * tick), quantity: qa });
+            }
+            s.fair = (at / tick) as f64;
+            s.next_trade_id = s.next_trade_id.max(t.trade_id + 1);
+            s.last = Some(t.clone());
+            s.snapshot(PUBLISHED_DEPTH, t.receive_ts)
+        };
+        let _ = self.inner.tx.send(MarketEvent::Trade(t.clone()));
+        let _ = self.inner.tx.send(MarketEvent::Book(book));
+    }
+
     /// Seeds every symbol with a first trade so that prices exist before the first tick of the timer.
     pub fn warm_up(&self, now: DateTime<Utc>) {
         for s in &self.inner.order {
@@ -503,6 +529,27 @@ mod tests {
                     .all(|l| l.quantity > 0 && l.price.is_on_grid(ins.tick_size)));
             }
         }
+    }
+
+    #[test]
+    fn follow_recentres_the_book_on_a_replayed_print() {
+        let m = market(9);
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        let mut t = m
+            .step("PETR4", now)
+            .into_iter()
+            .chain(std::iter::repeat_with(|| m.step("PETR4", now)).flatten())
+            .next()
+            .unwrap();
+        t.price = Price::from_f64(21.37).unwrap();
+        t.trade_id = 5_000;
+        m.follow(&t);
+        let b = m.book("PETR4", 10, now).unwrap();
+        assert_eq!(
+            (b.bids[0].price, b.asks[0].price),
+            (Price::from_f64(21.36).unwrap(), Price::from_f64(21.38).unwrap())
+        );
+        assert_eq!(m.last_price("PETR4"), Some(t.price));
     }
 
     #[test]

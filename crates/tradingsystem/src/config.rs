@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use chrono::NaiveDate;
+use data_capture::feed::Speed;
 use domain::calendar::TradingCalendar;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -64,14 +65,49 @@ impl Config {
         self.data_dir.join("journal").join("oms.journal")
     }
 
-    /// The session calendar that applies to the configured market.
+    pub fn market_source(&self) -> Result<MarketSource> {
+        parse_market(&self.market)
+    }
+
+    /// The session calendar that applies to the configured market. The simulated market is always open, and a
+    /// replay runs on its own recorded timeline, so the wall-clock session applies to neither.
     pub fn calendar(&self) -> TradingCalendar {
-        if self.market == "sim" {
-            TradingCalendar::Continuous
-        } else {
-            self.real_calendar.clone()
+        match parse_market(&self.market) {
+            Ok(MarketSource::Sim | MarketSource::Replay { .. }) => TradingCalendar::Continuous,
+            Err(_) => self.real_calendar.clone(),
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MarketSource {
+    Sim,
+    /// `replay:PATH` or `replay:PATH@SPEED` (`1x`, `10x`, `max`; default `1x`).
+    Replay {
+        path: PathBuf,
+        speed: Speed,
+    },
+}
+
+pub fn parse_market(s: &str) -> Result<MarketSource> {
+    if s == "sim" {
+        return Ok(MarketSource::Sim);
+    }
+    if let Some(rest) = s.strip_prefix("replay:") {
+        let (path, speed) = match rest.rsplit_once('@') {
+            Some((p, sp)) => (
+                p,
+                Speed::parse(sp)
+                    .with_context(|| format!("TS_MARKET: replay speed {sp:?} must be like 1x, 10x or max"))?,
+            ),
+            None => (rest, Speed::Times(1.0)),
+        };
+        if path.is_empty() {
+            bail!("TS_MARKET=replay:PATH needs the path of recorded Parquet trades");
+        }
+        return Ok(MarketSource::Replay { path: PathBuf::from(path), speed });
+    }
+    bail!("TS_MARKET={s}: use 'sim' or 'replay:PATH[@SPEED]' (the FIX feed is not built yet)")
 }
 
 fn env(name: &str) -> Option<String> {
@@ -110,9 +146,7 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
         }
     }
     let market = env("TS_MARKET").or(file.market).unwrap_or_else(|| "sim".into());
-    if market != "sim" {
-        bail!("TS_MARKET={market}: this build supports only 'sim' (replay and FIX feeds are not built yet)");
-    }
+    parse_market(&market)?;
     let broker = env("TS_BROKER").or(file.broker).unwrap_or_else(|| "paper".into());
     if broker != "paper" {
         bail!("TS_BROKER={broker}: this build supports only 'paper' (the FIX adapter is not built yet)");
@@ -147,4 +181,25 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
         sim_drop_every: file.sim.drop_every.unwrap_or(0),
         real_calendar,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn market_sources() {
+        assert_eq!(parse_market("sim").unwrap(), MarketSource::Sim);
+        assert_eq!(
+            parse_market("replay:/d/market").unwrap(),
+            MarketSource::Replay { path: "/d/market".into(), speed: Speed::Times(1.0) }
+        );
+        assert_eq!(
+            parse_market("replay:/d@max").unwrap(),
+            MarketSource::Replay { path: "/d".into(), speed: Speed::Max }
+        );
+        assert!(parse_market("replay:").is_err());
+        assert!(parse_market("replay:/d@warp").is_err());
+        assert!(parse_market("fix:host").is_err());
+    }
 }

@@ -1,9 +1,10 @@
 //! `tradingsystem serve`: every service in one process on embedded defaults.
 
-use crate::config::Config;
+use crate::config::{Config, MarketSource};
 use anyhow::{Context, Result};
 use bus::{subjects, Bus, Event};
 use chrono::Utc;
+use data_capture::feed::ReplayFeed;
 use domain::Instruments;
 use gateway::auth::{hash_password, random_hex, JwtKeys};
 use gateway::AppState;
@@ -82,12 +83,24 @@ pub async fn run_with(
     let jwt = Arc::new(JwtKeys::new(secret.as_bytes(), chrono::Duration::minutes(cfg.token_ttl_minutes)));
 
     let calendar = cfg.calendar();
-    let instruments = Instruments::b3_defaults(calendar.session_date(Utc::now()));
+    let source = cfg.market_source()?;
+    // A replay loads its tape first: its instruments are the contracts of its own dates.
+    let replay = match &source {
+        MarketSource::Replay { path, speed } => Some(
+            ReplayFeed::open(path.clone(), *speed)
+                .with_context(|| format!("cannot read the replay data at {}", path.display()))?,
+        ),
+        MarketSource::Sim => None,
+    };
+    let first_day = replay.as_ref().and_then(|r| r.first_trade_ts()).map(market_store::trading_date);
+    let instruments = Instruments::b3_defaults(first_day.unwrap_or_else(|| calendar.session_date(Utc::now())));
     let market = SimMarket::new(
         instruments.clone(),
         SimConfig { seed: cfg.sim_seed, trades_per_second: cfg.sim_trades_per_second },
     );
-    market.warm_up(Utc::now());
+    if replay.is_none() {
+        market.warm_up(Utc::now());
+    }
 
     let (oms, report) =
         OrderManager::recover(&cfg.journal_path(), instruments.clone(), calendar.clone(), Arc::new(SystemClock))
@@ -136,7 +149,26 @@ pub async fn run_with(
             }
         }
     });
-    let market_data = data_capture::DataCapture::start_sim(&market, bus.clone(), cfg.sim_drop_every);
+    let market_data = match replay {
+        Some(feed) => {
+            tracing::info!(trades = feed.len(), "replaying recorded market data");
+            // The paper broker's exchange follows the replayed tape: its book is re-centred on every print.
+            let mut tape = bus.subscribe("md.trades.>", 262_144)?;
+            let exchange = market.clone();
+            tokio::spawn(async move {
+                while let Some(d) = tape.recv().await {
+                    if let Event::Trade(t) = &*d.event {
+                        exchange.follow(t);
+                    }
+                }
+            });
+            data_capture::DataCapture::start(feed, instruments.clone(), bus.clone())
+        }
+        None => {
+            let dc = data_capture::DataCapture::start_sim(&market, bus.clone(), cfg.sim_drop_every);
+            dc
+        }
+    };
     let recorder = data_capture::recorder::Recorder::start(&bus, &cfg.data_dir, Duration::from_secs(5), 200_000)?;
     let retention_dir = cfg.data_dir.clone();
     tokio::spawn(async move {
