@@ -166,6 +166,7 @@ pub async fn run_with(
         }
         None => {
             let dc = data_capture::DataCapture::start_sim(&market, bus.clone(), cfg.sim_drop_every);
+            tokio::spawn(market.clone().run());
             dc
         }
     };
@@ -187,7 +188,6 @@ pub async fn run_with(
             }
         }
     });
-    tokio::spawn(market.clone().run());
 
     let state = AppState { oms: oms.clone(), db: db.clone(), jwt, metrics, market_data, bus, started };
     let addr = listener.local_addr()?;
