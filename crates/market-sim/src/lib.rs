@@ -48,24 +48,29 @@ impl Default for SimConfig {
     }
 }
 
-/// Starting price (in price units) and per-event volatility (in ticks) of the default instruments.
+/// Starting price and daily volatility (as a fraction of the price) of the default instruments.
 fn profile(ins: &Instrument) -> (Price, f64) {
     let p = |v: f64| Price::from_f64(v).unwrap_or(Price(1_000_000));
     match ins.symbol.as_str() {
-        "PETR4" => (p(38.50), 0.6),
-        "VALE3" => (p(62.10), 0.6),
-        "ITUB4" => (p(35.20), 0.5),
-        "BBDC4" => (p(15.40), 0.4),
-        "B3SA3" => (p(12.60), 0.4),
-        "BOVA11" => (p(128.40), 0.6),
-        s if s.starts_with("WIN") => (p(128_000.0), 1.0),
-        s if s.starts_with("WDO") => (p(5_400.0), 1.0),
+        "PETR4" => (p(38.50), 0.020),
+        "VALE3" => (p(62.10), 0.020),
+        "ITUB4" => (p(35.20), 0.015),
+        "BBDC4" => (p(15.40), 0.018),
+        "B3SA3" => (p(12.60), 0.022),
+        "BOVA11" => (p(128.40), 0.012),
+        s if s.starts_with("WIN") => (p(128_000.0), 0.012),
+        s if s.starts_with("WDO") => (p(5_400.0), 0.008),
         _ => match ins.kind {
-            InstrumentKind::Future => (p(1_000.0), 1.0),
-            _ => (p(20.0), 0.5),
+            InstrumentKind::Future => (p(1_000.0), 0.015),
+            _ => (p(20.0), 0.020),
         },
     }
 }
+
+/// Market events in a simulated trading day, for scaling the daily volatility to one event.
+const EVENTS_PER_DAY: f64 = 1_000_000.0;
+/// Pull of the fair value back to its starting level per event (keeps very long runs in a plausible range).
+const REVERSION: f64 = 2e-6;
 
 /// Broker ids that show up as agents on B3's tape.
 const AGENTS: [u32; 10] = [3, 8, 15, 27, 40, 72, 85, 90, 114, 308];
@@ -77,6 +82,8 @@ struct SymbolSim {
     rng: ChaCha8Rng,
     /// In ticks.
     fair: f64,
+    anchor: f64,
+    /// Amplitude of the uniform per-event shock to the fair value, in ticks.
     vol: f64,
     bids: Vec<Level>,
     asks: Vec<Level>,
@@ -91,12 +98,15 @@ pub const HISTORY: usize = 100_000;
 
 impl SymbolSim {
     fn new(ins: Instrument, seed: u64) -> Self {
-        let (start, vol) = profile(&ins);
+        let (start, daily) = profile(&ins);
         let tick = ins.tick_size.units();
         let mid = ins.floor_to_tick(start).units() / tick;
+        // A uniform shock on [-a, a] has variance a²/3; scale it so a day of events has the daily volatility.
+        let vol = daily * mid as f64 / EVENTS_PER_DAY.sqrt() * 3f64.sqrt();
         let mut s = SymbolSim {
             rng: ChaCha8Rng::seed_from_u64(seed),
             fair: mid as f64,
+            anchor: mid as f64,
             vol,
             bids: Vec::new(),
             asks: Vec::new(),
@@ -149,6 +159,22 @@ impl SymbolSim {
             let anchor = self.bids.first().map_or(self.fair.round() as i64 * tick, |b| b.price.units());
             let q = self.random_size() * 2;
             self.asks.push(Level { price: Price(anchor + tick), quantity: q });
+        }
+        // Liquid B3 books trade with a one- or two-tick spread: market makers fill a wider gap right away,
+        // on the side further from the fair value first.
+        while let (Some(b), Some(a)) =
+            (self.bids.first().map(|l| l.price.units()), self.asks.first().map(|l| l.price.units()))
+        {
+            if (a - b) / tick <= 2 {
+                break;
+            }
+            let q = self.random_size() * 2;
+            let fair_units = self.fair * tick as f64;
+            if (fair_units - b as f64) > (a as f64 - fair_units) {
+                self.bids.insert(0, Level { price: Price(b + tick), quantity: q });
+            } else {
+                self.asks.insert(0, Level { price: Price(a - tick), quantity: q });
+            }
         }
         while self.bids.len() < MIN_LEVELS {
             let worst = self.bids.last().map_or(0, |l| l.price.units());
@@ -238,9 +264,21 @@ impl SymbolSim {
     /// One market event: usually a trade, otherwise liquidity arriving or leaving. Returns the trades printed.
     fn step(&mut self, now: DateTime<Utc>) -> Vec<Trade> {
         let shock: f64 = self.rng.gen_range(-1.0..1.0);
-        self.fair += shock * self.vol;
+        self.fair += shock * self.vol + REVERSION * (self.anchor - self.fair);
         let tick = self.tick();
         let mid = self.mid_ticks();
+        // Market makers follow the fair value: when the book has wandered off it, they move their quotes a tick
+        // towards it. Without this the book's own dynamics drift far faster than any real stock.
+        let off = mid - self.fair;
+        if off.abs() > 2.0 {
+            let step = if off > 0.0 { -tick } else { tick };
+            let floor_ok = self.bids.last().is_none_or(|l| l.price.units() + step > 0);
+            if floor_ok {
+                for l in self.bids.iter_mut().chain(self.asks.iter_mut()) {
+                    l.price = Price(l.price.units() + step);
+                }
+            }
+        }
         let mut trades = Vec::new();
         let roll: f64 = self.rng.gen();
         if roll < 0.55 {
@@ -532,6 +570,17 @@ mod tests {
     }
 
     #[test]
+    fn volatility_is_plausible() {
+        // 20,000 events is a few minutes of the default tape: PETR4 should move cents to tens of cents, not reais.
+        let m = market(11);
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        let prices: Vec<f64> = (0..20_000).flat_map(|_| m.step("PETR4", now)).map(|t| t.price.to_f64()).collect();
+        let (min, max) = prices.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(*p), hi.max(*p)));
+        assert!(max - min < 1.5, "range {min}..{max}");
+        assert!(max - min > 0.02, "prices move: {min}..{max}");
+    }
+
+    #[test]
     fn follow_recentres_the_book_on_a_replayed_print() {
         let m = market(9);
         let now = DateTime::<Utc>::UNIX_EPOCH;
@@ -560,8 +609,9 @@ mod tests {
         let best_ask = before.asks[0];
         let pieces = m.execute("PETR4", Side::Buy, best_ask.quantity, Some(best_ask.price), now);
         assert_eq!(pieces, vec![(best_ask.price, best_ask.quantity)]);
+        // Market makers may refill the emptied level, but never below where we bought.
         let after = m.book("PETR4", 20, now).unwrap();
-        assert!(after.asks[0].price > best_ask.price);
+        assert!(after.asks[0].price >= best_ask.price);
         // A limit below the best ask takes nothing.
         let below = Price(after.asks[0].price.units() - 100);
         assert!(m.execute("PETR4", Side::Buy, 100, Some(below), now).is_empty());

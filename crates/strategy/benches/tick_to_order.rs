@@ -1,0 +1,121 @@
+//! Tick-to-order latency in-process: a trade printed by the simulated market goes through Data Capture (validation,
+//! candles), the bus, a strategy that answers it with an order, the Order Manager (validation, risk, journal
+//! append) and reaches the paper broker's accept. Measured from the trade's receive timestamp to the accept.
+//!
+//! `cargo bench -p strategy --bench tick_to_order` (add `-- --quick` for a short run).
+
+use chrono::Utc;
+use domain::broker::{Broker, BrokerConnection, BrokerError, BrokerOrderSnapshot};
+use domain::calendar::TradingCalendar;
+use domain::order::{Order, OrderId};
+use domain::risk::{RiskLimits, SymbolLimits};
+use domain::Instruments;
+use hdrhistogram::Histogram;
+use market_sim::{SimConfig, SimMarket};
+use order_manager::{Actor, OrderManager, SystemClock};
+use paper_broker::PaperBroker;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+struct TimedBroker {
+    inner: Arc<PaperBroker>,
+    accepted: Mutex<HashMap<String, chrono::DateTime<Utc>>>,
+}
+
+impl Broker for TimedBroker {
+    fn name(&self) -> &'static str {
+        "paper"
+    }
+    fn connection(&self) -> BrokerConnection {
+        self.inner.connection()
+    }
+    fn submit(&self, order: &Order) -> Result<(), BrokerError> {
+        let r = self.inner.submit(order);
+        let at = Utc::now();
+        if let Some(c) = &order.client_order_id {
+            self.accepted.lock().unwrap_or_else(|e| e.into_inner()).insert(c.clone(), at);
+        }
+        r
+    }
+    fn cancel(&self, order_id: OrderId) -> Result<(), BrokerError> {
+        self.inner.cancel(order_id)
+    }
+    fn working_orders(&self) -> Vec<BrokerOrderSnapshot> {
+        self.inner.working_orders()
+    }
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let n: usize = if quick { 1_000 } else { 10_000 };
+    let rate = 1_000.0; // trades per second
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let base = std::env::var("TS_BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
+    let dir = tempfile::tempdir_in(&base).expect("tempdir");
+    rt.block_on(async move {
+        let instruments = Instruments::b3_defaults(Utc::now().date_naive());
+        let market = SimMarket::new(instruments.clone(), SimConfig::default());
+        market.warm_up(Utc::now());
+        let (oms, report) = OrderManager::recover(&dir.path().join("oms.journal"), instruments.clone(), TradingCalendar::Continuous, Arc::new(SystemClock))
+            .expect("journal");
+        let (paper, events) = PaperBroker::start(market.clone(), TradingCalendar::Continuous, Vec::new());
+        let broker = Arc::new(TimedBroker { inner: paper, accepted: Mutex::new(HashMap::new()) });
+        oms.attach_broker(broker.clone(), events, &report).await.expect("attach");
+        let mut limits = RiskLimits { max_orders_per_second: 100_000, ..RiskLimits::default() };
+        limits.symbols.insert("PETR4".into(), SymbolLimits { max_order_qty: None, position_limit: Some(1_000_000_000) });
+        oms.set_limits(limits, "benchmark", &Actor::new("bench")).await.expect("limits");
+        let bus = bus::Bus::new();
+        let _dc = data_capture::DataCapture::start_sim(&market, bus.clone(), 0);
+        // Marks for the price band, as in serve.
+        let mut tape = bus.subscribe("md.trades.>", 65_536).expect("subscribe");
+        let marks = oms.clone();
+        tokio::spawn(async move {
+            while let Some(d) = tape.recv().await {
+                if let bus::Event::Trade(t) = &*d.event {
+                    marks.on_market_trade(&t.symbol, t.price);
+                }
+            }
+        });
+        let ins = instruments.get("PETR4").expect("PETR4").clone();
+        let responder = strategy::Responder { symbol: "PETR4".into(), offset_bps: 300, tick: ins.tick_size, lot: ins.lot };
+        strategy::Runner::spawn(&bus, &["md.trades.PETR4".into()], oms.clone(), "responder", responder).expect("runner");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        let mut printed: HashMap<u64, chrono::DateTime<Utc>> = HashMap::new();
+        let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+        while printed.len() < n {
+            interval.tick().await;
+            for t in market.step("PETR4", Utc::now()) {
+                printed.insert(t.trade_id, t.receive_ts);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let accepted = broker.accepted.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut h = Histogram::<u64>::new(3).expect("hist");
+        for (id, received) in &printed {
+            if let Some(at) = accepted.get(&format!("t{id}")) {
+                h.record((*at - *received).num_nanoseconds().unwrap_or(0).max(0) as u64).expect("record");
+            }
+        }
+        let us = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        println!(
+            "tick-to-order (trade receive → broker accept), {} of {} trades answered at {rate:.0} trades/s: P50 {:.1} µs P99 {:.1} µs P99.9 {:.1} µs max {:.1} µs",
+            h.len(),
+            printed.len(),
+            us(0.5),
+            us(0.99),
+            us(0.999),
+            us(1.0)
+        );
+        if std::env::var("TS_BENCH_DEBUG").is_ok() {
+            let (orders, _) = oms.list(&order_manager::OrderFilter { limit: 100_000, ..Default::default() });
+            let mut codes: HashMap<String, usize> = HashMap::new();
+            for o in orders {
+                *codes.entry(format!("{}/{}", o.status, o.reject_code.unwrap_or_default())).or_default() += 1;
+            }
+            println!("orders by status/reject code: {codes:?}");
+        }
+        oms.shutdown();
+    });
+}

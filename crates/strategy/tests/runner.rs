@@ -1,0 +1,52 @@
+//! A strategy on the bus sends its orders through the Order Manager.
+
+use chrono::Utc;
+use domain::calendar::TradingCalendar;
+use domain::Instruments;
+use market_sim::{SimConfig, SimMarket};
+use order_manager::{OrderFilter, OrderManager, SystemClock};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test]
+async fn trades_on_the_bus_become_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let instruments = Instruments::b3_defaults(Utc::now().date_naive());
+    let market = SimMarket::new(instruments.clone(), SimConfig::default());
+    market.warm_up(Utc::now());
+    let (oms, report) = OrderManager::recover(
+        &dir.path().join("j"),
+        instruments.clone(),
+        TradingCalendar::Continuous,
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    let (broker, events) = paper_broker::PaperBroker::start(market.clone(), TradingCalendar::Continuous, Vec::new());
+    oms.attach_broker(broker, events, &report).await.unwrap();
+    let bus = bus::Bus::new();
+    let _dc = data_capture::DataCapture::start_sim(&market, bus.clone(), 0);
+    let ins = instruments.get("PETR4").unwrap().clone();
+    let responder = strategy::Responder { symbol: "PETR4".into(), offset_bps: 300, tick: ins.tick_size, lot: ins.lot };
+    strategy::Runner::spawn(&bus, &["md.trades.PETR4".into()], oms.clone(), "algo", responder).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut printed = Vec::new();
+    while printed.len() < 5 {
+        printed.extend(market.step("PETR4", Utc::now()));
+    }
+    for _ in 0..200 {
+        if oms.list(&OrderFilter { limit: 100, ..Default::default() }).1 >= printed.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (orders, total) = oms.list(&OrderFilter { limit: 100, ..Default::default() });
+    assert!(total >= printed.len(), "{total} orders for {} trades", printed.len());
+    assert!(orders.iter().all(|o| o.source == "strategy:responder" && o.account == "algo" && o.symbol == "PETR4"));
+    for t in &printed {
+        assert!(
+            orders.iter().any(|o| o.client_order_id.as_deref() == Some(&format!("t{}", t.trade_id))),
+            "trade {} answered",
+            t.trade_id
+        );
+    }
+}
