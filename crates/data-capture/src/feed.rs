@@ -192,6 +192,20 @@ impl ReplayFeed {
         Ok(Arc::new(feed))
     }
 
+    /// Replays trades already in memory (generated, or loaded by the caller), sorted by exchange time.
+    pub fn from_trades(mut trades: Vec<Trade>, speed: Speed) -> Arc<ReplayFeed> {
+        trades.sort_by(|a, b| a.exchange_ts.cmp(&b.exchange_ts).then(a.trade_id.cmp(&b.trade_id)));
+        let feed = ReplayFeed {
+            path: PathBuf::from("(memory)"),
+            speed,
+            trades: std::sync::OnceLock::new(),
+            events: std::sync::OnceLock::new(),
+            next_request: AtomicU64::new(1),
+        };
+        let _ = feed.trades.set(Arc::new(trades));
+        Arc::new(feed)
+    }
+
     pub fn len(&self) -> usize {
         self.trades.get().map_or(0, |t| t.len())
     }

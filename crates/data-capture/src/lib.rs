@@ -46,8 +46,19 @@ pub struct SymbolStatus {
     pub trades_per_second: f64,
 }
 
+/// How often a symbol's forming one-minute bar is published at most.
+const CANDLE_EVERY: chrono::Duration = chrono::Duration::milliseconds(250);
+
+struct PendingBar {
+    bar: market_data::Bar,
+    published_at: Option<DateTime<Utc>>,
+    /// Changed since last published.
+    dirty: bool,
+}
+
 struct Inner {
     processor: Mutex<TickProcessor>,
+    bars: Mutex<std::collections::HashMap<String, PendingBar>>,
     bus: Bus,
     feed: Arc<dyn Feed>,
     rates: Mutex<BTreeMap<String, f64>>,
@@ -68,6 +79,7 @@ impl DataCapture {
         let dc = DataCapture {
             inner: Arc::new(Inner {
                 processor: Mutex::new(TickProcessor::new(instruments, ProcessorConfig::default())),
+                bars: Mutex::new(std::collections::HashMap::new()),
                 bus,
                 feed: feed.clone(),
                 rates: Mutex::new(BTreeMap::new()),
@@ -90,6 +102,8 @@ impl DataCapture {
         });
         let sampler = dc.clone();
         tokio::spawn(async move { sampler.sample_rates().await });
+        let bars = dc.clone();
+        tokio::spawn(async move { bars.flush_bars().await });
         dc
     }
 
@@ -178,14 +192,58 @@ impl DataCapture {
         if processed.outcome.is_accepted() {
             self.inner.bus.publish(&subjects::trades(&symbol), Event::Trade(for_bus));
             if let Some(bar) = processed.bar {
-                self.inner
-                    .bus
-                    .publish(&subjects::candles(&symbol), Event::Candle(bar.to_candle(&symbol, Interval::M1)));
+                self.on_bar(&symbol, bar, Utc::now());
             }
         }
         if live {
             let latency = (Utc::now() - received).num_nanoseconds().unwrap_or(0).max(0) as f64 / 1e9;
             metrics::histogram!("ts_md_tick_to_publish_seconds").record(latency);
+        }
+    }
+
+    /// Candle updates are conflated: at most one per symbol per [`CANDLE_EVERY`], plus the final state of a bar
+    /// when the next one starts. A chart needs no more, and the bus carries half as many messages.
+    fn on_bar(&self, symbol: &str, bar: market_data::Bar, now: DateTime<Utc>) {
+        let mut bars = self.inner.bars.lock();
+        let slot = bars.entry(symbol.to_string()).or_insert(PendingBar { bar, published_at: None, dirty: true });
+        if bar.open_time > slot.bar.open_time && slot.dirty {
+            // The previous minute is final: publish its last state before moving on.
+            self.publish_bar(symbol, slot.bar);
+        }
+        if bar.open_time >= slot.bar.open_time {
+            slot.bar = bar;
+            slot.dirty = true;
+        } else {
+            // A correction or late trade for an earlier minute goes out as it is.
+            self.publish_bar(symbol, bar);
+            return;
+        }
+        let due = slot.published_at.is_none_or(|t| now - t >= CANDLE_EVERY);
+        if due {
+            self.publish_bar(symbol, slot.bar);
+            slot.published_at = Some(now);
+            slot.dirty = false;
+        }
+    }
+
+    fn publish_bar(&self, symbol: &str, bar: market_data::Bar) {
+        self.inner.bus.publish(&subjects::candles(symbol), Event::Candle(bar.to_candle(symbol, Interval::M1)));
+    }
+
+    /// Publishes bar updates held back by the conflation once their interval has passed.
+    async fn flush_bars(&self) {
+        let mut tick = tokio::time::interval(CANDLE_EVERY.to_std().unwrap_or(std::time::Duration::from_millis(250)));
+        loop {
+            tick.tick().await;
+            let now = Utc::now();
+            let mut bars = self.inner.bars.lock();
+            for (symbol, slot) in bars.iter_mut() {
+                if slot.dirty {
+                    self.publish_bar(symbol, slot.bar);
+                    slot.published_at = Some(now);
+                    slot.dirty = false;
+                }
+            }
         }
     }
 

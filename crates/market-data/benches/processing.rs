@@ -47,42 +47,4 @@ fn main() {
         "tick processing: {n} trades ({accepted} accepted) in {secs:.3} s = {:.0} trades/s on one core",
         n as f64 / secs
     );
-
-    // The same, publishing every accepted trade and its bar on the in-process bus to one subscriber that drains
-    // its queue on the other core, as Data Capture's consumers do.
-    let bus = bus::Bus::new();
-    let mut sub = bus.subscribe("md.>", 65_536).expect("subscribe");
-    let drain = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        rt.block_on(async move {
-            let mut delivered = 0u64;
-            while sub.recv().await.is_some() {
-                delivered += 1;
-            }
-            (delivered, sub.dropped())
-        })
-    });
-    let mut p = TickProcessor::new(instruments, ProcessorConfig::default());
-    let started = Instant::now();
-    for t in trades {
-        let symbol = t.symbol.clone();
-        let for_bus = t.clone();
-        let out = p.on_trade(t);
-        if out.outcome.is_accepted() {
-            bus.publish(&bus::subjects::trades(&symbol), bus::Event::Trade(for_bus));
-            if let Some(bar) = out.bar {
-                bus.publish(
-                    &bus::subjects::candles(&symbol),
-                    bus::Event::Candle(bar.to_candle(&symbol, market_data::Interval::M1)),
-                );
-            }
-        }
-    }
-    let secs = started.elapsed().as_secs_f64();
-    drop(bus);
-    let (delivered, dropped) = drain.join().unwrap_or((0, 0));
-    println!(
-        "tick processing + bus publish (trade and 1m candle per trade): {:.0} trades/s on one core ({delivered} messages delivered, {dropped} dropped by the full queue)",
-        n as f64 / secs
-    );
 }
