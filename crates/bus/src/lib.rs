@@ -94,6 +94,32 @@ pub fn matches(pattern: &str, subject: &str) -> bool {
 pub struct Delivery {
     pub subject: Arc<str>,
     pub event: Arc<Event>,
+    /// The event's payload as JSON, computed by the first subscriber that asks and shared with the others, so a
+    /// message fanned out to many WebSocket clients is serialized once.
+    payload_json: Arc<std::sync::OnceLock<Option<Arc<str>>>>,
+}
+
+impl Delivery {
+    /// JSON of the event's payload (the trade, book, quote, candle, order, ...), without the event's type tag.
+    pub fn payload_json(&self) -> Option<Arc<str>> {
+        self.payload_json
+            .get_or_init(|| {
+                let v = match &*self.event {
+                    Event::Trade(t) => serde_json::to_string(t),
+                    Event::Book(b) => serde_json::to_string(b),
+                    Event::Quote(q) => serde_json::to_string(q),
+                    Event::Candle(c) => serde_json::to_string(c),
+                    Event::Order(o) => serde_json::to_string(o),
+                    Event::Fill { order_id, fill, .. } => {
+                        serde_json::to_string(&serde_json::json!({ "order_id": order_id, "fill": fill }))
+                    }
+                    Event::Position(p) => serde_json::to_string(p),
+                    Event::Risk(v) => serde_json::to_string(v),
+                };
+                v.ok().map(Arc::from)
+            })
+            .clone()
+    }
 }
 
 pub struct Subscription {
@@ -195,6 +221,7 @@ impl Bus {
     /// Delivers to every matching subscriber that has room; never waits. Returns how many received it.
     pub fn publish(&self, subject: &str, event: Event) -> usize {
         let event = Arc::new(event);
+        let payload_json = Arc::new(std::sync::OnceLock::new());
         let cached = {
             let r = self.inner.routes.read();
             if r.subs.is_empty() {
@@ -222,7 +249,8 @@ impl Bus {
         for id in idx.iter() {
             // An id unsubscribed since the cache was built is simply gone.
             let Some(sub) = r.subs.get(id) else { continue };
-            match sub.tx.try_send(Delivery { subject: key.clone(), event: event.clone() }) {
+            let d = Delivery { subject: key.clone(), event: event.clone(), payload_json: payload_json.clone() };
+            match sub.tx.try_send(d) {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     sub.dropped.fetch_add(1, Ordering::Relaxed);

@@ -19,6 +19,7 @@ use bus::{Delivery, Event, Subscription};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Messages a connection may have queued before it counts as slow.
@@ -97,6 +98,16 @@ impl Conn {
         self.seq += 1;
         v["seq"] = json!(self.seq);
         let text = v.to_string();
+        self.send_text(text).await
+    }
+
+    async fn send_out(&mut self, out: &Outgoing) -> Sent {
+        self.seq += 1;
+        let text = out.to_text(self.seq);
+        self.send_text(text).await
+    }
+
+    async fn send_text(&mut self, text: String) -> Sent {
         match tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Text(text.into()))).await {
             Ok(Ok(())) => Sent::Ok,
             Ok(Err(_)) => Sent::Closed,
@@ -123,44 +134,56 @@ impl Conn {
     }
 }
 
-fn render(d: &Delivery, symbols: &BTreeSet<String>) -> Option<(Value, Option<(String, String)>)> {
+/// A message ready to send but for its sequence number: `{"type":..,"symbol":..,"data":` + payload.
+struct Outgoing {
+    kind: &'static str,
+    symbol: Option<String>,
+    data: Arc<str>,
+}
+
+impl Outgoing {
+    fn to_text(&self, seq: u64) -> String {
+        let symbol =
+            self.symbol.as_ref().map(|s| format!(",\"symbol\":{}", Value::from(s.as_str()))).unwrap_or_default();
+        format!("{{\"type\":\"{}\",\"seq\":{seq}{symbol},\"data\":{}}}", self.kind, self.data)
+    }
+}
+
+/// What a delivery becomes for this client, and its conflation key (book and quotes only).
+fn render(d: &Delivery, symbols: &BTreeSet<String>) -> Option<(Outgoing, Option<(&'static str, String)>)> {
     let wanted = |s: &str| symbols.is_empty() || symbols.contains(s);
-    let (kind, symbol, data, conflate) = match &*d.event {
-        Event::Trade(t) => ("trade", Some(t.symbol.clone()), serde_json::to_value(t).ok()?, false),
-        Event::Candle(c) => ("candle", Some(c.symbol.clone()), serde_json::to_value(c).ok()?, false),
-        Event::Book(b) => ("book", Some(b.symbol.clone()), serde_json::to_value(b).ok()?, true),
-        Event::Quote(q) => ("quote", Some(q.symbol.clone()), serde_json::to_value(q).ok()?, true),
+    let (kind, symbol, conflate) = match &*d.event {
+        Event::Trade(t) => ("trade", Some(t.symbol.clone()), false),
+        Event::Candle(c) => ("candle", Some(c.symbol.clone()), false),
+        Event::Book(b) => ("book", Some(b.symbol.clone()), true),
+        Event::Quote(q) => ("quote", Some(q.symbol.clone()), true),
         Event::Order(o) => {
             if !wanted(&o.symbol) {
                 return None;
             }
-            ("order", Some(o.symbol.clone()), serde_json::to_value(OrderView::from((**o).clone())).ok()?, false)
+            // Orders go out in the same shape as the REST API (with the derived fields); they are rare enough to
+            // render per client.
+            let data = serde_json::to_string(&OrderView::from((**o).clone())).ok()?;
+            return Some((Outgoing { kind: "order", symbol: Some(o.symbol.clone()), data: Arc::from(data) }, None));
         }
-        Event::Fill { order_id, symbol, fill } => {
+        Event::Fill { symbol, .. } => {
             if !wanted(symbol) {
                 return None;
             }
-            ("fill", Some(symbol.clone()), json!({ "order_id": order_id, "fill": fill }), false)
+            ("fill", Some(symbol.clone()), false)
         }
         Event::Position(p) => {
             if !wanted(&p.symbol) {
                 return None;
             }
-            (
-                "position",
-                Some(p.symbol.clone()),
-                serde_json::to_value(crate::views::PositionView::from(p.clone())).ok()?,
-                false,
-            )
+            let data = serde_json::to_string(&crate::views::PositionView::from(p.clone())).ok()?;
+            return Some((Outgoing { kind: "position", symbol: Some(p.symbol.clone()), data: Arc::from(data) }, None));
         }
-        Event::Risk(v) => ("risk", None, v.clone(), false),
+        Event::Risk(_) => ("risk", None, false),
     };
-    let key = conflate.then(|| (kind.to_string(), symbol.clone().unwrap_or_default()));
-    let mut msg = json!({ "type": kind, "data": data });
-    if let Some(s) = symbol {
-        msg["symbol"] = json!(s);
-    }
-    Some((msg, key))
+    let data = d.payload_json()?;
+    let key = conflate.then(|| (kind, symbol.clone().unwrap_or_default()));
+    Some((Outgoing { kind, symbol, data }, key))
 }
 
 async fn next(sub: &mut Option<Subscription>) -> Option<Delivery> {
@@ -202,7 +225,7 @@ async fn connection(socket: WebSocket, st: AppState, who: Principal) {
             first = next(&mut sub) => {
                 let Some(first) = first else { break };
                 // Drain what is already queued; later book/quote updates replace earlier ones of the same symbol.
-                let mut batch: Vec<(Value, Option<(String, String)>)> = Vec::new();
+                let mut batch: Vec<(Outgoing, Option<(&'static str, String)>)> = Vec::new();
                 let mut pending = Some(first);
                 while let Some(d) = pending.take().or_else(|| if batch.len() < 512 { sub.as_mut().and_then(|s| s.try_recv()) } else { None }) {
                     if let Some((msg, key)) = render(&d, &interest.symbols) {
@@ -218,7 +241,7 @@ async fn connection(socket: WebSocket, st: AppState, who: Principal) {
                 }
                 let mut outcome = Sent::Ok;
                 for (msg, _) in batch {
-                    outcome = conn.send(msg).await;
+                    outcome = conn.send_out(&msg).await;
                     if !matches!(outcome, Sent::Ok) {
                         break;
                     }
