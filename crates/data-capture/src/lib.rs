@@ -10,7 +10,7 @@ use bus::{subjects, Bus, Event};
 use chrono::{DateTime, Utc};
 use domain::Instruments;
 use feed::{Feed, FeedConnection, FeedEvent};
-use market_data::{BookSnapshot, Candle, Interval, Outcome, ProcessorConfig, Quote, SymbolStats, TickProcessor, Trade};
+use market_data::{Interval, Outcome, ProcessorConfig, SymbolStats, TickProcessor, Trade};
 use market_sim::SimMarket;
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -271,27 +271,10 @@ impl DataCapture {
         self.inner.processor.lock().instruments().clone()
     }
 
-    pub fn trades(&self, symbol: &str, limit: usize) -> Vec<Trade> {
-        self.inner.processor.lock().last_trades(symbol, limit)
-    }
-
-    pub fn quote(&self, symbol: &str) -> Option<Quote> {
-        self.inner.processor.lock().quote(symbol)
-    }
-
-    pub fn book(&self, symbol: &str, depth: usize) -> Option<BookSnapshot> {
-        self.inner.processor.lock().book(symbol, depth)
-    }
-
-    pub fn candles(
-        &self,
-        symbol: &str,
-        interval: Interval,
-        from: Option<DateTime<Utc>>,
-        to: Option<DateTime<Utc>>,
-        limit: usize,
-    ) -> Vec<Candle> {
-        self.inner.processor.lock().candles(symbol, interval, from, to, limit)
+    /// Reads the in-memory tape, books and candles (`TickProcessor::last_trades`, `quote`, `book`, `candles`).
+    /// Keep `f` short: the feed waits while it runs.
+    pub fn read<R>(&self, f: impl FnOnce(&TickProcessor) -> R) -> R {
+        f(&self.inner.processor.lock())
     }
 
     pub fn last_trade_ts(&self) -> Option<DateTime<Utc>> {

@@ -43,7 +43,7 @@ pub async fn trades(State(st): State<AppState>, principal: Principal, q: QueryMa
     let q = query(q)?;
     let s = symbol(&st, &q)?;
     let limit = bounded(&q, "limit", 100, 10_000)?;
-    let data = st.market_data.trades(&s, limit);
+    let data = st.market_data.read(|p| p.last_trades(&s, limit));
     Ok(Json(List { total: data.len() as u64, data }))
 }
 
@@ -51,7 +51,7 @@ pub async fn quote(State(st): State<AppState>, principal: Principal, q: QueryMap
     principal.require(Role::Viewer)?;
     let q = query(q)?;
     let s = symbol(&st, &q)?;
-    st.market_data.quote(&s).map(Json).ok_or_else(|| ApiError::not_found(format!("no quote for {s} yet")))
+    st.market_data.read(|p| p.quote(&s)).map(Json).ok_or_else(|| ApiError::not_found(format!("no quote for {s} yet")))
 }
 
 /// `bids` and `asks`, best first, `depth` levels each (default 10).
@@ -60,7 +60,10 @@ pub async fn book(State(st): State<AppState>, principal: Principal, q: QueryMap)
     let q = query(q)?;
     let s = symbol(&st, &q)?;
     let depth = bounded(&q, "depth", 10, 100)?;
-    st.market_data.book(&s, depth).map(Json).ok_or_else(|| ApiError::not_found(format!("no book for {s} yet")))
+    st.market_data
+        .read(|p| p.book(&s, depth))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no book for {s} yet")))
 }
 
 pub async fn candles(State(st): State<AppState>, principal: Principal, q: QueryMap) -> ApiResult<Json<List<Candle>>> {
@@ -79,7 +82,7 @@ pub async fn candles(State(st): State<AppState>, principal: Principal, q: QueryM
         }
     }
     let limit = bounded(&q, "limit", 500, 5_000)?;
-    let data = st.market_data.candles(&s, interval, from, to, limit);
+    let data = st.market_data.read(|p| p.candles(&s, interval, from, to, limit));
     Ok(Json(List { total: data.len() as u64, data }))
 }
 
