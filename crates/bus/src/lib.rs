@@ -47,9 +47,17 @@ pub enum Event {
     Quote(Quote),
     Candle(Candle),
     Order(Box<Order>),
-    Fill { order_id: u64, symbol: String, fill: domain::Fill },
+    Fill {
+        order_id: u64,
+        symbol: String,
+        fill: domain::Fill,
+    },
     Position(Position),
-    Risk(serde_json::Value),
+    /// Risk-state changes (kill switch, loss warnings) as JSON. A struct variant: a bare number or string would
+    /// not survive the internally tagged encoding.
+    Risk {
+        data: serde_json::Value,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +68,10 @@ pub enum BusError {
     NoResponder(String),
     #[error("the responder went away")]
     Gone,
+    #[error("cannot connect to the bus at {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("bus error: {0}")]
+    Remote(String),
 }
 
 /// Checks a subject or pattern: non-empty tokens of visible ASCII; wildcards only in patterns, `>` only last.
@@ -100,6 +112,10 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    fn new(subject: Arc<str>, event: Arc<Event>) -> Delivery {
+        Delivery { subject, event, payload_json: Arc::new(std::sync::OnceLock::new()) }
+    }
+
     /// JSON of the event's payload (the trade, book, quote, candle, order, ...), without the event's type tag.
     pub fn payload_json(&self) -> Option<Arc<str>> {
         self.payload_json
@@ -114,7 +130,7 @@ impl Delivery {
                         serde_json::to_string(&serde_json::json!({ "order_id": order_id, "fill": fill }))
                     }
                     Event::Position(p) => serde_json::to_string(p),
-                    Event::Risk(v) => serde_json::to_string(v),
+                    Event::Risk { data } => serde_json::to_string(data),
                 };
                 v.ok().map(Arc::from)
             })
@@ -143,15 +159,24 @@ impl Subscription {
     }
 }
 
-struct SubGuard {
-    bus: std::sync::Weak<Inner>,
-    id: u64,
+enum SubGuard {
+    Local {
+        bus: std::sync::Weak<Inner>,
+        id: u64,
+    },
+    /// The tasks reading the NATS subscriptions; aborting them drops the subscribers, which unsubscribes.
+    Nats(Vec<tokio::task::JoinHandle<()>>),
 }
 
 impl Drop for SubGuard {
     fn drop(&mut self) {
-        if let Some(inner) = self.bus.upgrade() {
-            inner.unsubscribe(self.id);
+        match self {
+            SubGuard::Local { bus, id } => {
+                if let Some(inner) = bus.upgrade() {
+                    inner.unsubscribe(*id);
+                }
+            }
+            SubGuard::Nats(tasks) => tasks.iter().for_each(|t| t.abort()),
         }
     }
 }
@@ -162,7 +187,7 @@ struct Sub {
     dropped: Arc<AtomicU64>,
 }
 
-type Responder = mpsc::Sender<(serde_json::Value, oneshot::Sender<serde_json::Value>)>;
+type Responder = mpsc::Sender<Request>;
 
 #[derive(Default)]
 struct Routes {
@@ -186,15 +211,67 @@ impl Inner {
     }
 }
 
-/// The in-process bus. Cheap to clone.
+/// The bus: in-process by default, or NATS (`Bus::connect_nats`) so that several processes share it. Callers
+/// cannot tell the difference. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Bus {
     inner: Arc<Inner>,
+    nats: Option<Arc<NatsLink>>,
+}
+
+struct NatsLink {
+    client: async_nats::Client,
+    /// Encoded messages on their way to the connection; bounded, so a stalled server drops rather than blocks.
+    out: mpsc::Sender<(String, Vec<u8>)>,
+    url: String,
 }
 
 impl Bus {
     pub fn new() -> Bus {
         Bus::default()
+    }
+
+    /// Connects to a NATS server; events travel as JSON on the same subjects.
+    pub async fn connect_nats(url: &str) -> Result<Bus, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("tradingsystem")
+            .retry_on_initial_connect()
+            .connection_timeout(std::time::Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| BusError::Connect { url: url.to_string(), message: e.to_string() })?;
+        // retry_on_initial_connect returns at once; wait briefly for the first connection so a wrong URL is an
+        // error at start-up, not a silent outage.
+        for _ in 0..50 {
+            if client.connection_state() == async_nats::connection::State::Connected {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        if client.connection_state() != async_nats::connection::State::Connected {
+            return Err(BusError::Connect { url: url.to_string(), message: "no connection within 5 s".into() });
+        }
+        let (out, mut rx) = mpsc::channel::<(String, Vec<u8>)>(65_536);
+        let writer = client.clone();
+        tokio::spawn(async move {
+            while let Some((subject, bytes)) = rx.recv().await {
+                if let Err(e) = writer.publish(subject, bytes.into()).await {
+                    metrics::counter!("ts_bus_dropped_total").increment(1);
+                    tracing::warn!(error = %e, "NATS publish failed");
+                }
+            }
+        });
+        Ok(Bus { inner: Arc::default(), nats: Some(Arc::new(NatsLink { client, out, url: url.to_string() })) })
+    }
+
+    /// `in-process`, or the NATS server's URL.
+    pub fn describe(&self) -> String {
+        self.nats.as_ref().map_or_else(|| "in-process".to_string(), |n| n.url.clone())
+    }
+
+    /// Whether the bus is usable (always for in-process; connected for NATS).
+    pub fn is_up(&self) -> bool {
+        self.nats.as_ref().is_none_or(|n| n.client.connection_state() == async_nats::connection::State::Connected)
     }
 
     /// Subscribes with a queue of `capacity` messages.
@@ -207,6 +284,9 @@ impl Bus {
         if let Some(bad) = patterns.iter().find(|p| !valid(p, true)) {
             return Err(BusError::InvalidSubject(bad.clone()));
         }
+        if let Some(n) = &self.nats {
+            return Ok(n.subscribe(patterns, capacity));
+        }
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let dropped = Arc::new(AtomicU64::new(0));
@@ -215,11 +295,14 @@ impl Bus {
             r.subs.insert(id, Sub { patterns: patterns.to_vec(), tx, dropped: dropped.clone() });
             r.cache.clear();
         }
-        Ok(Subscription { rx, dropped, _guard: SubGuard { bus: Arc::downgrade(&self.inner), id } })
+        Ok(Subscription { rx, dropped, _guard: SubGuard::Local { bus: Arc::downgrade(&self.inner), id } })
     }
 
     /// Delivers to every matching subscriber that has room; never waits. Returns how many received it.
     pub fn publish(&self, subject: &str, event: Event) -> usize {
+        if let Some(n) = &self.nats {
+            return n.publish(subject, &event);
+        }
         let event = Arc::new(event);
         let payload_json = Arc::new(std::sync::OnceLock::new());
         let cached = {
@@ -263,25 +346,100 @@ impl Bus {
     }
 
     /// Registers the responder for `subject`; requests arrive with a channel for the reply.
-    pub fn respond(
-        &self,
-        subject: &str,
-        capacity: usize,
-    ) -> Result<mpsc::Receiver<(serde_json::Value, oneshot::Sender<serde_json::Value>)>, BusError> {
+    pub fn respond(&self, subject: &str, capacity: usize) -> Result<mpsc::Receiver<Request>, BusError> {
         if !valid(subject, false) {
             return Err(BusError::InvalidSubject(subject.into()));
         }
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        self.inner.responders.write().insert(subject.to_string(), tx);
+        match &self.nats {
+            Some(n) => n.respond(subject, tx),
+            None => {
+                self.inner.responders.write().insert(subject.to_string(), tx);
+            }
+        }
         Ok(rx)
     }
 
     pub async fn request(&self, subject: &str, payload: serde_json::Value) -> Result<serde_json::Value, BusError> {
+        if let Some(n) = &self.nats {
+            let bytes = serde_json::to_vec(&payload).map_err(|e| BusError::Remote(e.to_string()))?;
+            let reply = n.client.request(subject.to_string(), bytes.into()).await.map_err(|e| {
+                if e.kind() == async_nats::RequestErrorKind::NoResponders {
+                    BusError::NoResponder(subject.into())
+                } else {
+                    BusError::Remote(e.to_string())
+                }
+            })?;
+            return serde_json::from_slice(&reply.payload).map_err(|e| BusError::Remote(e.to_string()));
+        }
         let responder =
             self.inner.responders.read().get(subject).cloned().ok_or_else(|| BusError::NoResponder(subject.into()))?;
         let (tx, rx) = oneshot::channel();
         responder.send((payload, tx)).await.map_err(|_| BusError::Gone)?;
         rx.await.map_err(|_| BusError::Gone)
+    }
+}
+
+/// A request and the channel its answer goes back on.
+pub type Request = (serde_json::Value, oneshot::Sender<serde_json::Value>);
+
+impl NatsLink {
+    fn publish(&self, subject: &str, event: &Event) -> usize {
+        let Ok(bytes) = serde_json::to_vec(event) else { return 0 };
+        match self.out.try_send((subject.to_string(), bytes)) {
+            Ok(()) => 1,
+            Err(_) => {
+                metrics::counter!("ts_bus_dropped_total").increment(1);
+                0
+            }
+        }
+    }
+
+    fn subscribe(&self, patterns: &[String], capacity: usize) -> Subscription {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for p in patterns {
+            let (client, tx, dropped, pattern) = (self.client.clone(), tx.clone(), dropped.clone(), p.clone());
+            tasks.push(tokio::spawn(async move {
+                use futures_util::StreamExt;
+                let Ok(mut sub) = client.subscribe(pattern).await else { return };
+                while let Some(msg) = sub.next().await {
+                    let Ok(event) = serde_json::from_slice::<Event>(&msg.payload) else { continue };
+                    let d = Delivery::new(Arc::from(msg.subject.as_str()), Arc::new(event));
+                    match tx.try_send(d) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            dropped.fetch_add(1, Ordering::Relaxed);
+                            metrics::counter!("ts_bus_dropped_total").increment(1);
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => return,
+                    }
+                }
+            }));
+        }
+        Subscription { rx, dropped, _guard: SubGuard::Nats(tasks) }
+    }
+
+    fn respond(&self, subject: &str, tx: mpsc::Sender<Request>) {
+        let (client, subject) = (self.client.clone(), subject.to_string());
+        tokio::spawn(async move {
+            use futures_util::StreamExt;
+            let Ok(mut sub) = client.subscribe(subject).await else { return };
+            while let Some(msg) = sub.next().await {
+                let Some(reply_to) = msg.reply.clone() else { continue };
+                let payload = serde_json::from_slice(&msg.payload).unwrap_or(serde_json::Value::Null);
+                let (answer_tx, answer_rx) = oneshot::channel();
+                if tx.send((payload, answer_tx)).await.is_err() {
+                    return;
+                }
+                if let Ok(answer) = answer_rx.await {
+                    if let Ok(bytes) = serde_json::to_vec(&answer) {
+                        let _ = client.publish(reply_to, bytes.into()).await;
+                    }
+                }
+            }
+        });
     }
 }
 
@@ -304,7 +462,7 @@ mod tests {
     }
 
     fn risk(n: i64) -> Event {
-        Event::Risk(serde_json::json!({ "n": n }))
+        Event::Risk { data: serde_json::json!({ "n": n }) }
     }
 
     #[tokio::test]
@@ -352,6 +510,6 @@ mod tests {
         let e = risk(7);
         let json = serde_json::to_string(&e).unwrap();
         let back: Event = serde_json::from_str(&json).unwrap();
-        assert!(matches!(back, Event::Risk(v) if v["n"] == 7));
+        assert!(matches!(back, Event::Risk { data } if data["n"] == 7));
     }
 }

@@ -49,6 +49,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: String,
+    /// `None`: the in-process bus.
+    pub bus_url: Option<String>,
     pub market: String,
     pub broker: String,
     pub log_level: String,
@@ -140,11 +142,12 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
     let database_url = env("TS_DATABASE_URL")
         .or(file.database_url)
         .unwrap_or_else(|| format!("sqlite://{}/tradingsystem.db", data_dir.display()));
-    if let Some(bus) = env("TS_BUS_URL").or(file.bus_url) {
-        if bus != "in-process" && bus != "inprocess" {
-            bail!("TS_BUS_URL={bus}: this build runs the in-process bus only (the NATS bus arrives with the Data Capture work)");
-        }
-    }
+    let bus_url = match env("TS_BUS_URL").or(file.bus_url) {
+        None => None,
+        Some(b) if b == "in-process" => None,
+        Some(b) if b.starts_with("nats://") || b.starts_with("tls://") => Some(b),
+        Some(b) => bail!("TS_BUS_URL={b}: use nats://host:4222 (or leave it unset for the in-process bus)"),
+    };
     let market = env("TS_MARKET").or(file.market).unwrap_or_else(|| "sim".into());
     parse_market(&market)?;
     let broker = env("TS_BROKER").or(file.broker).unwrap_or_else(|| "paper".into());
@@ -172,6 +175,7 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
         listen,
         data_dir,
         database_url,
+        bus_url,
         market,
         broker,
         log_level,

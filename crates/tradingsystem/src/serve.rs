@@ -121,7 +121,11 @@ pub async fn run_with(
     let (broker, events) = PaperBroker::start(market.clone(), calendar, oms.open_orders());
     oms.attach_broker(broker, events, &report).await.context("broker reconciliation failed")?;
 
-    let bus = Bus::new();
+    let bus = match &cfg.bus_url {
+        None => Bus::new(),
+        Some(url) => Bus::connect_nats(url).await.context("cannot connect to the bus")?,
+    };
+    tracing::info!(bus = %bus.describe(), "bus ready");
     // Marks for P&L, the price band and the daily loss limit follow the processed tape on the bus.
     let mut tape = bus.subscribe("md.trades.>", 65_536)?;
     let marks = oms.clone();
@@ -208,7 +212,7 @@ fn publish_update(bus: &Bus, update: OmsUpdate) {
             bus.publish(subjects::FILLS, Event::Fill { order_id, symbol, fill })
         }
         OmsUpdate::Position(p) => bus.publish(subjects::POSITIONS, Event::Position(p)),
-        other => bus.publish(subjects::RISK, Event::Risk(serde_json::to_value(&other).unwrap_or_default())),
+        other => bus.publish(subjects::RISK, Event::Risk { data: serde_json::to_value(&other).unwrap_or_default() }),
     };
 }
 

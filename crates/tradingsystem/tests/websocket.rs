@@ -159,3 +159,26 @@ async fn a_client_that_never_reads_is_dropped_and_others_get_everything() {
         "slow consumer counted"
     );
 }
+
+/// With `TS_BUS_URL=nats://...` the server's market data is on NATS: another process (this test) receives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn market_data_on_nats_reaches_other_processes() {
+    let Some(url) = std::env::var("TS_TEST_NATS_URL").ok().filter(|u| !u.is_empty()) else {
+        eprintln!("skipped: TS_TEST_NATS_URL is not set");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let outside = bus::Bus::connect_nats(&url).await.unwrap();
+    let mut sub = outside.subscribe("md.trades.PETR4", 10_000).unwrap();
+    let s = Server::start_with(dir.path(), &[("TS_BUS_URL", url.as_str())]);
+    let d = tokio::time::timeout(Duration::from_secs(10), sub.recv()).await.expect("a trade over NATS").unwrap();
+    assert!(matches!(&*d.event, bus::Event::Trade(t) if t.symbol == "PETR4"));
+    let admin = s.admin().await;
+    let (_, health) = s.get(&admin, "/health").await;
+    assert_eq!(health["checks"]["bus"]["status"], "up");
+    assert!(health["checks"]["bus"]["kind"].as_str().unwrap().starts_with("nats://"));
+    // The server's own consumers go through NATS too: WebSocket clients still get trades.
+    let mut ws = connect(&s, &admin).await;
+    send(&mut ws, json!({"action": "subscribe", "channels": ["trades"], "symbols": ["VALE3"]})).await;
+    assert_eq!(next_of(&mut ws, "trade").await["symbol"], "VALE3");
+}

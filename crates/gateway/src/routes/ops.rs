@@ -50,7 +50,9 @@ pub async fn health(State(st): State<AppState>) -> Response {
         "feed".into(),
         json!({ "status": if stale { "stale" } else { "up" }, "source": st.market_data.source(), "last_trade_age_ms": age }),
     );
-    checks.insert("bus".into(), json!({ "status": "up", "kind": "in-process" }));
+    let bus_up = st.bus.is_up();
+    unhealthy |= !bus_up;
+    checks.insert("bus".into(), json!({ "status": if bus_up { "up" } else { "down" }, "kind": st.bus.describe() }));
     let status = if unhealthy {
         "unhealthy"
     } else if degraded {

@@ -179,7 +179,7 @@ fn render(d: &Delivery, symbols: &BTreeSet<String>) -> Option<(Outgoing, Option<
             let data = serde_json::to_string(&crate::views::PositionView::from(p.clone())).ok()?;
             return Some((Outgoing { kind: "position", symbol: Some(p.symbol.clone()), data: Arc::from(data) }, None));
         }
-        Event::Risk(_) => ("risk", None, false),
+        Event::Risk { .. } => ("risk", None, false),
     };
     let data = d.payload_json()?;
     let key = conflate.then(|| (kind, symbol.clone().unwrap_or_default()));
