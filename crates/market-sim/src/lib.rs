@@ -462,21 +462,24 @@ impl SimMarket {
     /// Runs the market until the task is dropped: every symbol steps at the configured average rate.
     pub async fn run(self) {
         let per_symbol = self.inner.config.trades_per_second.max(0.1);
-        // Batches steps per wake-up so high rates do not need a timer per event.
+        // Batches events per wake-up so high rates do not need a timer per event.
         let wake_hz = per_symbol.min(200.0);
-        let steps_per_wake = (per_symbol / wake_hz).max(1.0);
+        let trades_per_wake = per_symbol / wake_hz;
         let mut interval = tokio::time::interval(std::time::Duration::from_secs_f64(1.0 / wake_hz));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut carry = 0.0;
+        // Owed trades per symbol: events are stepped until the tape has printed them (an event prints zero, one
+        // or several trades), so the rate is the configured one whatever the event mix.
+        let mut owed = vec![0.0f64; self.inner.order.len()];
         loop {
             interval.tick().await;
-            carry += steps_per_wake;
-            // About 55 % of events are trades; step a bit more so the trade rate matches the setting.
-            let steps = (carry / 0.55).floor();
-            carry -= steps * 0.55;
             let now = Utc::now();
-            for _ in 0..steps as usize {
-                self.step_all(now);
+            for (i, symbol) in self.inner.order.iter().enumerate() {
+                owed[i] += trades_per_wake;
+                let mut guard = 0;
+                while owed[i] >= 1.0 && guard < 1_000_000 {
+                    owed[i] -= self.step(symbol, now).len() as f64;
+                    guard += 1;
+                }
             }
         }
     }
