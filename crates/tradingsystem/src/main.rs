@@ -40,6 +40,19 @@ enum Command {
     /// Market data tools.
     #[command(subcommand)]
     Market(MarketCmd),
+    /// Retention jobs (`serve` also runs them daily).
+    #[command(subcommand)]
+    Retention(RetentionCmd),
+}
+
+#[derive(Subcommand)]
+enum RetentionCmd {
+    /// Moves Parquet partitions older than --keep-days (default 90) to archive/ and removes temporary files a
+    /// crash left behind. Log files rotate daily and keep 30 days on their own.
+    Run {
+        #[arg(long, default_value_t = 90)]
+        keep_days: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -181,6 +194,20 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Market(MarketCmd::Generate { symbol, ticks, seed, out, step_ms }) => {
             generate(&symbol, ticks, seed, &out, step_ms)
+        }
+        Command::Retention(RetentionCmd::Run { keep_days }) => {
+            if !(1..=36_500).contains(&keep_days) {
+                bail!("--keep-days must be between 1 and 36500");
+            }
+            let removed = market_store::clean_temporaries(&cfg.data_dir);
+            let today = market_store::trading_date(chrono::Utc::now());
+            let r = market_store::apply_retention(&cfg.data_dir, today, keep_days)?;
+            println!(
+                "market data: {} partition(s) older than {keep_days} days moved to {}; {removed} temporary file(s) removed",
+                r.partitions_archived,
+                cfg.data_dir.join("archive").display()
+            );
+            Ok(())
         }
         Command::Migrate => {
             let _guard = logging::init("cli", "warn", None)?;

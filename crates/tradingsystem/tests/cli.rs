@@ -92,6 +92,21 @@ fn bad_configuration_is_a_one_line_error() {
 }
 
 #[test]
+fn retention_run_archives_old_market_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let old = d.join("market/trades/date=2020-01-02/symbol=PETR4");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join("part-0000.parquet"), b"x").unwrap();
+    std::fs::write(old.join(".part-0001.parquet.tmp"), b"half").unwrap();
+    let o = ts(d, &["retention", "run"], None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains("1 partition(s)") && stdout(&o).contains("1 temporary"), "{}", stdout(&o));
+    assert!(d.join("archive/market/trades/date=2020-01-02/symbol=PETR4/part-0000.parquet").exists());
+    one_line_error(&ts(d, &["retention", "run", "--keep-days", "0"], None));
+}
+
+#[test]
 fn example_config_is_valid() {
     let dir = tempfile::tempdir().unwrap();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tradingsystem.example.toml");
