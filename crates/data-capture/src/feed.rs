@@ -29,7 +29,10 @@ pub struct FeedConnection {
 pub enum FeedEvent {
     Connection(FeedConnection),
     Trade(Trade),
+    /// A full book: replaces the receiver's.
     Book(BookSnapshot),
+    /// Changed levels since the previous book event of the symbol.
+    BookUpdate(market_data::BookUpdate),
     /// One packet of an answer to [`Feed::request_history`]; `last` closes the request.
     History {
         request_id: u64,
@@ -103,6 +106,7 @@ impl Feed for SimFeed {
                         FeedEvent::Trade(t)
                     }
                     Ok(MarketEvent::Book(b)) => FeedEvent::Book(b),
+                    Ok(MarketEvent::BookUpdate(u)) => FeedEvent::BookUpdate(u),
                     Err(RecvError::Lagged(skipped)) => {
                         // Lost events show up as trade-id gaps and are backfilled; report the degradation.
                         tracing::warn!(skipped, "sim feed lagged");

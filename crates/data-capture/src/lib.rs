@@ -46,6 +46,16 @@ pub struct SymbolStatus {
     pub trades_per_second: f64,
 }
 
+/// How often a symbol's full book is published at most.
+const BOOK_EVERY: chrono::Duration = chrono::Duration::milliseconds(100);
+
+#[derive(Default)]
+struct PendingBook {
+    published_at: Option<DateTime<Utc>>,
+    dirty: bool,
+    top: Option<(Option<market_data::Level>, Option<market_data::Level>)>,
+}
+
 /// How often a symbol's forming one-minute bar is published at most.
 const CANDLE_EVERY: chrono::Duration = chrono::Duration::milliseconds(250);
 
@@ -59,6 +69,7 @@ struct PendingBar {
 struct Inner {
     processor: Mutex<TickProcessor>,
     bars: Mutex<std::collections::HashMap<String, PendingBar>>,
+    books: Mutex<std::collections::HashMap<String, PendingBook>>,
     bus: Bus,
     feed: Arc<dyn Feed>,
     rates: Mutex<BTreeMap<String, f64>>,
@@ -80,6 +91,7 @@ impl DataCapture {
             inner: Arc::new(Inner {
                 processor: Mutex::new(TickProcessor::new(instruments, ProcessorConfig::default())),
                 bars: Mutex::new(std::collections::HashMap::new()),
+                books: Mutex::new(std::collections::HashMap::new()),
                 bus,
                 feed: feed.clone(),
                 rates: Mutex::new(BTreeMap::new()),
@@ -129,10 +141,15 @@ impl DataCapture {
             FeedEvent::Trade(t) => self.on_trade(t, true),
             FeedEvent::Book(b) => {
                 let symbol = b.symbol.clone();
-                let quote = b.quote();
-                self.inner.bus.publish(&subjects::book(&symbol), Event::Book(b.clone()));
-                self.inner.bus.publish(&subjects::quotes(&symbol), Event::Quote(quote));
                 self.inner.processor.lock().on_book(b);
+                self.after_book_change(&symbol, true);
+            }
+            FeedEvent::BookUpdate(u) => {
+                let in_sequence = self.inner.processor.lock().on_book_update(&u);
+                if !in_sequence {
+                    metrics::counter!("ts_md_book_gaps_total", "symbol" => u.symbol.clone()).increment(1);
+                }
+                self.after_book_change(&u.symbol, false);
             }
             FeedEvent::Connection(c) => {
                 tracing::info!(login = ?c.login, market_data = ?c.market_data, reason = ?c.reason, "feed connection");
@@ -201,6 +218,34 @@ impl DataCapture {
         }
     }
 
+    /// The quote goes out whenever the top of the book changes; the full book at most every [`BOOK_EVERY`] per
+    /// symbol (and at once for a snapshot), which is all a screen can show.
+    fn after_book_change(&self, symbol: &str, snapshot: bool) {
+        let (quote, book) = {
+            let p = self.inner.processor.lock();
+            (p.quote(symbol), p.book(symbol, market_sim::PUBLISHED_DEPTH))
+        };
+        let now = Utc::now();
+        let mut books = self.inner.books.lock();
+        let slot = books.entry(symbol.to_string()).or_default();
+        if let Some(q) = quote {
+            let top = (q.bid, q.ask);
+            if slot.top != Some(top) {
+                slot.top = Some(top);
+                self.inner.bus.publish(&subjects::quotes(symbol), Event::Quote(q));
+            }
+        }
+        let due = snapshot || slot.published_at.is_none_or(|t| now - t >= BOOK_EVERY);
+        match (due, book) {
+            (true, Some(b)) => {
+                self.inner.bus.publish(&subjects::book(symbol), Event::Book(b));
+                slot.published_at = Some(now);
+                slot.dirty = false;
+            }
+            _ => slot.dirty = true,
+        }
+    }
+
     /// Candle updates are conflated: at most one per symbol per [`CANDLE_EVERY`], plus the final state of a bar
     /// when the next one starts. A chart needs no more, and the bus carries half as many messages.
     fn on_bar(&self, symbol: &str, bar: market_data::Bar, now: DateTime<Utc>) {
@@ -230,16 +275,30 @@ impl DataCapture {
         self.inner.bus.publish(&subjects::candles(symbol), Event::Candle(bar.to_candle(symbol, Interval::M1)));
     }
 
-    /// Publishes bar updates held back by the conflation once their interval has passed.
+    /// Publishes bar and book updates held back by the conflation once their interval has passed.
     async fn flush_bars(&self) {
         let mut tick = tokio::time::interval(CANDLE_EVERY.to_std().unwrap_or(std::time::Duration::from_millis(250)));
         loop {
             tick.tick().await;
             let now = Utc::now();
-            let mut bars = self.inner.bars.lock();
-            for (symbol, slot) in bars.iter_mut() {
-                if slot.dirty {
-                    self.publish_bar(symbol, slot.bar);
+            {
+                let mut bars = self.inner.bars.lock();
+                for (symbol, slot) in bars.iter_mut() {
+                    if slot.dirty {
+                        self.publish_bar(symbol, slot.bar);
+                        slot.published_at = Some(now);
+                        slot.dirty = false;
+                    }
+                }
+            }
+            let dirty: Vec<String> =
+                self.inner.books.lock().iter().filter(|(_, b)| b.dirty).map(|(s, _)| s.clone()).collect();
+            for symbol in dirty {
+                let book = self.inner.processor.lock().book(&symbol, market_sim::PUBLISHED_DEPTH);
+                if let Some(b) = book {
+                    self.inner.bus.publish(&subjects::book(&symbol), Event::Book(b));
+                }
+                if let Some(slot) = self.inner.books.lock().get_mut(&symbol) {
                     slot.published_at = Some(now);
                     slot.dirty = false;
                 }
@@ -345,6 +404,23 @@ mod tests {
         assert!(p.backfilled >= p.gaps_detected);
         assert!(st.history_requests.completed >= p.gaps_detected);
         assert_eq!(st.connection.as_ref().map(|c| c.market_data), Some(domain::broker::LinkState::Connected));
+    }
+
+    #[tokio::test]
+    async fn the_book_follows_incremental_updates() {
+        let ins = Instruments::b3_defaults(Utc::now().date_naive());
+        let market = SimMarket::new(ins, SimConfig::default());
+        market.warm_up(Utc::now());
+        let dc = DataCapture::start_sim(&market, Bus::new(), 0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for _ in 0..(market_sim::SNAPSHOT_EVERY as usize + 300) {
+            market.step("VALE3", Utc::now());
+        }
+        let expected = market.book("VALE3", 10, Utc::now()).unwrap();
+        until(|| dc.read(|p| p.book("VALE3", 10)).is_some_and(|b| b.bids == expected.bids && b.asks == expected.asks))
+            .await;
+        assert!(!dc.read(|p| p.book_is_stale("VALE3")));
+        assert_eq!(dc.status().symbols["VALE3"].stats.book_gaps, 0);
     }
 
     #[tokio::test]

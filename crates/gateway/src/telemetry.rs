@@ -50,6 +50,10 @@ fn describe() {
         "From a trade's receive time to its publication on the bus."
     );
     describe_counter!("ts_md_gaps_total", "Trade-id sequence gaps detected, by symbol.");
+    describe_counter!(
+        "ts_md_book_gaps_total",
+        "Book updates received after a missed one (book stale until the next snapshot), by symbol."
+    );
     describe_gauge!("ts_md_feed_connected", "1 while the feed's market-data dimension is connected.");
     describe_gauge!("ts_md_trades_per_second", "Trades processed per second over the last 5 s, by symbol.");
 }

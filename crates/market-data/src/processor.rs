@@ -138,6 +138,8 @@ pub struct SymbolStats {
     pub gaps_detected: u64,
     pub missing_ids: u64,
     pub backfilled: u64,
+    /// Book updates that arrived after a missed one.
+    pub book_gaps: u64,
     pub high_water: u64,
     pub open_gaps: Vec<Gap>,
     pub last_trade_ts: Option<DateTime<Utc>>,
@@ -152,7 +154,7 @@ struct Series {
     /// The tape has dropped old trades (so it may not hold a whole minute any more).
     tape_dropped: bool,
     minutes: VecDeque<Bar>,
-    book: Option<BookSnapshot>,
+    book: Option<crate::book::L2Book>,
     stats: SymbolStats,
 }
 
@@ -390,9 +392,27 @@ impl TickProcessor {
         }
     }
 
+    /// A full book: replaces whatever was there (and clears staleness).
     pub fn on_book(&mut self, book: BookSnapshot) {
+        self.on_book_seq(book, 0);
+    }
+
+    /// A full book as of update `seq` of the symbol's update stream.
+    pub fn on_book_seq(&mut self, book: BookSnapshot, seq: u64) {
         let symbol = book.symbol.clone();
-        self.series.entry(symbol).or_default().book = Some(book);
+        self.series.entry(symbol).or_default().book.get_or_insert_with(Default::default).replace(&book, seq);
+    }
+
+    /// An incremental update; returns false when it revealed a missed update (the book stays stale until the
+    /// next snapshot).
+    pub fn on_book_update(&mut self, u: &crate::types::BookUpdate) -> bool {
+        let s = self.series.entry(u.symbol.clone()).or_default();
+        let book = s.book.get_or_insert_with(Default::default);
+        let ok = book.apply(u) == crate::book::Applied::Applied;
+        if !ok {
+            s.stats.book_gaps += 1;
+        }
+        ok
     }
 
     /// Newest first.
@@ -405,17 +425,17 @@ impl TickProcessor {
     }
 
     pub fn book(&self, symbol: &str, depth: usize) -> Option<BookSnapshot> {
-        let b = self.series.get(symbol)?.book.as_ref()?;
-        Some(BookSnapshot {
-            symbol: b.symbol.clone(),
-            bids: b.bids.iter().take(depth).copied().collect(),
-            asks: b.asks.iter().take(depth).copied().collect(),
-            ts: b.ts,
-        })
+        self.series.get(symbol)?.book.as_ref().map(|b| b.snapshot(symbol, depth))
     }
 
     pub fn quote(&self, symbol: &str) -> Option<Quote> {
-        self.series.get(symbol)?.book.as_ref().map(|b| b.quote())
+        let b = self.series.get(symbol)?.book.as_ref()?;
+        Some(Quote { symbol: symbol.to_string(), bid: b.best_bid(), ask: b.best_ask(), ts: b.ts.unwrap_or_default() })
+    }
+
+    /// Whether the symbol's book missed an update and waits for a snapshot.
+    pub fn book_is_stale(&self, symbol: &str) -> bool {
+        self.series.get(symbol).and_then(|s| s.book.as_ref()).is_some_and(|b| b.stale)
     }
 
     /// Candles with `open_time` in `[from, to]`, oldest first, at most `limit` (the newest ones).

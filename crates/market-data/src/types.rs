@@ -145,3 +145,28 @@ pub struct Candle {
     pub volume: Qty,
     pub trade_count: u64,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BookSide {
+    Bid,
+    Ask,
+}
+
+/// One level's new quantity; 0 removes the level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LevelChange {
+    pub side: BookSide,
+    pub price: Price,
+    pub quantity: Qty,
+}
+
+/// An incremental change to a symbol's book. `seq` increases by one per update of the symbol; a missing number
+/// means the receiver's book is stale until the next snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookUpdate {
+    pub symbol: String,
+    pub seq: u64,
+    pub changes: Vec<LevelChange>,
+    pub ts: DateTime<Utc>,
+}

@@ -27,7 +27,7 @@ fn main() {
         while started.elapsed() < Duration::from_secs(3) {
             match tape.recv().await {
                 Ok(MarketEvent::Trade(_)) => trades += 1,
-                Ok(MarketEvent::Book(_)) => books += 1,
+                Ok(MarketEvent::Book(_) | MarketEvent::BookUpdate(_)) => books += 1,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => lagged += n,
                 Err(_) => break,
             }

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
-pub use market_data::{Aggressor, BookSnapshot, Level, Trade, TradeKind};
+pub use market_data::{Aggressor, BookSnapshot, BookUpdate, Level, Trade, TradeKind};
 
 /// Minimum depth kept on each side of every book.
 pub const MIN_LEVELS: usize = 10;
@@ -28,9 +28,14 @@ pub const MIN_LEVELS: usize = 10;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum MarketEvent {
     Trade(Trade),
-    /// The top of the book after a change (depth [`PUBLISHED_DEPTH`]).
+    /// A full book (depth [`PUBLISHED_DEPTH`]): at start, every [`SNAPSHOT_EVERY`] updates, and after a jump.
     Book(BookSnapshot),
+    /// The levels of the top [`PUBLISHED_DEPTH`] that changed since the previous update or snapshot.
+    BookUpdate(BookUpdate),
 }
+
+/// A full snapshot goes out after this many incremental updates, so a receiver that missed one recovers.
+pub const SNAPSHOT_EVERY: u64 = 500;
 
 /// Levels per side in published book events.
 pub const PUBLISHED_DEPTH: usize = 10;
@@ -91,6 +96,9 @@ struct SymbolSim {
     last: Option<Trade>,
     /// Recent prints, for history requests (gap backfill).
     history: std::collections::VecDeque<Trade>,
+    /// The book as last published, to compute the next incremental update from.
+    published: Option<BookSnapshot>,
+    book_seq: u64,
 }
 
 /// Prints kept per symbol for history requests.
@@ -113,6 +121,8 @@ impl SymbolSim {
             next_trade_id: 1,
             last: None,
             history: std::collections::VecDeque::new(),
+            published: None,
+            book_seq: 0,
             ins,
         };
         for i in 0..MIN_LEVELS as i64 {
@@ -252,6 +262,27 @@ impl SymbolSim {
         trade
     }
 
+    /// The book event to publish after a change: an update with what changed, or periodically a snapshot.
+    fn book_event(&mut self, now: DateTime<Utc>) -> Option<MarketEvent> {
+        let current = self.snapshot(PUBLISHED_DEPTH, now);
+        let event = match &self.published {
+            Some(prev) if self.book_seq % SNAPSHOT_EVERY != 0 => {
+                let u = market_data::book::diff(&self.ins.symbol, self.book_seq + 1, prev, &current);
+                if u.changes.is_empty() {
+                    return None;
+                }
+                self.book_seq += 1;
+                MarketEvent::BookUpdate(u)
+            }
+            _ => {
+                self.book_seq += 1;
+                MarketEvent::Book(current.clone())
+            }
+        };
+        self.published = Some(current);
+        Some(event)
+    }
+
     fn snapshot(&self, depth: usize, now: DateTime<Utc>) -> BookSnapshot {
         BookSnapshot {
             symbol: self.ins.symbol.clone(),
@@ -379,10 +410,12 @@ impl SimMarket {
         let (trades, book) = {
             let mut s = sim.lock();
             let trades = s.step(now);
-            (trades, s.snapshot(PUBLISHED_DEPTH, now))
+            (trades, s.book_event(now))
         };
         self.publish(trades.clone());
-        let _ = self.inner.tx.send(MarketEvent::Book(book));
+        if let Some(ev) = book {
+            let _ = self.inner.tx.send(ev);
+        }
         trades
     }
 
@@ -430,11 +463,12 @@ impl SimMarket {
             let pieces = s.take(side, qty, limit);
             let trades: Vec<Trade> = pieces.iter().map(|&(p, q)| s.print(side, p, q, Some(PAPER_AGENT), now)).collect();
             s.refill();
-            (pieces, trades, s.snapshot(PUBLISHED_DEPTH, now))
+            let book = if pieces.is_empty() { None } else { s.book_event(now) };
+            (pieces, trades, book)
         };
         self.publish(trades);
-        if !pieces.is_empty() {
-            let _ = self.inner.tx.send(MarketEvent::Book(book));
+        if let Some(ev) = book {
+            let _ = self.inner.tx.send(ev);
         }
         pieces
     }
@@ -504,7 +538,10 @@ impl SimMarket {
             s.fair = (at / tick) as f64;
             s.next_trade_id = s.next_trade_id.max(t.trade_id + 1);
             s.last = Some(t.clone());
-            s.snapshot(PUBLISHED_DEPTH, t.receive_ts)
+            let snap = s.snapshot(PUBLISHED_DEPTH, t.receive_ts);
+            s.published = Some(snap.clone());
+            s.book_seq += 1;
+            snap
         };
         let _ = self.inner.tx.send(MarketEvent::Trade(t.clone()));
         let _ = self.inner.tx.send(MarketEvent::Book(book));

@@ -199,7 +199,7 @@ impl Engine {
                 },
                 ev = trades.recv() => match ev {
                     Ok(MarketEvent::Trade(t)) => self.on_trade(&t),
-                    Ok(MarketEvent::Book(_)) => {}
+                    Ok(MarketEvent::Book(_) | MarketEvent::BookUpdate(_)) => {}
                     // Missing some prints only delays passive fills; the next trade re-checks everything.
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => return,
