@@ -266,7 +266,7 @@ impl SymbolSim {
     fn book_event(&mut self, now: DateTime<Utc>) -> Option<MarketEvent> {
         let current = self.snapshot(PUBLISHED_DEPTH, now);
         let event = match &self.published {
-            Some(prev) if self.book_seq % SNAPSHOT_EVERY != 0 => {
+            Some(prev) if !self.book_seq.is_multiple_of(SNAPSHOT_EVERY) => {
                 let u = market_data::book::diff(&self.ins.symbol, self.book_seq + 1, prev, &current);
                 if u.changes.is_empty() {
                     return None;
