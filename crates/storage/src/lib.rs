@@ -276,13 +276,12 @@ impl Db {
     /// Revokes by id or by name. Revoking twice is not an error.
     pub async fn revoke_api_key(&self, id_or_name: &str) -> Result<ApiKey, StoreError> {
         let now = Utc::now().to_rfc3339();
-        let res =
-            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE (id = $2 OR name = $3) AND revoked_at IS NULL")
-                .bind(&now)
-                .bind(id_or_name)
-                .bind(id_or_name)
-                .execute(&self.pool)
-                .await?;
+        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE (id = $2 OR name = $3) AND revoked_at IS NULL")
+            .bind(&now)
+            .bind(id_or_name)
+            .bind(id_or_name)
+            .execute(&self.pool)
+            .await?;
         let row = sqlx::query("SELECT id, name, key_hash, prefix, role, created_by, created_at, revoked_at FROM api_keys WHERE id = $1 OR name = $2")
             .bind(id_or_name)
             .bind(id_or_name)
@@ -290,7 +289,6 @@ impl Db {
             .await?;
         match row {
             Some(r) => Ok(Self::key_from_row(&r)?),
-            None if res.rows_affected() == 0 => Err(StoreError::NotFound(format!("API key {id_or_name:?}"))),
             None => Err(StoreError::NotFound(format!("API key {id_or_name:?}"))),
         }
     }
