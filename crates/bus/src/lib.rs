@@ -305,44 +305,22 @@ impl Bus {
         }
         let event = Arc::new(event);
         let payload_json = Arc::new(std::sync::OnceLock::new());
-        let cached = {
+        // The common case (a subject seen before, subscriptions unchanged) takes one read lock.
+        {
             let r = self.inner.routes.read();
             if r.subs.is_empty() {
                 return 0;
             }
-            r.cache.get_key_value(subject).map(|(k, v)| (k.clone(), v.clone()))
-        };
-        let (key, idx) = match cached {
-            Some(hit) => hit,
-            None => {
-                let mut r = self.inner.routes.write();
-                let idx: Arc<[u64]> = r
-                    .subs
-                    .iter()
-                    .filter(|(_, s)| s.patterns.iter().any(|p| matches(p, subject)))
-                    .map(|(id, _)| *id)
-                    .collect();
-                let key: Arc<str> = Arc::from(subject);
-                r.cache.insert(key.clone(), idx.clone());
-                (key, idx)
-            }
-        };
-        let r = self.inner.routes.read();
-        let mut delivered = 0;
-        for id in idx.iter() {
-            // An id unsubscribed since the cache was built is simply gone.
-            let Some(sub) = r.subs.get(id) else { continue };
-            let d = Delivery { subject: key.clone(), event: event.clone(), payload_json: payload_json.clone() };
-            match sub.tx.try_send(d) {
-                Ok(()) => delivered += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    sub.dropped.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("ts_bus_dropped_total").increment(1);
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            if let Some((key, ids)) = r.cache.get_key_value(subject) {
+                return deliver(&r, key, ids, &event, &payload_json);
             }
         }
-        delivered
+        let mut w = self.inner.routes.write();
+        let ids: Arc<[u64]> =
+            w.subs.iter().filter(|(_, s)| s.patterns.iter().any(|p| matches(p, subject))).map(|(id, _)| *id).collect();
+        let key: Arc<str> = Arc::from(subject);
+        w.cache.insert(key.clone(), ids.clone());
+        deliver(&w, &key, &ids, &event, &payload_json)
     }
 
     /// Registers the responder for `subject`; requests arrive with a channel for the reply.
@@ -378,6 +356,30 @@ impl Bus {
         responder.send((payload, tx)).await.map_err(|_| BusError::Gone)?;
         rx.await.map_err(|_| BusError::Gone)
     }
+}
+
+fn deliver(
+    routes: &Routes,
+    key: &Arc<str>,
+    ids: &[u64],
+    event: &Arc<Event>,
+    payload_json: &Arc<std::sync::OnceLock<Option<Arc<str>>>>,
+) -> usize {
+    let mut delivered = 0;
+    for id in ids {
+        // An id unsubscribed since the cache was built is simply gone.
+        let Some(sub) = routes.subs.get(id) else { continue };
+        let d = Delivery { subject: key.clone(), event: event.clone(), payload_json: payload_json.clone() };
+        match sub.tx.try_send(d) {
+            Ok(()) => delivered += 1,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                sub.dropped.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("ts_bus_dropped_total").increment(1);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+    delivered
 }
 
 /// A request and the channel its answer goes back on.
