@@ -6,9 +6,7 @@ use domain::calendar::TradingCalendar;
 use domain::order::{
     validate, Order, OrderEvent, OrderId, OrderRequest, OrderStatus, OrderType, Side, TimeInForce, ValidationError,
 };
-use domain::risk::{
-    flatten_side, loss_level, LossLevel, RiskCheck, RiskContext, RiskLimits, RiskRejection, TradingState,
-};
+use domain::risk::{flatten_side, loss_level, LossLevel, RiskContext, RiskLimits, RiskRejection, TradingState};
 use domain::{Instruments, Money, Position, Price};
 use journal::{Journal, JournalError};
 use parking_lot::Mutex;
@@ -924,36 +922,6 @@ impl OrderManager {
     /// `None` when healthy, else what is wrong.
     pub fn journal_failure(&self) -> Option<String> {
         self.inner.journal.failure()
-    }
-
-    pub fn risk_check_codes() -> Vec<&'static str> {
-        [
-            RiskCheck::KillSwitch,
-            RiskCheck::TradingState,
-            RiskCheck::TradingHours,
-            RiskCheck::OrderRate,
-            RiskCheck::MaxOrderQty,
-            RiskCheck::MaxNotional,
-            RiskCheck::PriceBand,
-            RiskCheck::PositionLimit,
-            RiskCheck::DailyLossLimit,
-        ]
-        .into_iter()
-        .map(|c| c.code())
-        .collect()
-    }
-
-    /// Everything that recovery must restore, as JSON: orders (with fills), positions, limits, the kill switch.
-    pub fn durable_state(&self) -> serde_json::Value {
-        let st = self.inner.state.lock();
-        serde_json::json!({
-            "orders": st.orders.values().collect::<Vec<_>>(),
-            "positions": st.positions.iter().map(|p| (p.symbol.clone(), p.quantity, p.cost, p.realized_today, p.realized_total)).collect::<Vec<_>>(),
-            "limits": st.limits,
-            "kill_switch": st.kill_switch,
-            "session_date": st.session_date,
-            "next_id": st.next_id,
-        })
     }
 
     /// Flushes and closes the journal (graceful shutdown).
