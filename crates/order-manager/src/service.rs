@@ -924,6 +924,19 @@ impl OrderManager {
         self.inner.journal.failure()
     }
 
+    /// Everything that recovery must restore, as JSON: orders (with fills), positions, limits, the kill switch.
+    pub fn durable_state(&self) -> serde_json::Value {
+        let st = self.inner.state.lock();
+        serde_json::json!({
+            "orders": st.orders.values().collect::<Vec<_>>(),
+            "positions": st.positions.iter().map(|p| (p.symbol.clone(), p.quantity, p.cost, p.realized_today, p.realized_total)).collect::<Vec<_>>(),
+            "limits": st.limits,
+            "kill_switch": st.kill_switch,
+            "session_date": st.session_date,
+            "next_id": st.next_id,
+        })
+    }
+
     /// Flushes and closes the journal (graceful shutdown).
     pub fn shutdown(&self) {
         self.inner.journal.close();
