@@ -108,33 +108,39 @@ pub struct Delivery {
     pub event: Arc<Event>,
     /// The event's payload as JSON, computed by the first subscriber that asks and shared with the others, so a
     /// message fanned out to many WebSocket clients is serialized once.
-    payload_json: Arc<std::sync::OnceLock<Option<Arc<str>>>>,
+    /// `None` when the event went to one subscriber only: nothing to share, and one allocation fewer.
+    payload_json: Option<SharedJson>,
 }
+
+type SharedJson = Arc<std::sync::OnceLock<Option<Arc<str>>>>;
 
 impl Delivery {
     fn new(subject: Arc<str>, event: Arc<Event>) -> Delivery {
-        Delivery { subject, event, payload_json: Arc::new(std::sync::OnceLock::new()) }
+        Delivery { subject, event, payload_json: None }
     }
 
     /// JSON of the event's payload (the trade, book, quote, candle, order, ...), without the event's type tag.
     pub fn payload_json(&self) -> Option<Arc<str>> {
-        self.payload_json
-            .get_or_init(|| {
-                let v = match &*self.event {
-                    Event::Trade(t) => serde_json::to_string(t),
-                    Event::Book(b) => serde_json::to_string(b),
-                    Event::Quote(q) => serde_json::to_string(q),
-                    Event::Candle(c) => serde_json::to_string(c),
-                    Event::Order(o) => serde_json::to_string(o),
-                    Event::Fill { order_id, fill, .. } => {
-                        serde_json::to_string(&serde_json::json!({ "order_id": order_id, "fill": fill }))
-                    }
-                    Event::Position(p) => serde_json::to_string(p),
-                    Event::Risk { data } => serde_json::to_string(data),
-                };
-                v.ok().map(Arc::from)
-            })
-            .clone()
+        match &self.payload_json {
+            Some(shared) => shared.get_or_init(|| self.serialize_payload()).clone(),
+            None => self.serialize_payload(),
+        }
+    }
+
+    fn serialize_payload(&self) -> Option<Arc<str>> {
+        let v = match &*self.event {
+            Event::Trade(t) => serde_json::to_string(t),
+            Event::Book(b) => serde_json::to_string(b),
+            Event::Quote(q) => serde_json::to_string(q),
+            Event::Candle(c) => serde_json::to_string(c),
+            Event::Order(o) => serde_json::to_string(o),
+            Event::Fill { order_id, fill, .. } => {
+                serde_json::to_string(&serde_json::json!({ "order_id": order_id, "fill": fill }))
+            }
+            Event::Position(p) => serde_json::to_string(p),
+            Event::Risk { data } => serde_json::to_string(data),
+        };
+        v.ok().map(Arc::from)
     }
 }
 
@@ -304,7 +310,6 @@ impl Bus {
             return n.publish(subject, &event);
         }
         let event = Arc::new(event);
-        let payload_json = Arc::new(std::sync::OnceLock::new());
         // The common case (a subject seen before, subscriptions unchanged) takes one read lock.
         {
             let r = self.inner.routes.read();
@@ -312,7 +317,7 @@ impl Bus {
                 return 0;
             }
             if let Some((key, ids)) = r.cache.get_key_value(subject) {
-                return deliver(&r, key, ids, &event, &payload_json);
+                return deliver(&r, key, ids, &event);
             }
         }
         let mut w = self.inner.routes.write();
@@ -320,7 +325,7 @@ impl Bus {
             w.subs.iter().filter(|(_, s)| s.patterns.iter().any(|p| matches(p, subject))).map(|(id, _)| *id).collect();
         let key: Arc<str> = Arc::from(subject);
         w.cache.insert(key.clone(), ids.clone());
-        deliver(&w, &key, &ids, &event, &payload_json)
+        deliver(&w, &key, &ids, &event)
     }
 
     /// Registers the responder for `subject`; requests arrive with a channel for the reply.
@@ -358,14 +363,9 @@ impl Bus {
     }
 }
 
-fn deliver(
-    routes: &Routes,
-    key: &Arc<str>,
-    ids: &[u64],
-    event: &Arc<Event>,
-    payload_json: &Arc<std::sync::OnceLock<Option<Arc<str>>>>,
-) -> usize {
+fn deliver(routes: &Routes, key: &Arc<str>, ids: &[u64], event: &Arc<Event>) -> usize {
     let mut delivered = 0;
+    let payload_json: Option<SharedJson> = (ids.len() > 1).then(Default::default);
     for id in ids {
         // An id unsubscribed since the cache was built is simply gone.
         let Some(sub) = routes.subs.get(id) else { continue };

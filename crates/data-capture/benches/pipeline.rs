@@ -10,6 +10,10 @@ use domain::{Instruments, Price};
 use market_data::{Aggressor, Trade, TradeKind};
 use std::time::Instant;
 
+// The allocator of the `tradingsystem` binary, so the numbers are the product's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let n: u64 = if quick { 200_000 } else { 2_000_000 };
@@ -45,7 +49,7 @@ fn main() {
         });
         let instruments = Instruments::b3_defaults(base.date_naive());
         let started = Instant::now();
-        let dc = DataCapture::start(ReplayFeed::from_trades(trades, Speed::Max), instruments, bus.clone());
+        let dc = DataCapture::start(ReplayFeed::from_trades(trades, Speed::Max), instruments, bus.clone(), Vec::new());
         loop {
             let st = dc.status();
             let done: u64 = st.symbols.values().map(|s| s.stats.trades).sum();

@@ -13,8 +13,9 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 
 /// Connection state per dimension, each with a reason when not connected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -51,11 +52,28 @@ pub enum FeedError {
     NotRunning,
 }
 
+/// Where a feed delivers its events. The consumer runs on the feed's own thread or task, as a real adapter's
+/// receive loop would call it: a trade is validated, published and seen by inline strategies before the next one
+/// is read, with no queue in between (each hand-off between threads costs tens of microseconds of wake-up on a
+/// busy machine). A slow consumer therefore slows the feed, which is the back-pressure we want.
+#[derive(Clone)]
+pub struct FeedSink(Arc<dyn Fn(FeedEvent) + Send + Sync>);
+
+impl FeedSink {
+    pub fn new(f: impl Fn(FeedEvent) + Send + Sync + 'static) -> FeedSink {
+        FeedSink(Arc::new(f))
+    }
+
+    pub fn send(&self, ev: FeedEvent) {
+        (self.0)(ev)
+    }
+}
+
 pub trait Feed: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// Starts producing events into `events`. Called once.
-    fn start(&self, events: mpsc::Sender<FeedEvent>);
+    fn start(&self, events: FeedSink);
 
     /// Asks for the trades with ids in `[from_id, to_id]`; they arrive as [`FeedEvent::History`] packets.
     fn request_history(&self, symbol: &str, from_id: u64, to_id: u64) -> Result<u64, FeedError>;
@@ -65,62 +83,173 @@ fn connection(login: LinkState, market_data: LinkState, reason: Option<&str>) ->
     FeedEvent::Connection(FeedConnection { login, market_data, reason: reason.map(str::to_string), since: Utc::now() })
 }
 
+/// Reconnection delays: doubling from `min` to `max`, reset by a successful connection.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    pub fn new(min: Duration, max: Duration) -> Backoff {
+        Backoff { min, max: max.max(min), next: min }
+    }
+
+    /// The delay before the next attempt.
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
+
+    pub fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
+impl Default for Backoff {
+    /// 1 s doubling to 30 s, as broker-adapters.md asks of every adapter.
+    fn default() -> Backoff {
+        Backoff::new(Duration::from_secs(1), Duration::from_secs(30))
+    }
+}
+
 /// The simulated B3 market as a feed. `drop_every` > 0 loses every n-th trade on the way (a lossy link), which
-/// the gap detection and backfill must repair.
+/// the gap detection and backfill must repair; [`SimFeed::interrupt`] takes the link down for a while, which the
+/// feed survives by reconnecting with backoff, taking fresh book snapshots and backfilling the trades it missed.
 pub struct SimFeed {
     market: SimMarket,
     drop_every: u64,
-    events: std::sync::OnceLock<mpsc::Sender<FeedEvent>>,
+    backoff: Backoff,
+    /// `Some(reason)` while the link is down.
+    link: watch::Sender<Option<String>>,
+    events: std::sync::OnceLock<FeedSink>,
     next_request: AtomicU64,
 }
 
 impl SimFeed {
     pub fn new(market: SimMarket, drop_every: u64) -> Arc<SimFeed> {
-        Arc::new(SimFeed { market, drop_every, events: std::sync::OnceLock::new(), next_request: AtomicU64::new(1) })
+        Self::with_backoff(market, drop_every, Backoff::default())
+    }
+
+    pub fn with_backoff(market: SimMarket, drop_every: u64, backoff: Backoff) -> Arc<SimFeed> {
+        Arc::new(SimFeed {
+            market,
+            drop_every,
+            backoff,
+            link: watch::channel(None).0,
+            events: std::sync::OnceLock::new(),
+            next_request: AtomicU64::new(1),
+        })
+    }
+
+    /// Cuts the link to the market for `outage`: the session drops at once and connection attempts fail until
+    /// the outage is over. Everything printed meanwhile is lost on the way, as on a real network.
+    pub fn interrupt(&self, outage: Duration, reason: &str) {
+        self.link.send_replace(Some(reason.to_string()));
+        let link = self.link.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(outage).await;
+            link.send_replace(None);
+        });
     }
 }
 
 /// History answers stream in packets of this many trades.
 const PACKET: usize = 1000;
 
+enum SessionEnd {
+    Lost(String),
+    MarketStopped,
+}
+
+impl SimFeed {
+    /// One connected session: the feed's view of the market from subscription until the link drops.
+    async fn session(
+        market: &SimMarket,
+        link: &mut watch::Receiver<Option<String>>,
+        events: &FeedSink,
+        drop_every: u64,
+        n: &mut u64,
+    ) -> SessionEnd {
+        let mut rx = market.subscribe();
+        // A new subscriber starts from snapshots, as a real feed sends on subscription: incremental updates from
+        // before the drop cannot be applied any more.
+        let now = Utc::now();
+        for ins in market.instruments().iter() {
+            if let Some(b) = market.book(&ins.symbol, market_sim::PUBLISHED_DEPTH, now) {
+                events.send(FeedEvent::Book(b));
+            }
+        }
+        events.send(connection(LinkState::Connected, LinkState::Connected, None));
+        loop {
+            let received = tokio::select! {
+                r = rx.recv() => r,
+                down = link.wait_for(Option::is_some) => {
+                    let reason = down.ok().and_then(|r| r.clone()).unwrap_or_else(|| "feed stopped".into());
+                    return SessionEnd::Lost(reason);
+                }
+            };
+            let ev = match received {
+                Ok(MarketEvent::Trade(mut t)) => {
+                    *n += 1;
+                    if drop_every > 0 && n.is_multiple_of(drop_every) {
+                        continue;
+                    }
+                    t.receive_ts = Utc::now();
+                    FeedEvent::Trade(t)
+                }
+                Ok(MarketEvent::Book(b)) => FeedEvent::Book(b),
+                Ok(MarketEvent::BookUpdate(u)) => FeedEvent::BookUpdate(u),
+                Err(RecvError::Lagged(skipped)) => {
+                    // Lost events show up as trade-id gaps and are backfilled; report the degradation.
+                    tracing::warn!(skipped, "sim feed lagged");
+                    connection(LinkState::Connected, LinkState::Degraded, Some("consumer lagged; events skipped"))
+                }
+                Err(RecvError::Closed) => return SessionEnd::MarketStopped,
+            };
+            events.send(ev);
+        }
+    }
+}
+
 impl Feed for SimFeed {
     fn name(&self) -> &'static str {
         "sim"
     }
 
-    fn start(&self, events: mpsc::Sender<FeedEvent>) {
+    fn start(&self, events: FeedSink) {
         let _ = self.events.set(events.clone());
-        let mut rx = self.market.subscribe();
+        let market = self.market.clone();
         let drop_every = self.drop_every;
+        let mut backoff = self.backoff.clone();
+        let mut link = self.link.subscribe();
         tokio::spawn(async move {
-            let _ = events.send(connection(LinkState::Connecting, LinkState::Connecting, None)).await;
-            let _ = events.send(connection(LinkState::Connected, LinkState::Connected, None)).await;
             let mut n = 0u64;
             loop {
-                let ev = match rx.recv().await {
-                    Ok(MarketEvent::Trade(t)) => {
-                        n += 1;
-                        if drop_every > 0 && n.is_multiple_of(drop_every) {
-                            continue;
-                        }
-                        FeedEvent::Trade(t)
+                events.send(connection(LinkState::Connecting, LinkState::Connecting, None));
+                let down = link.borrow_and_update().clone();
+                if let Some(reason) = down {
+                    let delay = backoff.next_delay();
+                    let reason = format!("connect failed: {reason}; retrying in {} ms", delay.as_millis());
+                    events.send(connection(LinkState::Disconnected, LinkState::Disconnected, Some(&reason)));
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+                backoff.reset();
+                match Self::session(&market, &mut link, &events, drop_every, &mut n).await {
+                    SessionEnd::Lost(reason) => {
+                        let reason = format!("link lost: {reason}");
+                        tracing::warn!(%reason, "sim feed disconnected");
+                        events.send(connection(LinkState::Disconnected, LinkState::Disconnected, Some(&reason)));
+                        tokio::time::sleep(backoff.next_delay()).await;
                     }
-                    Ok(MarketEvent::Book(b)) => FeedEvent::Book(b),
-                    Ok(MarketEvent::BookUpdate(u)) => FeedEvent::BookUpdate(u),
-                    Err(RecvError::Lagged(skipped)) => {
-                        // Lost events show up as trade-id gaps and are backfilled; report the degradation.
-                        tracing::warn!(skipped, "sim feed lagged");
-                        connection(LinkState::Connected, LinkState::Degraded, Some("consumer lagged; events skipped"))
-                    }
-                    Err(RecvError::Closed) => {
-                        let _ = events
-                            .send(connection(LinkState::Disconnected, LinkState::Disconnected, Some("market stopped")))
-                            .await;
+                    SessionEnd::MarketStopped => {
+                        let reason = Some("market stopped");
+                        events.send(connection(LinkState::Disconnected, LinkState::Disconnected, reason));
                         return;
                     }
-                };
-                if events.send(ev).await.is_err() {
-                    return;
                 }
             }
         });
@@ -132,21 +261,29 @@ impl Feed for SimFeed {
         let trades = self.market.history(symbol, from_id, to_id);
         let symbol = symbol.to_string();
         tokio::spawn(async move {
-            let chunks: Vec<Vec<Trade>> = trades.chunks(PACKET).map(<[Trade]>::to_vec).collect();
-            let total = chunks.len().max(1);
-            if chunks.is_empty() {
-                let _ = events
-                    .send(FeedEvent::History { request_id: id, symbol, trades: Vec::new(), progress: 1.0, last: true })
-                    .await;
+            if trades.is_empty() {
+                events.send(FeedEvent::History {
+                    request_id: id,
+                    symbol,
+                    trades: Vec::new(),
+                    progress: 1.0,
+                    last: true,
+                });
                 return;
             }
-            for (i, trades) in chunks.into_iter().enumerate() {
+            let total = trades.len().div_ceil(PACKET);
+            for (i, chunk) in trades.chunks(PACKET).enumerate() {
                 let last = i + 1 == total;
                 let progress = (i + 1) as f32 / total as f32;
-                let ev = FeedEvent::History { request_id: id, symbol: symbol.clone(), trades, progress, last };
-                if events.send(ev).await.is_err() {
-                    return;
-                }
+                let ev = FeedEvent::History {
+                    request_id: id,
+                    symbol: symbol.clone(),
+                    trades: chunk.to_vec(),
+                    progress,
+                    last,
+                };
+                events.send(ev);
+                tokio::task::yield_now().await;
             }
         });
         Ok(id)
@@ -177,7 +314,7 @@ pub struct ReplayFeed {
     path: PathBuf,
     speed: Speed,
     trades: std::sync::OnceLock<Arc<Vec<Trade>>>,
-    events: std::sync::OnceLock<mpsc::Sender<FeedEvent>>,
+    events: std::sync::OnceLock<FeedSink>,
     next_request: AtomicU64,
 }
 
@@ -228,26 +365,29 @@ impl Feed for ReplayFeed {
         "replay"
     }
 
-    fn start(&self, events: mpsc::Sender<FeedEvent>) {
+    fn start(&self, events: FeedSink) {
         let _ = self.events.set(events.clone());
         let trades = self.trades.get().cloned().unwrap_or_default();
         let speed = self.speed;
         let path = self.path.display().to_string();
         tokio::spawn(async move {
-            let _ = events.send(connection(LinkState::Connected, LinkState::Connected, None)).await;
+            events.send(connection(LinkState::Connected, LinkState::Connected, None));
             let started = tokio::time::Instant::now();
             let first = trades.first().map(|t| t.exchange_ts);
-            for t in trades.iter() {
-                if let (Speed::Times(f), Some(first)) = (speed, first) {
-                    let offset = (t.exchange_ts - first).to_std().unwrap_or_default().div_f64(f);
-                    tokio::time::sleep_until(started + offset).await;
+            for (i, t) in trades.iter().enumerate() {
+                match (speed, first) {
+                    (Speed::Times(f), Some(first)) => {
+                        let offset = (t.exchange_ts - first).to_std().unwrap_or_default().div_f64(f);
+                        tokio::time::sleep_until(started + offset).await;
+                    }
+                    // At full speed, let the runtime's other tasks (HTTP, WebSocket) run now and then.
+                    _ if i % 4096 == 4095 => tokio::task::yield_now().await,
+                    _ => {}
                 }
-                if events.send(FeedEvent::Trade(t.clone())).await.is_err() {
-                    return;
-                }
+                events.send(FeedEvent::Trade(t.clone()));
             }
             let reason = format!("end of replay of {path}");
-            let _ = events.send(connection(LinkState::Connected, LinkState::Disconnected, Some(&reason))).await;
+            events.send(connection(LinkState::Connected, LinkState::Disconnected, Some(&reason)));
         });
     }
 
@@ -266,9 +406,7 @@ impl Feed for ReplayFeed {
             .unwrap_or_default();
         let symbol = symbol.to_string();
         tokio::spawn(async move {
-            let _ = events
-                .send(FeedEvent::History { request_id: id, symbol, trades: found, progress: 1.0, last: true })
-                .await;
+            events.send(FeedEvent::History { request_id: id, symbol, trades: found, progress: 1.0, last: true });
         });
         Ok(id)
     }

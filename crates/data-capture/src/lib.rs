@@ -16,7 +16,6 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FeedStatus {
@@ -66,9 +65,27 @@ struct PendingBar {
     dirty: bool,
 }
 
+/// A consumer called on the feed's thread for every live trade accepted by processing, before the bus sees it.
+pub type TradeTap = Arc<dyn Fn(&Trade) + Send + Sync>;
+
+struct SymbolCtx {
+    symbol: String,
+    trades_subject: String,
+    candles_subject: String,
+    new: metrics::Counter,
+    gap: metrics::Counter,
+    backfilled: metrics::Counter,
+    correction: metrics::Counter,
+    duplicate: metrics::Counter,
+    invalid: metrics::Counter,
+    gaps: metrics::Counter,
+    bar: Mutex<Option<PendingBar>>,
+}
+
 struct Inner {
+    symbol_ctx: parking_lot::RwLock<std::collections::HashMap<String, Arc<SymbolCtx>>>,
     processor: Mutex<TickProcessor>,
-    bars: Mutex<std::collections::HashMap<String, PendingBar>>,
+    taps: parking_lot::RwLock<Vec<TradeTap>>,
     books: Mutex<std::collections::HashMap<String, PendingBook>>,
     bus: Bus,
     feed: Arc<dyn Feed>,
@@ -85,12 +102,13 @@ pub struct DataCapture {
 const TRANSITIONS_KEPT: usize = 50;
 
 impl DataCapture {
-    /// Starts consuming `feed`.
-    pub fn start(feed: Arc<dyn Feed>, instruments: Instruments, bus: Bus) -> DataCapture {
+    /// Starts consuming `feed`. `taps` see every live trade from the first one (see [`DataCapture::add_trade_tap`]).
+    pub fn start(feed: Arc<dyn Feed>, instruments: Instruments, bus: Bus, taps: Vec<TradeTap>) -> DataCapture {
         let dc = DataCapture {
             inner: Arc::new(Inner {
                 processor: Mutex::new(TickProcessor::new(instruments, ProcessorConfig::default())),
-                bars: Mutex::new(std::collections::HashMap::new()),
+                taps: parking_lot::RwLock::new(taps),
+                symbol_ctx: parking_lot::RwLock::new(std::collections::HashMap::new()),
                 books: Mutex::new(std::collections::HashMap::new()),
                 bus,
                 feed: feed.clone(),
@@ -99,19 +117,8 @@ impl DataCapture {
                 history: Mutex::new(HistoryStats::default()),
             }),
         };
-        // Bounded: a feed that outruns processing waits (the simulated and replayed feeds can), and a real feed's
-        // adapter thread hands events over with try_send, so it is never blocked.
-        let (tx, mut rx) = mpsc::channel(65_536);
-        feed.start(tx);
         let this = dc.clone();
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(512);
-            while rx.recv_many(&mut batch, 512).await > 0 {
-                for ev in batch.drain(..) {
-                    this.on_event(ev);
-                }
-            }
-        });
+        feed.start(feed::FeedSink::new(move |ev| this.on_event(ev)));
         let sampler = dc.clone();
         tokio::spawn(async move { sampler.sample_rates().await });
         let bars = dc.clone();
@@ -119,9 +126,21 @@ impl DataCapture {
         dc
     }
 
+    /// Calls `tap` inline for every live trade that passes validation, before it is published: the path of
+    /// in-process strategies, which answer a trade without waiting for a task to be woken.
+    pub fn add_trade_tap(&self, tap: TradeTap) {
+        self.inner.taps.write().push(tap);
+    }
+
     /// The simulated market as the feed, seeded with what the market already printed.
-    pub fn start_sim(market: &SimMarket, bus: Bus, drop_every: u64) -> DataCapture {
-        let dc = Self::start(feed::SimFeed::new(market.clone(), drop_every), market.instruments().clone(), bus);
+    pub fn start_sim(market: &SimMarket, bus: Bus, drop_every: u64, taps: Vec<TradeTap>) -> DataCapture {
+        let feed = feed::SimFeed::new(market.clone(), drop_every);
+        Self::start_sim_feed(market, feed, bus, taps)
+    }
+
+    /// [`DataCapture::start_sim`] with a feed built by the caller (backoff, outages).
+    pub fn start_sim_feed(market: &SimMarket, feed: Arc<feed::SimFeed>, bus: Bus, taps: Vec<TradeTap>) -> DataCapture {
+        let dc = Self::start(feed, market.instruments().clone(), bus, taps);
         let now = Utc::now();
         let mut p = dc.inner.processor.lock();
         for ins in market.instruments().iter() {
@@ -177,25 +196,50 @@ impl DataCapture {
         }
     }
 
+    /// The per-symbol subjects and metric handles, made once: building them per trade (a formatted subject, a
+    /// labelled metric key) cost more than validating the trade.
+    fn symbol_ctx(&self, symbol: &str) -> Arc<SymbolCtx> {
+        if let Some(c) = self.inner.symbol_ctx.read().get(symbol) {
+            return c.clone();
+        }
+        let outcome = |label: &'static str| metrics::counter!("ts_md_trades_total", "symbol" => symbol.to_string(), "outcome" => label);
+        let ctx = Arc::new(SymbolCtx {
+            symbol: symbol.to_string(),
+            trades_subject: subjects::trades(symbol),
+            candles_subject: subjects::candles(symbol),
+            new: outcome("new"),
+            gap: outcome("gap"),
+            backfilled: outcome("backfilled"),
+            correction: outcome("correction"),
+            duplicate: outcome("duplicate"),
+            invalid: outcome("invalid"),
+            gaps: metrics::counter!("ts_md_gaps_total", "symbol" => symbol.to_string()),
+            bar: Mutex::new(None),
+        });
+        // Two feeds' threads may race to make it: the first one stays.
+        self.inner.symbol_ctx.write().entry(symbol.to_string()).or_insert(ctx).clone()
+    }
+
     fn on_trade(&self, t: Trade, live: bool) {
-        let symbol = t.symbol.clone();
         let received = t.receive_ts;
+        let ctx = self.symbol_ctx(&t.symbol);
         let for_bus = t.clone();
         let processed = self.inner.processor.lock().on_trade(t);
-        let label = match &processed.outcome {
-            Outcome::New { gap: Some(_) } => "gap",
-            Outcome::New { gap: None } => "new",
-            Outcome::Backfilled => "backfilled",
-            Outcome::Edited | Outcome::Canceled => "correction",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Invalid(_) => "invalid",
-        };
-        metrics::counter!("ts_md_trades_total", "symbol" => symbol.clone(), "outcome" => label).increment(1);
+        let symbol = &for_bus.symbol;
+        match &processed.outcome {
+            Outcome::New { gap: Some(_) } => &ctx.gap,
+            Outcome::New { gap: None } => &ctx.new,
+            Outcome::Backfilled => &ctx.backfilled,
+            Outcome::Edited | Outcome::Canceled => &ctx.correction,
+            Outcome::Duplicate => &ctx.duplicate,
+            Outcome::Invalid(_) => &ctx.invalid,
+        }
+        .increment(1);
         if let Outcome::New { gap: Some(g) } = &processed.outcome {
-            metrics::counter!("ts_md_gaps_total", "symbol" => symbol.clone()).increment(1);
+            ctx.gaps.increment(1);
             tracing::warn!(%symbol, from = g.from, to = g.to, "trade sequence gap; requesting a backfill");
             let mut h = self.inner.history.lock();
-            match self.inner.feed.request_history(&symbol, g.from, g.to) {
+            match self.inner.feed.request_history(symbol, g.from, g.to) {
                 Ok(id) => {
                     h.sent += 1;
                     h.pending.insert(id, 0.0);
@@ -206,14 +250,22 @@ impl DataCapture {
                 }
             }
         }
-        if processed.outcome.is_accepted() {
-            self.inner.bus.publish(&subjects::trades(&symbol), Event::Trade(for_bus));
-            if let Some(bar) = processed.bar {
-                self.on_bar(&symbol, bar, Utc::now());
-            }
+        if !processed.outcome.is_accepted() {
+            return;
         }
         if live {
-            let latency = (Utc::now() - received).num_nanoseconds().unwrap_or(0).max(0) as f64 / 1e9;
+            for tap in self.inner.taps.read().iter() {
+                tap(&for_bus);
+            }
+        }
+        let bar = processed.bar;
+        self.inner.bus.publish(&ctx.trades_subject, Event::Trade(for_bus));
+        let now = Utc::now();
+        if let Some(bar) = bar {
+            self.on_bar(&ctx, bar, now);
+        }
+        if live {
+            let latency = (now - received).num_nanoseconds().unwrap_or(0).max(0) as f64 / 1e9;
             metrics::histogram!("ts_md_tick_to_publish_seconds").record(latency);
         }
     }
@@ -248,31 +300,32 @@ impl DataCapture {
 
     /// Candle updates are conflated: at most one per symbol per [`CANDLE_EVERY`], plus the final state of a bar
     /// when the next one starts. A chart needs no more, and the bus carries half as many messages.
-    fn on_bar(&self, symbol: &str, bar: market_data::Bar, now: DateTime<Utc>) {
-        let mut bars = self.inner.bars.lock();
-        let slot = bars.entry(symbol.to_string()).or_insert(PendingBar { bar, published_at: None, dirty: true });
+    fn on_bar(&self, ctx: &SymbolCtx, bar: market_data::Bar, now: DateTime<Utc>) {
+        let mut pending = ctx.bar.lock();
+        let slot = pending.get_or_insert(PendingBar { bar, published_at: None, dirty: true });
         if bar.open_time > slot.bar.open_time && slot.dirty {
             // The previous minute is final: publish its last state before moving on.
-            self.publish_bar(symbol, slot.bar);
+            self.publish_bar(ctx, slot.bar);
         }
         if bar.open_time >= slot.bar.open_time {
             slot.bar = bar;
             slot.dirty = true;
         } else {
             // A correction or late trade for an earlier minute goes out as it is.
-            self.publish_bar(symbol, bar);
+            self.publish_bar(ctx, bar);
             return;
         }
         let due = slot.published_at.is_none_or(|t| now - t >= CANDLE_EVERY);
         if due {
-            self.publish_bar(symbol, slot.bar);
+            self.publish_bar(ctx, slot.bar);
             slot.published_at = Some(now);
             slot.dirty = false;
         }
     }
 
-    fn publish_bar(&self, symbol: &str, bar: market_data::Bar) {
-        self.inner.bus.publish(&subjects::candles(symbol), Event::Candle(bar.to_candle(symbol, Interval::M1)));
+    fn publish_bar(&self, ctx: &SymbolCtx, bar: market_data::Bar) {
+        let candle = bar.to_candle(&ctx.symbol, Interval::M1);
+        self.inner.bus.publish(&ctx.candles_subject, Event::Candle(candle));
     }
 
     /// Publishes bar and book updates held back by the conflation once their interval has passed.
@@ -281,14 +334,13 @@ impl DataCapture {
         loop {
             tick.tick().await;
             let now = Utc::now();
-            {
-                let mut bars = self.inner.bars.lock();
-                for (symbol, slot) in bars.iter_mut() {
-                    if slot.dirty {
-                        self.publish_bar(symbol, slot.bar);
-                        slot.published_at = Some(now);
-                        slot.dirty = false;
-                    }
+            let symbols: Vec<Arc<SymbolCtx>> = self.inner.symbol_ctx.read().values().cloned().collect();
+            for ctx in symbols {
+                let mut pending = ctx.bar.lock();
+                if let Some(slot) = pending.as_mut().filter(|p| p.dirty) {
+                    self.publish_bar(&ctx, slot.bar);
+                    slot.published_at = Some(now);
+                    slot.dirty = false;
                 }
             }
             let dirty: Vec<String> =
@@ -387,7 +439,7 @@ mod tests {
         let market = SimMarket::new(ins, SimConfig::default());
         market.warm_up(Utc::now());
         let bus = Bus::new();
-        let dc = DataCapture::start_sim(&market, bus, 7);
+        let dc = DataCapture::start_sim(&market, bus, 7, Vec::new());
         tokio::time::sleep(Duration::from_millis(50)).await;
         for _ in 0..2_000 {
             market.step("PETR4", Utc::now());
@@ -407,11 +459,59 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_feed_reconnects_with_backoff_and_repairs_what_it_missed() {
+        use domain::broker::LinkState;
+        let ins = Instruments::b3_defaults(Utc::now().date_naive());
+        let market = SimMarket::new(ins, SimConfig::default());
+        market.warm_up(Utc::now());
+        let backoff = feed::Backoff::new(Duration::from_millis(20), Duration::from_millis(80));
+        let sim = feed::SimFeed::with_backoff(market.clone(), 0, backoff);
+        let dc = DataCapture::start_sim_feed(&market, sim.clone(), Bus::new(), Vec::new());
+        let printer = market.clone();
+        let printing = tokio::spawn(async move {
+            loop {
+                printer.step("PETR4", Utc::now());
+                printer.step("VALE3", Utc::now());
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        sim.interrupt(Duration::from_millis(300), "network unreachable");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        printing.abort();
+        until(|| {
+            let st = dc.status();
+            let p = &st.symbols["PETR4"].stats;
+            p.gaps_detected >= 1 && p.missing_ids == 0 && st.history_requests.pending.is_empty()
+        })
+        .await;
+
+        let st = dc.status();
+        let reasons: Vec<(LinkState, String)> =
+            st.transitions.iter().map(|c| (c.market_data, c.reason.clone().unwrap_or_default())).collect();
+        let lost = reasons.iter().position(|(s, r)| *s == LinkState::Disconnected && r.contains("link lost"));
+        let lost = lost.expect("the drop is reported");
+        let after = &reasons[lost..];
+        let retries: Vec<&String> =
+            after.iter().filter(|(_, r)| r.starts_with("connect failed")).map(|(_, r)| r).collect();
+        assert!(retries.len() >= 2, "attempts during the outage are reported: {reasons:?}");
+        assert!(retries[0].contains("retrying in 40 ms") && retries[1].contains("retrying in 80 ms"), "{retries:?}");
+        assert!(after.iter().any(|(s, _)| *s == LinkState::Connecting));
+        assert_eq!(after.last().map(|(s, _)| *s), Some(LinkState::Connected), "{reasons:?}");
+        for symbol in ["PETR4", "VALE3"] {
+            let p = &st.symbols[symbol].stats;
+            assert!(p.gaps_detected >= 1, "{symbol}: the outage left a gap");
+            assert_eq!(p.missing_ids, 0, "{symbol}: every trade missed during the outage was backfilled");
+            assert!(!dc.read(|pr| pr.book_is_stale(symbol)), "{symbol}: the book was re-snapshotted");
+        }
+    }
+
+    #[tokio::test]
     async fn the_book_follows_incremental_updates() {
         let ins = Instruments::b3_defaults(Utc::now().date_naive());
         let market = SimMarket::new(ins, SimConfig::default());
         market.warm_up(Utc::now());
-        let dc = DataCapture::start_sim(&market, Bus::new(), 0);
+        let dc = DataCapture::start_sim(&market, Bus::new(), 0, Vec::new());
         tokio::time::sleep(Duration::from_millis(20)).await;
         for _ in 0..(market_sim::SNAPSHOT_EVERY as usize + 300) {
             market.step("VALE3", Utc::now());
@@ -435,7 +535,7 @@ mod tests {
         assert_eq!(feed.len(), recorded.len());
         let bus = Bus::new();
         let mut sub = bus.subscribe("md.trades.VALE3", 100_000).unwrap();
-        let dc = DataCapture::start(feed, ins, bus);
+        let dc = DataCapture::start(feed, ins, bus, Vec::new());
         until(|| {
             dc.status().connection.as_ref().is_some_and(|c| c.market_data == domain::broker::LinkState::Disconnected)
         })

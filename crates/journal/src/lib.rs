@@ -268,6 +268,11 @@ impl Journal {
     }
 
     /// Wakes the writer if it is idle and something is pending.
+    /// Wakes an idle writer for records appended with [`Journal::append_lazy`] that nobody will wait for.
+    pub fn flush_soon(&self) {
+        self.kick();
+    }
+
     fn kick(&self) {
         let st = self.lock();
         let wake = st.writer_idle && !st.pending.is_empty();

@@ -148,6 +148,8 @@ pub struct SymbolStats {
 #[derive(Default)]
 struct Series {
     session: Option<NaiveDate>,
+    /// The UTC span of `session`'s São Paulo day, so most trades skip the time-zone conversion.
+    session_span: Option<(DateTime<Utc>, DateTime<Utc>)>,
     high_water: u64,
     gaps: Vec<Gap>,
     tape: VecDeque<Trade>,
@@ -230,7 +232,13 @@ impl TickProcessor {
             return Processed { outcome: Outcome::Invalid(reason), bar: None };
         }
         let config = &self.config;
-        let s = self.series.entry(t.symbol.clone()).or_default();
+        // Looked up before inserting so the common case does not allocate the key.
+        if !self.series.contains_key(&t.symbol) {
+            self.series.insert(t.symbol.clone(), Series::default());
+        }
+        let Some(s) = self.series.get_mut(&t.symbol) else {
+            return Processed { outcome: Outcome::Invalid("unknown symbol".into()), bar: None };
+        };
         match t.kind {
             TradeKind::New => Self::on_new(s, t, config),
             TradeKind::Edit | TradeKind::Cancel => Self::on_correction(s, t),
@@ -238,7 +246,20 @@ impl TickProcessor {
     }
 
     fn on_new(s: &mut Series, t: Trade, config: &ProcessorConfig) -> Processed {
-        let session = session_of(t.exchange_ts);
+        let ts = t.exchange_ts;
+        let session = match s.session_span {
+            Some((from, to)) if from <= ts && ts < to => s.session.unwrap_or_else(|| session_of(ts)),
+            _ => {
+                let day = session_of(ts);
+                let start = bucket_start(ts, Interval::D1);
+                let next = bucket_start(start + chrono::Duration::hours(36), Interval::D1);
+                // Only the span of the newest session is cached, so late trades of an older day still convert.
+                if s.session.is_none_or(|d| day >= d) {
+                    s.session_span = Some((start, next));
+                }
+                day
+            }
+        };
         if s.session.is_some_and(|d| session > d) {
             // Trade ids restart with each session.
             s.high_water = 0;
@@ -290,6 +311,14 @@ impl TickProcessor {
     }
 
     fn add_to_minute(s: &mut Series, t: &Trade, keep: usize) -> Bar {
+        // Most trades land in the current minute: no calendar arithmetic for them.
+        if let Some(b) = s.minutes.back_mut() {
+            let offset = t.exchange_ts - b.open_time;
+            if offset >= chrono::Duration::zero() && offset < chrono::Duration::minutes(1) {
+                b.add(t.price, t.quantity);
+                return *b;
+            }
+        }
         let start = minute_start(t.exchange_ts);
         match s.minutes.back_mut() {
             Some(b) if b.open_time == start => {

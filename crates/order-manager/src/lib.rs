@@ -10,7 +10,7 @@ mod state;
 
 pub use record::{AuditEntry, Entry, Record};
 pub use service::{
-    Actor, Clock, OmsError, OmsUpdate, OrderFilter, OrderManager, PositionsView, RecoveryReport, RiskStatus,
+    Actor, Clock, OmsError, OmsUpdate, OrderFilter, OrderManager, PositionsView, RecoveryReport, RiskStatus, Routed,
     SubmitOutcome, SystemClock,
 };
 pub use state::KillSwitchState;

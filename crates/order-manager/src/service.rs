@@ -150,6 +150,22 @@ enum Decision {
     Accepted(Order),
 }
 
+/// A decision taken and routed but maybe not yet durable; see [`OrderManager::route`].
+pub struct Routed {
+    seq: u64,
+    decision: Decision,
+}
+
+impl Routed {
+    /// The order as decided: created (and routed) or refused by validation or risk.
+    pub fn outcome(&self) -> Result<&Order, &OmsError> {
+        match &self.decision {
+            Decision::Existing(o) | Decision::Accepted(o) => Ok(o),
+            Decision::Refused(e) => Err(e),
+        }
+    }
+}
+
 struct Inner {
     state: Mutex<OmsState>,
     journal: Journal,
@@ -331,11 +347,20 @@ impl OrderManager {
 
     /// Validates, risk-checks, journals and routes one order. Returns once the decision is durable.
     pub async fn submit(&self, req: OrderRequest, actor: &Actor) -> Result<SubmitOutcome, OmsError> {
+        let routed = self.route(req, actor)?;
+        self.confirm(routed).await
+    }
+
+    /// The synchronous half of [`OrderManager::submit`]: decides, journals (not yet durably) and hands an accepted
+    /// order to the broker, on the caller's thread. Strategies running inline in Data Capture use it so a trade
+    /// becomes a routed order without a task hand-off; [`OrderManager::confirm`] then waits for the disk.
+    ///
+    /// Routing does not wait for the disk: the order reaches the broker in microseconds while the journal syncs.
+    /// If the process dies before the sync, the caller was never acknowledged and reconciliation at the next
+    /// start finds whatever the broker holds that the journal does not.
+    pub fn route(&self, req: OrderRequest, actor: &Actor) -> Result<Routed, OmsError> {
         let broker = self.broker()?.clone();
         let (seq, decision) = self.decide(&req, actor, broker.as_ref())?;
-        // Routing does not wait for the disk: the order reaches the broker in microseconds while the journal
-        // syncs. If the process dies before the sync, the caller was never acknowledged and reconciliation at the
-        // next start finds whatever the broker holds that the journal does not.
         if let Decision::Accepted(order) = &decision {
             if let Err(e) = broker.submit(order) {
                 self.apply_broker_event(
@@ -345,13 +370,23 @@ impl OrderManager {
                 );
             }
         }
-        // Whatever was decided is answered only once it is durable (a repeat may race its original to disk).
-        self.inner.journal.wait_durable(seq).await?;
-        match decision {
+        Ok(Routed { seq, decision })
+    }
+
+    /// Waits until a routed decision is durable and returns it. Whatever was decided is answered only then (a
+    /// repeat may race its original to disk).
+    pub async fn confirm(&self, routed: Routed) -> Result<SubmitOutcome, OmsError> {
+        self.inner.journal.wait_durable(routed.seq).await?;
+        match routed.decision {
             Decision::Existing(o) => Ok(SubmitOutcome::Existing(o)),
             Decision::Refused(e) => Err(e),
             Decision::Accepted(o) => Ok(SubmitOutcome::Created(self.get(o.id).unwrap_or(o))),
         }
+    }
+
+    /// Makes routed decisions durable without waiting for them (a caller that never calls `confirm`).
+    pub fn flush_soon(&self) {
+        self.inner.journal.flush_soon();
     }
 
     /// The synchronous part of a submission, under the state lock: returns the journal sequence to wait for.

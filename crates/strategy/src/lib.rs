@@ -3,6 +3,7 @@
 //! engine as everyone else's.
 
 use bus::{Bus, BusError, Event};
+use data_capture::DataCapture;
 use domain::order::OrderRequest;
 use market_data::Trade;
 use order_manager::{Actor, OmsError, OrderManager};
@@ -15,10 +16,40 @@ pub trait Strategy: Send + 'static {
     fn on_trade(&mut self, trade: &Trade) -> Vec<OrderRequest>;
 }
 
-/// Feeds a strategy from the bus and submits its orders as `account`.
+/// Feeds a strategy and submits its orders as `account`: from the bus (any process, any feed) or inline in Data
+/// Capture (same process, lowest latency).
 pub struct Runner;
 
 impl Runner {
+    /// Runs `strategy` on Data Capture's own thread for every live trade it accepts: the trade is validated, the
+    /// strategy decides, risk checks and the journal append run, and the order reaches the broker before the feed
+    /// reads its next event. Orders are answered durably in the background; risk refusals are the strategy's
+    /// normal life and are only counted.
+    pub fn inline<S: Strategy>(dc: &DataCapture, oms: OrderManager, account: &str, strategy: S) {
+        let actor = Actor::new(account);
+        let source = format!("strategy:{}", strategy.name());
+        let strategy = parking_lot::Mutex::new(strategy);
+        dc.add_trade_tap(std::sync::Arc::new(move |t: &Trade| {
+            let orders = strategy.lock().on_trade(t);
+            if orders.is_empty() {
+                return;
+            }
+            for mut req in orders {
+                req.source = Some(source.clone());
+                let failed = match oms.route(req, &actor) {
+                    Ok(routed) => {
+                        routed.outcome().err().filter(|e| !matches!(e, OmsError::Risk { .. })).map(|e| e.to_string())
+                    }
+                    Err(e) => Some(e.to_string()),
+                };
+                if let Some(error) = failed {
+                    tracing::warn!(%error, "strategy order failed");
+                }
+            }
+            oms.flush_soon();
+        }));
+    }
+
     /// `subjects` are bus patterns such as `md.trades.PETR4`. Each order is submitted on its own task so the
     /// strategy keeps reading the tape while earlier orders wait for the journal.
     pub fn spawn<S: Strategy>(
@@ -65,7 +96,7 @@ impl Strategy for Responder {
 
     fn on_trade(&mut self, t: &Trade) -> Vec<OrderRequest> {
         use domain::order::{OrderType, PositionType, Side, TimeInForce};
-        if t.symbol != self.symbol {
+        if t.symbol != self.symbol || t.kind != market_data::TradeKind::New {
             return Vec::new();
         }
         let side = match t.aggressor {

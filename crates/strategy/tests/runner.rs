@@ -24,7 +24,7 @@ async fn trades_on_the_bus_become_orders() {
     let (broker, events) = paper_broker::PaperBroker::start(market.clone(), TradingCalendar::Continuous, Vec::new());
     oms.attach_broker(broker, events, &report).await.unwrap();
     let bus = bus::Bus::new();
-    let _dc = data_capture::DataCapture::start_sim(&market, bus.clone(), 0);
+    let _dc = data_capture::DataCapture::start_sim(&market, bus.clone(), 0, Vec::new());
     let ins = instruments.get("PETR4").unwrap().clone();
     let responder = strategy::Responder { symbol: "PETR4".into(), offset_bps: 300, tick: ins.tick_size, lot: ins.lot };
     strategy::Runner::spawn(&bus, &["md.trades.PETR4".into()], oms.clone(), "algo", responder).unwrap();

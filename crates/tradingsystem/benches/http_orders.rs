@@ -9,6 +9,10 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+// The allocator of the `tradingsystem` binary, so the numbers are the product's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PASSWORD: &str = "bench-password-1";
 
 fn main() {

@@ -8,6 +8,11 @@ use gateway::auth::{check_password_policy, check_username, hash_password, new_ap
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
+// mimalloc: the data path allocates on one thread and frees on another (events fanned out to subscribers), where
+// glibc's allocator halved the pipeline's throughput (measured in BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "tradingsystem",

@@ -126,21 +126,6 @@ pub async fn run_with(
         Some(url) => Bus::connect_nats(url).await.context("cannot connect to the bus")?,
     };
     tracing::info!(bus = %bus.describe(), "bus ready");
-    // Marks for P&L, the price band and the daily loss limit follow the processed tape on the bus.
-    let mut tape = bus.subscribe("md.trades.>", 65_536)?;
-    let marks = oms.clone();
-    tokio::spawn(async move {
-        let mut reported = 0;
-        while let Some(d) = tape.recv().await {
-            if let Event::Trade(t) = &*d.event {
-                marks.on_market_trade(&t.symbol, t.price);
-            }
-            if tape.dropped() > reported {
-                reported = tape.dropped();
-                tracing::warn!(dropped = reported, "mark updates fell behind the tape");
-            }
-        }
-    });
     // The Order Manager's changes go out on the bus for the WebSocket and any other consumer.
     let mut updates = oms.subscribe();
     let out = bus.clone();
@@ -153,23 +138,21 @@ pub async fn run_with(
             }
         }
     });
+    // Marks for P&L, the price band and the daily loss limit follow the processed tape inline, on Data Capture's
+    // thread: no queue can fall behind, and a strategy's order is checked against the trade that prompted it.
+    let marks = oms.clone();
+    let mut taps: Vec<data_capture::TradeTap> =
+        vec![Arc::new(move |t: &market_data::Trade| marks.on_market_trade(&t.symbol, t.price))];
     let market_data = match replay {
         Some(feed) => {
             tracing::info!(trades = feed.len(), "replaying recorded market data");
             // The paper broker's exchange follows the replayed tape: its book is re-centred on every print.
-            let mut tape = bus.subscribe("md.trades.>", 262_144)?;
             let exchange = market.clone();
-            tokio::spawn(async move {
-                while let Some(d) = tape.recv().await {
-                    if let Event::Trade(t) = &*d.event {
-                        exchange.follow(t);
-                    }
-                }
-            });
-            data_capture::DataCapture::start(feed, instruments.clone(), bus.clone())
+            taps.push(Arc::new(move |t: &market_data::Trade| exchange.follow(t)));
+            data_capture::DataCapture::start(feed, instruments.clone(), bus.clone(), taps)
         }
         None => {
-            let dc = data_capture::DataCapture::start_sim(&market, bus.clone(), cfg.sim_drop_every);
+            let dc = data_capture::DataCapture::start_sim(&market, bus.clone(), cfg.sim_drop_every, taps);
             tokio::spawn(market.clone().run());
             dc
         }
