@@ -119,6 +119,11 @@ impl JwtKeys {
         Ok((token, exp))
     }
 
+    /// The user a valid token was issued to.
+    pub fn subject(&self, token: &str) -> Option<String> {
+        self.verify(token).map(|c| c.sub)
+    }
+
     fn verify(&self, token: &str) -> Option<Claims> {
         let mut v = Validation::new(Algorithm::HS256);
         v.leeway = 5;
@@ -132,6 +137,8 @@ pub struct Principal {
     /// User name, or `apikey:<name>` for programs.
     pub name: String,
     pub role: Role,
+    /// Authenticated with a bearer token (a user session), not an API key.
+    pub session: bool,
 }
 
 impl Principal {
@@ -169,7 +176,7 @@ pub async fn authenticate(
         return match found {
             Some(k) if k.revoked_at.is_none() => {
                 let role = Role::parse(&k.role).ok_or_else(|| ApiError::unauthorized("API key has an unknown role"))?;
-                Ok(Principal { name: format!("apikey:{}", k.name), role })
+                Ok(Principal { name: format!("apikey:{}", k.name), role, session: false })
             }
             _ => Err(ApiError::unauthorized("invalid or revoked API key")),
         };
@@ -182,7 +189,7 @@ pub async fn authenticate(
 
 fn verify_token(state: &AppState, token: &str) -> ApiResult<Principal> {
     let claims = state.jwt.verify(token.trim()).ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
-    Ok(Principal { name: claims.sub, role: claims.role })
+    Ok(Principal { name: claims.sub, role: claims.role, session: true })
 }
 
 impl FromRequestParts<AppState> for Principal {
@@ -220,7 +227,7 @@ mod tests {
     #[test]
     fn roles_are_ordered() {
         assert!(Role::Admin > Role::Trader && Role::Trader > Role::Viewer);
-        let p = Principal { name: "v".into(), role: Role::Viewer };
+        let p = Principal { name: "v".into(), role: Role::Viewer, session: true };
         assert!(p.require(Role::Viewer).is_ok());
         assert_eq!(p.require(Role::Trader).unwrap_err().status, 403);
     }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 mod middleware;
+pub mod protect;
 mod routes;
 pub mod telemetry;
 pub mod views;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub market_data: data_capture::DataCapture,
     pub bus: bus::Bus,
     pub started: Instant,
+    pub protection: Arc<protect::ProtectionConfig>,
+    pub rate_limits: Arc<protect::RateLimits>,
 }
 
 /// Default request body limit (413 above it).
@@ -36,6 +39,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/auth/login", post(routes::auth::login))
+        .route("/auth/refresh", post(routes::auth::refresh))
         .route("/users", get(routes::auth::list_users).post(routes::auth::create_user))
         .route("/api-keys", get(routes::auth::list_api_keys).post(routes::auth::create_api_key))
         .route("/api-keys/{id}", delete(routes::auth::revoke_api_key))
@@ -54,7 +58,8 @@ pub fn router(state: AppState) -> Router {
         .route("/market/candles", get(routes::market::candles))
         .route("/market/status", get(routes::market::status))
         .fallback(routes::ops::not_found);
-    Router::new()
+    let protection = state.protection.clone();
+    let app = Router::new()
         .nest("/api/v1", api)
         .route("/health", get(routes::ops::health))
         .route("/ready", get(routes::ops::ready))
@@ -62,7 +67,16 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(routes::ops::metrics))
         .route("/ws", get(routes::ws::upgrade))
         .fallback(routes::ops::not_found)
-        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::extract::DefaultBodyLimit::max(protection.body_limit))
+        .layer(axum::middleware::from_fn_with_state(protection.request_timeout, protect::timeout))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), protect::rate_limit));
+    // Outermost last: panics become JSON 500s, every response (429s included) gets a correlation id, metrics and
+    // the security headers, and CORS preflights are answered before anything counts against a limit.
+    let app = match protect::cors(&protection) {
+        Some(cors) => app.layer(cors),
+        None => app,
+    };
+    app.layer(axum::middleware::from_fn(protect::security_headers))
         .layer(axum::middleware::from_fn(middleware::observe))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(middleware::panic_response))
         .with_state(state)

@@ -22,7 +22,20 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     pub token_ttl_minutes: Option<i64>,
     pub sim: SimSection,
+    pub gateway: GatewaySection,
     pub trading_hours: Option<HoursSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaySection {
+    /// Per API key, user or IP; 0 turns the limit off.
+    pub rate_limit_per_minute: Option<u32>,
+    /// Per IP on `POST /api/v1/auth/login`.
+    pub login_rate_limit_per_minute: Option<u32>,
+    pub request_timeout_seconds: Option<u64>,
+    pub body_limit_bytes: Option<usize>,
+    pub cors_origins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -60,6 +73,7 @@ pub struct Config {
     pub sim_drop_every: u64,
     /// Session hours for real feeds; the simulated market is always open.
     pub real_calendar: TradingCalendar,
+    pub protection: gateway::protect::ProtectionConfig,
 }
 
 impl Config {
@@ -116,6 +130,44 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+fn env_number<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
+    env(name)
+        .map(|v| v.trim().parse::<T>().map_err(|_| anyhow::anyhow!("{name} must be a whole number, got {v:?}")))
+        .transpose()
+}
+
+fn protection(file: &GatewaySection) -> Result<gateway::protect::ProtectionConfig> {
+    let d = gateway::protect::ProtectionConfig::default();
+    let timeout = env_number::<u64>("TS_REQUEST_TIMEOUT_SECONDS")?.or(file.request_timeout_seconds).unwrap_or(30);
+    if !(1..=3600).contains(&timeout) {
+        bail!("request_timeout_seconds must be between 1 and 3600");
+    }
+    let body_limit = env_number::<usize>("TS_BODY_LIMIT_BYTES")?.or(file.body_limit_bytes).unwrap_or(d.body_limit);
+    if !(1024..=1 << 30).contains(&body_limit) {
+        bail!("body_limit_bytes must be between 1024 and 1073741824");
+    }
+    let cors_origins = match env("TS_CORS_ORIGINS") {
+        Some(v) => v.split(',').map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect(),
+        None => file.cors_origins.clone().unwrap_or_default(),
+    };
+    for o in &cors_origins {
+        if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
+            bail!("CORS origin {o:?} must look like https://host[:port] (or be *)");
+        }
+    }
+    Ok(gateway::protect::ProtectionConfig {
+        requests_per_minute: env_number("TS_RATE_LIMIT_PER_MINUTE")?
+            .or(file.rate_limit_per_minute)
+            .unwrap_or(d.requests_per_minute),
+        logins_per_minute: env_number("TS_LOGIN_RATE_LIMIT_PER_MINUTE")?
+            .or(file.login_rate_limit_per_minute)
+            .unwrap_or(d.logins_per_minute),
+        request_timeout: std::time::Duration::from_secs(timeout),
+        cors_origins,
+        body_limit,
+    })
+}
+
 fn parse_hhmm(s: &str, field: &str) -> Result<chrono::NaiveTime> {
     chrono::NaiveTime::parse_from_str(s, "%H:%M")
         .with_context(|| format!("trading_hours.{field} must be HH:MM, got {s:?}"))
@@ -155,7 +207,7 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
         bail!("TS_BROKER={broker}: this build supports only 'paper' (the FIX adapter is not built yet)");
     }
     let log_level = env("TS_LOG").or(file.log_level).unwrap_or_else(|| "info".into());
-    let token_ttl_minutes = file.token_ttl_minutes.unwrap_or(8 * 60);
+    let token_ttl_minutes = env_number::<i64>("TS_TOKEN_TTL_MINUTES")?.or(file.token_ttl_minutes).unwrap_or(8 * 60);
     if !(1..=60 * 24 * 30).contains(&token_ttl_minutes) {
         bail!("token_ttl_minutes must be between 1 and 43200");
     }
@@ -171,7 +223,9 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
             holidays: h.holidays,
         },
     };
+    let protection = protection(&file.gateway)?;
     Ok(Config {
+        protection,
         listen,
         data_dir,
         database_url,

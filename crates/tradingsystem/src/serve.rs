@@ -176,7 +176,26 @@ pub async fn run_with(
         }
     });
 
-    let state = AppState { oms: oms.clone(), db: db.clone(), jwt, metrics, market_data, bus, started };
+    let rate_limits = gateway::protect::RateLimits::new(&cfg.protection);
+    let purge = rate_limits.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            purge.purge();
+        }
+    });
+    let state = AppState {
+        oms: oms.clone(),
+        db: db.clone(),
+        jwt,
+        metrics,
+        market_data,
+        bus,
+        started,
+        protection: Arc::new(cfg.protection.clone()),
+        rate_limits,
+    };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, market = %cfg.market, broker = %cfg.broker, data_dir = %cfg.data_dir.display(), database = %redact(&cfg.database_url), "serving");
     eprintln!("TradingSystem listening on http://{addr}  (data: {})", cfg.data_dir.display());

@@ -52,6 +52,23 @@ pub async fn login(State(st): State<AppState>, JsonBody(b, _): JsonBody<LoginBod
     Ok(Json(LoginResponse { token, expires_at, role }))
 }
 
+/// `POST /api/v1/auth/refresh`: a fresh token for the holder of a valid one, with the user's current role (a
+/// disabled or deleted user gets 401). API keys do not expire and have nothing to refresh.
+pub async fn refresh(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<LoginResponse>> {
+    if !principal.session {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "NOT_A_SESSION",
+            "only bearer tokens are refreshed; API keys do not expire",
+        ));
+    }
+    let user = st.db.user_by_name(&principal.name).await?;
+    let user = user.filter(|u| !u.disabled).ok_or_else(|| ApiError::unauthorized("the user no longer exists"))?;
+    let role = Role::parse(&user.role).ok_or_else(|| ApiError::internal("user has an unknown role"))?;
+    let (token, expires_at) = st.jwt.issue(&user.username, role).map_err(ApiError::internal)?;
+    Ok(Json(LoginResponse { token, expires_at, role }))
+}
+
 #[derive(Serialize)]
 pub struct UserView {
     id: String,

@@ -30,6 +30,9 @@ impl Server {
             .env("TS_LISTEN", "127.0.0.1:0")
             .env("TS_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("TS_LOG", "warn")
+            // Tests make many calls quickly; the limits themselves are tested with low values passed in `env`.
+            .env("TS_RATE_LIMIT_PER_MINUTE", "1000000")
+            .env("TS_LOGIN_RATE_LIMIT_PER_MINUTE", "100000")
             .env_remove("TS_DATABASE_URL")
             .current_dir(data_dir)
             .stdout(Stdio::null())
