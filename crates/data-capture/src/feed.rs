@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 /// Connection state per dimension, each with a reason when not connected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeedConnection {
     pub login: LinkState,
     pub market_data: LinkState,

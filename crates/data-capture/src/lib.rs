@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeedStatus {
     pub source: String,
     /// Per-dimension connection state (login, market data), with the reason when not connected.
@@ -29,6 +30,7 @@ pub struct FeedStatus {
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryStats {
     pub sent: u64,
     pub completed: u64,
@@ -38,6 +40,7 @@ pub struct HistoryStats {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SymbolStatus {
     #[serde(flatten)]
     pub stats: SymbolStats,

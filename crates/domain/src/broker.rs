@@ -30,6 +30,7 @@ pub enum BrokerError {
 /// Connection state per dimension, as the broker DLL reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum LinkState {
     Connecting,
     Connected,
@@ -38,6 +39,7 @@ pub enum LinkState {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BrokerConnection {
     pub login: LinkState,
     pub routing: LinkState,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum InstrumentKind {
     Stock,
     Etf,
@@ -17,6 +18,7 @@ pub enum InstrumentKind {
 
 /// Exchange segment codes as the broker DLL spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Exchange {
     /// Bovespa: stocks, ETFs, options.
     #[serde(rename = "B")]
@@ -27,6 +29,7 @@ pub enum Exchange {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Instrument {
     pub symbol: String,
     pub kind: InstrumentKind,

@@ -10,6 +10,7 @@ pub type OrderId = u64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Side {
     Buy,
     Sell,
@@ -34,6 +35,7 @@ impl Side {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum OrderType {
     Market,
     Limit,
@@ -52,6 +54,7 @@ impl OrderType {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TimeInForce {
     #[default]
     Day,
@@ -62,6 +65,7 @@ pub enum TimeInForce {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PositionType {
     #[default]
     Daytrade,
@@ -70,6 +74,7 @@ pub enum PositionType {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum OrderStatus {
     PendingNew,
     New,
@@ -128,6 +133,7 @@ impl fmt::Display for OrderStatus {
 
 /// One execution. `exec_id` is the broker's id for it and the key that de-duplicates re-sent fills.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Fill {
     pub exec_id: String,
     pub quantity: Qty,
@@ -348,6 +354,7 @@ pub fn validate(req: &OrderRequest, instrument: &Instrument, last_trade: Option<
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Order {
     pub id: OrderId,
     pub client_order_id: Option<String>,

@@ -259,3 +259,32 @@ mod tests {
         assert_eq!(n, Money::from_brl(256_000));
     }
 }
+
+/// On the wire a price or an amount is a plain JSON number (a decimal with at most four places).
+#[cfg(feature = "openapi")]
+mod schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
+    use utoipa::openapi::{KnownFormat, RefOr, Schema};
+
+    fn decimal(description: &str) -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Double)))
+            .description(Some(description))
+            .into()
+    }
+
+    impl utoipa::PartialSchema for super::Price {
+        fn schema() -> RefOr<Schema> {
+            decimal("A price in BRL (or index points), on the instrument's tick grid; at most 4 decimal places")
+        }
+    }
+    impl utoipa::ToSchema for super::Price {}
+
+    impl utoipa::PartialSchema for super::Money {
+        fn schema() -> RefOr<Schema> {
+            decimal("An amount in BRL; at most 4 decimal places")
+        }
+    }
+    impl utoipa::ToSchema for super::Money {}
+}

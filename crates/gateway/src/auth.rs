@@ -16,7 +16,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Viewer,
@@ -197,6 +197,25 @@ impl FromRequestParts<AppState> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         authenticate(state, &parts.headers, None).await
+    }
+}
+
+/// A caller already checked for a role, as an extractor: the check runs on the request head, before the body is
+/// read, so a caller without the role gets 403 whatever it sent (not a 400/422 about a body it may not send).
+pub struct Authorized<const ROLE: u8>(pub Principal);
+
+pub type AsTrader = Authorized<{ Role::Trader as u8 }>;
+pub type AsAdmin = Authorized<{ Role::Admin as u8 }>;
+
+impl<const ROLE: u8> FromRequestParts<AppState> for Authorized<ROLE> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let principal = authenticate(state, &parts.headers, None).await?;
+        let role =
+            [Role::Viewer, Role::Trader, Role::Admin].into_iter().find(|r| *r as u8 == ROLE).unwrap_or(Role::Admin);
+        principal.require(role)?;
+        Ok(Authorized(principal))
     }
 }
 

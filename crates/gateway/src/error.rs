@@ -106,3 +106,21 @@ impl From<storage::StoreError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The shape of every error response, for the OpenAPI document.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+    /// The request's correlation id (also in the `X-Correlation-Id` header and every log line of the request).
+    pub correlation_id: Option<String>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code: MALFORMED_REQUEST, UNAUTHORIZED, FORBIDDEN, a risk check's code, NOT_FOUND, CONFLICT,
+    /// PAYLOAD_TOO_LARGE, VALIDATION_ERROR, RATE_LIMITED, SERVICE_UNAVAILABLE, TIMEOUT, ...
+    pub code: String,
+    pub message: String,
+    /// For VALIDATION_ERROR `{"field": ...}`; for a risk rejection the check and the rejected order.
+    pub details: Option<serde_json::Value>,
+}

@@ -5,8 +5,9 @@ pub mod auth;
 pub mod body;
 pub mod error;
 mod middleware;
+pub mod openapi;
 pub mod protect;
-mod routes;
+pub mod routes;
 pub mod telemetry;
 pub mod views;
 
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(routes::ops::ready))
         .route("/healthz", get(routes::ops::healthz))
         .route("/metrics", get(routes::ops::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/ws", get(routes::ws::upgrade))
         .fallback(routes::ops::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(protection.body_limit))

@@ -3,7 +3,7 @@
 use domain::{Order, Position};
 use serde::Serialize;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrderView {
     #[serde(flatten)]
     pub order: Order,
@@ -17,7 +17,7 @@ impl From<Order> for OrderView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PositionView {
     #[serde(flatten)]
     pub position: Position,
@@ -39,7 +39,7 @@ impl From<Position> for PositionView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct List<T> {
     pub data: Vec<T>,
     pub total: u64,

@@ -89,6 +89,7 @@ impl Bar {
 
 /// Ids `[from, to]` never received (yet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Gap {
     pub from: u64,
     pub to: u64,
@@ -130,6 +131,7 @@ pub struct Processed {
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SymbolStats {
     pub trades: u64,
     pub duplicates: u64,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Who crossed the spread. B3's tape reports it per trade; auctions have none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Aggressor {
     #[serde(rename = "B")]
     Buy,
@@ -28,6 +29,7 @@ impl Aggressor {
 /// A new print, or a correction of an earlier one (same `trade_id`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TradeKind {
     #[default]
     New,
@@ -38,6 +40,7 @@ pub enum TradeKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Trade {
     pub symbol: String,
     /// Per-session sequence number from the exchange: gaps in it are missed trades.
@@ -54,12 +57,14 @@ pub struct Trade {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Level {
     pub price: Price,
     pub quantity: Qty,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BookSnapshot {
     pub symbol: String,
     /// Best first.
@@ -71,6 +76,7 @@ pub struct BookSnapshot {
 
 /// Top of book.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Quote {
     pub symbol: String,
     pub bid: Option<Level>,
@@ -90,6 +96,7 @@ impl BookSnapshot {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Interval {
     #[serde(rename = "1m")]
     M1,
@@ -134,6 +141,7 @@ impl Interval {
 
 /// OHLCV of the trades in `[open_time, open_time + interval)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Candle {
     pub symbol: String,
     pub interval: Interval,

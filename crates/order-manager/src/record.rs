@@ -105,6 +105,7 @@ impl Entry {
 
 /// One line of the audit trail: who, what, when, why, result, correlation id.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub seq: u64,
     pub ts: DateTime<Utc>,

@@ -112,6 +112,7 @@ pub struct PositionsView {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RiskStatus {
     pub kill_switch: KillSwitchState,
     pub trading_state: TradingState,

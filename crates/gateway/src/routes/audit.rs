@@ -1,5 +1,6 @@
 use super::{pagination, query, QueryMap};
 use crate::auth::{Principal, Role};
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::views::List;
 use crate::AppState;
@@ -7,6 +8,7 @@ use axum::extract::State;
 use axum::Json;
 use order_manager::AuditEntry;
 
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", summary = "The audit trail, oldest first", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), params(("order_id" = String, Query, description = "Only this order's records"), ("limit" = String, Query, description = "1..1000"), ("offset" = String, Query, description = "Default 0")), responses((status = 200, body = List<AuditEntry>), (status = 422, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 /// `GET /api/v1/audit`: the trail oldest first; `offset`/`limit` page over it, `order_id` narrows it to one order.
 pub async fn list(State(st): State<AppState>, principal: Principal, q: QueryMap) -> ApiResult<Json<List<AuditEntry>>> {
     principal.require(Role::Viewer)?;

@@ -1,7 +1,9 @@
 use crate::auth::{
-    check_password_policy, check_username, hash_password, new_api_key, verify_password, Principal, Role,
+    check_password_policy, check_username, hash_password, new_api_key, verify_password, AsAdmin, Authorized, Principal,
+    Role,
 };
 use crate::body::JsonBody;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::views::List;
 use crate::AppState;
@@ -12,14 +14,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     username: String,
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LoginResponse {
     token: String,
     expires_at: DateTime<Utc>,
@@ -29,6 +31,7 @@ pub struct LoginResponse {
 /// Verifying against this when the user does not exist keeps "no such user" as slow as "wrong password".
 static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| hash_password("not-a-real-password").unwrap_or_default());
 
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", summary = "Log in: a bearer token for the API and the WebSocket", security(()), request_body = LoginBody, responses((status = 200, body = LoginResponse), (status = 401, description = "Wrong user name or password", body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn login(State(st): State<AppState>, JsonBody(b, _): JsonBody<LoginBody>) -> ApiResult<Json<LoginResponse>> {
     let user = st.db.user_by_name(&b.username).await?;
     let (hash, found) = match &user {
@@ -52,6 +55,7 @@ pub async fn login(State(st): State<AppState>, JsonBody(b, _): JsonBody<LoginBod
     Ok(Json(LoginResponse { token, expires_at, role }))
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", summary = "A fresh token for the holder of a valid one, with the current role", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), responses((status = 200, body = LoginResponse), (status = 400, description = "An API key has nothing to refresh", body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 /// `POST /api/v1/auth/refresh`: a fresh token for the holder of a valid one, with the user's current role (a
 /// disabled or deleted user gets 401). API keys do not expire and have nothing to refresh.
 pub async fn refresh(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<LoginResponse>> {
@@ -69,7 +73,7 @@ pub async fn refresh(State(st): State<AppState>, principal: Principal) -> ApiRes
     Ok(Json(LoginResponse { token, expires_at, role }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserView {
     id: String,
     username: String,
@@ -84,13 +88,14 @@ impl From<storage::User> for UserView {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/users", tag = "auth", summary = "List users", security(("bearer" = ["admin"]), ("api_key" = ["admin"])), responses((status = 200, body = List<UserView>), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn list_users(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<List<UserView>>> {
     principal.require(Role::Admin)?;
     let users: Vec<UserView> = st.db.list_users().await?.into_iter().map(UserView::from).collect();
     Ok(Json(List { total: users.len() as u64, data: users }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     username: String,
@@ -98,12 +103,12 @@ pub struct NewUser {
     role: Role,
 }
 
+#[utoipa::path(post, path = "/api/v1/users", tag = "auth", summary = "Create a user", security(("bearer" = ["admin"]), ("api_key" = ["admin"])), request_body = NewUser, responses((status = 201, body = UserView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn create_user(
     State(st): State<AppState>,
-    principal: Principal,
+    Authorized(principal): AsAdmin,
     JsonBody(b, _): JsonBody<NewUser>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
-    principal.require(Role::Admin)?;
     check_username(&b.username).map_err(|m| ApiError::invalid("username", format!("username: {m}")))?;
     check_password_policy(&b.password).map_err(|m| ApiError::invalid("password", format!("password: {m}")))?;
     let password = b.password;
@@ -116,7 +121,7 @@ pub async fn create_user(
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ApiKeyView {
     id: String,
     name: String,
@@ -145,25 +150,26 @@ impl From<storage::ApiKey> for ApiKeyView {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "auth", summary = "List API keys (never the keys themselves)", security(("bearer" = ["admin"]), ("api_key" = ["admin"])), responses((status = 200, body = List<ApiKeyView>), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn list_api_keys(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<List<ApiKeyView>>> {
     principal.require(Role::Admin)?;
     let keys: Vec<ApiKeyView> = st.db.list_api_keys().await?.into_iter().map(ApiKeyView::from).collect();
     Ok(Json(List { total: keys.len() as u64, data: keys }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     name: String,
     role: Role,
 }
 
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "auth", summary = "Create an API key", security(("bearer" = ["admin"]), ("api_key" = ["admin"])), request_body = NewKey, responses((status = 201, description = "The key is in `key`, shown this once", body = ApiKeyView), (status = 422, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn create_api_key(
     State(st): State<AppState>,
-    principal: Principal,
+    Authorized(principal): AsAdmin,
     JsonBody(b, _): JsonBody<NewKey>,
 ) -> ApiResult<(StatusCode, Json<ApiKeyView>)> {
-    principal.require(Role::Admin)?;
     let name = b.name.trim();
     if name.is_empty() || name.len() > 64 {
         return Err(ApiError::invalid("name", "name: 1 to 64 characters"));
@@ -176,6 +182,7 @@ pub async fn create_api_key(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "auth", summary = "Revoke an API key", security(("bearer" = ["admin"]), ("api_key" = ["admin"])), params(("id" = String, Path, description = "API key id")), responses((status = 200, body = ApiKeyView), (status = 404, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn revoke_api_key(
     State(st): State<AppState>,
     principal: Principal,

@@ -2,6 +2,7 @@
 
 use super::{parse_time, query, QueryMap};
 use crate::auth::{Principal, Role};
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::views::List;
 use crate::AppState;
@@ -31,12 +32,14 @@ fn bounded(q: &HashMap<String, String>, key: &str, default: usize, max: usize) -
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/market/instruments", tag = "market", summary = "Tradable instruments (tick, lot, multiplier)", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), responses((status = 200, body = List<Instrument>), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn instruments(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<List<Instrument>>> {
     principal.require(Role::Viewer)?;
     let data: Vec<Instrument> = st.market_data.instruments().iter().cloned().collect();
     Ok(Json(List { total: data.len() as u64, data }))
 }
 
+#[utoipa::path(get, path = "/api/v1/market/trades", tag = "market", summary = "Latest trades, newest first", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), params(("symbol" = String, Query, description = "Symbol"), ("limit" = String, Query, description = "1..10000, default 100")), responses((status = 200, body = List<Trade>), (status = 422, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 /// The most recent trades, newest first.
 pub async fn trades(State(st): State<AppState>, principal: Principal, q: QueryMap) -> ApiResult<Json<List<Trade>>> {
     principal.require(Role::Viewer)?;
@@ -47,6 +50,7 @@ pub async fn trades(State(st): State<AppState>, principal: Principal, q: QueryMa
     Ok(Json(List { total: data.len() as u64, data }))
 }
 
+#[utoipa::path(get, path = "/api/v1/market/quote", tag = "market", summary = "Best bid and ask", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), params(("symbol" = String, Query, description = "Symbol")), responses((status = 200, body = Quote), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn quote(State(st): State<AppState>, principal: Principal, q: QueryMap) -> ApiResult<Json<Quote>> {
     principal.require(Role::Viewer)?;
     let q = query(q)?;
@@ -54,6 +58,7 @@ pub async fn quote(State(st): State<AppState>, principal: Principal, q: QueryMap
     st.market_data.read(|p| p.quote(&s)).map(Json).ok_or_else(|| ApiError::not_found(format!("no quote for {s} yet")))
 }
 
+#[utoipa::path(get, path = "/api/v1/market/book", tag = "market", summary = "The L2 book, best first", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), params(("symbol" = String, Query, description = "Symbol"), ("depth" = String, Query, description = "1..100, default 10")), responses((status = 200, body = BookSnapshot), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 /// `bids` and `asks`, best first, `depth` levels each (default 10).
 pub async fn book(State(st): State<AppState>, principal: Principal, q: QueryMap) -> ApiResult<Json<BookSnapshot>> {
     principal.require(Role::Viewer)?;
@@ -66,6 +71,7 @@ pub async fn book(State(st): State<AppState>, principal: Principal, q: QueryMap)
         .ok_or_else(|| ApiError::not_found(format!("no book for {s} yet")))
 }
 
+#[utoipa::path(get, path = "/api/v1/market/candles", tag = "market", summary = "Candles from the trades", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), params(("symbol" = String, Query, description = "Symbol"), ("interval" = Option<String>, Query, description = "1m, 5m, 15m, 1h or 1d"), ("from" = Option<String>, Query, description = "RFC 3339 time"), ("to" = Option<String>, Query, description = "RFC 3339 time"), ("limit" = String, Query, description = "1..5000, default 500")), responses((status = 200, body = List<Candle>), (status = 422, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn candles(State(st): State<AppState>, principal: Principal, q: QueryMap) -> ApiResult<Json<List<Candle>>> {
     principal.require(Role::Viewer)?;
     let q = query(q)?;
@@ -86,6 +92,7 @@ pub async fn candles(State(st): State<AppState>, principal: Principal, q: QueryM
     Ok(Json(List { total: data.len() as u64, data }))
 }
 
+#[utoipa::path(get, path = "/api/v1/market/status", tag = "market", summary = "Feed connection state, transitions, gaps and rates", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), responses((status = 200, body = FeedStatus), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn status(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<FeedStatus>> {
     principal.require(Role::Viewer)?;
     Ok(Json(st.market_data.status()))

@@ -10,10 +10,12 @@ pub async fn not_found() -> ApiError {
     ApiError::not_found("no such route")
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "ops", summary = "Liveness", security(()), responses((status = 200, description = "The process is alive")))]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "alive" }))
 }
 
+#[utoipa::path(get, path = "/health", tag = "ops", summary = "Health with per-dependency checks", security(()), responses((status = 200, description = "Healthy, with per-dependency checks"), (status = 503, description = "A dependency is down")))]
 /// Per-dependency checks; 503 when any critical one (database, journal, broker) fails.
 pub async fn health(State(st): State<AppState>) -> Response {
     let mut checks = serde_json::Map::new();
@@ -70,6 +72,7 @@ pub async fn health(State(st): State<AppState>) -> Response {
     (code, Json(body)).into_response()
 }
 
+#[utoipa::path(get, path = "/ready", tag = "ops", summary = "Readiness", security(()), responses((status = 200, description = "Ready to serve"), (status = 503, description = "Not ready")))]
 /// Ready once the database and the journal answer (requests are only served after recovery has finished).
 pub async fn ready(State(st): State<AppState>) -> Response {
     let db_ok = matches!(tokio::time::timeout(std::time::Duration::from_secs(2), st.db.ping()).await, Ok(Ok(())));
@@ -86,6 +89,7 @@ pub async fn ready(State(st): State<AppState>) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "ops", summary = "Prometheus metrics", security(()), responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(st): State<AppState>) -> Response {
     match &st.metrics {
         Some(h) => {

@@ -1,6 +1,7 @@
 use super::{pagination, parse_time, query, QueryMap};
 use crate::auth::{Principal, Role};
 use crate::body::{parse_bytes, parse_value};
+use crate::error::ErrorBody;
 use crate::error::{correlation_id, ApiError, ApiResult};
 use crate::views::{List, OrderView};
 use crate::AppState;
@@ -13,9 +14,9 @@ use domain::Price;
 use order_manager::{Actor, OrderFilter, SubmitOutcome};
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct OrderBody {
+pub struct OrderBody {
     symbol: String,
     side: Side,
     #[serde(rename = "type")]
@@ -34,6 +35,7 @@ fn actor(p: &Principal) -> Actor {
     Actor::with_correlation(p.name.clone(), correlation_id())
 }
 
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", summary = "Submit an order (validation, risk, journal, broker)", security(("bearer" = ["trader"]), ("api_key" = ["trader"])), request_body = OrderBody, responses((status = 201, description = "Accepted and routed", body = OrderView), (status = 200, description = "A repeated client_order_id: the original order", body = OrderView), (status = 422, description = "Invalid, naming the field", body = ErrorBody), (status = 503, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this, or a risk check rejected the order (its code, and the REJECTED order in details)", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 /// `POST /api/v1/orders` and `POST /api/v1/execute`: 201 with the new order, 200 with the original order for a
 /// repeated `client_order_id`, 403 with the check's code for a risk rejection, 422 naming the field when invalid.
 pub async fn create(
@@ -81,6 +83,7 @@ pub async fn create(
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", summary = "List orders, newest first", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), params(("status" = Option<String>, Query, description = "Comma-separated statuses"), ("symbol" = Option<String>, Query, description = "Symbol"), ("side" = Option<String>, Query, description = "BUY or SELL"), ("from" = Option<String>, Query, description = "RFC 3339 time"), ("to" = Option<String>, Query, description = "RFC 3339 time"), ("limit" = String, Query, description = "1..1000, default 100"), ("offset" = String, Query, description = "Default 0")), responses((status = 200, body = List<OrderView>), (status = 422, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn list(State(st): State<AppState>, principal: Principal, q: QueryMap) -> ApiResult<Json<List<OrderView>>> {
     principal.require(Role::Viewer)?;
     let q = query(q)?;
@@ -119,6 +122,7 @@ fn parse_id(id: &str) -> ApiResult<u64> {
     id.parse::<u64>().map_err(|_| ApiError::invalid("id", "order ids are positive integers"))
 }
 
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", summary = "One order with its fills", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), params(("id" = u64, Path, description = "Order id")), responses((status = 200, body = OrderView), (status = 404, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn get_one(
     State(st): State<AppState>,
     principal: Principal,
@@ -129,6 +133,7 @@ pub async fn get_one(
     st.oms.get(id).map(|o| Json(o.into())).ok_or_else(|| ApiError::not_found(format!("order {id} not found")))
 }
 
+#[utoipa::path(delete, path = "/api/v1/orders/{id}", tag = "orders", summary = "Cancel an order", security(("bearer" = ["trader"]), ("api_key" = ["trader"])), params(("id" = u64, Path, description = "Order id")), responses((status = 200, body = OrderView), (status = 404, body = ErrorBody), (status = 409, description = "Not cancelable in its state", body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 /// `DELETE /api/v1/orders/{id}`: requests a cancel; the order comes back PENDING_CANCEL (or already CANCELED).
 pub async fn cancel(
     State(st): State<AppState>,

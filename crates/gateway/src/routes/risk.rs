@@ -1,5 +1,6 @@
-use crate::auth::{Principal, Role};
+use crate::auth::{AsAdmin, AsTrader, Authorized, Principal, Role};
 use crate::body::{parse_bytes, parse_value, JsonBody};
+use crate::error::ErrorBody;
 use crate::error::{correlation_id, ApiError, ApiResult};
 use crate::routes::{query, QueryMap};
 use crate::views::PositionView;
@@ -13,14 +14,14 @@ use order_manager::{Actor, KillSwitchState, RiskStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PositionsResponse {
     data: Vec<PositionView>,
     total: u64,
     totals: Totals,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Totals {
     realized_today: Money,
     unrealized: Money,
@@ -28,6 +29,7 @@ struct Totals {
     exposure: Money,
 }
 
+#[utoipa::path(get, path = "/api/v1/positions", tag = "positions", summary = "Positions with realized/unrealized P&L", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), responses((status = 200, body = PositionsResponse), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn positions(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<PositionsResponse>> {
     principal.require(Role::Viewer)?;
     let v = st.oms.positions();
@@ -44,6 +46,7 @@ pub async fn positions(State(st): State<AppState>, principal: Principal) -> ApiR
     }))
 }
 
+#[utoipa::path(get, path = "/api/v1/risk/limits", tag = "risk", summary = "The risk limits", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), responses((status = 200, body = RiskLimits), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn get_limits(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<RiskLimits>> {
     principal.require(Role::Viewer)?;
     Ok(Json(st.oms.limits()))
@@ -51,7 +54,7 @@ pub async fn get_limits(State(st): State<AppState>, principal: Principal) -> Api
 
 /// A partial update: fields left out keep their current values. `reason` is required (limits changes are audited
 /// with who and why).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsPatch {
     reason: String,
@@ -67,12 +70,12 @@ pub struct LimitsPatch {
     symbols: Option<BTreeMap<String, SymbolLimits>>,
 }
 
+#[utoipa::path(put, path = "/api/v1/risk/limits", tag = "risk", summary = "Change risk limits (partial; audited with the reason)", security(("bearer" = ["admin"]), ("api_key" = ["admin"])), request_body = LimitsPatch, responses((status = 200, body = RiskLimits), (status = 422, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn put_limits(
     State(st): State<AppState>,
-    principal: Principal,
+    Authorized(principal): AsAdmin,
     JsonBody(p, _): JsonBody<LimitsPatch>,
 ) -> ApiResult<Json<RiskLimits>> {
-    principal.require(Role::Admin)?;
     if p.reason.trim().is_empty() {
         return Err(ApiError::invalid("reason", "reason must say why the limits change"));
     }
@@ -98,12 +101,13 @@ pub async fn put_limits(
     Ok(Json(st.oms.set_limits(l, p.reason.trim(), &actor).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/risk/status", tag = "risk", summary = "Trading state, daily P&L against the loss limit, kill switch", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), responses((status = 200, body = RiskStatus), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn status(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<RiskStatus>> {
     principal.require(Role::Viewer)?;
     Ok(Json(st.oms.risk_status()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KillSwitchBody {
     reason: String,
@@ -117,12 +121,12 @@ fn yes() -> bool {
     true
 }
 
+#[utoipa::path(post, path = "/api/v1/risk/kill-switch", tag = "risk", summary = "Activate the kill switch", security(("bearer" = ["trader"]), ("api_key" = ["trader"])), request_body = KillSwitchBody, responses((status = 200, body = KillSwitchState), (status = 422, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn activate_kill_switch(
     State(st): State<AppState>,
-    principal: Principal,
+    Authorized(principal): AsTrader,
     JsonBody(b, _): JsonBody<KillSwitchBody>,
 ) -> ApiResult<Json<KillSwitchState>> {
-    principal.require(Role::Trader)?;
     if b.reason.trim().is_empty() {
         return Err(ApiError::invalid("reason", "reason is required"));
     }
@@ -130,12 +134,13 @@ pub async fn activate_kill_switch(
     Ok(Json(st.oms.activate_kill_switch(&actor, b.reason.trim(), b.cancel_open_orders, b.flatten).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReleaseBody {
     reason: String,
 }
 
+#[utoipa::path(delete, path = "/api/v1/risk/kill-switch", tag = "risk", summary = "Release the kill switch", security(("bearer" = ["admin"]), ("api_key" = ["admin"])), params(("reason" = Option<String>, Query, description = "Why (or in a JSON body)")), request_body(content = ReleaseBody, description = "Optional: the reason may come as ?reason= instead"), responses((status = 200, body = KillSwitchState), (status = 422, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 /// Admins only. The reason comes in a JSON body `{"reason": ...}` or as `?reason=`.
 pub async fn release_kill_switch(
     State(st): State<AppState>,

@@ -9,6 +9,7 @@
 
 use crate::auth::{authenticate, Principal, Role};
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::views::OrderView;
 use crate::AppState;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -28,6 +29,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 const MARKET: [&str; 4] = ["trades", "quotes", "book", "candles"];
 const OMS: [&str; 4] = ["orders", "fills", "positions", "risk"];
 
+#[utoipa::path(get, path = "/ws", tag = "streaming", summary = "The WebSocket stream (trades, quotes, book, candles, orders, fills, positions, risk)", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), params(("token" = Option<String>, Query, description = "Bearer token, for clients that cannot set headers")), responses((status = 101, description = "Switching to the WebSocket protocol: subscribe with {\"action\":\"subscribe\",\"channels\":[...],\"symbols\":[...]}"), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn upgrade(
     State(st): State<AppState>,
     headers: HeaderMap,
