@@ -10,6 +10,7 @@ pub mod protect;
 pub mod routes;
 pub mod telemetry;
 pub mod views;
+mod web;
 
 use auth::JwtKeys;
 use axum::routing::{delete, get, post};
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(routes::ops::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/ws", get(routes::ws::upgrade))
+        .merge(web::router())
         .fallback(routes::ops::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(protection.body_limit))
         .layer(axum::middleware::from_fn_with_state(protection.request_timeout, protect::timeout))

@@ -187,8 +187,9 @@ pub async fn timeout(State(limit): State<Duration>, req: Request, next: Next) ->
     }
 }
 
-/// Security headers on every response. The dashboard's policy allows only its own scripts, styles and the
-/// WebSocket of the same host; API responses are never cached.
+/// Security headers on every response. The dashboard's policy allows only its own scripts and the WebSocket of
+/// the same host; inline styles are allowed because the vendored chart library sets them on the elements it makes
+/// (scripts, the dangerous half, stay strict). API responses are never cached.
 pub async fn security_headers(req: Request, next: Next) -> Response {
     let api = req.uri().path().starts_with("/api/");
     let mut resp = next.run(req).await;
@@ -201,7 +202,7 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     set(
         h,
         "content-security-policy",
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; \
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:; \
          frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     );
     if api && !h.contains_key(http::header::CACHE_CONTROL) {

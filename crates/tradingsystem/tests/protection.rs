@@ -68,6 +68,22 @@ async fn security_headers_cors_body_limit_and_token_refresh() {
     assert_eq!(header(&r, "cache-control").as_deref(), Some("no-store"));
     assert!(header(&r, "content-security-policy").unwrap().contains("default-src 'self'"));
 
+    // The dashboard and the API reference: public, embedded, under the same policy.
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/api-docs", "text/html"),
+        ("/assets/app.js", "text/javascript"),
+        ("/assets/lightweight-charts.js", "text/javascript"),
+    ] {
+        let r = s.client.get(s.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(header(&r, "content-type").unwrap().starts_with(kind), "{path}");
+        assert!(header(&r, "content-security-policy").unwrap().contains("script-src 'self'"), "{path}");
+    }
+    let r = s.client.get(s.url("/assets/nope.js")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "NOT_FOUND");
+
     // CORS: the configured origin may call, another may not.
     let preflight = |origin: &str| {
         s.client

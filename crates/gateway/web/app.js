@@ -1,0 +1,554 @@
+// TradingSystem dashboard: plain JavaScript over the REST API and the /ws stream. No build step, no CDN.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const UNITS = 10000; // prices are fixed-point with 4 decimals on the server; validate on the same grid here
+
+const S = {
+  token: sessionStorage.getItem("ts.token"),
+  user: sessionStorage.getItem("ts.user"),
+  role: sessionStorage.getItem("ts.role"),
+  expiresAt: sessionStorage.getItem("ts.expires"),
+  instruments: new Map(),
+  market: new Map(), // symbol -> {last, first, bid, ask}
+  orders: new Map(),
+  selected: null,
+  ws: null,
+  wsRetry: 1000,
+  chart: null,
+  series: null,
+  refreshTimer: null,
+};
+
+// ---- formatting (pt-BR) ------------------------------------------------------------------------------------------
+
+const BRL = new Intl.NumberFormat("pt-BR", { style: "currency", currency: "BRL" });
+const INT = new Intl.NumberFormat("pt-BR", { maximumFractionDigits: 0 });
+const PCT = new Intl.NumberFormat("pt-BR", { style: "percent", minimumFractionDigits: 2, maximumFractionDigits: 2, signDisplay: "always" });
+const decimalsCache = new Map();
+
+function decimalsOf(symbol) {
+  const ins = S.instruments.get(symbol);
+  if (!ins) return 2;
+  if (!decimalsCache.has(symbol)) {
+    const tick = toUnits(ins.tick_size) || 100;
+    let zeros = 0;
+    while (zeros < 4 && tick % 10 ** (zeros + 1) === 0) zeros++;
+    decimalsCache.set(symbol, Math.max(4 - zeros, ins.kind === "FUTURE" ? 0 : 2));
+  }
+  return decimalsCache.get(symbol);
+}
+
+function fmtPrice(symbol, p) {
+  if (p === null || p === undefined) return "—";
+  const d = decimalsOf(symbol);
+  const ins = S.instruments.get(symbol);
+  const opts = { minimumFractionDigits: d, maximumFractionDigits: d };
+  if (ins && ins.currency === "BRL" && ins.kind !== "FUTURE") {
+    return new Intl.NumberFormat("pt-BR", { style: "currency", currency: "BRL", ...opts }).format(p);
+  }
+  return new Intl.NumberFormat("pt-BR", opts).format(p) + (ins && ins.kind === "FUTURE" ? " pts" : "");
+}
+const fmtMoney = (v) => (v === null || v === undefined ? "—" : BRL.format(v));
+const fmtQty = (q) => INT.format(q);
+const fmtTime = (t) => new Date(t).toLocaleTimeString("pt-BR", { timeZone: "America/Sao_Paulo" });
+const signClass = (v) => (v > 0 ? "up" : v < 0 ? "down" : "");
+
+/** Parses "38,50" or "38.50" into fixed-point units; null when it is not a number with at most 4 decimals. */
+function toUnits(x) {
+  if (typeof x === "number") return Math.round(x * UNITS);
+  const s = String(x ?? "").trim().replace(/\s/g, "").replace(",", ".");
+  const m = /^(\d+)(?:\.(\d{1,4}))?$/.exec(s);
+  if (!m) return null;
+  return Number(m[1]) * UNITS + Number((m[2] || "").padEnd(4, "0"));
+}
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
+  return e;
+}
+
+// ---- API ---------------------------------------------------------------------------------------------------------
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (S.token) headers.Authorization = "Bearer " + S.token;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let resp;
+  try {
+    resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    return { status: 0, body: { error: { code: "NETWORK", message: "sem conexão com o servidor" } } };
+  }
+  let data = null;
+  const text = await resp.text();
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = { raw: text }; }
+  }
+  if (resp.status === 401 && S.token && path !== "/api/v1/auth/login") logout("Sessão expirada: entre novamente.");
+  return { status: resp.status, body: data };
+}
+
+const errText = (r) => (r.body && r.body.error ? `${r.body.error.code}: ${r.body.error.message}` : `HTTP ${r.status}`);
+
+// ---- session -----------------------------------------------------------------------------------------------------
+
+function saveSession(r, user) {
+  S.token = r.token; S.role = r.role; S.user = user; S.expiresAt = r.expires_at;
+  sessionStorage.setItem("ts.token", r.token);
+  sessionStorage.setItem("ts.role", r.role);
+  sessionStorage.setItem("ts.user", user);
+  sessionStorage.setItem("ts.expires", r.expires_at);
+  scheduleRefresh();
+}
+
+function scheduleRefresh() {
+  clearTimeout(S.refreshTimer);
+  if (!S.expiresAt) return;
+  const ms = new Date(S.expiresAt).getTime() - Date.now() - 60_000;
+  S.refreshTimer = setTimeout(async () => {
+    const r = await api("POST", "/api/v1/auth/refresh");
+    if (r.status === 200) saveSession(r.body, S.user);
+  }, Math.max(ms, 5_000));
+}
+
+function logout(message) {
+  S.token = null;
+  sessionStorage.clear();
+  clearTimeout(S.refreshTimer);
+  if (S.ws) { S.ws.onclose = null; S.ws.close(); S.ws = null; }
+  $("app-view").hidden = true;
+  $("login-view").hidden = false;
+  $("login-error").textContent = message || "";
+}
+
+async function login(ev) {
+  ev.preventDefault();
+  $("login-error").textContent = "";
+  const username = $("login-user").value.trim();
+  const r = await api("POST", "/api/v1/auth/login", { username, password: $("login-pass").value });
+  if (r.status !== 200) {
+    $("login-error").textContent = r.status === 401 ? "Usuário ou senha inválidos." : errText(r);
+    return;
+  }
+  $("login-pass").value = "";
+  saveSession(r.body, username);
+  start();
+}
+
+// ---- market watch and chart --------------------------------------------------------------------------------------
+
+function watchRow(symbol) {
+  let row = document.querySelector(`#watch tr[data-symbol="${symbol}"]`);
+  if (!row) {
+    row = el("tr", { "data-symbol": symbol, onclick: () => select(symbol) },
+      el("td", {}, symbol), el("td", { class: "num last" }), el("td", { class: "num bid" }), el("td", { class: "num ask" }), el("td", { class: "num chg" }));
+    $("watch").tBodies[0].append(row);
+  }
+  return row;
+}
+
+function renderWatch(symbol) {
+  const m = S.market.get(symbol) || {};
+  const row = watchRow(symbol);
+  const last = row.querySelector(".last");
+  const prev = last.dataset.value ? Number(last.dataset.value) : null;
+  last.textContent = fmtPrice(symbol, m.last);
+  last.className = "num last " + (prev !== null && m.last !== undefined ? signClass(m.last - prev) : "");
+  if (m.last !== undefined) last.dataset.value = m.last;
+  row.querySelector(".bid").textContent = fmtPrice(symbol, m.bid);
+  row.querySelector(".ask").textContent = fmtPrice(symbol, m.ask);
+  const chg = row.querySelector(".chg");
+  if (m.first && m.last !== undefined) {
+    const v = (m.last - m.first) / m.first;
+    chg.textContent = PCT.format(v);
+    chg.className = "num chg " + signClass(v);
+  }
+}
+
+function select(symbol) {
+  S.selected = symbol;
+  document.querySelectorAll("#watch tbody tr").forEach((r) => r.classList.toggle("selected", r.dataset.symbol === symbol));
+  $("t-symbol").value = symbol;
+  $("chart-symbol").textContent = symbol;
+  updateTicketHint();
+  loadCandles();
+}
+
+function makeChart() {
+  if (!window.LightweightCharts) {
+    $("chart").textContent = "Biblioteca de gráficos não carregou.";
+    return;
+  }
+  S.chart = LightweightCharts.createChart($("chart"), {
+    autoSize: true,
+    layout: { background: { color: "#171e26" }, textColor: "#dce3ea" },
+    grid: { vertLines: { color: "#26313d" }, horzLines: { color: "#26313d" } },
+    timeScale: { timeVisible: true, secondsVisible: false },
+    localization: { locale: "pt-BR", priceFormatter: (p) => (S.selected ? fmtPrice(S.selected, p) : String(p)) },
+  });
+  S.series = S.chart.addCandlestickSeries({ upColor: "#26a69a", downColor: "#ef5350", borderVisible: false, wickUpColor: "#26a69a", wickDownColor: "#ef5350" });
+}
+
+const candlePoint = (c) => ({ time: Math.floor(new Date(c.open_time).getTime() / 1000), open: c.open, high: c.high, low: c.low, close: c.close });
+
+async function loadCandles() {
+  if (!S.series || !S.selected) return;
+  const symbol = S.selected;
+  const interval = $("chart-interval").value;
+  const r = await api("GET", `/api/v1/market/candles?symbol=${encodeURIComponent(symbol)}&interval=${interval}&limit=500`);
+  if (r.status !== 200 || symbol !== S.selected) return;
+  S.series.setData(r.body.data.map(candlePoint));
+  S.series.applyOptions({ priceFormat: { type: "price", precision: decimalsOf(symbol), minMove: S.instruments.get(symbol)?.tick_size || 0.01 } });
+}
+
+function onCandle(c) {
+  if (!S.series || c.symbol !== S.selected || $("chart-interval").value !== "1m") return;
+  try { S.series.update(candlePoint(c)); } catch { /* an older bar than the last shown: the next reload has it */ }
+}
+
+function onTrade(symbol, t) {
+  const m = S.market.get(symbol) || {};
+  m.last = t.price;
+  if (m.first === undefined) m.first = t.price;
+  S.market.set(symbol, m);
+  renderWatch(symbol);
+}
+
+// ---- order ticket ------------------------------------------------------------------------------------------------
+
+function updateTicketHint() {
+  const ins = S.instruments.get($("t-symbol").value);
+  const type = $("t-type").value;
+  $("t-price-label").hidden = type === "MARKET" || type === "STOP";
+  $("t-stop-label").hidden = !(type === "STOP" || type === "STOP_LIMIT");
+  if (ins) {
+    $("t-hint").textContent = `Lote ${fmtQty(ins.lot)} · tick ${fmtPrice(ins.symbol, ins.tick_size)}`;
+    const m = S.market.get(ins.symbol);
+    if (m && m.last !== undefined && !$("t-price").value) $("t-price").value = String(m.last).replace(".", ",");
+  }
+}
+
+/** Client-side checks of what the server will check anyway, so a typo is caught before it becomes a rejection. */
+function validateTicket() {
+  const symbol = $("t-symbol").value;
+  const ins = S.instruments.get(symbol);
+  if (!ins) return { error: "Escolha um ativo." };
+  const type = $("t-type").value;
+  const qty = Number($("t-qty").value.trim().replace(/\./g, ""));
+  if (!Number.isInteger(qty) || qty <= 0) return { error: "Quantidade deve ser um inteiro positivo." };
+  if (qty % ins.lot !== 0) return { error: `Quantidade deve ser múltipla do lote (${fmtQty(ins.lot)}).` };
+  const tick = toUnits(ins.tick_size);
+  const order = { symbol, side: $("t-side").value, type, quantity: qty, time_in_force: $("t-tif").value };
+  const priced = (id, name, field) => {
+    const u = toUnits($(id).value);
+    if (u === null || u <= 0) return `${name} inválido: use um número positivo com até 4 casas.`;
+    if (u % tick !== 0) return `${name} fora do tick de ${fmtPrice(symbol, ins.tick_size)}.`;
+    order[field] = u / UNITS;
+    return null;
+  };
+  if (type === "LIMIT" || type === "STOP_LIMIT") {
+    const e = priced("t-price", "Preço", "price");
+    if (e) return { error: e };
+  }
+  if (type === "STOP" || type === "STOP_LIMIT") {
+    const e = priced("t-stop", "Stop", "stop_price");
+    if (e) return { error: e };
+  }
+  return { order };
+}
+
+async function sendOrder(ev) {
+  ev.preventDefault();
+  $("t-error").textContent = "";
+  $("t-result").textContent = "";
+  const v = validateTicket();
+  if (v.error) { $("t-error").textContent = v.error; return; }
+  $("t-send").disabled = true;
+  const r = await api("POST", "/api/v1/orders", v.order);
+  $("t-send").disabled = false;
+  if (r.status === 201 || r.status === 200) {
+    upsertOrder(r.body);
+    $("t-result").textContent = `Ordem #${r.body.id} ${r.body.status}`;
+  } else {
+    $("t-error").textContent = "Rejeitada — " + errText(r);
+    if (r.body && r.body.error && r.body.error.details && r.body.error.details.order) upsertOrder(r.body.error.details.order);
+  }
+  refreshPositions();
+}
+
+// ---- blotter -----------------------------------------------------------------------------------------------------
+
+const OPEN = new Set(["NEW", "PARTIALLY_FILLED"]);
+const FINAL = new Set(["FILLED", "CANCELED", "REJECTED", "EXPIRED"]);
+
+/** [ms, ns of the second]: JavaScript dates stop at milliseconds, and two states of an order often share one. */
+function stamp(t) {
+  const m = /\.(\d+)/.exec(t);
+  return [Date.parse(t), Number(((m && m[1]) || "").padEnd(9, "0").slice(0, 9))];
+}
+
+/** Whether `o` is older news than `prev` (the REST answer and the stream race each other). */
+function stale(prev, o) {
+  if (FINAL.has(prev.status) && !FINAL.has(o.status)) return true;
+  const [a, b] = [stamp(prev.updated_at), stamp(o.updated_at)];
+  return a[0] !== b[0] ? a[0] > b[0] : a[1] > b[1];
+}
+
+function upsertOrder(o) {
+  const prev = S.orders.get(o.id);
+  if (prev && stale(prev, o)) return;
+  S.orders.set(o.id, o);
+  const tbody = $("orders").tBodies[0];
+  let row = tbody.querySelector(`tr[data-id="${o.id}"]`);
+  const cells = [
+    String(o.id), fmtTime(o.created_at), o.symbol, o.side === "BUY" ? "C" : "V", o.type, fmtQty(o.quantity),
+    o.price !== null ? fmtPrice(o.symbol, o.price) : o.stop_price !== null ? "stop " + fmtPrice(o.symbol, o.stop_price) : "mercado",
+    o.filled_quantity ? `${fmtQty(o.filled_quantity)} @ ${fmtPrice(o.symbol, o.avg_fill_price)}` : "",
+    o.status + (o.reject_code ? ` (${o.reject_code})` : ""),
+  ];
+  const fresh = el("tr", { "data-id": String(o.id), "data-status": o.status, title: o.reject_reason || "" },
+    ...cells.map((c, i) => el("td", { class: [5, 6, 7].includes(i) ? "num" : "" }, c)));
+  const action = el("td");
+  if (OPEN.has(o.status)) {
+    action.append(el("button", { class: "small ghost", onclick: () => cancelOrder(o.id) }, "Cancelar"));
+  }
+  fresh.append(action);
+  if (row) row.replaceWith(fresh);
+  else {
+    // Newest first.
+    const after = [...tbody.rows].find((r) => Number(r.dataset.id) < o.id);
+    tbody.insertBefore(fresh, after || null);
+    while (tbody.rows.length > 200) tbody.deleteRow(-1);
+  }
+}
+
+async function cancelOrder(id) {
+  const r = await api("DELETE", `/api/v1/orders/${id}`);
+  if (r.status === 200) upsertOrder(r.body);
+  else $("t-error").textContent = `Cancelamento de #${id}: ` + errText(r);
+}
+
+async function loadOrders() {
+  const r = await api("GET", "/api/v1/orders?limit=100");
+  if (r.status === 200) r.body.data.slice().reverse().forEach(upsertOrder);
+}
+
+// ---- positions and risk ------------------------------------------------------------------------------------------
+
+let positionsPending = null;
+function refreshPositions() {
+  if (positionsPending) return;
+  positionsPending = setTimeout(async () => {
+    positionsPending = null;
+    const r = await api("GET", "/api/v1/positions");
+    if (r.status !== 200) return;
+    const tbody = $("positions").tBodies[0];
+    tbody.replaceChildren(...r.body.data.map((p) => el("tr", { "data-symbol": p.symbol },
+      el("td", {}, p.symbol),
+      el("td", { class: "num qty " + signClass(p.quantity) }, fmtQty(p.quantity)),
+      el("td", { class: "num" }, p.avg_price === null ? "—" : fmtPrice(p.symbol, p.avg_price)),
+      el("td", { class: "num" }, fmtPrice(p.symbol, p.last_price)),
+      el("td", { class: "num " + signClass(p.unrealized) }, fmtMoney(p.unrealized)),
+      el("td", { class: "num " + signClass(p.realized_today) }, fmtMoney(p.realized_today)),
+      el("td", { class: "num " + signClass(p.daily_pnl) }, fmtMoney(p.daily_pnl)))));
+    const t = r.body.totals;
+    $("pos-unrealized").textContent = fmtMoney(t.unrealized);
+    $("pos-realized").textContent = fmtMoney(t.realized_today);
+    $("pos-daily").textContent = fmtMoney(t.daily_pnl);
+  }, 250);
+}
+
+function kv(target, pairs) {
+  target.replaceChildren(...pairs.flatMap(([k, v, cls]) => [el("dt", {}, k), el("dd", { class: cls || "" }, v)]));
+}
+
+async function refreshRisk() {
+  const [st, lim] = await Promise.all([api("GET", "/api/v1/risk/status"), api("GET", "/api/v1/risk/limits")]);
+  if (st.status === 200) {
+    const s = st.body;
+    const ks = s.kill_switch;
+    kv($("risk-status"), [
+      ["Kill switch", ks.active ? `ATIVO — ${ks.reason || ""}` : "inativo", ks.active ? "down" : "up"],
+      ["Estado", s.trading_state],
+      ["P&L do dia", fmtMoney(s.daily_pnl), signClass(s.daily_pnl)],
+      ["Limite de perda diária", fmtMoney(s.daily_loss_limit)],
+      ["Nível de perda", s.loss_level],
+      ["Exposição", fmtMoney(s.exposure)],
+      ["Ordens abertas", String(s.open_orders)],
+    ]);
+    $("kill-banner").hidden = !ks.active;
+    $("kill-activate").hidden = ks.active;
+    $("kill-release").hidden = !(ks.active && S.role === "admin");
+    $("kill-activate").disabled = S.role === "viewer";
+  }
+  if (lim.status === 200) {
+    const l = lim.body;
+    kv($("risk-limits"), [
+      ["Ordens por segundo", String(l.max_orders_per_second)],
+      ["Qtd máx. ações", fmtQty(l.max_order_qty_stock)],
+      ["Qtd máx. futuros", fmtQty(l.max_order_qty_future)],
+      ["Notional máx.", fmtMoney(l.max_notional)],
+      ["Banda de preço", `${(l.price_band_bps / 100).toLocaleString("pt-BR")} %`],
+      ["Posição máx. ações", fmtQty(l.position_limit_stock)],
+      ["Posição máx. futuros", fmtQty(l.position_limit_future)],
+      ["Perda diária máx.", fmtMoney(l.daily_loss_limit)],
+    ]);
+  }
+}
+
+function openKillDialog(activate) {
+  $("kill-title").textContent = activate ? "Ativar kill switch?" : "Liberar kill switch?";
+  $("kill-text").textContent = activate
+    ? "Bloqueia novas ordens e cancela as ordens abertas."
+    : "Volta a aceitar ordens. Só administradores podem liberar.";
+  $("kill-flatten-label").hidden = !activate;
+  $("kill-reason").value = "";
+  $("kill-error").textContent = "";
+  $("kill-dialog").dataset.mode = activate ? "activate" : "release";
+  $("kill-dialog").showModal();
+}
+
+async function confirmKill(ev) {
+  ev.preventDefault();
+  const reason = $("kill-reason").value.trim();
+  if (!reason) { $("kill-error").textContent = "Informe o motivo."; return; }
+  const activate = $("kill-dialog").dataset.mode === "activate";
+  const r = activate
+    ? await api("POST", "/api/v1/risk/kill-switch", { reason, cancel_open_orders: true, flatten: $("kill-flatten").checked })
+    : await api("DELETE", "/api/v1/risk/kill-switch", { reason });
+  if (r.status !== 200) { $("kill-error").textContent = errText(r); return; }
+  $("kill-dialog").close();
+  refreshRisk();
+  loadOrders();
+}
+
+// ---- panels of services that may not be built ----------------------------------------------------------------------
+
+/** A panel's service is built when the server's own OpenAPI document has its route; otherwise the panel says so. */
+async function probeServices() {
+  let paths = {};
+  try {
+    const doc = await (await fetch("/openapi.json")).json();
+    paths = doc.paths || {};
+  } catch { /* treated as nothing built */ }
+  for (const body of document.querySelectorAll(".service-body")) {
+    const route = body.dataset.probe.split("?")[0];
+    if (!paths[route]) {
+      body.replaceChildren(el("p", {}, `${body.dataset.name}: serviço ainda não disponível nesta versão do servidor.`));
+      continue;
+    }
+    const r = await api("GET", body.dataset.probe);
+    if (r.status === 200 && r.body && Array.isArray(r.body.data)) {
+      body.replaceChildren(r.body.data.length
+        ? el("ul", {}, ...r.body.data.slice(0, 20).map((x) => el("li", {}, x.title || x.asset || x.raw_message || JSON.stringify(x))))
+        : el("p", {}, "Nada por aqui ainda."));
+    } else {
+      body.replaceChildren(el("p", { class: "error" }, `${body.dataset.name}: ${errText(r)}`));
+    }
+  }
+}
+
+// ---- the stream --------------------------------------------------------------------------------------------------
+
+function connect() {
+  if (!S.token) return;
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${proto}//${location.host}/ws?token=${encodeURIComponent(S.token)}`);
+  S.ws = ws;
+  ws.onopen = () => {
+    S.wsRetry = 1000;
+    $("ws-state").textContent = "stream: conectado";
+    $("ws-state").className = "pill good";
+    ws.send(JSON.stringify({ action: "subscribe", channels: ["trades", "quotes", "candles", "orders", "fills", "positions", "risk"], symbols: [...S.instruments.keys()] }));
+  };
+  ws.onmessage = (ev) => {
+    let m;
+    try { m = JSON.parse(ev.data); } catch { return; }
+    switch (m.type) {
+      case "trade": onTrade(m.symbol, m.data); break;
+      case "quote": {
+        const q = S.market.get(m.symbol) || {};
+        q.bid = m.data.bid ? m.data.bid.price : undefined;
+        q.ask = m.data.ask ? m.data.ask.price : undefined;
+        S.market.set(m.symbol, q);
+        renderWatch(m.symbol);
+        break;
+      }
+      case "candle": onCandle(m.data); break;
+      case "order": upsertOrder(m.data); break;
+      case "fill": case "position": refreshPositions(); break;
+      case "risk": refreshRisk(); break;
+      case "error": console.warn("stream error", m.code, m.message); break;
+      default: break;
+    }
+  };
+  ws.onclose = () => {
+    $("ws-state").textContent = "stream: reconectando";
+    $("ws-state").className = "pill bad";
+    S.ws = null;
+    setTimeout(connect, S.wsRetry);
+    S.wsRetry = Math.min(S.wsRetry * 2, 30000);
+  };
+}
+
+async function feedState() {
+  const r = await api("GET", "/api/v1/market/status");
+  if (r.status !== 200) return;
+  const c = r.body.connection;
+  const up = c && c.market_data === "CONNECTED";
+  $("feed-state").textContent = `feed ${r.body.source}: ${c ? c.market_data.toLowerCase() : "—"}`;
+  $("feed-state").className = "pill " + (up ? "good" : "bad");
+}
+
+// ---- start -------------------------------------------------------------------------------------------------------
+
+async function start() {
+  $("login-view").hidden = true;
+  $("app-view").hidden = false;
+  $("who").textContent = `${S.user} (${S.role})`;
+  scheduleRefresh();
+  const r = await api("GET", "/api/v1/market/instruments");
+  if (r.status !== 200) return;
+  S.instruments = new Map(r.body.data.map((i) => [i.symbol, i]));
+  decimalsCache.clear();
+  $("t-symbol").replaceChildren(...r.body.data.map((i) => el("option", { value: i.symbol }, i.symbol)));
+  await Promise.all(r.body.data.map(async (i) => {
+    const q = await api("GET", `/api/v1/market/quote?symbol=${i.symbol}`);
+    const t = await api("GET", `/api/v1/market/trades?symbol=${i.symbol}&limit=1`);
+    const m = S.market.get(i.symbol) || {};
+    if (q.status === 200) { m.bid = q.body.bid?.price; m.ask = q.body.ask?.price; }
+    if (t.status === 200 && t.body.data.length) { m.last = t.body.data[0].price; m.first = m.last; }
+    S.market.set(i.symbol, m);
+  }));
+  r.body.data.forEach((i) => renderWatch(i.symbol));
+  if (!S.chart) makeChart();
+  select(S.selected || (S.instruments.has("PETR4") ? "PETR4" : r.body.data[0].symbol));
+  connect();
+  loadOrders();
+  refreshPositions();
+  refreshRisk();
+  feedState();
+  probeServices();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("login-form").addEventListener("submit", login);
+  $("logout").addEventListener("click", () => logout());
+  $("ticket").addEventListener("submit", sendOrder);
+  $("t-symbol").addEventListener("change", () => { $("t-price").value = ""; select($("t-symbol").value); });
+  $("t-type").addEventListener("change", updateTicketHint);
+  $("chart-interval").addEventListener("change", loadCandles);
+  $("kill-activate").addEventListener("click", () => openKillDialog(true));
+  $("kill-release").addEventListener("click", () => openKillDialog(false));
+  $("kill-confirm").addEventListener("click", confirmKill);
+  setInterval(() => { if (S.token) { refreshPositions(); feedState(); } }, 2000);
+  setInterval(() => { if (S.token && $("chart-interval").value !== "1m") loadCandles(); }, 5000);
+  if (S.token) start(); else logout();
+});
