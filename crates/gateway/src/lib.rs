@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/market/book", get(routes::market::book))
         .route("/market/candles", get(routes::market::candles))
         .route("/market/status", get(routes::market::status))
+        .route("/tp-capital/parse", post(routes::tp_capital::parse))
         .fallback(routes::ops::not_found);
     let protection = state.protection.clone();
     let app = Router::new()

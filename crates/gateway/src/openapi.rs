@@ -47,6 +47,7 @@ use utoipa::OpenApi;
         routes::market::book,
         routes::market::candles,
         routes::market::status,
+        routes::tp_capital::parse,
         routes::ops::health,
         routes::ops::ready,
         routes::ops::healthz,
@@ -62,6 +63,7 @@ use utoipa::OpenApi;
         (name = "risk", description = "Limits, risk status and the kill switch"),
         (name = "audit", description = "The audit trail of every order and risk decision"),
         (name = "market", description = "Data Capture: instruments, trades, quotes, book, candles, feed status"),
+        (name = "tp-capital", description = "TP-Capital: Telegram trading signals"),
         (name = "streaming", description = "The WebSocket"),
         (name = "ops", description = "Health, readiness, metrics, this document"),
     )

@@ -56,4 +56,7 @@ fn describe() {
     );
     describe_gauge!("ts_md_feed_connected", "1 while the feed's market-data dimension is connected.");
     describe_gauge!("ts_md_trades_per_second", "Trades processed per second over the last 5 s, by symbol.");
+    describe_counter!("ts_http_rate_limited_total", "Requests answered 429, by scope (api, login).");
+    describe_counter!("ts_http_timeouts_total", "Requests answered 503 TIMEOUT.");
+    describe_histogram!("ts_signal_parse_seconds", Unit::Seconds, "Time to parse one signal message.");
 }

@@ -138,3 +138,43 @@ async fn audit_export_prints_the_trail() {
     let only = stdout(&ts(dir.path(), &["audit", "export", "--order-id", "1"], None));
     assert!(only.lines().all(|l| l.contains("\"order_id\":1")));
 }
+
+#[test]
+fn signals_parse_from_stdin_and_jsonl() {
+    let dir = tempfile::tempdir().unwrap();
+    let o =
+        ts(dir.path(), &["signals", "parse"], Some("🟢Swing Trade\nAtivo: BOVAW32\nCompra: 1,04 a 1,06\nStop: 0,70"));
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(
+        (v["asset"].as_str(), v["buy_min"].as_f64(), v["stop"].as_f64()),
+        (Some("BOVAW32"), Some(1.04), Some(0.7))
+    );
+    let o = ts(dir.path(), &["signals", "parse"], Some("Bom dia!"));
+    assert_eq!(stdout(&o).trim(), "null");
+
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../signal-parser/tests/data/examples.jsonl");
+    let o = ts(dir.path(), &["signals", "parse", "--jsonl", examples.to_str().unwrap()], None);
+    assert!(o.status.success());
+    let lines: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let expected: Vec<serde_json::Value> = std::fs::read_to_string(&examples)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["expect"].clone())
+        .collect();
+    assert_eq!(lines.len(), expected.len(), "one output line per input line");
+    for (got, want) in lines.iter().zip(&expected) {
+        assert_eq!(got.is_null(), want.is_null());
+        if !want.is_null() {
+            assert_eq!(got["asset"], want["asset"]);
+        }
+    }
+
+    // A line that is not a message keeps its place (null) and makes the exit status 1 with the line named.
+    let o = ts(dir.path(), &["signals", "parse", "--jsonl", "-"], Some("\"Ativo: PETR4\\nCompra: 38,50\"\n{oops\n"));
+    assert!(!o.status.success());
+    assert_eq!(stdout(&o).lines().count(), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("line 2"));
+    let o = ts(dir.path(), &["signals", "parse", "--jsonl", "/no/such/file"], None);
+    assert!(one_line_error(&o).contains("cannot open"));
+}
