@@ -37,6 +37,7 @@ pub mod subjects {
     pub const FILLS: &str = "oms.fills";
     pub const POSITIONS: &str = "oms.positions";
     pub const RISK: &str = "oms.risk";
+    pub const SIGNALS: &str = "tp.signals";
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +57,10 @@ pub enum Event {
     /// Risk-state changes (kill switch, loss warnings) as JSON. A struct variant: a bare number or string would
     /// not survive the internally tagged encoding.
     Risk {
+        data: serde_json::Value,
+    },
+    /// A TP-Capital signal stored or updated, as the API shows it.
+    Signal {
         data: serde_json::Value,
     },
 }
@@ -138,7 +143,7 @@ impl Delivery {
                 serde_json::to_string(&serde_json::json!({ "order_id": order_id, "fill": fill }))
             }
             Event::Position(p) => serde_json::to_string(p),
-            Event::Risk { data } => serde_json::to_string(data),
+            Event::Risk { data } | Event::Signal { data } => serde_json::to_string(data),
         };
         v.ok().map(Arc::from)
     }

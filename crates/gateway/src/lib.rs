@@ -32,6 +32,9 @@ pub struct AppState {
     pub bus: bus::Bus,
     pub started: Instant,
     pub protection: Arc<protect::ProtectionConfig>,
+    pub tp: tp_capital::Ingestor,
+    /// `TS_TELEGRAM_WEBHOOK_SECRET`; without it the webhook answers 401 to everyone.
+    pub telegram_webhook_secret: Option<String>,
     pub rate_limits: Arc<protect::RateLimits>,
 }
 
@@ -60,6 +63,29 @@ pub fn router(state: AppState) -> Router {
         .route("/market/candles", get(routes::market::candles))
         .route("/market/status", get(routes::market::status))
         .route("/tp-capital/parse", post(routes::tp_capital::parse))
+        .route("/tp-capital/telegram/webhook", post(routes::tp_capital::webhook))
+        .route("/tp-capital/signals", get(routes::tp_capital::list_signals))
+        .route("/tp-capital/signals/export.csv", get(routes::tp_capital::export_csv))
+        .route(
+            "/tp-capital/signals/{id}",
+            get(routes::tp_capital::get_signal).delete(routes::tp_capital::delete_signal),
+        )
+        .route(
+            "/tp-capital/telegram/channels",
+            get(routes::tp_capital::list_channels).post(routes::tp_capital::create_channel),
+        )
+        .route(
+            "/tp-capital/telegram/channels/{id}",
+            get(routes::tp_capital::get_channel)
+                .put(routes::tp_capital::update_channel)
+                .delete(routes::tp_capital::delete_channel),
+        )
+        .route("/tp-capital/telegram/bots", get(routes::tp_capital::list_bots).post(routes::tp_capital::create_bot))
+        .route(
+            "/tp-capital/telegram/bots/{id}",
+            get(routes::tp_capital::get_bot).put(routes::tp_capital::update_bot).delete(routes::tp_capital::delete_bot),
+        )
+        .route("/tp-capital/logs", get(routes::tp_capital::logs))
         .fallback(routes::ops::not_found);
     let protection = state.protection.clone();
     let app = Router::new()

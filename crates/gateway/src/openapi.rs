@@ -48,6 +48,22 @@ use utoipa::OpenApi;
         routes::market::candles,
         routes::market::status,
         routes::tp_capital::parse,
+        routes::tp_capital::webhook,
+        routes::tp_capital::list_signals,
+        routes::tp_capital::export_csv,
+        routes::tp_capital::get_signal,
+        routes::tp_capital::delete_signal,
+        routes::tp_capital::list_channels,
+        routes::tp_capital::create_channel,
+        routes::tp_capital::get_channel,
+        routes::tp_capital::update_channel,
+        routes::tp_capital::delete_channel,
+        routes::tp_capital::list_bots,
+        routes::tp_capital::create_bot,
+        routes::tp_capital::get_bot,
+        routes::tp_capital::update_bot,
+        routes::tp_capital::delete_bot,
+        routes::tp_capital::logs,
         routes::ops::health,
         routes::ops::ready,
         routes::ops::healthz,
@@ -125,14 +141,31 @@ mod tests {
         let body = &src[start..];
         let api_end = body.find(".fallback(").expect("the API router ends with a fallback");
         let mut found = BTreeSet::new();
-        for (i, _) in body.match_indices(".route(\"") {
-            let after = &body[i + ".route(\"".len()..];
-            let path = &after[..after.find('"').expect("closing quote")];
-            let line_end = after.find("))\n").unwrap_or(after.len());
-            let handlers = &after[..line_end];
+        for (i, _) in body.match_indices(".route(") {
+            // The call's arguments, up to its closing parenthesis (rustfmt may spread them over lines).
+            let args_start = i + ".route(".len();
+            let mut depth = 1;
+            let mut end = args_start;
+            for (j, c) in body[args_start..].char_indices() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ => {}
+                }
+                if depth == 0 {
+                    end = args_start + j;
+                    break;
+                }
+            }
+            let args = body[args_start..end].trim_start();
+            let path = args.strip_prefix('"').and_then(|a| a.split('"').next()).expect("a literal path");
+            let handlers = &args[path.len() + 2..];
             let prefix = if i < api_end { "/api/v1" } else { "" };
             for m in ["get", "post", "put", "delete", "patch"] {
-                if handlers.contains(&format!("{m}(")) {
+                let called = handlers.match_indices(&format!("{m}(")).any(|(k, _)| {
+                    k == 0 || !handlers.as_bytes()[k - 1].is_ascii_alphanumeric() && handlers.as_bytes()[k - 1] != b'_'
+                });
+                if called {
                     found.insert((m.to_uppercase(), format!("{prefix}{path}")));
                 }
             }

@@ -59,4 +59,9 @@ fn describe() {
     describe_counter!("ts_http_rate_limited_total", "Requests answered 429, by scope (api, login).");
     describe_counter!("ts_http_timeouts_total", "Requests answered 503 TIMEOUT.");
     describe_histogram!("ts_signal_parse_seconds", Unit::Seconds, "Time to parse one signal message.");
+    describe_counter!(
+        "ts_tp_messages_total",
+        "Telegram messages by outcome (parsed, updated, duplicate, ignored, unregistered, failed) and channel."
+    );
+    describe_counter!("ts_tp_poll_errors_total", "Failed Telegram getUpdates rounds (each followed by a backoff).");
 }

@@ -445,14 +445,47 @@ async function probeServices() {
       continue;
     }
     const r = await api("GET", body.dataset.probe);
-    if (r.status === 200 && r.body && Array.isArray(r.body.data)) {
-      body.replaceChildren(r.body.data.length
-        ? el("ul", {}, ...r.body.data.slice(0, 20).map((x) => el("li", {}, x.title || x.asset || x.raw_message || JSON.stringify(x))))
-        : el("p", {}, "Nada por aqui ainda."));
-    } else {
+    if (r.status !== 200 || !r.body || !Array.isArray(r.body.data)) {
       body.replaceChildren(el("p", { class: "error" }, `${body.dataset.name}: ${errText(r)}`));
+    } else if (body.parentElement.id === "panel-signals") {
+      renderSignals(body, r.body.data);
+    } else {
+      body.replaceChildren(r.body.data.length
+        ? el("ul", {}, ...r.body.data.slice(0, 20).map((x) => el("li", {}, x.title || JSON.stringify(x))))
+        : el("p", {}, "Nada por aqui ainda."));
     }
   }
+}
+
+const signalRange = (s) => (s.buy_min === null ? "—" : s.buy_min === s.buy_max ? fmtPlain(s.buy_min) : `${fmtPlain(s.buy_min)} a ${fmtPlain(s.buy_max)}`);
+const fmtPlain = (v) => (v === null || v === undefined ? "—" : new Intl.NumberFormat("pt-BR", { minimumFractionDigits: 2, maximumFractionDigits: 4 }).format(v));
+
+function signalRow(s) {
+  return el("tr", { "data-id": String(s.id) },
+    el("td", {}, fmtTime(s.ts)), el("td", {}, s.asset), el("td", {}, s.signal_type),
+    el("td", { class: s.side === "BUY" ? "up" : "down" }, s.side === "BUY" ? "Compra" : "Venda"),
+    el("td", { class: "num" }, signalRange(s)), el("td", { class: "num" }, fmtPlain(s.target_final)), el("td", { class: "num" }, fmtPlain(s.stop)));
+}
+
+function renderSignals(body, list) {
+  if (!list.length) {
+    body.replaceChildren(el("p", { class: "empty" }, "Nenhum sinal recebido ainda."));
+    return;
+  }
+  body.replaceChildren(el("table", { id: "signals" },
+    el("thead", {}, el("tr", {}, ...["Hora", "Ativo", "Tipo", "Lado", "Entrada", "Alvo final", "Stop"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, ...list.map(signalRow))));
+}
+
+function onSignal(s) {
+  const body = document.querySelector("#panel-signals .service-body");
+  if (!body) return;
+  const tbody = body.querySelector("#signals tbody");
+  if (!tbody) { renderSignals(body, [s]); return; }
+  const old = tbody.querySelector(`tr[data-id="${s.id}"]`);
+  if (old) old.replaceWith(signalRow(s));
+  else tbody.prepend(signalRow(s));
+  while (tbody.rows.length > 20) tbody.deleteRow(-1);
 }
 
 // ---- the stream --------------------------------------------------------------------------------------------------
@@ -466,7 +499,7 @@ function connect() {
     S.wsRetry = 1000;
     $("ws-state").textContent = "stream: conectado";
     $("ws-state").className = "pill good";
-    ws.send(JSON.stringify({ action: "subscribe", channels: ["trades", "quotes", "candles", "orders", "fills", "positions", "risk"], symbols: [...S.instruments.keys()] }));
+    ws.send(JSON.stringify({ action: "subscribe", channels: ["trades", "quotes", "candles", "orders", "fills", "positions", "risk", "signals"], symbols: [...S.instruments.keys()] }));
   };
   ws.onmessage = (ev) => {
     let m;
@@ -485,6 +518,7 @@ function connect() {
       case "order": upsertOrder(m.data); break;
       case "fill": case "position": refreshPositions(); break;
       case "risk": refreshRisk(); break;
+      case "signal": onSignal(m.data); break;
       case "error": console.warn("stream error", m.code, m.message); break;
       default: break;
     }

@@ -9,6 +9,9 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use std::time::Duration;
 
+pub mod signals;
+pub use signals::{Bot, Channel, LogEntry, SignalFilter, SignalRow, Stored};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{0} already exists")]
@@ -57,11 +60,11 @@ pub struct Db {
     backend: Backend,
 }
 
-fn parse_ts(s: &str) -> DateTime<Utc> {
+pub(crate) fn parse_ts(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
 }
 
@@ -88,6 +91,10 @@ impl Db {
             sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
         }
         Ok(Db { pool, backend })
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     pub fn backend(&self) -> Backend {
@@ -340,6 +347,96 @@ mod tests {
         let s1 = db.setting_or_insert("jwt_secret", || "first".into()).await.unwrap();
         let s2 = db.setting_or_insert("jwt_secret", || "second".into()).await.unwrap();
         assert_eq!((s1.as_str(), s2.as_str()), ("first", "first"));
+        db.set_setting("offset", "5").await.unwrap();
+        db.set_setting("offset", "6").await.unwrap();
+        assert_eq!(db.setting("offset").await.unwrap().as_deref(), Some("6"));
+
+        signals(&db).await;
+    }
+
+    /// TP-Capital's tables on either backend.
+    async fn signals(db: &Db) {
+        let now = Utc::now();
+        let ch = Channel {
+            id: "c1".into(),
+            label: "TP".into(),
+            channel_id: "-1001".into(),
+            channel_type: "source".into(),
+            description: String::new(),
+            status: "active".into(),
+            created_at: now,
+            updated_at: now,
+        };
+        db.create_channel(&ch).await.unwrap();
+        assert!(matches!(
+            db.create_channel(&Channel { id: "c2".into(), ..ch.clone() }).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(db.channel_by_telegram_id("-1001").await.unwrap().unwrap().id, "c1");
+
+        let row = |msg: i64, asset: &str, text: &str, ts: DateTime<Utc>| SignalRow {
+            id: 0,
+            channel_id: "-1001".into(),
+            message_id: msg,
+            source: "telegram-webhook".into(),
+            ts,
+            ingested_at: now,
+            updated_at: now,
+            asset: asset.into(),
+            side: "BUY".into(),
+            signal_type: "Swing Trade".into(),
+            buy_min: Some(10_400),
+            buy_max: Some(10_600),
+            target_1: None,
+            target_2: None,
+            target_final: Some(35_000),
+            stop: Some(7_000),
+            targets: vec![35_000],
+            raw_message: text.into(),
+        };
+        let a = db.store_signal(&row(1, "BOVAW32", "Compra 1,04 100% off_", now)).await.unwrap();
+        let Stored::Inserted(id) = a else { panic!("{a:?}") };
+        assert_eq!(
+            db.store_signal(&row(1, "BOVAW32", "Compra 1,04 100% off_", now)).await.unwrap(),
+            Stored::Duplicate(id)
+        );
+        assert_eq!(db.store_signal(&row(1, "BOVAW32", "edited", now)).await.unwrap(), Stored::Updated(id));
+        let old = now - chrono::Duration::days(40);
+        db.store_signal(&row(2, "PETR4", "Compra 38,50", old)).await.unwrap();
+        let got = db.signal(id).await.unwrap().unwrap();
+        assert_eq!(
+            (got.raw_message.as_str(), got.targets.as_slice(), got.buy_min),
+            ("edited", &[35_000][..], Some(10_400))
+        );
+
+        let all = SignalFilter { limit: 10, ..Default::default() };
+        let (rows, total) = db.list_signals(&all).await.unwrap();
+        assert_eq!((rows.len(), total, rows[0].asset.as_str()), (2, 2, "BOVAW32"), "newest first");
+        let f = SignalFilter { search: Some("COMPRA 38".into()), ..all.clone() };
+        assert_eq!(db.list_signals(&f).await.unwrap().1, 1);
+        // LIKE wildcards in the search are literal.
+        let f = SignalFilter { search: Some("%".into()), ..all.clone() };
+        assert_eq!(db.list_signals(&f).await.unwrap().1, 0);
+        let f = SignalFilter { from: Some(now - chrono::Duration::days(1)), ..all.clone() };
+        assert_eq!(db.list_signals(&f).await.unwrap().1, 1);
+        let f = SignalFilter { limit: 1, offset: 1, ..all.clone() };
+        let (page, total) = db.list_signals(&f).await.unwrap();
+        assert_eq!((page.len(), total, page[0].asset.as_str()), (1, 2, "PETR4"));
+        assert_eq!(db.channel_stats().await.unwrap()[0].1, 2);
+
+        let deleted = db.delete_signal(id, "alice").await.unwrap();
+        assert_eq!(deleted.asset, "BOVAW32");
+        assert!(db.signal(id).await.unwrap().is_none());
+        assert!(matches!(db.delete_signal(id, "alice").await, Err(StoreError::NotFound(_))));
+        assert_eq!(db.signals_before(now - chrono::Duration::days(30)).await.unwrap().len(), 1);
+        let (live, archived) =
+            db.purge_signals(now - chrono::Duration::days(30), now + chrono::Duration::days(1)).await.unwrap();
+        assert_eq!((live, archived), (1, 1));
+
+        db.log_ingest("warn", Some("-1001"), Some(3), "unregistered", "x").await.unwrap();
+        db.log_ingest("info", None, None, "ignored", "y").await.unwrap();
+        assert_eq!(db.ingest_log(None, 10).await.unwrap()[0].outcome, "ignored");
+        assert_eq!(db.ingest_log(Some("warn"), 10).await.unwrap().len(), 1);
     }
 
     #[tokio::test]

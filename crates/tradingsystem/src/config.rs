@@ -74,6 +74,12 @@ pub struct Config {
     /// Session hours for real feeds; the simulated market is always open.
     pub real_calendar: TradingCalendar,
     pub protection: gateway::protect::ProtectionConfig,
+    /// `TS_TELEGRAM_BOT_TOKEN`: long polling runs when it is set.
+    pub telegram_bot_token: Option<String>,
+    /// `TS_TELEGRAM_API_URL`, default the public Bot API.
+    pub telegram_api_url: String,
+    /// `TS_TELEGRAM_WEBHOOK_SECRET`: the webhook answers 401 without it.
+    pub telegram_webhook_secret: Option<String>,
 }
 
 impl Config {
@@ -224,7 +230,14 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
         },
     };
     let protection = protection(&file.gateway)?;
+    let telegram_api_url = env("TS_TELEGRAM_API_URL").unwrap_or_else(|| "https://api.telegram.org".into());
+    if !(telegram_api_url.starts_with("http://") || telegram_api_url.starts_with("https://")) {
+        bail!("TS_TELEGRAM_API_URL must be an http(s) URL, got {telegram_api_url:?}");
+    }
     Ok(Config {
+        telegram_bot_token: env("TS_TELEGRAM_BOT_TOKEN"),
+        telegram_api_url,
+        telegram_webhook_secret: env("TS_TELEGRAM_WEBHOOK_SECRET"),
         protection,
         listen,
         data_dir,

@@ -71,6 +71,9 @@ enum RetentionCmd {
     Run {
         #[arg(long, default_value_t = 90)]
         keep_days: i64,
+        /// TP-Capital signals older than this are exported to archive/tp-capital/*.csv, then removed.
+        #[arg(long, default_value_t = 30)]
+        signal_days: i64,
     },
 }
 
@@ -215,9 +218,12 @@ fn run(cli: Cli) -> Result<()> {
             generate(&symbol, ticks, seed, &out, step_ms)
         }
         Command::Signals(SignalsCmd::Parse { jsonl }) => signals_parse(jsonl.as_deref()),
-        Command::Retention(RetentionCmd::Run { keep_days }) => {
+        Command::Retention(RetentionCmd::Run { keep_days, signal_days }) => {
             if !(1..=36_500).contains(&keep_days) {
                 bail!("--keep-days must be between 1 and 36500");
+            }
+            if !(1..=36_500).contains(&signal_days) {
+                bail!("--signal-days must be between 1 and 36500");
             }
             let removed = market_store::clean_temporaries(&cfg.data_dir);
             let today = market_store::trading_date(chrono::Utc::now());
@@ -226,6 +232,19 @@ fn run(cli: Cli) -> Result<()> {
                 "market data: {} partition(s) older than {keep_days} days moved to {}; {removed} temporary file(s) removed",
                 r.partitions_archived,
                 cfg.data_dir.join("archive").display()
+            );
+            let _guard = logging::init("cli", "warn", None)?;
+            let t = rt.block_on(async {
+                std::fs::create_dir_all(&cfg.data_dir)?;
+                let db = serve::open_db(&cfg).await?;
+                let t = tp_capital::apply_retention(&db, &cfg.data_dir, chrono::Utc::now(), signal_days, 90).await;
+                db.close().await;
+                anyhow::Ok(t?)
+            })?;
+            let file = t.export_file.map(|f| format!(" to {}", f.display())).unwrap_or_default();
+            println!(
+                "signals: {} older than {signal_days} days exported{file} and removed; {} deleted signal(s) left the archive",
+                t.exported, t.removed_archived
             );
             Ok(())
         }

@@ -159,8 +159,10 @@ pub async fn run_with(
     };
     let recorder = data_capture::recorder::Recorder::start(&bus, &cfg.data_dir, Duration::from_secs(5), 200_000)?;
     let retention_dir = cfg.data_dir.clone();
+    let retention_db = db.clone();
     tokio::spawn(async move {
-        // Parquet older than 90 days moves to archive/: at start, then daily.
+        // Parquet older than 90 days moves to archive/, signals older than 30 days are exported and removed,
+        // deleted signals leave the archive after 90 days: at start, then daily.
         let mut daily = tokio::time::interval(Duration::from_secs(24 * 3600));
         loop {
             daily.tick().await;
@@ -172,6 +174,16 @@ pub async fn run_with(
                 }
                 Ok(Err(e)) => tracing::error!(error = %e, "market data retention failed"),
                 _ => {}
+            }
+            match tp_capital::apply_retention(&retention_db, &retention_dir, Utc::now(), 30, 90).await {
+                Ok(r) if r.exported > 0 || r.removed_archived > 0 => tracing::info!(
+                    exported = r.exported,
+                    file = ?r.export_file,
+                    removed_archived = r.removed_archived,
+                    "signal retention"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "signal retention failed"),
             }
         }
     });
@@ -185,6 +197,15 @@ pub async fn run_with(
             purge.purge();
         }
     });
+    let tp = tp_capital::Ingestor::new(db.clone(), bus.clone());
+    match &cfg.telegram_bot_token {
+        Some(token) => {
+            tracing::info!(api = %cfg.telegram_api_url, "Telegram long polling on");
+            let poll = tp_capital::telegram::PollConfig::new(&cfg.telegram_api_url, token);
+            tokio::spawn(tp_capital::telegram::poll_forever(poll, tp.clone()));
+        }
+        None => tracing::info!("TS_TELEGRAM_BOT_TOKEN not set: Telegram polling off (the webhook still works)"),
+    }
     let state = AppState {
         oms: oms.clone(),
         db: db.clone(),
@@ -194,6 +215,8 @@ pub async fn run_with(
         bus,
         started,
         protection: Arc::new(cfg.protection.clone()),
+        tp,
+        telegram_webhook_secret: cfg.telegram_webhook_secret.clone(),
         rate_limits,
     };
     let addr = listener.local_addr()?;

@@ -8,7 +8,9 @@ use common::Server;
 use serde_json::Value;
 
 /// Public without credentials, from api.md.
-const PUBLIC: [&str; 6] = ["/health", "/ready", "/healthz", "/metrics", "/openapi.json", "/api/v1/auth/login"];
+const PUBLIC: [&str; 7] = ["/health", "/ready", "/healthz", "/metrics", "/openapi.json", "/api/v1/auth/login", WEBHOOK];
+/// Public, but it checks its own secret header instead of a user's credentials.
+const WEBHOOK: &str = "/api/v1/tp-capital/telegram/webhook";
 
 fn rank(role: &str) -> u8 {
     match role {
@@ -60,6 +62,13 @@ async fn every_documented_route_enforces_authentication_and_roles() {
             if path == "/ws" {
                 // Without an upgrade request the handshake is refused before auth; the WebSocket tests cover auth.
                 assert!(status == 400 || status == 401 || status == 426, "{method} {path}: {status}");
+                continue;
+            }
+            if path == WEBHOOK {
+                assert_eq!(status, 401, "the webhook without its secret header");
+                let with_admin = call(Some(&admin)).await.unwrap().status().as_u16();
+                assert_eq!(with_admin, 401, "a user's token is not the webhook's secret");
+                checked += 1;
                 continue;
             }
             if public {

@@ -64,8 +64,6 @@ async fn subscriptions_and_events() {
     send(&mut ws, json!({"action": "subscribe", "channels": ["nope"]})).await;
     let e = next(&mut ws).await;
     assert_eq!((e["type"].as_str(), e["code"].as_str()), (Some("error"), Some("BAD_REQUEST")));
-    send(&mut ws, json!({"action": "subscribe", "channels": ["signals"]})).await;
-    assert_eq!(next(&mut ws).await["code"], "CHANNEL_UNAVAILABLE");
     send(&mut ws, json!({"action": "subscribe", "channels": ["trades"], "symbols": ["NOPE3"]})).await;
     assert_eq!(next(&mut ws).await["code"], "BAD_REQUEST");
     ws.send(Message::Text("not json".into())).await.unwrap();

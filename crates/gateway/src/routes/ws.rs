@@ -75,6 +75,8 @@ impl Interest {
                 } else {
                     out.extend(self.symbols.iter().map(|s| format!("md.{c}.{s}")));
                 }
+            } else if c == "signals" {
+                out.push(bus::subjects::SIGNALS.to_string());
             } else {
                 out.push(format!("oms.{c}"));
             }
@@ -182,6 +184,9 @@ fn render(d: &Delivery, symbols: &BTreeSet<String>) -> Option<(Outgoing, Option<
             return Some((Outgoing { kind: "position", symbol: Some(p.symbol.clone()), data: Arc::from(data) }, None));
         }
         Event::Risk { .. } => ("risk", None, false),
+        // Signals name any B3 asset (options, warrants), not only the instruments a symbol filter may list, so
+        // they are not filtered by symbol.
+        Event::Signal { data } => ("signal", data["asset"].as_str().map(str::to_string), false),
     };
     let data = d.payload_json()?;
     let key = conflate.then(|| (kind, symbol.clone().unwrap_or_default()));
@@ -267,13 +272,7 @@ async fn connection(socket: WebSocket, st: AppState, who: Principal) {
 fn handle(st: &AppState, interest: &mut Interest, text: &str) -> Result<Value, (&'static str, String)> {
     let m: ClientMessage = serde_json::from_str(text).map_err(|e| ("BAD_REQUEST", format!("invalid message: {e}")))?;
     for c in &m.channels {
-        if c == "signals" {
-            return Err((
-                "CHANNEL_UNAVAILABLE",
-                "the signals channel arrives with TP-Capital, which is not built yet".into(),
-            ));
-        }
-        if !MARKET.contains(&c.as_str()) && !OMS.contains(&c.as_str()) {
+        if !MARKET.contains(&c.as_str()) && !OMS.contains(&c.as_str()) && c != "signals" {
             return Err(("BAD_REQUEST", format!("unknown channel {c:?}")));
         }
     }

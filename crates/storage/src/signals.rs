@@ -1,0 +1,547 @@
+//! TP-Capital's tables: channels, bots, signals (idempotent on channel + Telegram message id), the deleted
+//! archive and the ingestion log. Prices are stored as integer 1/10,000 units, like everywhere else.
+
+use crate::{is_unique_violation, parse_ts, Db, StoreError};
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Channel {
+    pub id: String,
+    pub label: String,
+    pub channel_id: String,
+    pub channel_type: String,
+    pub description: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bot {
+    pub id: String,
+    pub username: String,
+    pub token: String,
+    pub bot_type: String,
+    pub description: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A parsed signal as stored. Prices in 1/10,000 units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalRow {
+    pub id: i64,
+    pub channel_id: String,
+    pub message_id: i64,
+    pub source: String,
+    pub ts: DateTime<Utc>,
+    pub ingested_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub asset: String,
+    pub side: String,
+    pub signal_type: String,
+    pub buy_min: Option<i64>,
+    pub buy_max: Option<i64>,
+    pub target_1: Option<i64>,
+    pub target_2: Option<i64>,
+    pub target_final: Option<i64>,
+    pub stop: Option<i64>,
+    pub targets: Vec<i64>,
+    pub raw_message: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SignalFilter {
+    pub channel_id: Option<String>,
+    pub asset: Option<String>,
+    pub signal_type: Option<String>,
+    /// Case-insensitive substring of the message.
+    pub search: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEntry {
+    pub id: i64,
+    pub ts: DateTime<Utc>,
+    pub level: String,
+    pub channel_id: Option<String>,
+    pub message_id: Option<i64>,
+    pub outcome: String,
+    pub message: String,
+}
+
+/// What storing a signal did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    Inserted(i64),
+    /// An edit of a message already stored: its signal now says what the edit says.
+    Updated(i64),
+    /// The same message again, unchanged.
+    Duplicate(i64),
+}
+
+const SIGNAL_COLUMNS: &str =
+    "id, channel_id, message_id, source, ts, ingested_at, updated_at, asset, side, signal_type, \
+     buy_min, buy_max, target_1, target_2, target_final, stop, targets, raw_message";
+
+fn signal_from_row(r: &AnyRow) -> Result<SignalRow, sqlx::Error> {
+    let targets: String = r.try_get("targets")?;
+    Ok(SignalRow {
+        id: r.try_get("id")?,
+        channel_id: r.try_get("channel_id")?,
+        message_id: r.try_get("message_id")?,
+        source: r.try_get("source")?,
+        ts: parse_ts(&r.try_get::<String, _>("ts")?),
+        ingested_at: parse_ts(&r.try_get::<String, _>("ingested_at")?),
+        updated_at: parse_ts(&r.try_get::<String, _>("updated_at")?),
+        asset: r.try_get("asset")?,
+        side: r.try_get("side")?,
+        signal_type: r.try_get("signal_type")?,
+        buy_min: r.try_get("buy_min")?,
+        buy_max: r.try_get("buy_max")?,
+        target_1: r.try_get("target_1")?,
+        target_2: r.try_get("target_2")?,
+        target_final: r.try_get("target_final")?,
+        stop: r.try_get("stop")?,
+        targets: targets.split(',').filter_map(|t| t.trim().parse().ok()).collect(),
+        raw_message: r.try_get("raw_message")?,
+    })
+}
+
+fn channel_from_row(r: &AnyRow) -> Result<Channel, sqlx::Error> {
+    Ok(Channel {
+        id: r.try_get("id")?,
+        label: r.try_get("label")?,
+        channel_id: r.try_get("channel_id")?,
+        channel_type: r.try_get("channel_type")?,
+        description: r.try_get("description")?,
+        status: r.try_get("status")?,
+        created_at: parse_ts(&r.try_get::<String, _>("created_at")?),
+        updated_at: parse_ts(&r.try_get::<String, _>("updated_at")?),
+    })
+}
+
+fn bot_from_row(r: &AnyRow) -> Result<Bot, sqlx::Error> {
+    Ok(Bot {
+        id: r.try_get("id")?,
+        username: r.try_get("username")?,
+        token: r.try_get("token")?,
+        bot_type: r.try_get("bot_type")?,
+        description: r.try_get("description")?,
+        status: r.try_get("status")?,
+        created_at: parse_ts(&r.try_get::<String, _>("created_at")?),
+        updated_at: parse_ts(&r.try_get::<String, _>("updated_at")?),
+    })
+}
+
+fn targets_text(t: &[i64]) -> String {
+    t.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
+impl Db {
+    // ---- channels ----
+
+    pub async fn create_channel(&self, c: &Channel) -> Result<Channel, StoreError> {
+        let res = sqlx::query(
+            "INSERT INTO tp_channels (id, label, channel_id, channel_type, description, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&c.id)
+        .bind(&c.label)
+        .bind(&c.channel_id)
+        .bind(&c.channel_type)
+        .bind(&c.description)
+        .bind(&c.status)
+        .bind(c.created_at.to_rfc3339())
+        .bind(c.updated_at.to_rfc3339())
+        .execute(self.pool())
+        .await;
+        match res {
+            Ok(_) => Ok(c.clone()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("channel {}", c.channel_id))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn update_channel(&self, c: &Channel) -> Result<Channel, StoreError> {
+        let res = sqlx::query(
+            "UPDATE tp_channels SET label = $1, channel_id = $2, channel_type = $3, description = $4, status = $5, \
+             updated_at = $6 WHERE id = $7",
+        )
+        .bind(&c.label)
+        .bind(&c.channel_id)
+        .bind(&c.channel_type)
+        .bind(&c.description)
+        .bind(&c.status)
+        .bind(c.updated_at.to_rfc3339())
+        .bind(&c.id)
+        .execute(self.pool())
+        .await;
+        match res {
+            Ok(r) if r.rows_affected() == 0 => Err(StoreError::NotFound(format!("channel {}", c.id))),
+            Ok(_) => Ok(c.clone()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("channel {}", c.channel_id))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn delete_channel(&self, id: &str) -> Result<(), StoreError> {
+        let r = sqlx::query("DELETE FROM tp_channels WHERE id = $1").bind(id).execute(self.pool()).await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("channel {id}")));
+        }
+        Ok(())
+    }
+
+    pub async fn channel(&self, id: &str) -> Result<Option<Channel>, StoreError> {
+        let row = sqlx::query("SELECT * FROM tp_channels WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
+        Ok(row.as_ref().map(channel_from_row).transpose()?)
+    }
+
+    pub async fn channel_by_telegram_id(&self, channel_id: &str) -> Result<Option<Channel>, StoreError> {
+        let row = sqlx::query("SELECT * FROM tp_channels WHERE channel_id = $1")
+            .bind(channel_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.as_ref().map(channel_from_row).transpose()?)
+    }
+
+    pub async fn list_channels(&self) -> Result<Vec<Channel>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM tp_channels ORDER BY label").fetch_all(self.pool()).await?;
+        Ok(rows.iter().map(channel_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Signals per channel and the time of the newest one.
+    pub async fn channel_stats(&self) -> Result<Vec<(String, i64, Option<DateTime<Utc>>)>, StoreError> {
+        let rows = sqlx::query("SELECT channel_id, COUNT(*) AS n, MAX(ts) AS last FROM tp_signals GROUP BY channel_id")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>("channel_id")?,
+                    r.try_get::<i64, _>("n")?,
+                    r.try_get::<Option<String>, _>("last")?.map(|s| parse_ts(&s)),
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    // ---- bots ----
+
+    pub async fn create_bot(&self, b: &Bot) -> Result<Bot, StoreError> {
+        let res = sqlx::query(
+            "INSERT INTO tp_bots (id, username, token, bot_type, description, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&b.id)
+        .bind(&b.username)
+        .bind(&b.token)
+        .bind(&b.bot_type)
+        .bind(&b.description)
+        .bind(&b.status)
+        .bind(b.created_at.to_rfc3339())
+        .bind(b.updated_at.to_rfc3339())
+        .execute(self.pool())
+        .await;
+        match res {
+            Ok(_) => Ok(b.clone()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("bot {}", b.username))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn update_bot(&self, b: &Bot) -> Result<Bot, StoreError> {
+        let res = sqlx::query(
+            "UPDATE tp_bots SET username = $1, token = $2, bot_type = $3, description = $4, status = $5, \
+             updated_at = $6 WHERE id = $7",
+        )
+        .bind(&b.username)
+        .bind(&b.token)
+        .bind(&b.bot_type)
+        .bind(&b.description)
+        .bind(&b.status)
+        .bind(b.updated_at.to_rfc3339())
+        .bind(&b.id)
+        .execute(self.pool())
+        .await;
+        match res {
+            Ok(r) if r.rows_affected() == 0 => Err(StoreError::NotFound(format!("bot {}", b.id))),
+            Ok(_) => Ok(b.clone()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("bot {}", b.username))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn delete_bot(&self, id: &str) -> Result<(), StoreError> {
+        let r = sqlx::query("DELETE FROM tp_bots WHERE id = $1").bind(id).execute(self.pool()).await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("bot {id}")));
+        }
+        Ok(())
+    }
+
+    pub async fn bot(&self, id: &str) -> Result<Option<Bot>, StoreError> {
+        let row = sqlx::query("SELECT * FROM tp_bots WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
+        Ok(row.as_ref().map(bot_from_row).transpose()?)
+    }
+
+    pub async fn list_bots(&self) -> Result<Vec<Bot>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM tp_bots ORDER BY username").fetch_all(self.pool()).await?;
+        Ok(rows.iter().map(bot_from_row).collect::<Result<_, _>>()?)
+    }
+
+    // ---- signals ----
+
+    /// Stores a signal once per (channel, message id). A repeat with the same content is a duplicate; an edit
+    /// (different text) replaces the stored signal's fields and keeps its id.
+    pub async fn store_signal(&self, s: &SignalRow) -> Result<Stored, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO tp_signals (channel_id, message_id, source, ts, ingested_at, updated_at, asset, side, \
+             signal_type, buy_min, buy_max, target_1, target_2, target_final, stop, targets, raw_message) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+             ON CONFLICT (channel_id, message_id) DO NOTHING RETURNING id",
+        )
+        .bind(&s.channel_id)
+        .bind(s.message_id)
+        .bind(&s.source)
+        .bind(s.ts.to_rfc3339())
+        .bind(s.ingested_at.to_rfc3339())
+        .bind(s.updated_at.to_rfc3339())
+        .bind(&s.asset)
+        .bind(&s.side)
+        .bind(&s.signal_type)
+        .bind(s.buy_min)
+        .bind(s.buy_max)
+        .bind(s.target_1)
+        .bind(s.target_2)
+        .bind(s.target_final)
+        .bind(s.stop)
+        .bind(targets_text(&s.targets))
+        .bind(&s.raw_message)
+        .fetch_optional(self.pool())
+        .await?;
+        if let Some(r) = inserted {
+            return Ok(Stored::Inserted(r.try_get::<i64, _>(0)?));
+        }
+        let existing = self
+            .signal_by_message(&s.channel_id, s.message_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("signal for message {}", s.message_id)))?;
+        if existing.raw_message == s.raw_message {
+            return Ok(Stored::Duplicate(existing.id));
+        }
+        sqlx::query(
+            "UPDATE tp_signals SET updated_at = $1, asset = $2, side = $3, signal_type = $4, buy_min = $5, \
+             buy_max = $6, target_1 = $7, target_2 = $8, target_final = $9, stop = $10, targets = $11, \
+             raw_message = $12 WHERE id = $13",
+        )
+        .bind(s.updated_at.to_rfc3339())
+        .bind(&s.asset)
+        .bind(&s.side)
+        .bind(&s.signal_type)
+        .bind(s.buy_min)
+        .bind(s.buy_max)
+        .bind(s.target_1)
+        .bind(s.target_2)
+        .bind(s.target_final)
+        .bind(s.stop)
+        .bind(targets_text(&s.targets))
+        .bind(&s.raw_message)
+        .bind(existing.id)
+        .execute(self.pool())
+        .await?;
+        Ok(Stored::Updated(existing.id))
+    }
+
+    pub async fn signal_by_message(&self, channel_id: &str, message_id: i64) -> Result<Option<SignalRow>, StoreError> {
+        let row =
+            sqlx::query(&format!("SELECT {SIGNAL_COLUMNS} FROM tp_signals WHERE channel_id = $1 AND message_id = $2"))
+                .bind(channel_id)
+                .bind(message_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.as_ref().map(signal_from_row).transpose()?)
+    }
+
+    pub async fn signal(&self, id: i64) -> Result<Option<SignalRow>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {SIGNAL_COLUMNS} FROM tp_signals WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.as_ref().map(signal_from_row).transpose()?)
+    }
+
+    /// A page of signals, newest first, and the total matching the filter.
+    pub async fn list_signals(&self, f: &SignalFilter) -> Result<(Vec<SignalRow>, i64), StoreError> {
+        let mut clauses: Vec<String> = Vec::new();
+        let mut args: Vec<String> = Vec::new();
+        let mut push = |clause: &str, value: String| {
+            args.push(value);
+            clauses.push(clause.replace('?', &format!("${}", args.len())));
+        };
+        if let Some(c) = &f.channel_id {
+            push("channel_id = ?", c.clone());
+        }
+        if let Some(a) = &f.asset {
+            push("asset = ?", a.to_ascii_uppercase());
+        }
+        if let Some(t) = &f.signal_type {
+            push("LOWER(signal_type) = ?", t.to_lowercase());
+        }
+        if let Some(q) = &f.search {
+            let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            push("LOWER(raw_message) LIKE ? ESCAPE '\\'", format!("%{escaped}%"));
+        }
+        if let Some(from) = f.from {
+            push("ts >= ?", from.to_rfc3339());
+        }
+        if let Some(to) = f.to {
+            push("ts <= ?", to.to_rfc3339());
+        }
+        let filter = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
+        let count_sql = format!("SELECT COUNT(*) FROM tp_signals{filter}");
+        let mut count = sqlx::query(&count_sql);
+        for a in &args {
+            count = count.bind(a);
+        }
+        let total: i64 = count.fetch_one(self.pool()).await?.try_get(0)?;
+        let n = args.len();
+        let page_sql = format!(
+            "SELECT {SIGNAL_COLUMNS} FROM tp_signals{filter} ORDER BY ts DESC, id DESC LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        let mut page = sqlx::query(&page_sql);
+        for a in &args {
+            page = page.bind(a);
+        }
+        let rows = page.bind(f.limit).bind(f.offset).fetch_all(self.pool()).await?;
+        Ok((rows.iter().map(signal_from_row).collect::<Result<_, _>>()?, total))
+    }
+
+    /// Moves a signal to the deleted archive (in one transaction).
+    pub async fn delete_signal(&self, id: i64, by: &str) -> Result<SignalRow, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query(&format!("SELECT {SIGNAL_COLUMNS} FROM tp_signals WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let s = row
+            .as_ref()
+            .map(signal_from_row)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("signal {id}")))?;
+        sqlx::query(&format!(
+            "INSERT INTO tp_signals_deleted ({SIGNAL_COLUMNS}, deleted_at, deleted_by) SELECT {SIGNAL_COLUMNS}, $1, $2 \
+             FROM tp_signals WHERE id = $3"
+        ))
+        .bind(Utc::now().to_rfc3339())
+        .bind(by)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM tp_signals WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(s)
+    }
+
+    /// Signals older than `before` (for export before removal).
+    pub async fn signals_before(&self, before: DateTime<Utc>) -> Result<Vec<SignalRow>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {SIGNAL_COLUMNS} FROM tp_signals WHERE ts < $1 ORDER BY ts"))
+            .bind(before.to_rfc3339())
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(signal_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Removes live signals older than `before` and archived ones deleted before `archive_before`.
+    pub async fn purge_signals(
+        &self,
+        before: DateTime<Utc>,
+        archive_before: DateTime<Utc>,
+    ) -> Result<(u64, u64), StoreError> {
+        let live =
+            sqlx::query("DELETE FROM tp_signals WHERE ts < $1").bind(before.to_rfc3339()).execute(self.pool()).await?;
+        let archived = sqlx::query("DELETE FROM tp_signals_deleted WHERE deleted_at < $1")
+            .bind(archive_before.to_rfc3339())
+            .execute(self.pool())
+            .await?;
+        Ok((live.rows_affected(), archived.rows_affected()))
+    }
+
+    // ---- ingestion log ----
+
+    pub async fn log_ingest(
+        &self,
+        level: &str,
+        channel_id: Option<&str>,
+        message_id: Option<i64>,
+        outcome: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tp_ingest_log (ts, level, channel_id, message_id, outcome, message) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(Utc::now().to_rfc3339())
+        .bind(level)
+        .bind(channel_id)
+        .bind(message_id)
+        .bind(outcome)
+        .bind(message)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The newest `limit` entries, newest first; `level` filters when given.
+    pub async fn ingest_log(&self, level: Option<&str>, limit: i64) -> Result<Vec<LogEntry>, StoreError> {
+        let rows = match level {
+            Some(l) => {
+                sqlx::query("SELECT * FROM tp_ingest_log WHERE level = $1 ORDER BY id DESC LIMIT $2")
+                    .bind(l)
+                    .bind(limit)
+                    .fetch_all(self.pool())
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM tp_ingest_log ORDER BY id DESC LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(self.pool())
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(LogEntry {
+                    id: r.try_get("id")?,
+                    ts: parse_ts(&r.try_get::<String, _>("ts")?),
+                    level: r.try_get("level")?,
+                    channel_id: r.try_get("channel_id")?,
+                    message_id: r.try_get("message_id")?,
+                    outcome: r.try_get("outcome")?,
+                    message: r.try_get("message")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $3")
+            .bind(key)
+            .bind(value)
+            .bind(value)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}

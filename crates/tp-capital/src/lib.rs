@@ -1,0 +1,292 @@
+//! TP-Capital: trading signals posted in Telegram channels become stored, structured signals.
+//!
+//! Updates arrive by long polling (`getUpdates`) or by the webhook; both go through [`Ingestor::handle`], which
+//! keeps only messages of registered, active source channels, parses their text or caption, and stores a signal
+//! once per (channel, message id): a repeat is a duplicate, an edit updates the stored signal. Polling acknowledges
+//! an update to Telegram (the next offset, persisted) only after it has been handled, so a crash re-reads it and
+//! the idempotent store makes that harmless.
+
+pub mod csv;
+pub mod telegram;
+
+use bus::{Bus, Event};
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Serialize;
+use storage::{Db, SignalRow, StoreError, Stored};
+use telegram::{Message, Update};
+
+/// How a message ended up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Parsed {
+        signal_id: i64,
+    },
+    Updated {
+        signal_id: i64,
+    },
+    Duplicate {
+        signal_id: i64,
+    },
+    /// Not a signal (commentary, a status update), or no text at all.
+    Ignored {
+        reason: String,
+    },
+    /// From a chat that is not a registered, active source channel.
+    Unregistered {
+        chat_id: String,
+    },
+}
+
+impl Outcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Parsed { .. } => "parsed",
+            Outcome::Updated { .. } => "updated",
+            Outcome::Duplicate { .. } => "duplicate",
+            Outcome::Ignored { .. } => "ignored",
+            Outcome::Unregistered { .. } => "unregistered",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Ingestor {
+    db: Db,
+    bus: Bus,
+}
+
+pub const OFFSET_KEY: &str = "tp.telegram.offset";
+
+/// The row a parsed signal becomes.
+pub fn row(
+    sig: &signal_parser::Signal,
+    channel_id: &str,
+    message_id: i64,
+    source: &str,
+    ts: DateTime<Utc>,
+) -> SignalRow {
+    let units = |p: Option<domain::Price>| p.map(|p| p.units());
+    let now = Utc::now();
+    SignalRow {
+        id: 0,
+        channel_id: channel_id.to_string(),
+        message_id,
+        source: source.to_string(),
+        ts,
+        ingested_at: now,
+        updated_at: now,
+        asset: sig.asset.clone(),
+        side: match sig.side {
+            signal_parser::Side::Buy => "BUY".into(),
+            signal_parser::Side::Sell => "SELL".into(),
+        },
+        signal_type: sig.signal_type.to_string(),
+        buy_min: units(sig.buy_min),
+        buy_max: units(sig.buy_max),
+        target_1: units(sig.target_1),
+        target_2: units(sig.target_2),
+        target_final: units(sig.target_final),
+        stop: units(sig.stop),
+        targets: sig.targets.iter().map(|p| p.units()).collect(),
+        raw_message: sig.raw_message.clone(),
+    }
+}
+
+/// A stored signal as the API and the WebSocket show it (prices as decimal numbers).
+#[derive(Debug, Clone, Serialize)]
+pub struct SignalView {
+    pub id: i64,
+    pub channel_id: String,
+    pub telegram_message_id: i64,
+    pub source: String,
+    pub ts: DateTime<Utc>,
+    pub ingested_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub asset: String,
+    pub side: String,
+    pub signal_type: String,
+    pub buy_min: Option<domain::Price>,
+    pub buy_max: Option<domain::Price>,
+    pub target_1: Option<domain::Price>,
+    pub target_2: Option<domain::Price>,
+    pub target_final: Option<domain::Price>,
+    pub stop: Option<domain::Price>,
+    pub targets: Vec<domain::Price>,
+    pub raw_message: String,
+}
+
+impl From<SignalRow> for SignalView {
+    fn from(r: SignalRow) -> Self {
+        let p = |u: Option<i64>| u.map(domain::Price::from_units);
+        SignalView {
+            id: r.id,
+            channel_id: r.channel_id,
+            telegram_message_id: r.message_id,
+            source: r.source,
+            ts: r.ts,
+            ingested_at: r.ingested_at,
+            updated_at: r.updated_at,
+            asset: r.asset,
+            side: r.side,
+            signal_type: r.signal_type,
+            buy_min: p(r.buy_min),
+            buy_max: p(r.buy_max),
+            target_1: p(r.target_1),
+            target_2: p(r.target_2),
+            target_final: p(r.target_final),
+            stop: p(r.stop),
+            targets: r.targets.into_iter().map(domain::Price::from_units).collect(),
+            raw_message: r.raw_message,
+        }
+    }
+}
+
+impl Ingestor {
+    pub fn new(db: Db, bus: Bus) -> Ingestor {
+        Ingestor { db, bus }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Handles one update. `Err` only when storage failed: the caller must not acknowledge the update then.
+    pub async fn handle(&self, update: &Update, source: &str) -> Result<Outcome, StoreError> {
+        let Some((msg, edited)) = update.message() else {
+            let outcome = Outcome::Ignored { reason: "an update without a message".into() };
+            metrics::counter!("ts_tp_messages_total", "outcome" => outcome.label(), "channel" => "none").increment(1);
+            self.db.log_ingest("info", None, None, outcome.label(), "an update without a message").await?;
+            return Ok(outcome);
+        };
+        let chat_id = msg.chat.id.to_string();
+        let outcome = self.handle_message(msg, edited, &chat_id, source).await?;
+        let (level, text) = match &outcome {
+            Outcome::Parsed { signal_id } => ("info", format!("signal {signal_id} stored")),
+            Outcome::Updated { signal_id } => ("info", format!("signal {signal_id} updated by an edit")),
+            Outcome::Duplicate { signal_id } => ("debug", format!("already stored as signal {signal_id}")),
+            Outcome::Ignored { reason } => ("info", reason.clone()),
+            Outcome::Unregistered { chat_id } => {
+                ("warn", format!("chat {chat_id} is not a registered active source channel"))
+            }
+        };
+        metrics::counter!("ts_tp_messages_total", "outcome" => outcome.label(), "channel" => chat_id.clone())
+            .increment(1);
+        self.db.log_ingest(level, Some(&chat_id), Some(msg.message_id), outcome.label(), &text).await?;
+        tracing::info!(chat_id = %chat_id, message_id = msg.message_id, outcome = outcome.label(), source, "telegram message");
+        Ok(outcome)
+    }
+
+    async fn handle_message(
+        &self,
+        msg: &Message,
+        edited: bool,
+        chat_id: &str,
+        source: &str,
+    ) -> Result<Outcome, StoreError> {
+        let channel = self.db.channel_by_telegram_id(chat_id).await?;
+        if !channel.is_some_and(|c| c.status == "active" && c.channel_type == "source") {
+            return Ok(Outcome::Unregistered { chat_id: chat_id.to_string() });
+        }
+        let Some(text) = msg.text.as_deref().or(msg.caption.as_deref()) else {
+            return Ok(Outcome::Ignored { reason: "no text or caption".into() });
+        };
+        let started = std::time::Instant::now();
+        let parsed = signal_parser::parse(text);
+        metrics::histogram!("ts_signal_parse_seconds").record(started.elapsed().as_secs_f64());
+        let Some(sig) = parsed else {
+            let what = if edited { "an edit that is not a signal" } else { "not a signal" };
+            return Ok(Outcome::Ignored { reason: what.into() });
+        };
+        let ts = Utc.timestamp_opt(msg.date, 0).single().unwrap_or_else(Utc::now);
+        let stored = self.db.store_signal(&row(&sig, chat_id, msg.message_id, source, ts)).await?;
+        let outcome = match stored {
+            Stored::Inserted(id) => Outcome::Parsed { signal_id: id },
+            Stored::Updated(id) => Outcome::Updated { signal_id: id },
+            Stored::Duplicate(id) => Outcome::Duplicate { signal_id: id },
+        };
+        if let Outcome::Parsed { signal_id } | Outcome::Updated { signal_id } = outcome {
+            if let Some(s) = self.db.signal(signal_id).await? {
+                let data = serde_json::to_value(SignalView::from(s)).unwrap_or_default();
+                self.bus.publish(bus::subjects::SIGNALS, Event::Signal { data });
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+/// What a retention run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub exported: usize,
+    pub export_file: Option<std::path::PathBuf>,
+    pub removed_live: u64,
+    pub removed_archived: u64,
+}
+
+/// Signals older than `keep_days` are exported to `archive/tp-capital/signals-until-<date>.csv` (written to a
+/// temporary file, synced and renamed, so a crash leaves no half file) and only then removed; deleted signals
+/// leave the archive table after `archive_days`.
+pub async fn apply_retention(
+    db: &Db,
+    data_dir: &std::path::Path,
+    now: DateTime<Utc>,
+    keep_days: i64,
+    archive_days: i64,
+) -> Result<Retention, RetentionError> {
+    let cutoff = now - chrono::Duration::days(keep_days);
+    let old = db.signals_before(cutoff).await?;
+    let mut out = Retention { exported: old.len(), ..Default::default() };
+    if !old.is_empty() {
+        let dir = data_dir.join("archive").join("tp-capital");
+        std::fs::create_dir_all(&dir)?;
+        let name = format!("signals-until-{}-{}.csv", cutoff.format("%Y-%m-%d"), now.timestamp());
+        let path = dir.join(&name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(csv::export(&old).as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)?;
+        out.export_file = Some(path);
+    }
+    let (live, archived) = db.purge_signals(cutoff, now - chrono::Duration::days(archive_days)).await?;
+    out.removed_live = live;
+    out.removed_archived = archived;
+    Ok(out)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetentionError {
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("export file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn old_signals_are_exported_before_they_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display())).await.unwrap();
+        db.migrate().await.unwrap();
+        let sig = signal_parser::parse("Ativo: PETR4\nCompra: 38,50\nStop: 37,90").unwrap();
+        let now = Utc::now();
+        db.store_signal(&row(&sig, "-1", 1, "api", now - chrono::Duration::days(31))).await.unwrap();
+        db.store_signal(&row(&sig, "-1", 2, "api", now - chrono::Duration::days(1))).await.unwrap();
+        let r = apply_retention(&db, dir.path(), now, 30, 90).await.unwrap();
+        assert_eq!((r.exported, r.removed_live), (1, 1));
+        let text = std::fs::read_to_string(r.export_file.unwrap()).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.lines().nth(1).unwrap().contains(";PETR4;38,50;38,50;;;;37,90"));
+        assert_eq!(db.list_signals(&storage::SignalFilter { limit: 10, ..Default::default() }).await.unwrap().1, 1);
+        // Nothing old any more: nothing exported, no empty file.
+        let again = apply_retention(&db, dir.path(), now, 30, 90).await.unwrap();
+        assert_eq!((again.exported, again.export_file), (0, None));
+    }
+}
