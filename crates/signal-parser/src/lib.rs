@@ -49,15 +49,19 @@ pub const POSITION: &str = "Position";
 pub fn parse(text: &str) -> Option<Signal> {
     let mut p = Partial::default();
     let mut first_line = true;
+    // One buffer for the folded text of every segment.
+    let mut folded = String::with_capacity(128);
     for line in text.lines() {
         if first_line && !strip_decoration(line).is_empty() {
             first_line = false;
-            if is_status_header(&fold(line)) {
+            fold_into(&mut folded, line);
+            if is_status_header(&folded) {
                 return None;
             }
         }
         for segment in line.split('|') {
-            p.segment(segment);
+            fold_into(&mut folded, segment);
+            p.segment(segment, &folded);
         }
     }
     p.finish(text)
@@ -149,12 +153,11 @@ fn is_status_header(folded_line: &str) -> bool {
 }
 
 impl Partial {
-    fn segment(&mut self, original: &str) {
+    fn segment(&mut self, original: &str, folded: &str) {
         if self.loose_asset.is_none() {
             self.loose_asset = tickers(original).next();
         }
-        let folded = fold(original);
-        let s = strip_decoration(&folded);
+        let s = strip_decoration(folded);
         if s.is_empty() {
             return;
         }
@@ -259,17 +262,27 @@ impl Partial {
 
 /// Lower case without Portuguese accents; every other character kept, so byte offsets of ASCII text line up.
 pub fn fold(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            'á' | 'à' | 'â' | 'ã' | 'ä' | 'Á' | 'À' | 'Â' | 'Ã' | 'Ä' => 'a',
-            'é' | 'è' | 'ê' | 'ë' | 'É' | 'È' | 'Ê' | 'Ë' => 'e',
-            'í' | 'ì' | 'î' | 'ï' | 'Í' | 'Ì' | 'Î' | 'Ï' => 'i',
-            'ó' | 'ò' | 'ô' | 'õ' | 'ö' | 'Ó' | 'Ò' | 'Ô' | 'Õ' | 'Ö' => 'o',
-            'ú' | 'ù' | 'û' | 'ü' | 'Ú' | 'Ù' | 'Û' | 'Ü' => 'u',
-            'ç' | 'Ç' => 'c',
-            c => c.to_lowercase().next().unwrap_or(c),
-        })
-        .collect()
+    let mut out = String::with_capacity(s.len());
+    fold_into(&mut out, s);
+    out
+}
+
+fn fold_into(out: &mut String, s: &str) {
+    out.clear();
+    if s.is_ascii() {
+        out.push_str(s);
+        out.make_ascii_lowercase();
+        return;
+    }
+    out.extend(s.chars().map(|c| match c {
+        'á' | 'à' | 'â' | 'ã' | 'ä' | 'Á' | 'À' | 'Â' | 'Ã' | 'Ä' => 'a',
+        'é' | 'è' | 'ê' | 'ë' | 'É' | 'È' | 'Ê' | 'Ë' => 'e',
+        'í' | 'ì' | 'î' | 'ï' | 'Í' | 'Ì' | 'Î' | 'Ï' => 'i',
+        'ó' | 'ò' | 'ô' | 'õ' | 'ö' | 'Ó' | 'Ò' | 'Ô' | 'Õ' | 'Ö' => 'o',
+        'ú' | 'ù' | 'û' | 'ü' | 'Ú' | 'Ù' | 'Û' | 'Ü' => 'u',
+        'ç' | 'Ç' => 'c',
+        c => c.to_lowercase().next().unwrap_or(c),
+    }));
 }
 
 /// Drops leading emoji, bullets and punctuation (and the trailing ones), keeping the text from the first letter,

@@ -22,6 +22,8 @@ fn main() {
     let dir = tempfile::tempdir_in(&base).expect("tempdir");
     std::env::set_var("TS_DATA_DIR", dir.path());
     std::env::set_var("TS_ADMIN_PASSWORD", PASSWORD);
+    // A benchmark is one client going as fast as it can: the per-user rate limit would measure itself.
+    std::env::set_var("TS_RATE_LIMIT_PER_MINUTE", "0");
     std::env::remove_var("TS_DATABASE_URL");
     let cfg = tradingsystem::config::load(None).expect("config");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");

@@ -25,6 +25,8 @@ fn main() {
     let dir = tempfile::tempdir_in(&base).expect("tempdir");
     std::env::set_var("TS_DATA_DIR", dir.path());
     std::env::set_var("TS_ADMIN_PASSWORD", PASSWORD);
+    // A benchmark is one client going as fast as it can: the per-user rate limit would measure itself.
+    std::env::set_var("TS_RATE_LIMIT_PER_MINUTE", "0");
     std::env::remove_var("TS_DATABASE_URL");
     let mut cfg = tradingsystem::config::load(None).expect("config");
     cfg.sim_trades_per_second = 1_250.0;
