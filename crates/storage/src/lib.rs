@@ -10,7 +10,7 @@ use sqlx::{AnyPool, Row};
 use std::time::Duration;
 
 pub mod signals;
-pub use signals::{Bot, Channel, LogEntry, SignalFilter, SignalRow, Stored};
+pub use signals::{Bot, Channel, LogEntry, ModelSignal, SignalFilter, SignalRow, Stored};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -364,10 +364,13 @@ mod tests {
             channel_type: "source".into(),
             description: String::new(),
             status: "active".into(),
+            auto_trade: false,
             created_at: now,
             updated_at: now,
         };
         db.create_channel(&ch).await.unwrap();
+        db.update_channel(&Channel { auto_trade: true, ..ch.clone() }).await.unwrap();
+        assert!(db.channel("c1").await.unwrap().unwrap().auto_trade);
         assert!(matches!(
             db.create_channel(&Channel { id: "c2".into(), ..ch.clone() }).await,
             Err(StoreError::Conflict(_))
@@ -437,6 +440,28 @@ mod tests {
         db.log_ingest("info", None, None, "ignored", "y").await.unwrap();
         assert_eq!(db.ingest_log(None, 10).await.unwrap()[0].outcome, "ignored");
         assert_eq!(db.ingest_log(Some("warn"), 10).await.unwrap().len(), 1);
+
+        let m = ModelSignal {
+            id: 0,
+            symbol: "PETR4".into(),
+            action: "BUY".into(),
+            confidence: 0.72,
+            price_target: Some(400_000),
+            stop_loss: None,
+            model_version: "v1".into(),
+            decision: "pending".into(),
+            created_by: "bot".into(),
+            created_at: now,
+        };
+        let id = db.insert_model_signal(&m).await.unwrap();
+        db.set_model_signal_decision(id, "ordered").await.unwrap();
+        let (list, total) = db.list_model_signals(10, 0).await.unwrap();
+        assert_eq!((total, list[0].decision.as_str(), list[0].confidence), (1, "ordered", 0.72));
+        db.save_bracket("tp-1", false, "{}").await.unwrap();
+        db.save_bracket("tp-1", false, "{\"a\":1}").await.unwrap();
+        db.save_bracket("tp-2", true, "{}").await.unwrap();
+        assert_eq!(db.open_brackets().await.unwrap(), vec!["{\"a\":1}".to_string()]);
+        assert_eq!(db.bracket("tp-2").await.unwrap().as_deref(), Some("{}"));
     }
 
     #[tokio::test]

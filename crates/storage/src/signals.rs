@@ -14,6 +14,8 @@ pub struct Channel {
     pub channel_type: String,
     pub description: String,
     pub status: String,
+    /// Orders from this channel's signals (off by default).
+    pub auto_trade: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -77,6 +79,23 @@ pub struct LogEntry {
     pub message: String,
 }
 
+/// A strategy/ML signal (`POST /api/v1/signals`). Prices in 1/10,000 units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSignal {
+    pub id: i64,
+    pub symbol: String,
+    /// BUY, SELL or HOLD.
+    pub action: String,
+    pub confidence: f64,
+    pub price_target: Option<i64>,
+    pub stop_loss: Option<i64>,
+    pub model_version: String,
+    /// What became of it: ordered, below_threshold, hold, rejected: ...
+    pub decision: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
 /// What storing a signal did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -123,9 +142,15 @@ fn channel_from_row(r: &AnyRow) -> Result<Channel, sqlx::Error> {
         channel_type: r.try_get("channel_type")?,
         description: r.try_get("description")?,
         status: r.try_get("status")?,
+        auto_trade: get_bool(r, "auto_trade")?,
         created_at: parse_ts(&r.try_get::<String, _>("created_at")?),
         updated_at: parse_ts(&r.try_get::<String, _>("updated_at")?),
     })
+}
+
+/// Booleans come back as bool from PostgreSQL and as integers from SQLite.
+fn get_bool(r: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
+    r.try_get::<bool, _>(col).or_else(|_| r.try_get::<i64, _>(col).map(|v| v != 0))
 }
 
 fn bot_from_row(r: &AnyRow) -> Result<Bot, sqlx::Error> {
@@ -150,8 +175,8 @@ impl Db {
 
     pub async fn create_channel(&self, c: &Channel) -> Result<Channel, StoreError> {
         let res = sqlx::query(
-            "INSERT INTO tp_channels (id, label, channel_id, channel_type, description, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO tp_channels (id, label, channel_id, channel_type, description, status, created_at, updated_at, \
+             auto_trade) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&c.id)
         .bind(&c.label)
@@ -161,6 +186,7 @@ impl Db {
         .bind(&c.status)
         .bind(c.created_at.to_rfc3339())
         .bind(c.updated_at.to_rfc3339())
+        .bind(c.auto_trade)
         .execute(self.pool())
         .await;
         match res {
@@ -173,7 +199,7 @@ impl Db {
     pub async fn update_channel(&self, c: &Channel) -> Result<Channel, StoreError> {
         let res = sqlx::query(
             "UPDATE tp_channels SET label = $1, channel_id = $2, channel_type = $3, description = $4, status = $5, \
-             updated_at = $6 WHERE id = $7",
+             updated_at = $6, auto_trade = $7 WHERE id = $8",
         )
         .bind(&c.label)
         .bind(&c.channel_id)
@@ -181,6 +207,7 @@ impl Db {
         .bind(&c.description)
         .bind(&c.status)
         .bind(c.updated_at.to_rfc3339())
+        .bind(c.auto_trade)
         .bind(&c.id)
         .execute(self.pool())
         .await;
@@ -533,6 +560,97 @@ impl Db {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
+    }
+
+    // ---- strategy/ML signals and brackets ----
+
+    pub async fn insert_model_signal(&self, m: &ModelSignal) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO model_signals (symbol, action, confidence, price_target, stop_loss, model_version, decision, \
+             created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(&m.symbol)
+        .bind(&m.action)
+        .bind(m.confidence)
+        .bind(m.price_target)
+        .bind(m.stop_loss)
+        .bind(&m.model_version)
+        .bind(&m.decision)
+        .bind(&m.created_by)
+        .bind(m.created_at.to_rfc3339())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    pub async fn set_model_signal_decision(&self, id: i64, decision: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE model_signals SET decision = $1 WHERE id = $2")
+            .bind(decision)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn list_model_signals(&self, limit: i64, offset: i64) -> Result<(Vec<ModelSignal>, i64), StoreError> {
+        let total: i64 = sqlx::query("SELECT COUNT(*) FROM model_signals").fetch_one(self.pool()).await?.try_get(0)?;
+        let rows = sqlx::query("SELECT * FROM model_signals ORDER BY id DESC LIMIT $1 OFFSET $2")
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(self.pool())
+            .await?;
+        let list = rows
+            .iter()
+            .map(|r| {
+                Ok(ModelSignal {
+                    id: r.try_get("id")?,
+                    symbol: r.try_get("symbol")?,
+                    action: r.try_get("action")?,
+                    confidence: r.try_get("confidence")?,
+                    price_target: r.try_get("price_target")?,
+                    stop_loss: r.try_get("stop_loss")?,
+                    model_version: r.try_get("model_version")?,
+                    decision: r.try_get("decision")?,
+                    created_by: r.try_get("created_by")?,
+                    created_at: parse_ts(&r.try_get::<String, _>("created_at")?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok((list, total))
+    }
+
+    /// Stores a bracket's state (JSON) under its key.
+    pub async fn save_bracket(&self, key: &str, closed: bool, state: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO signal_brackets (key, closed, state, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (key) DO UPDATE SET closed = $5, state = $6, updated_at = $7",
+        )
+        .bind(key)
+        .bind(closed)
+        .bind(state)
+        .bind(Utc::now().to_rfc3339())
+        .bind(closed)
+        .bind(state)
+        .bind(Utc::now().to_rfc3339())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn bracket(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT state FROM signal_brackets WHERE key = $1")
+            .bind(key)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
+    }
+
+    pub async fn open_brackets(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT state FROM signal_brackets WHERE closed = $1")
+            .bind(false)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<_, _>>()?)
     }
 
     pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {

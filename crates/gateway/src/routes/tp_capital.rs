@@ -220,6 +220,8 @@ pub struct ChannelView {
     description: String,
     /// active or inactive.
     status: String,
+    /// Signals from this channel become orders (through the risk engine).
+    auto_trade: bool,
     signal_count: i64,
     last_signal: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
@@ -236,6 +238,9 @@ pub struct ChannelBody {
     description: String,
     #[serde(default = "active")]
     status: String,
+    /// Off unless asked for.
+    #[serde(default)]
+    auto_trade: bool,
 }
 
 fn active() -> String {
@@ -273,6 +278,7 @@ async fn channel_views(st: &AppState, channels: Vec<Channel>) -> ApiResult<Vec<C
                 channel_type: c.channel_type,
                 description: c.description,
                 status: c.status,
+                auto_trade: c.auto_trade,
                 signal_count: count,
                 last_signal: last,
                 created_at: c.created_at,
@@ -308,6 +314,7 @@ pub async fn create_channel(
         channel_type: b.channel_type,
         description: b.description,
         status: b.status,
+        auto_trade: b.auto_trade,
         created_at: now,
         updated_at: now,
     };
@@ -347,6 +354,7 @@ pub async fn update_channel(
         channel_type: b.channel_type,
         description: b.description,
         status: b.status,
+        auto_trade: b.auto_trade,
         updated_at: Utc::now(),
         ..old
     };

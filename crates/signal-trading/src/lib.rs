@@ -1,0 +1,439 @@
+//! Signals into orders. A signal (TP-Capital's, or a strategy/ML model's) becomes a *bracket*: an entry order, and
+//! once the entry is done, a protective stop and take-profit limits for the filled quantity. The exits are kept
+//! one-cancels-other by hand: a take-profit fill shrinks the stop (cancel, then replace with what is left), a stop
+//! fill cancels the take-profits. Every order goes through `OrderManager::submit`, so every risk check applies;
+//! each carries the signal in its `source` and `client_order_id` (`<key>-entry`, `<key>-stop-N`, `<key>-tpN`), which
+//! links signal → orders → fills in the audit trail. Bracket state is stored as JSON, so a restart picks up where
+//! it was.
+
+use domain::order::{Order, OrderId, OrderRequest, OrderStatus, OrderType, PositionType, Side, TimeInForce};
+use domain::{Instrument, Money, Price, Qty};
+use order_manager::{Actor, OmsError, OmsUpdate, OrderManager, SubmitOutcome};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use storage::Db;
+
+/// How many shares or contracts a signal trades, always a whole number of lots (at least one).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sizing {
+    Lots(i64),
+    /// As many lots as fit in this much money at the entry price.
+    Notional(Money),
+}
+
+impl Sizing {
+    /// `lots:2` or `notional:10000`.
+    pub fn parse(s: &str) -> Result<Sizing, String> {
+        let bad = || format!("sizing {s:?}: use lots:N or notional:BRL");
+        let (kind, n) = s.split_once(':').ok_or_else(bad)?;
+        let n: i64 = n.trim().parse().map_err(|_| bad())?;
+        if n <= 0 {
+            return Err(bad());
+        }
+        match kind.trim() {
+            "lots" => Ok(Sizing::Lots(n)),
+            "notional" => Ok(Sizing::Notional(Money::from_brl(n))),
+            _ => Err(bad()),
+        }
+    }
+
+    pub fn quantity(&self, ins: &Instrument, price: Option<Price>) -> Qty {
+        let lot = ins.lot.max(1);
+        let lots = match (self, price) {
+            (Sizing::Lots(n), _) => *n,
+            (Sizing::Notional(m), Some(p)) if p.units() > 0 => {
+                let per_lot = domain::price::notional(p, lot, ins.multiplier).0.max(1);
+                m.0 / per_lot
+            }
+            (Sizing::Notional(_), _) => 1,
+        };
+        lots.max(1) * lot
+    }
+}
+
+/// What a signal asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// `tp-<signal id>` or `ml-<signal id>`: names the bracket and prefixes its orders' client ids.
+    pub key: String,
+    pub symbol: String,
+    pub side: Side,
+    pub quantity: Qty,
+    /// Limit price of the entry; `None` enters at market.
+    pub entry: Option<Price>,
+    pub stop: Option<Price>,
+    pub targets: Vec<Price>,
+    /// Goes into every order's `source` (`tp-capital:<id>`, `ml:<model>:<id>`).
+    pub source: String,
+    /// Goes into every order's justification.
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Waiting for the entry order to finish.
+    Entry,
+    /// Exits working for the filled quantity.
+    Exits,
+    /// Everything left is being canceled.
+    Closing,
+    Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bracket {
+    pub plan: Plan,
+    pub phase: Phase,
+    pub entry_order: Option<OrderId>,
+    /// What the entry filled: the quantity the exits protect.
+    pub filled: Qty,
+    /// Every stop order placed, the working one last.
+    pub stop_orders: Vec<OrderId>,
+    pub take_profits: Vec<OrderId>,
+    /// Why it closed, or what went wrong on the way.
+    pub notes: Vec<String>,
+}
+
+impl Bracket {
+    pub fn order_ids(&self) -> Vec<OrderId> {
+        self.entry_order
+            .into_iter()
+            .chain(self.stop_orders.iter().copied())
+            .chain(self.take_profits.iter().copied())
+            .collect()
+    }
+}
+
+pub struct Trader {
+    oms: OrderManager,
+    db: Db,
+    actor: Actor,
+    pub sizing: Sizing,
+    brackets: Mutex<HashMap<String, Bracket>>,
+    by_order: Mutex<HashMap<OrderId, String>>,
+    /// One advance at a time: two concurrent ones could both replace the same stop.
+    step: tokio::sync::Mutex<()>,
+}
+
+fn describe(e: &OmsError) -> String {
+    match e {
+        OmsError::Risk { rejection, .. } => format!("rejected by risk: {} ({})", rejection.code(), rejection.message),
+        other => other.to_string(),
+    }
+}
+
+impl Trader {
+    /// `account` is the Order Manager account the signal orders are placed under.
+    pub async fn new(
+        oms: OrderManager,
+        db: Db,
+        account: &str,
+        sizing: Sizing,
+    ) -> Result<Arc<Trader>, storage::StoreError> {
+        let t = Trader {
+            oms,
+            db,
+            actor: Actor::new(account),
+            sizing,
+            brackets: Mutex::new(HashMap::new()),
+            by_order: Mutex::new(HashMap::new()),
+            step: tokio::sync::Mutex::new(()),
+        };
+        for state in t.db.open_brackets().await? {
+            match serde_json::from_str::<Bracket>(&state) {
+                Ok(b) => t.index(b),
+                Err(e) => tracing::error!(error = %e, "unreadable bracket state skipped"),
+            }
+        }
+        Ok(Arc::new(t))
+    }
+
+    pub fn oms(&self) -> &OrderManager {
+        &self.oms
+    }
+
+    fn index(&self, b: Bracket) {
+        let mut by_order = self.by_order.lock();
+        for id in b.order_ids() {
+            by_order.insert(id, b.plan.key.clone());
+        }
+        self.brackets.lock().insert(b.plan.key.clone(), b);
+    }
+
+    pub fn bracket(&self, key: &str) -> Option<Bracket> {
+        self.brackets.lock().get(key).cloned()
+    }
+
+    /// A bracket from memory, or the stored state of a closed one.
+    pub async fn bracket_state(&self, key: &str) -> Option<Bracket> {
+        if let Some(b) = self.bracket(key) {
+            return Some(b);
+        }
+        self.db.bracket(key).await.ok().flatten().and_then(|s| serde_json::from_str(&s).ok())
+    }
+
+    async fn save(&self, b: &Bracket) {
+        let closed = b.phase == Phase::Closed;
+        match serde_json::to_string(b) {
+            Ok(s) => {
+                if let Err(e) = self.db.save_bracket(&b.plan.key, closed, &s).await {
+                    tracing::error!(key = %b.plan.key, error = %e, "could not store a bracket");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not encode a bracket"),
+        }
+        if closed {
+            self.brackets.lock().remove(&b.plan.key);
+        }
+    }
+
+    fn request(
+        &self,
+        plan: &Plan,
+        side: Side,
+        order_type: OrderType,
+        qty: Qty,
+        price: Option<Price>,
+        stop: Option<Price>,
+        coid: String,
+        tif: TimeInForce,
+    ) -> OrderRequest {
+        OrderRequest {
+            symbol: plan.symbol.clone(),
+            side,
+            order_type,
+            quantity: qty,
+            price,
+            stop_price: stop,
+            time_in_force: tif,
+            client_order_id: Some(coid),
+            position_type: PositionType::Swing,
+            justification: Some(plan.why.clone()),
+            source: Some(plan.source.clone()),
+        }
+    }
+
+    /// Submits; the order (rejected ones included, they exist in REJECTED) or why there is none.
+    async fn submit(&self, req: OrderRequest) -> Result<Order, String> {
+        match self.oms.submit(req, &self.actor).await {
+            Ok(SubmitOutcome::Created(o) | SubmitOutcome::Existing(o)) => Ok(o),
+            Err(OmsError::Risk { order, rejection }) => {
+                Err(format!("order {} rejected by risk: {} ({})", order.id, rejection.code(), rejection.message))
+            }
+            Err(e) => Err(describe(&e)),
+        }
+    }
+
+    /// Opens a bracket: submits the entry now; exits follow its fills.
+    pub async fn open(&self, plan: Plan) -> Bracket {
+        if let Some(b) = self.bracket_state(&plan.key).await {
+            return b;
+        }
+        let (order_type, tif) = match plan.entry {
+            Some(_) => (OrderType::Limit, TimeInForce::Day),
+            None => (OrderType::Market, TimeInForce::Day),
+        };
+        let req = self.request(
+            &plan,
+            plan.side,
+            order_type,
+            plan.quantity,
+            plan.entry,
+            None,
+            format!("{}-entry", plan.key),
+            tif,
+        );
+        let mut b = Bracket {
+            plan,
+            phase: Phase::Entry,
+            entry_order: None,
+            filled: 0,
+            stop_orders: Vec::new(),
+            take_profits: Vec::new(),
+            notes: Vec::new(),
+        };
+        let _guard = self.step.lock().await;
+        match self.submit(req).await {
+            Ok(o) => b.entry_order = Some(o.id),
+            Err(why) => {
+                b.notes.push(format!("entry: {why}"));
+                b.phase = Phase::Closed;
+            }
+        }
+        tracing::info!(key = %b.plan.key, entry = ?b.entry_order, phase = ?b.phase, "signal bracket opened");
+        if b.phase != Phase::Closed {
+            self.index(b.clone());
+        }
+        self.save(&b).await;
+        drop(_guard);
+        if b.phase != Phase::Closed {
+            self.advance(&b.plan.key).await;
+        }
+        self.bracket_state(&b.plan.key).await.unwrap_or(b)
+    }
+
+    /// Follows the Order Manager's updates (and a periodic sweep for anything missed) until the task is dropped.
+    pub fn run(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        let mut updates = self.oms.subscribe();
+        tokio::spawn(async move {
+            let mut sweep = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                let key = tokio::select! {
+                    u = updates.recv() => match u {
+                        Ok(OmsUpdate::Order(o)) => this.by_order.lock().get(&o.id).cloned(),
+                        Ok(_) => None,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                    _ = sweep.tick() => {
+                        let keys: Vec<String> = this.brackets.lock().keys().cloned().collect();
+                        for k in keys {
+                            this.advance(&k).await;
+                        }
+                        None
+                    }
+                };
+                if let Some(k) = key {
+                    this.advance(&k).await;
+                }
+            }
+        })
+    }
+
+    fn orders(&self, ids: &[OrderId]) -> Vec<Order> {
+        ids.iter().filter_map(|id| self.oms.get(*id)).collect()
+    }
+
+    /// Moves a bracket as far as the orders' current states allow.
+    pub async fn advance(&self, key: &str) {
+        let _guard = self.step.lock().await;
+        let Some(mut b) = self.bracket(key) else { return };
+        let before = b.clone();
+        self.step_bracket(&mut b).await;
+        if b != before {
+            tracing::info!(key, phase = ?b.phase, filled = b.filled, "signal bracket moved");
+            self.index(b.clone());
+            self.save(&b).await;
+        }
+    }
+
+    async fn step_bracket(&self, b: &mut Bracket) {
+        let exit_side = b.plan.side.opposite();
+        if b.phase == Phase::Entry {
+            let Some(entry) = b.entry_order.and_then(|id| self.oms.get(id)) else { return };
+            if !entry.status.is_terminal() {
+                return;
+            }
+            b.filled = entry.filled_quantity;
+            if b.filled == 0 {
+                b.notes.push(format!("entry ended {} without a fill", entry.status));
+                b.phase = Phase::Closed;
+                return;
+            }
+            b.phase = Phase::Exits;
+            self.place_take_profits(b, exit_side).await;
+        }
+        if b.phase == Phase::Exits {
+            let tps = self.orders(&b.take_profits);
+            let stops = self.orders(&b.stop_orders);
+            let out: Qty = tps.iter().chain(stops.iter()).map(|o| o.filled_quantity).sum();
+            let remaining = b.filled - out;
+            let working_stop = stops.last().filter(|o| !o.status.is_terminal());
+            if remaining <= 0 {
+                b.phase = Phase::Closing;
+            } else if let Some(stop_price) = b.plan.stop {
+                match working_stop {
+                    Some(s) if s.leaves_quantity() != remaining && s.status != OrderStatus::PendingCancel => {
+                        // A take-profit filled: the stop shrinks to what is left (cancel, then replace).
+                        if let Err(e) = self.oms.cancel(s.id, &self.actor).await {
+                            b.notes.push(format!("stop {} not resized: {}", s.id, describe(&e)));
+                        }
+                    }
+                    Some(_) => {}
+                    None => {
+                        let last_rejected = stops.last().is_some_and(|o| o.status == OrderStatus::Rejected);
+                        if !last_rejected {
+                            let n = b.stop_orders.len() + 1;
+                            let req = self.request(
+                                &b.plan,
+                                exit_side,
+                                OrderType::Stop,
+                                remaining,
+                                None,
+                                Some(stop_price),
+                                format!("{}-stop-{n}", b.plan.key),
+                                TimeInForce::Gtc,
+                            );
+                            match self.submit(req).await {
+                                Ok(o) => b.stop_orders.push(o.id),
+                                Err(why) => b.notes.push(format!("stop: {why}")),
+                            }
+                        }
+                    }
+                }
+            }
+            // A stop that filled leaves nothing for the take-profits.
+            if b.phase == Phase::Exits && stops.iter().any(|o| o.filled_quantity > 0 && o.status.is_terminal()) {
+                b.phase = Phase::Closing;
+            }
+        }
+        if b.phase == Phase::Closing {
+            let open: Vec<Order> = self
+                .orders(&b.stop_orders)
+                .into_iter()
+                .chain(self.orders(&b.take_profits))
+                .filter(|o| !o.status.is_terminal())
+                .collect();
+            for o in &open {
+                if o.status != OrderStatus::PendingCancel {
+                    if let Err(e) = self.oms.cancel(o.id, &self.actor).await {
+                        b.notes.push(format!("exit {} not canceled: {}", o.id, describe(&e)));
+                    }
+                }
+            }
+            if open.is_empty() {
+                b.notes.push("closed: the position this signal opened is out".into());
+                b.phase = Phase::Closed;
+            }
+        }
+    }
+
+    /// Splits the filled quantity over the targets, in lots, nearest target first.
+    async fn place_take_profits(&self, b: &mut Bracket, side: Side) {
+        let lot = self.oms.instruments().get(&b.plan.symbol).map_or(1, |i| i.lot.max(1));
+        let lots = b.filled / lot;
+        let targets: Vec<Price> = b.plan.targets.iter().copied().take(lots.max(0) as usize).collect();
+        if targets.is_empty() {
+            return;
+        }
+        let n = targets.len() as i64;
+        for (i, price) in targets.iter().enumerate() {
+            let mut q = lots / n * lot;
+            if i == 0 {
+                // Lots that do not divide evenly go to the nearest target; any odd shares too.
+                q += lots % n * lot + b.filled % lot;
+            }
+            let req = self.request(
+                &b.plan,
+                side,
+                OrderType::Limit,
+                q,
+                Some(*price),
+                None,
+                format!("{}-tp{}", b.plan.key, i + 1),
+                TimeInForce::Gtc,
+            );
+            match self.submit(req).await {
+                Ok(o) => b.take_profits.push(o.id),
+                Err(why) => b.notes.push(format!("take-profit {}: {why}", i + 1)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

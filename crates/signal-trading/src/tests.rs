@@ -1,0 +1,149 @@
+use super::*;
+use chrono::Utc;
+use domain::calendar::TradingCalendar;
+use domain::risk::RiskLimits;
+use domain::Instruments;
+use market_sim::{SimConfig, SimMarket};
+use order_manager::SystemClock;
+use paper_broker::PaperBroker;
+use std::time::Duration;
+
+struct Rig {
+    market: SimMarket,
+    trader: Arc<Trader>,
+    _dir: tempfile::TempDir,
+}
+
+async fn rig() -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let instruments = Instruments::b3_defaults(Utc::now().date_naive());
+    let market = SimMarket::new(instruments.clone(), SimConfig::default());
+    market.warm_up(Utc::now());
+    let (oms, report) = OrderManager::recover(
+        &dir.path().join("oms.journal"),
+        instruments,
+        TradingCalendar::Continuous,
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    let (broker, events) = PaperBroker::start(market.clone(), TradingCalendar::Continuous, Vec::new());
+    oms.attach_broker(broker, events, &report).await.unwrap();
+    for ins in market.instruments().iter() {
+        if let Some(p) = market.last_price(&ins.symbol) {
+            oms.on_market_trade(&ins.symbol, p);
+        }
+    }
+    let limits = RiskLimits { max_orders_per_second: 10_000, ..RiskLimits::default() };
+    oms.set_limits(limits, "test", &Actor::new("test")).await.unwrap();
+    let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display())).await.unwrap();
+    db.migrate().await.unwrap();
+    let trader = Trader::new(oms, db, "signals", Sizing::Lots(2)).await.unwrap();
+    trader.run();
+    Rig { market, trader, _dir: dir }
+}
+
+/// Prints a trade at `price` on the simulated exchange (the paper broker fills resting orders and triggers stops).
+fn print(market: &SimMarket, symbol: &str, price: Price) {
+    let mut t = market.last_trade(symbol).unwrap();
+    t.trade_id += 1;
+    t.price = price;
+    t.quantity = 10_000;
+    // Other participants (not the paper broker's own prints).
+    t.buyer_agent = 3;
+    t.seller_agent = 8;
+    t.exchange_ts = Utc::now();
+    t.receive_ts = t.exchange_ts;
+    market.follow(&t);
+}
+
+async fn until(trader: &Trader, key: &str, what: &str, f: impl Fn(&Bracket) -> bool) -> Bracket {
+    for _ in 0..300 {
+        if let Some(b) = trader.bracket_state(key).await {
+            if f(&b) {
+                return b;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{what}: {:?}", trader.bracket_state(key).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bracket_protects_the_fill_and_its_exits_cancel_each_other() {
+    let r = rig().await;
+    let px = r.market.last_price("PETR4").unwrap();
+    let (tp1, tp2, stop) = (Price(px.units() + 5_000), Price(px.units() + 10_000), Price(px.units() - 10_000));
+    let plan = Plan {
+        key: "tp-1".into(),
+        symbol: "PETR4".into(),
+        side: Side::Buy,
+        quantity: 200,
+        entry: None,
+        stop: Some(stop),
+        targets: vec![tp1, tp2],
+        source: "tp-capital:1".into(),
+        why: "TP-Capital signal 1".into(),
+    };
+    r.trader.open(plan).await;
+    let b = until(&r.trader, "tp-1", "exits placed", |b| b.phase == Phase::Exits && b.stop_orders.len() == 1).await;
+    assert_eq!((b.filled, b.take_profits.len()), (200, 2));
+    let oms = r.trader.oms();
+    let stop_order = oms.get(b.stop_orders[0]).unwrap();
+    assert_eq!((stop_order.side, stop_order.quantity, stop_order.stop_price), (Side::Sell, 200, Some(stop)));
+    assert_eq!(stop_order.client_order_id.as_deref(), Some("tp-1-stop-1"));
+    assert_eq!(stop_order.source, "tp-capital:1");
+    let tps: Vec<_> = b.take_profits.iter().map(|id| oms.get(*id).unwrap()).collect();
+    assert_eq!((tps[0].quantity, tps[0].price, tps[1].price), (100, Some(tp1), Some(tp2)));
+
+    // The first target trades: its take-profit fills and the stop shrinks to the 100 left.
+    print(&r.market, "PETR4", Price(tp1.units() + 100));
+    let b = until(&r.trader, "tp-1", "stop resized", |b| b.stop_orders.len() == 2).await;
+    let new_stop = oms.get(b.stop_orders[1]).unwrap();
+    assert_eq!((new_stop.quantity, new_stop.client_order_id.as_deref()), (100, Some("tp-1-stop-2")));
+    assert_eq!(oms.get(b.stop_orders[0]).unwrap().status, OrderStatus::Canceled);
+    assert_eq!(oms.positions().positions.iter().find(|p| p.symbol == "PETR4").unwrap().quantity, 100);
+
+    // Then the stop: it fills, and the second take-profit is canceled.
+    print(&r.market, "PETR4", Price(stop.units() - 100));
+    let b = until(&r.trader, "tp-1", "closed", |b| b.phase == Phase::Closed).await;
+    assert_eq!(oms.get(b.take_profits[1]).unwrap().status, OrderStatus::Canceled);
+    assert_eq!(oms.positions().positions.iter().find(|p| p.symbol == "PETR4").unwrap().quantity, 0, "flat");
+    // Stored: a new trader (a restart) knows it is closed and does not trade it again.
+    let again = r.trader.open(b.plan.clone()).await;
+    assert_eq!(again.phase, Phase::Closed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_entry_closes_the_bracket_with_the_reason() {
+    let r = rig().await;
+    r.trader.oms().activate_kill_switch(&Actor::new("risk"), "test", true, false).await.unwrap();
+    let plan = Plan {
+        key: "ml-7".into(),
+        symbol: "VALE3".into(),
+        side: Side::Sell,
+        quantity: 100,
+        entry: None,
+        stop: None,
+        targets: vec![],
+        source: "ml:v1:7".into(),
+        why: "model".into(),
+    };
+    let b = r.trader.open(plan).await;
+    assert_eq!(b.phase, Phase::Closed);
+    assert!(b.notes[0].contains("KILL_SWITCH_ACTIVE"), "{:?}", b.notes);
+    assert!(b.entry_order.is_none());
+}
+
+#[test]
+fn sizing_is_whole_lots() {
+    let ins = Instruments::b3_defaults(Utc::now().date_naive());
+    let petr = ins.get("PETR4").unwrap();
+    assert_eq!(Sizing::parse("lots:3").unwrap().quantity(petr, None), 300);
+    // R$ 10,000 at R$ 38.50 is 259 shares: two lots.
+    assert_eq!(Sizing::parse("notional:10000").unwrap().quantity(petr, Some(Price(385_000))), 200);
+    // Never less than one lot.
+    assert_eq!(Sizing::parse("notional:10").unwrap().quantity(petr, Some(Price(385_000))), 100);
+    for bad in ["lots", "lots:0", "notional:-5", "shares:3", "lots:x"] {
+        assert!(Sizing::parse(bad).is_err(), "{bad}");
+    }
+}
