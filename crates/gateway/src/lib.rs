@@ -33,6 +33,10 @@ pub struct AppState {
     pub started: Instant,
     pub protection: Arc<protect::ProtectionConfig>,
     pub tp: tp_capital::Ingestor,
+    /// Turns signals into brackets of orders.
+    pub trader: Arc<signal_trading::Trader>,
+    /// Strategy/ML signals below this confidence are recorded, not traded.
+    pub min_signal_confidence: f64,
     /// `TS_TELEGRAM_WEBHOOK_SECRET`; without it the webhook answers 401 to everyone.
     pub telegram_webhook_secret: Option<String>,
     pub rate_limits: Arc<protect::RateLimits>,
@@ -62,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/market/book", get(routes::market::book))
         .route("/market/candles", get(routes::market::candles))
         .route("/market/status", get(routes::market::status))
+        .route("/signals", get(routes::signals::list).post(routes::signals::create))
         .route("/tp-capital/parse", post(routes::tp_capital::parse))
         .route("/tp-capital/telegram/webhook", post(routes::tp_capital::webhook))
         .route("/tp-capital/signals", get(routes::tp_capital::list_signals))

@@ -190,26 +190,26 @@ impl Trader {
         }
     }
 
+    /// One order of the bracket: `suffix` names it within the bracket (`entry`, `stop-2`, `tp1`).
     fn request(
-        &self,
         plan: &Plan,
         side: Side,
-        order_type: OrderType,
+        kind: (OrderType, TimeInForce),
         qty: Qty,
-        price: Option<Price>,
-        stop: Option<Price>,
-        coid: String,
-        tif: TimeInForce,
+        prices: (Option<Price>, Option<Price>),
+        suffix: &str,
     ) -> OrderRequest {
+        let (order_type, time_in_force) = kind;
+        let (price, stop_price) = prices;
         OrderRequest {
             symbol: plan.symbol.clone(),
             side,
             order_type,
             quantity: qty,
             price,
-            stop_price: stop,
-            time_in_force: tif,
-            client_order_id: Some(coid),
+            stop_price,
+            time_in_force,
+            client_order_id: Some(format!("{}-{suffix}", plan.key)),
             position_type: PositionType::Swing,
             justification: Some(plan.why.clone()),
             source: Some(plan.source.clone()),
@@ -236,16 +236,7 @@ impl Trader {
             Some(_) => (OrderType::Limit, TimeInForce::Day),
             None => (OrderType::Market, TimeInForce::Day),
         };
-        let req = self.request(
-            &plan,
-            plan.side,
-            order_type,
-            plan.quantity,
-            plan.entry,
-            None,
-            format!("{}-entry", plan.key),
-            tif,
-        );
+        let req = Self::request(&plan, plan.side, (order_type, tif), plan.quantity, (plan.entry, None), "entry");
         let mut b = Bracket {
             plan,
             phase: Phase::Entry,
@@ -358,16 +349,9 @@ impl Trader {
                         let last_rejected = stops.last().is_some_and(|o| o.status == OrderStatus::Rejected);
                         if !last_rejected {
                             let n = b.stop_orders.len() + 1;
-                            let req = self.request(
-                                &b.plan,
-                                exit_side,
-                                OrderType::Stop,
-                                remaining,
-                                None,
-                                Some(stop_price),
-                                format!("{}-stop-{n}", b.plan.key),
-                                TimeInForce::Gtc,
-                            );
+                            let kind = (OrderType::Stop, TimeInForce::Gtc);
+                            let prices = (None, Some(stop_price));
+                            let req = Self::request(&b.plan, exit_side, kind, remaining, prices, &format!("stop-{n}"));
                             match self.submit(req).await {
                                 Ok(o) => b.stop_orders.push(o.id),
                                 Err(why) => b.notes.push(format!("stop: {why}")),
@@ -417,16 +401,8 @@ impl Trader {
                 // Lots that do not divide evenly go to the nearest target; any odd shares too.
                 q += lots % n * lot + b.filled % lot;
             }
-            let req = self.request(
-                &b.plan,
-                side,
-                OrderType::Limit,
-                q,
-                Some(*price),
-                None,
-                format!("{}-tp{}", b.plan.key, i + 1),
-                TimeInForce::Gtc,
-            );
+            let kind = (OrderType::Limit, TimeInForce::Gtc);
+            let req = Self::request(&b.plan, side, kind, q, (Some(*price), None), &format!("tp{}", i + 1));
             match self.submit(req).await {
                 Ok(o) => b.take_profits.push(o.id),
                 Err(why) => b.notes.push(format!("take-profit {}: {why}", i + 1)),

@@ -50,10 +50,14 @@ impl Outcome {
     }
 }
 
+/// Called with each new signal of a channel whose `auto_trade` is on.
+pub type AutoTrade = std::sync::Arc<dyn Fn(SignalView) + Send + Sync>;
+
 #[derive(Clone)]
 pub struct Ingestor {
     db: Db,
     bus: Bus,
+    auto_trade: Option<AutoTrade>,
 }
 
 pub const OFFSET_KEY: &str = "tp.telegram.offset";
@@ -144,7 +148,13 @@ impl From<SignalRow> for SignalView {
 
 impl Ingestor {
     pub fn new(db: Db, bus: Bus) -> Ingestor {
-        Ingestor { db, bus }
+        Ingestor { db, bus, auto_trade: None }
+    }
+
+    /// Hands new signals of auto-trading channels to `f` (which should not block: it runs on the ingestion path).
+    pub fn with_auto_trade(mut self, f: AutoTrade) -> Ingestor {
+        self.auto_trade = Some(f);
+        self
     }
 
     pub fn db(&self) -> &Db {
@@ -185,9 +195,9 @@ impl Ingestor {
         source: &str,
     ) -> Result<Outcome, StoreError> {
         let channel = self.db.channel_by_telegram_id(chat_id).await?;
-        if !channel.is_some_and(|c| c.status == "active" && c.channel_type == "source") {
+        let Some(channel) = channel.filter(|c| c.status == "active" && c.channel_type == "source") else {
             return Ok(Outcome::Unregistered { chat_id: chat_id.to_string() });
-        }
+        };
         let Some(text) = msg.text.as_deref().or(msg.caption.as_deref()) else {
             return Ok(Outcome::Ignored { reason: "no text or caption".into() });
         };
@@ -207,8 +217,13 @@ impl Ingestor {
         };
         if let Outcome::Parsed { signal_id } | Outcome::Updated { signal_id } = outcome {
             if let Some(s) = self.db.signal(signal_id).await? {
-                let data = serde_json::to_value(SignalView::from(s)).unwrap_or_default();
+                let view = SignalView::from(s);
+                let data = serde_json::to_value(&view).unwrap_or_default();
                 self.bus.publish(bus::subjects::SIGNALS, Event::Signal { data });
+                // Only a new signal trades: an edit of one already traded must not open a second position.
+                if let (Outcome::Parsed { .. }, true, Some(f)) = (&outcome, channel.auto_trade, &self.auto_trade) {
+                    f(view);
+                }
             }
         }
         Ok(outcome)

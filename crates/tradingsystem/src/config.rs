@@ -80,6 +80,10 @@ pub struct Config {
     pub telegram_api_url: String,
     /// `TS_TELEGRAM_WEBHOOK_SECRET`: the webhook answers 401 without it.
     pub telegram_webhook_secret: Option<String>,
+    /// `TS_SIGNAL_MIN_CONFIDENCE` (0.60): strategy/ML signals below it are recorded, not traded.
+    pub signal_min_confidence: f64,
+    /// `TS_SIGNAL_SIZING` (`lots:1`, or `notional:BRL`): how much a signal trades.
+    pub signal_sizing: signal_trading::Sizing,
 }
 
 impl Config {
@@ -234,7 +238,20 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
     if !(telegram_api_url.starts_with("http://") || telegram_api_url.starts_with("https://")) {
         bail!("TS_TELEGRAM_API_URL must be an http(s) URL, got {telegram_api_url:?}");
     }
+    let signal_min_confidence = match env("TS_SIGNAL_MIN_CONFIDENCE") {
+        None => 0.60,
+        Some(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|c| (0.0..=1.0).contains(c))
+            .with_context(|| format!("TS_SIGNAL_MIN_CONFIDENCE must be a number from 0 to 1, got {v:?}"))?,
+    };
+    let signal_sizing = signal_trading::Sizing::parse(&env("TS_SIGNAL_SIZING").unwrap_or_else(|| "lots:1".into()))
+        .map_err(|e| anyhow::anyhow!("TS_SIGNAL_SIZING: {e}"))?;
     Ok(Config {
+        signal_min_confidence,
+        signal_sizing,
         telegram_bot_token: env("TS_TELEGRAM_BOT_TOKEN"),
         telegram_api_url,
         telegram_webhook_secret: env("TS_TELEGRAM_WEBHOOK_SECRET"),

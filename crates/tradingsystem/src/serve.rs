@@ -197,7 +197,22 @@ pub async fn run_with(
             purge.purge();
         }
     });
-    let tp = tp_capital::Ingestor::new(db.clone(), bus.clone());
+    let trader = signal_trading::Trader::new(oms.clone(), db.clone(), "signals", cfg.signal_sizing)
+        .await
+        .context("cannot load the signal brackets")?;
+    trader.run();
+    let auto = trader.clone();
+    let tp = tp_capital::Ingestor::new(db.clone(), bus.clone()).with_auto_trade(Arc::new(move |s| {
+        let trader = auto.clone();
+        tokio::spawn(async move {
+            match tp_plan(&trader, &s) {
+                Some(plan) => {
+                    trader.open(plan).await;
+                }
+                None => tracing::info!(signal = s.id, "auto-trade: the signal has no entry price; nothing to trade"),
+            }
+        });
+    }));
     match &cfg.telegram_bot_token {
         Some(token) => {
             tracing::info!(api = %cfg.telegram_api_url, "Telegram long polling on");
@@ -216,6 +231,8 @@ pub async fn run_with(
         started,
         protection: Arc::new(cfg.protection.clone()),
         tp,
+        trader,
+        min_signal_confidence: cfg.signal_min_confidence,
         telegram_webhook_secret: cfg.telegram_webhook_secret.clone(),
         rate_limits,
     };
@@ -228,6 +245,39 @@ pub async fn run_with(
     oms.shutdown();
     db.close().await;
     Ok(())
+}
+
+/// A TP-Capital signal as a bracket: a limit entry at the far end of the range (the most the signal pays when
+/// buying, the least it accepts when selling), its stop, and its targets.
+fn tp_plan(trader: &signal_trading::Trader, s: &tp_capital::SignalView) -> Option<signal_trading::Plan> {
+    use domain::order::Side;
+    let side = if s.side == "SELL" { Side::Sell } else { Side::Buy };
+    let entry = match side {
+        Side::Buy => s.buy_max,
+        Side::Sell => s.buy_min,
+    }?;
+    let mut targets: Vec<domain::Price> = Vec::new();
+    for t in &s.targets {
+        if !targets.contains(t) {
+            targets.push(*t);
+        }
+    }
+    let quantity = match trader.oms().instruments().get(&s.asset) {
+        Some(ins) => trader.sizing.quantity(ins, Some(entry)),
+        // Not an instrument we trade: the Order Manager refuses it, and the refusal is in the audit trail.
+        None => 100,
+    };
+    Some(signal_trading::Plan {
+        key: format!("tp-{}", s.id),
+        symbol: s.asset.clone(),
+        side,
+        quantity,
+        entry: Some(entry),
+        stop: s.stop,
+        targets,
+        source: format!("tp-capital:{}", s.id),
+        why: format!("TP-Capital signal {} ({} {}, channel {})", s.id, s.signal_type, s.asset, s.channel_id),
+    })
 }
 
 fn publish_update(bus: &Bus, update: OmsUpdate) {

@@ -301,3 +301,112 @@ async fn telegram_ingestion_storage_and_api() {
     assert_eq!(fake.offsets.lock().unwrap()[before], 109, "resumed from the persisted offset");
     drop(s2);
 }
+
+/// Cents to a JSON price.
+fn brl(cents: i64) -> serde_json::Value {
+    json!(cents as f64 / 100.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_into_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(dir.path(), &[("TS_TELEGRAM_WEBHOOK_SECRET", SECRET), ("TS_SIGNAL_SIZING", "lots:2")]);
+    let admin = s.admin().await;
+    let trader = s.user(&admin, "quant", "trader").await;
+    let viewer = s.user(&admin, "watcher", "viewer").await;
+    let (_, q) = s.get(&trader, "/api/v1/market/quote?symbol=PETR4").await;
+    let ask = (q["ask"]["price"].as_f64().unwrap() * 100.0).round() as i64;
+
+    // Strategy/ML signals: HOLD and low confidence are recorded, nothing traded.
+    let signal = |action: &str, confidence: f64| json!({"symbol": "PETR4", "action": action, "confidence": confidence, "model_version": "lstm-v3", "price_target": brl(ask + 150), "stop_loss": brl(ask - 150)});
+    let (status, v) = s.post(&trader, "/api/v1/signals", signal("HOLD", 0.9)).await;
+    assert_eq!((status, v["decision"].as_str(), v["bracket"].is_null()), (201, Some("hold"), true));
+    let (_, v) = s.post(&trader, "/api/v1/signals", signal("BUY", 0.59)).await;
+    assert_eq!(v["decision"], "below_threshold");
+    for (body, field) in [
+        (json!({"symbol": "PETR4", "action": "BUY", "confidence": 1.5, "model_version": "x"}), "confidence"),
+        (json!({"symbol": "NOPE3", "action": "BUY", "confidence": 0.9, "model_version": "x"}), "symbol"),
+        (json!({"symbol": "PETR4", "action": "SHORT", "confidence": 0.9, "model_version": "x"}), "action"),
+        (json!({"symbol": "PETR4", "action": "BUY", "confidence": 0.9}), "model_version"),
+    ] {
+        let (status, e) = s.post(&trader, "/api/v1/signals", body).await;
+        assert_eq!((status, e["error"]["details"]["field"].as_str()), (422, Some(field)));
+    }
+    assert_eq!(s.post(&viewer, "/api/v1/signals", signal("BUY", 0.9)).await.0, 403);
+
+    // A confident BUY opens a bracket: market entry (2 lots), then a protective stop and a take-profit.
+    let (status, v) = s.post(&trader, "/api/v1/signals", signal("BUY", 0.81)).await;
+    assert_eq!((status, v["decision"].as_str()), (201, Some("ordered")), "{v}");
+    let id = v["id"].as_i64().unwrap();
+    let b = eventually(|| async {
+        let (_, list) = s.get(&viewer, "/api/v1/signals").await;
+        let b = list["data"].as_array()?.iter().find(|x| x["id"] == id)?["bracket"].clone();
+        (b["phase"] == "exits" && b["stop_orders"].as_array()?.len() == 1).then_some(b)
+    })
+    .await;
+    assert_eq!(b["filled"], 200);
+    let (_, entry) = s.get(&viewer, &format!("/api/v1/orders/{}", b["entry_order"])).await;
+    assert_eq!(
+        (entry["source"].as_str(), entry["client_order_id"].as_str()),
+        (Some(format!("ml:lstm-v3:{id}").as_str()), Some(format!("ml-{id}-entry").as_str()))
+    );
+    assert_eq!(entry["status"], "FILLED");
+    let (_, stop) = s.get(&viewer, &format!("/api/v1/orders/{}", b["stop_orders"][0])).await;
+    assert_eq!(
+        (stop["type"].as_str(), stop["side"].as_str(), stop["quantity"].as_i64()),
+        (Some("STOP"), Some("SELL"), Some(200))
+    );
+    let (_, tp) = s.get(&viewer, &format!("/api/v1/orders/{}", b["take_profits"][0])).await;
+    assert_eq!((tp["type"].as_str(), tp["price"].as_f64()), (Some("LIMIT"), brl(ask + 150).as_f64()));
+    // The audit trail links the signal's orders to their fills.
+    let (_, audit) = s.get(&viewer, &format!("/api/v1/audit?order_id={}", b["entry_order"])).await;
+    assert!(audit.to_string().contains(&format!("ml-{id}-entry")) && audit.to_string().contains("fill"), "{audit}");
+
+    // TP-Capital: a channel that auto-trades turns its new signals into brackets; one that does not, never.
+    for (label, chat, auto) in [("auto", "-100111", true), ("manual", "-100222", false)] {
+        let (status, _) = s
+            .post(
+                &admin,
+                "/api/v1/tp-capital/telegram/channels",
+                json!({"label": label, "channel_id": chat, "channel_type": "source", "auto_trade": auto}),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let text = format!(
+        "Ativo: PETR4\nCompra: {}\nAlvo 1: {}\nStop: {}",
+        (ask + 10) as f64 / 100.0,
+        (ask + 200) as f64 / 100.0,
+        (ask - 200) as f64 / 100.0
+    )
+    .replace('.', ",");
+    let mut ids = Vec::new();
+    for (update_id, chat) in [(1, -100111_i64), (2, -100222)] {
+        let r: serde_json::Value = s
+            .client
+            .post(s.url("/api/v1/tp-capital/telegram/webhook"))
+            .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
+            .json(&post(update_id, "channel_post", chat, 77, json!({"text": text})))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["outcome"], "parsed", "{r}");
+        ids.push(r["signal_id"].as_i64().unwrap());
+    }
+    let traded = eventually(|| async {
+        let (_, v) = s.get(&viewer, &format!("/api/v1/tp-capital/signals/{}", ids[0])).await;
+        (v["bracket"]["phase"] == "exits").then_some(v)
+    })
+    .await;
+    let (_, entry) = s.get(&viewer, &format!("/api/v1/orders/{}", traded["bracket"]["entry_order"])).await;
+    assert_eq!(
+        (entry["type"].as_str(), entry["source"].as_str()),
+        (Some("LIMIT"), Some(format!("tp-capital:{}", ids[0]).as_str()))
+    );
+    assert_eq!(entry["price"].as_f64(), Some((ask + 10) as f64 / 100.0), "the top of the buy range");
+    let (_, manual) = s.get(&viewer, &format!("/api/v1/tp-capital/signals/{}", ids[1])).await;
+    assert!(manual["bracket"].is_null(), "auto-trading is off unless the channel asks for it");
+}

@@ -4,6 +4,7 @@ pub mod market;
 pub mod ops;
 pub mod orders;
 pub mod risk;
+pub mod signals;
 pub mod tp_capital;
 pub mod ws;
 

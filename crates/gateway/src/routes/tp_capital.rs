@@ -130,6 +130,8 @@ pub struct SignalSchema {
     stop: Option<f64>,
     targets: Vec<f64>,
     raw_message: String,
+    /// Only on `GET /tp-capital/signals/{id}`: the orders the signal opened when its channel auto-trades.
+    bracket: Option<super::signals::BracketView>,
 }
 
 #[utoipa::path(get, path = "/api/v1/tp-capital/signals", tag = "tp-capital", summary = "Stored signals, newest first",
@@ -163,11 +165,20 @@ pub async fn get_signal(
     State(st): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> ApiResult<Json<SignalView>> {
+) -> ApiResult<Json<SignalWithOrders>> {
     principal.require(Role::Viewer)?;
     let id = signal_id(&id)?;
     let s = st.db.signal(id).await?.ok_or_else(|| ApiError::not_found(format!("signal {id} not found")))?;
-    Ok(Json(s.into()))
+    let bracket = st.trader.bracket_state(&format!("tp-{id}")).await.map(super::signals::BracketView::from);
+    Ok(Json(SignalWithOrders { signal: s.into(), bracket }))
+}
+
+/// A signal and, when its channel auto-trades, the orders it opened.
+#[derive(Serialize)]
+pub struct SignalWithOrders {
+    #[serde(flatten)]
+    signal: SignalView,
+    bracket: Option<super::signals::BracketView>,
 }
 
 #[utoipa::path(delete, path = "/api/v1/tp-capital/signals/{id}", tag = "tp-capital", summary = "Delete a signal (moved to the deleted archive, kept 90 days)",

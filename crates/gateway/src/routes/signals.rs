@@ -1,0 +1,198 @@
+//! `POST /api/v1/signals` and `GET /api/v1/signals`: strategy/ML signals. A BUY or SELL at or above the configured
+//! confidence opens a bracket (market entry sized by the configured rule, a protective stop at `stop_loss`, a
+//! take-profit at `price_target`), through the risk engine like any order; HOLD and low-confidence signals are
+//! recorded and nothing is traded.
+
+use super::{pagination, query, QueryMap};
+use crate::auth::{AsTrader, Authorized, Principal, Role};
+use crate::body::JsonBody;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::views::List;
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use domain::order::{OrderId, Side};
+use domain::Price;
+use serde::{Deserialize, Serialize};
+use signal_trading::{Bracket, Phase, Plan};
+use storage::ModelSignal;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignalBody {
+    symbol: String,
+    /// BUY, SELL or HOLD.
+    action: String,
+    /// 0 to 1.
+    confidence: f64,
+    #[schema(value_type = Option<f64>)]
+    price_target: Option<Price>,
+    #[schema(value_type = Option<f64>)]
+    stop_loss: Option<Price>,
+    model_version: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BracketView {
+    /// entry, exits, closing, closed.
+    phase: String,
+    entry_order: Option<OrderId>,
+    filled: i64,
+    stop_orders: Vec<OrderId>,
+    take_profits: Vec<OrderId>,
+    notes: Vec<String>,
+}
+
+impl From<Bracket> for BracketView {
+    fn from(b: Bracket) -> Self {
+        let phase = match b.phase {
+            Phase::Entry => "entry",
+            Phase::Exits => "exits",
+            Phase::Closing => "closing",
+            Phase::Closed => "closed",
+        };
+        BracketView {
+            phase: phase.into(),
+            entry_order: b.entry_order,
+            filled: b.filled,
+            stop_orders: b.stop_orders,
+            take_profits: b.take_profits,
+            notes: b.notes,
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ModelSignalView {
+    id: i64,
+    symbol: String,
+    action: String,
+    confidence: f64,
+    #[schema(value_type = Option<f64>)]
+    price_target: Option<Price>,
+    #[schema(value_type = Option<f64>)]
+    stop_loss: Option<Price>,
+    model_version: String,
+    /// ordered, hold, below_threshold, or not_traded: why.
+    decision: String,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    /// The orders the signal opened, when it did.
+    bracket: Option<BracketView>,
+}
+
+async fn view(st: &AppState, m: ModelSignal) -> ModelSignalView {
+    let bracket = st.trader.bracket_state(&format!("ml-{}", m.id)).await.map(BracketView::from);
+    ModelSignalView {
+        id: m.id,
+        symbol: m.symbol,
+        action: m.action,
+        confidence: m.confidence,
+        price_target: m.price_target.map(Price::from_units),
+        stop_loss: m.stop_loss.map(Price::from_units),
+        model_version: m.model_version,
+        decision: m.decision,
+        created_by: m.created_by,
+        created_at: m.created_at,
+        bracket,
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/signals", tag = "signals",
+    summary = "A strategy/ML signal: BUY/SELL at or above the confidence threshold opens a bracket through risk",
+    security(("bearer" = ["trader"]), ("api_key" = ["trader"])), request_body = SignalBody,
+    responses((status = 201, description = "Recorded; `decision` and `bracket` say what was traded", body = ModelSignalView),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(st): State<AppState>,
+    Authorized(p): AsTrader,
+    JsonBody(b, _): JsonBody<SignalBody>,
+) -> ApiResult<(StatusCode, Json<ModelSignalView>)> {
+    let symbol = b.symbol.trim().to_ascii_uppercase();
+    let ins = st
+        .oms
+        .instruments()
+        .get(&symbol)
+        .cloned()
+        .ok_or_else(|| ApiError::invalid("symbol", format!("symbol: unknown symbol {symbol:?}")))?;
+    let action = b.action.trim().to_ascii_uppercase();
+    let side = match action.as_str() {
+        "BUY" => Some(Side::Buy),
+        "SELL" => Some(Side::Sell),
+        "HOLD" => None,
+        _ => return Err(ApiError::invalid("action", "action: BUY, SELL or HOLD")),
+    };
+    if !(0.0..=1.0).contains(&b.confidence) || !b.confidence.is_finite() {
+        return Err(ApiError::invalid("confidence", "confidence: a number from 0 to 1"));
+    }
+    let model_version = b.model_version.trim();
+    if model_version.is_empty() || model_version.len() > 100 {
+        return Err(ApiError::invalid("model_version", "model_version: 1 to 100 characters"));
+    }
+    for (field, v) in [("price_target", b.price_target), ("stop_loss", b.stop_loss)] {
+        if v.is_some_and(|p| !p.is_positive()) {
+            return Err(ApiError::invalid(field, format!("{field}: a positive price")));
+        }
+    }
+    let decision = match side {
+        None => "hold",
+        Some(_) if b.confidence < st.min_signal_confidence => "below_threshold",
+        Some(_) => "pending",
+    };
+    let mut m = ModelSignal {
+        id: 0,
+        symbol: symbol.clone(),
+        action: action.clone(),
+        confidence: b.confidence,
+        price_target: b.price_target.map(|p| p.units()),
+        stop_loss: b.stop_loss.map(|p| p.units()),
+        model_version: model_version.to_string(),
+        decision: decision.into(),
+        created_by: p.name.clone(),
+        created_at: Utc::now(),
+    };
+    m.id = st.db.insert_model_signal(&m).await?;
+    if let (Some(side), "pending") = (side, decision) {
+        let last = st.oms.last_price(&symbol);
+        let plan = Plan {
+            key: format!("ml-{}", m.id),
+            symbol: symbol.clone(),
+            side,
+            quantity: st.trader.sizing.quantity(&ins, last),
+            entry: None,
+            stop: b.stop_loss,
+            targets: b.price_target.into_iter().collect(),
+            source: format!("ml:{}:{}", m.model_version, m.id),
+            why: format!("model {} signal {} ({action}, confidence {:.2})", m.model_version, m.id, b.confidence),
+        };
+        let bracket = st.trader.open(plan).await;
+        m.decision = match (&bracket.phase, bracket.entry_order) {
+            (Phase::Closed, None) => format!("not_traded: {}", bracket.notes.join("; ")),
+            _ => "ordered".into(),
+        };
+        st.db.set_model_signal_decision(m.id, &m.decision).await?;
+    }
+    tracing::info!(signal = m.id, %symbol, %action, confidence = b.confidence, decision = %m.decision, "model signal");
+    Ok((StatusCode::CREATED, Json(view(&st, m).await)))
+}
+
+#[utoipa::path(get, path = "/api/v1/signals", tag = "signals", summary = "Strategy/ML signals, newest first, with the orders they opened",
+    security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])),
+    params(("limit" = Option<usize>, Query, description = "1..1000, default 100"), ("offset" = Option<usize>, Query)),
+    responses((status = 200, body = List<ModelSignalView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list(
+    State(st): State<AppState>,
+    principal: Principal,
+    q: QueryMap,
+) -> ApiResult<Json<List<ModelSignalView>>> {
+    principal.require(Role::Viewer)?;
+    let (limit, offset) = pagination(&query(q)?)?;
+    let (rows, total) = st.db.list_model_signals(limit as i64, offset as i64).await?;
+    let mut data = Vec::with_capacity(rows.len());
+    for m in rows {
+        data.push(view(&st, m).await);
+    }
+    Ok(Json(List { data, total: total as u64 }))
+}
