@@ -64,4 +64,9 @@ fn describe() {
         "Telegram messages by outcome (parsed, updated, duplicate, ignored, unregistered, failed) and channel."
     );
     describe_counter!("ts_tp_poll_errors_total", "Failed Telegram getUpdates rounds (each followed by a backoff).");
+    describe_histogram!(
+        "ts_tp_ingest_lag_seconds",
+        Unit::Seconds,
+        "From a Telegram message's date to its ingestion, by source (polling, webhook)."
+    );
 }

@@ -165,7 +165,7 @@ impl Partial {
         if self.signal_type.is_none() {
             self.signal_type = signal_type_in(s);
         }
-        let Some((label, rest)) = label_at(s) else {
+        let Some((label, rest)) = label_at(s).or_else(|| label_after_ticker(s)) else {
             if s.contains("sinal de venda") || s.starts_with("venda") || s.contains("short") {
                 self.header_side = Some(Side::Sell);
             }
@@ -320,6 +320,16 @@ fn label_at(s: &str) -> Option<(Label, &str)> {
         return Some((*label, rest));
     }
     None
+}
+
+/// "PETR4 - Compra entre 38,20 e 38,50": a ticker leading the segment, then a label.
+fn label_after_ticker(s: &str) -> Option<(Label, &str)> {
+    let word_len = s.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(s.len());
+    if !is_ticker(&s[..word_len].to_ascii_uppercase()) {
+        return None;
+    }
+    let rest = s[word_len..].trim_start_matches([' ', '-', '–', '—', ':', '|', '/', '.']);
+    label_at(rest).filter(|(l, _)| !matches!(l, Label::Asset | Label::Type))
 }
 
 /// "1: 1,15" → (Some(1), "1,15"); "1 atingido" → (Some(1), "atingido"); "12,40" → (None, "12,40").

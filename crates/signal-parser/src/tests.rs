@@ -119,6 +119,24 @@ fn a_labelled_ticker_wins_over_others_mentioned() {
 }
 
 #[test]
+fn more_channel_styles() {
+    let s = sig("PETR4 - Compra entre 38,20 e 38,50 | Alvo 39,80 | Stop 37,60");
+    assert_eq!(
+        (s.asset.as_str(), s.buy_min, s.buy_max, s.target_1, s.stop),
+        ("PETR4", p(38.2), p(38.5), p(39.8), p(37.6))
+    );
+    let s = sig("🟢 COMPRA PETR4\nEntrada: 38,50\nAlvo: 40,00\nStop: 37,00");
+    assert_eq!((s.asset.as_str(), s.side, s.buy_min), ("PETR4", Side::Buy, p(38.5)));
+    let s = sig("VENDA VALE3\nEntrada 61,50\nStop 62,40\nAlvo 60,00");
+    assert_eq!((s.asset.as_str(), s.side, s.buy_min, s.stop), ("VALE3", Side::Sell, p(61.5), p(62.4)));
+    let s = sig("Ativo: WEGE3 (WEG)\nCompra: de 40,10 a 40,40\nAlvos: 41,00 - 41,80 - 43,00\nStop: abaixo de 39,20");
+    assert_eq!((s.buy_min, s.buy_max, s.targets.len(), s.stop), (p(40.1), p(40.4), 3, p(39.2)));
+    let s = sig("Ativo: ABEV3\nEntrada: a mercado\nAlvo 1: 14,00\nStop: 12,90");
+    assert_eq!((s.buy_min, s.target_1, s.stop), (None, p(14.0), p(12.9)));
+    assert_eq!(parse("ABEV3\nStop: -3%\nAlvo: +5%"), None, "percentages are not prices");
+}
+
+#[test]
 fn final_target_falls_back_to_the_last_one() {
     let s = sig("Ativo: PETR4\nCompra: 38,50\nAlvo 1: 39\nAlvo 2: 40\nAlvo 3: 41\nStop: 37");
     assert_eq!((s.target_1, s.target_2, s.target_final), (p(39.0), p(40.0), p(41.0)));

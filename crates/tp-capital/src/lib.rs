@@ -209,6 +209,8 @@ impl Ingestor {
             return Ok(Outcome::Ignored { reason: what.into() });
         };
         let ts = Utc.timestamp_opt(msg.date, 0).single().unwrap_or_else(Utc::now);
+        let lag = (Utc::now() - ts).num_milliseconds().max(0) as f64 / 1e3;
+        metrics::histogram!("ts_tp_ingest_lag_seconds", "source" => source.to_string()).record(lag);
         let stored = self.db.store_signal(&row(&sig, chat_id, msg.message_id, source, ts)).await?;
         let outcome = match stored {
             Stored::Inserted(id) => Outcome::Parsed { signal_id: id },
