@@ -9,7 +9,9 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use std::time::Duration;
 
+pub mod ideas;
 pub mod signals;
+pub use ideas::{Category, IdeaAudit, IdeaFilter, IdeaRow, IdeaStats};
 pub use signals::{Bot, Channel, LogEntry, ModelSignal, SignalFilter, SignalRow, Stored};
 
 #[derive(Debug, thiserror::Error)]
@@ -462,6 +464,67 @@ mod tests {
         db.save_bracket("tp-2", true, "{}").await.unwrap();
         assert_eq!(db.open_brackets().await.unwrap(), vec!["{\"a\":1}".to_string()]);
         assert_eq!(db.bracket("tp-2").await.unwrap().as_deref(), Some("{}"));
+
+        ideas(db).await;
+    }
+
+    async fn ideas(db: &Db) {
+        let cats = db.list_categories(true).await.unwrap();
+        assert_eq!(cats.len(), 6, "the original's six categories are seeded");
+        assert_eq!(cats[0].name, "documentacao");
+        let now = Utc::now();
+        let idea = |id: &str, title: &str, tags: &[&str], legacy: Option<&str>| IdeaRow {
+            id: id.into(),
+            legacy_id: legacy.map(str::to_string),
+            title: title.into(),
+            description: "d".into(),
+            category: "dashboard".into(),
+            priority: "high".into(),
+            status: "new".into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            metadata: serde_json::json!({"k": 1}),
+            created_by: "alice".into(),
+            updated_by: "alice".into(),
+            created_at: now,
+            updated_at: now,
+        };
+        let a =
+            db.create_idea(&idea("i1", "Painel de risco", &["risco", "ui_v2"], None), "alice", "create").await.unwrap();
+        db.create_idea(&idea("i2", "Coletor B3", &["dados"], Some("7")), "import", "import").await.unwrap();
+        assert!(matches!(
+            db.create_idea(&idea("i3", "again", &[], Some("7")), "import", "import").await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(db.idea_by_legacy_id("7").await.unwrap().unwrap().id, "i2");
+        let f = IdeaFilter { limit: 10, ..Default::default() };
+        assert_eq!(db.list_ideas(&f).await.unwrap().1, 2);
+        assert_eq!(db.list_ideas(&IdeaFilter { tag: Some("RISCO".into()), ..f.clone() }).await.unwrap().1, 1);
+        assert_eq!(
+            db.list_ideas(&IdeaFilter { tag: Some("ui_".into()), ..f.clone() }).await.unwrap().1,
+            0,
+            "whole tags only"
+        );
+        assert_eq!(db.list_ideas(&IdeaFilter { search: Some("coletor".into()), ..f.clone() }).await.unwrap().1, 1);
+        assert_eq!(db.list_ideas(&IdeaFilter { limit: 1, offset: 1, ..f.clone() }).await.unwrap().0.len(), 1);
+        let later = IdeaRow {
+            status: "review".into(),
+            updated_by: "bob".into(),
+            updated_at: now + chrono::Duration::seconds(1),
+            ..a.clone()
+        };
+        db.update_idea(&a, &later, "bob", "transition").await.unwrap();
+        assert!(
+            matches!(db.update_idea(&a, &later, "bob", "update").await, Err(StoreError::Conflict(_))),
+            "stale write"
+        );
+        let trail = db.idea_audit("i1").await.unwrap();
+        assert_eq!(trail.len(), 2);
+        assert_eq!(trail[1].changes["status"], serde_json::json!({"old": "new", "new": "review"}));
+        let stats = db.idea_stats().await.unwrap();
+        assert_eq!((stats.total, stats.by_status.len()), (2, 2));
+        assert!(matches!(db.delete_category("dashboard").await, Err(StoreError::Conflict(_))));
+        db.delete_idea("i1", "bob").await.unwrap();
+        assert_eq!(db.idea_audit("i1").await.unwrap().len(), 3);
     }
 
     #[tokio::test]

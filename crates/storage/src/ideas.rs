@@ -1,0 +1,403 @@
+//! The Idea Bank's tables: categories, ideas and their audit log. Rules (workflow, validation) live in the
+//! `idea-bank` crate; this is only storage.
+
+use crate::{is_unique_violation, parse_ts, Db, StoreError};
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Category {
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub color: String,
+    pub sort_order: i64,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdeaRow {
+    pub id: String,
+    /// The id in the system it was imported from.
+    pub legacy_id: Option<String>,
+    pub title: String,
+    pub description: String,
+    pub category: String,
+    pub priority: String,
+    pub status: String,
+    pub tags: Vec<String>,
+    pub metadata: serde_json::Value,
+    pub created_by: String,
+    pub updated_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IdeaFilter {
+    pub category: Option<String>,
+    pub status: Option<String>,
+    pub priority: Option<String>,
+    pub tag: Option<String>,
+    /// Case-insensitive, over title, description and tags.
+    pub search: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdeaAudit {
+    pub id: i64,
+    pub idea_id: String,
+    pub actor: String,
+    pub action: String,
+    pub changes: serde_json::Value,
+    pub ts: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IdeaStats {
+    pub total: i64,
+    pub by_category: Vec<(String, i64)>,
+    pub by_status: Vec<(String, i64)>,
+    pub by_priority: Vec<(String, i64)>,
+}
+
+fn get_bool(r: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
+    r.try_get::<bool, _>(col).or_else(|_| r.try_get::<i64, _>(col).map(|v| v != 0))
+}
+
+fn category_from_row(r: &AnyRow) -> Result<Category, sqlx::Error> {
+    Ok(Category {
+        name: r.try_get("name")?,
+        display_name: r.try_get("display_name")?,
+        description: r.try_get("description")?,
+        color: r.try_get("color")?,
+        sort_order: r.try_get::<i64, _>("sort_order").or_else(|_| r.try_get::<i32, _>("sort_order").map(i64::from))?,
+        active: get_bool(r, "active")?,
+        created_at: parse_ts(&r.try_get::<String, _>("created_at")?),
+        updated_at: parse_ts(&r.try_get::<String, _>("updated_at")?),
+    })
+}
+
+fn idea_from_row(r: &AnyRow) -> Result<IdeaRow, sqlx::Error> {
+    let tags: String = r.try_get("tags")?;
+    let metadata: String = r.try_get("metadata")?;
+    Ok(IdeaRow {
+        id: r.try_get("id")?,
+        legacy_id: r.try_get("legacy_id")?,
+        title: r.try_get("title")?,
+        description: r.try_get("description")?,
+        category: r.try_get("category")?,
+        priority: r.try_get("priority")?,
+        status: r.try_get("status")?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        metadata: serde_json::from_str(&metadata).unwrap_or_else(|_| serde_json::json!({})),
+        created_by: r.try_get("created_by")?,
+        updated_by: r.try_get("updated_by")?,
+        created_at: parse_ts(&r.try_get::<String, _>("created_at")?),
+        updated_at: parse_ts(&r.try_get::<String, _>("updated_at")?),
+    })
+}
+
+/// `LIKE` pattern for a literal substring.
+fn like(s: &str) -> String {
+    format!("%{}%", s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+}
+
+const IDEA_COLUMNS: &str =
+    "id, legacy_id, title, description, category, priority, status, tags, metadata, created_by, \
+     updated_by, created_at, updated_at";
+
+impl Db {
+    // ---- categories ----
+
+    pub async fn list_categories(&self, only_active: bool) -> Result<Vec<Category>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM idea_categories ORDER BY sort_order, name").fetch_all(self.pool()).await?;
+        let all: Vec<Category> = rows.iter().map(category_from_row).collect::<Result<_, _>>()?;
+        Ok(all.into_iter().filter(|c| c.active || !only_active).collect())
+    }
+
+    pub async fn category(&self, name: &str) -> Result<Option<Category>, StoreError> {
+        let row =
+            sqlx::query("SELECT * FROM idea_categories WHERE name = $1").bind(name).fetch_optional(self.pool()).await?;
+        Ok(row.as_ref().map(category_from_row).transpose()?)
+    }
+
+    pub async fn create_category(&self, c: &Category) -> Result<Category, StoreError> {
+        let res = sqlx::query(
+            "INSERT INTO idea_categories (name, display_name, description, color, sort_order, active, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&c.name)
+        .bind(&c.display_name)
+        .bind(&c.description)
+        .bind(&c.color)
+        .bind(c.sort_order)
+        .bind(c.active)
+        .bind(c.created_at.to_rfc3339())
+        .bind(c.updated_at.to_rfc3339())
+        .execute(self.pool())
+        .await;
+        match res {
+            Ok(_) => Ok(c.clone()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("category {}", c.name))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn update_category(&self, c: &Category) -> Result<Category, StoreError> {
+        let r = sqlx::query(
+            "UPDATE idea_categories SET display_name = $1, description = $2, color = $3, sort_order = $4, active = $5, \
+             updated_at = $6 WHERE name = $7",
+        )
+        .bind(&c.display_name)
+        .bind(&c.description)
+        .bind(&c.color)
+        .bind(c.sort_order)
+        .bind(c.active)
+        .bind(c.updated_at.to_rfc3339())
+        .bind(&c.name)
+        .execute(self.pool())
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("category {}", c.name)));
+        }
+        Ok(c.clone())
+    }
+
+    /// Removes a category nobody uses; one with ideas is a conflict (deactivate it instead).
+    pub async fn delete_category(&self, name: &str) -> Result<(), StoreError> {
+        let used: i64 = sqlx::query("SELECT COUNT(*) FROM ideas WHERE category = $1")
+            .bind(name)
+            .fetch_one(self.pool())
+            .await?
+            .try_get(0)?;
+        if used > 0 {
+            return Err(StoreError::Conflict(format!("ideas in category {name} ({used}); deactivate it instead")));
+        }
+        let r = sqlx::query("DELETE FROM idea_categories WHERE name = $1").bind(name).execute(self.pool()).await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("category {name}")));
+        }
+        Ok(())
+    }
+
+    // ---- ideas ----
+
+    /// Inserts an idea and its audit entry in one transaction. A `legacy_id` already imported is a conflict.
+    pub async fn create_idea(&self, i: &IdeaRow, actor: &str, action: &str) -> Result<IdeaRow, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let res = sqlx::query(&format!(
+            "INSERT INTO ideas ({IDEA_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ))
+        .bind(&i.id)
+        .bind(&i.legacy_id)
+        .bind(&i.title)
+        .bind(&i.description)
+        .bind(&i.category)
+        .bind(&i.priority)
+        .bind(&i.status)
+        .bind(serde_json::to_string(&i.tags).unwrap_or_else(|_| "[]".into()))
+        .bind(i.metadata.to_string())
+        .bind(&i.created_by)
+        .bind(&i.updated_by)
+        .bind(i.created_at.to_rfc3339())
+        .bind(i.updated_at.to_rfc3339())
+        .execute(&mut *tx)
+        .await;
+        match res {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!("idea {}", i.legacy_id.as_deref().unwrap_or(&i.id))))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let changes = serde_json::json!({ "created": { "title": i.title, "category": i.category, "priority": i.priority, "status": i.status } });
+        Self::audit_idea(&mut tx, &i.id, actor, action, &changes).await?;
+        tx.commit().await?;
+        Ok(i.clone())
+    }
+
+    async fn audit_idea(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        idea_id: &str,
+        actor: &str,
+        action: &str,
+        changes: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO idea_audit (idea_id, actor, action, changes, ts) VALUES ($1, $2, $3, $4, $5)")
+            .bind(idea_id)
+            .bind(actor)
+            .bind(action)
+            .bind(changes.to_string())
+            .bind(Utc::now().to_rfc3339())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn idea(&self, id: &str) -> Result<Option<IdeaRow>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {IDEA_COLUMNS} FROM ideas WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.as_ref().map(idea_from_row).transpose()?)
+    }
+
+    pub async fn idea_by_legacy_id(&self, legacy_id: &str) -> Result<Option<IdeaRow>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {IDEA_COLUMNS} FROM ideas WHERE legacy_id = $1"))
+            .bind(legacy_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.as_ref().map(idea_from_row).transpose()?)
+    }
+
+    /// Writes `new` over `old` if nobody changed it meanwhile (`updated_at` unchanged), with an audit entry of the
+    /// fields that differ (old and new values). A concurrent change is a conflict.
+    pub async fn update_idea(
+        &self,
+        old: &IdeaRow,
+        new: &IdeaRow,
+        actor: &str,
+        action: &str,
+    ) -> Result<IdeaRow, StoreError> {
+        let mut changes = serde_json::Map::new();
+        let mut diff = |field: &str, a: serde_json::Value, b: serde_json::Value| {
+            if a != b {
+                changes.insert(field.into(), serde_json::json!({ "old": a, "new": b }));
+            }
+        };
+        diff("title", old.title.clone().into(), new.title.clone().into());
+        diff("description", old.description.clone().into(), new.description.clone().into());
+        diff("category", old.category.clone().into(), new.category.clone().into());
+        diff("priority", old.priority.clone().into(), new.priority.clone().into());
+        diff("status", old.status.clone().into(), new.status.clone().into());
+        diff("tags", serde_json::json!(old.tags), serde_json::json!(new.tags));
+        diff("metadata", old.metadata.clone(), new.metadata.clone());
+        if changes.is_empty() {
+            return Ok(old.clone());
+        }
+        let mut tx = self.pool().begin().await?;
+        let r = sqlx::query(
+            "UPDATE ideas SET title = $1, description = $2, category = $3, priority = $4, status = $5, tags = $6, \
+             metadata = $7, updated_by = $8, updated_at = $9 WHERE id = $10 AND updated_at = $11",
+        )
+        .bind(&new.title)
+        .bind(&new.description)
+        .bind(&new.category)
+        .bind(&new.priority)
+        .bind(&new.status)
+        .bind(serde_json::to_string(&new.tags).unwrap_or_else(|_| "[]".into()))
+        .bind(new.metadata.to_string())
+        .bind(&new.updated_by)
+        .bind(new.updated_at.to_rfc3339())
+        .bind(&old.id)
+        .bind(old.updated_at.to_rfc3339())
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!("idea {} was changed meanwhile; reload it", old.id)));
+        }
+        Self::audit_idea(&mut tx, &old.id, actor, action, &serde_json::Value::Object(changes)).await?;
+        tx.commit().await?;
+        Ok(new.clone())
+    }
+
+    pub async fn delete_idea(&self, id: &str, actor: &str) -> Result<IdeaRow, StoreError> {
+        let old = self.idea(id).await?.ok_or_else(|| StoreError::NotFound(format!("idea {id}")))?;
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM ideas WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        let changes = serde_json::json!({ "deleted": { "title": old.title, "status": old.status } });
+        Self::audit_idea(&mut tx, id, actor, "delete", &changes).await?;
+        tx.commit().await?;
+        Ok(old)
+    }
+
+    pub async fn list_ideas(&self, f: &IdeaFilter) -> Result<(Vec<IdeaRow>, i64), StoreError> {
+        let mut clauses: Vec<String> = Vec::new();
+        let mut args: Vec<String> = Vec::new();
+        let mut push = |clause: &str, value: String| {
+            args.push(value);
+            clauses.push(clause.replace('?', &format!("${}", args.len())));
+        };
+        if let Some(v) = &f.category {
+            push("category = ?", v.clone());
+        }
+        if let Some(v) = &f.status {
+            push("status = ?", v.clone());
+        }
+        if let Some(v) = &f.priority {
+            push("priority = ?", v.clone());
+        }
+        if let Some(t) = &f.tag {
+            // Tags are a JSON array of strings: match the quoted element.
+            let quoted = serde_json::to_string(&t.to_lowercase()).unwrap_or_default();
+            push("LOWER(tags) LIKE ? ESCAPE '\\'", like(&quoted));
+        }
+        if let Some(q) = &f.search {
+            push("LOWER(title || ' ' || description || ' ' || tags) LIKE ? ESCAPE '\\'", like(q));
+        }
+        let filter = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
+        let count_sql = format!("SELECT COUNT(*) FROM ideas{filter}");
+        let mut count = sqlx::query(&count_sql);
+        for a in &args {
+            count = count.bind(a);
+        }
+        let total: i64 = count.fetch_one(self.pool()).await?.try_get(0)?;
+        let n = args.len();
+        let page_sql = format!(
+            "SELECT {IDEA_COLUMNS} FROM ideas{filter} ORDER BY created_at DESC, id DESC LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        let mut page = sqlx::query(&page_sql);
+        for a in &args {
+            page = page.bind(a);
+        }
+        let rows = page.bind(f.limit).bind(f.offset).fetch_all(self.pool()).await?;
+        Ok((rows.iter().map(idea_from_row).collect::<Result<_, _>>()?, total))
+    }
+
+    pub async fn idea_stats(&self) -> Result<IdeaStats, StoreError> {
+        let total: i64 = sqlx::query("SELECT COUNT(*) FROM ideas").fetch_one(self.pool()).await?.try_get(0)?;
+        let mut stats = IdeaStats { total, ..Default::default() };
+        for (col, out) in [
+            ("category", &mut stats.by_category),
+            ("status", &mut stats.by_status),
+            ("priority", &mut stats.by_priority),
+        ] {
+            let rows = sqlx::query(&format!("SELECT {col}, COUNT(*) FROM ideas GROUP BY {col} ORDER BY {col}"))
+                .fetch_all(self.pool())
+                .await?;
+            for r in rows {
+                out.push((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?));
+            }
+        }
+        Ok(stats)
+    }
+
+    pub async fn idea_audit(&self, idea_id: &str) -> Result<Vec<IdeaAudit>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM idea_audit WHERE idea_id = $1 ORDER BY id")
+            .bind(idea_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(IdeaAudit {
+                    id: r.try_get("id")?,
+                    idea_id: r.try_get("idea_id")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    changes: serde_json::from_str(&r.try_get::<String, _>("changes")?).unwrap_or_default(),
+                    ts: parse_ts(&r.try_get::<String, _>("ts")?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+}
