@@ -67,6 +67,16 @@ pub fn router(state: AppState) -> Router {
         .route("/market/candles", get(routes::market::candles))
         .route("/market/status", get(routes::market::status))
         .route("/signals", get(routes::signals::list).post(routes::signals::create))
+        .route("/ideas", get(routes::ideas::list).post(routes::ideas::create))
+        .route("/ideas/stats", get(routes::ideas::stats))
+        .route("/ideas/{id}", get(routes::ideas::get_one).put(routes::ideas::update).delete(routes::ideas::delete))
+        .route("/ideas/{id}/transition", post(routes::ideas::transition))
+        .route("/ideas/{id}/audit", get(routes::ideas::audit))
+        .route("/categories", get(routes::ideas::list_categories).post(routes::ideas::create_category))
+        .route(
+            "/categories/{name}",
+            get(routes::ideas::get_category).put(routes::ideas::update_category).delete(routes::ideas::delete_category),
+        )
         .route("/tp-capital/parse", post(routes::tp_capital::parse))
         .route("/tp-capital/telegram/webhook", post(routes::tp_capital::webhook))
         .route("/tp-capital/signals", get(routes::tp_capital::list_signals))

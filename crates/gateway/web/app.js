@@ -449,6 +449,8 @@ async function probeServices() {
       body.replaceChildren(el("p", { class: "error" }, `${body.dataset.name}: ${errText(r)}`));
     } else if (body.parentElement.id === "panel-signals") {
       renderSignals(body, r.body.data);
+    } else if (body.parentElement.id === "panel-ideas") {
+      renderKanban(body, r.body.data);
     } else {
       body.replaceChildren(r.body.data.length
         ? el("ul", {}, ...r.body.data.slice(0, 20).map((x) => el("li", {}, x.title || JSON.stringify(x))))
@@ -475,6 +477,17 @@ function renderSignals(body, list) {
   body.replaceChildren(el("table", { id: "signals" },
     el("thead", {}, el("tr", {}, ...["Hora", "Ativo", "Tipo", "Lado", "Entrada", "Alvo final", "Stop"].map((h) => el("th", {}, h)))),
     el("tbody", {}, ...list.map(signalRow))));
+}
+
+const KANBAN = [["new", "Nova"], ["review", "Revisão"], ["in-progress", "Em andamento"], ["completed", "Concluída"], ["rejected", "Rejeitada"]];
+
+function renderKanban(body, ideas) {
+  body.replaceChildren(el("div", { class: "kanban" }, ...KANBAN.map(([status, label]) => {
+    const items = ideas.filter((i) => i.status === status);
+    return el("div", { class: "col", "data-status": status },
+      el("strong", {}, `${label} (${items.length})`),
+      ...items.slice(0, 8).map((i) => el("div", { class: "item", title: i.description }, `${i.title} · ${i.priority}`)));
+  })));
 }
 
 function onSignal(s) {
