@@ -401,3 +401,66 @@ impl Db {
             .map_err(Into::into)
     }
 }
+
+/// A system of the documentation registry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SystemRow {
+    pub id: String,
+    pub name: String,
+    /// api, webapp, docs or tool.
+    pub system_type: String,
+    pub url: String,
+    pub owner: String,
+    pub tags: Vec<String>,
+    /// online, offline, error or unknown.
+    pub status: String,
+    pub last_check: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn system_from_row(r: &AnyRow) -> Result<SystemRow, sqlx::Error> {
+    Ok(SystemRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        system_type: r.try_get("system_type")?,
+        url: r.try_get("url")?,
+        owner: r.try_get("owner")?,
+        tags: serde_json::from_str(&r.try_get::<String, _>("tags")?).unwrap_or_default(),
+        status: r.try_get("status")?,
+        last_check: r.try_get::<Option<String>, _>("last_check")?.map(|s| parse_ts(&s)),
+        created_at: parse_ts(&r.try_get::<String, _>("created_at")?),
+        updated_at: parse_ts(&r.try_get::<String, _>("updated_at")?),
+    })
+}
+
+impl Db {
+    pub async fn create_system(&self, s: &SystemRow) -> Result<SystemRow, StoreError> {
+        let res = sqlx::query(
+            "INSERT INTO systems (id, name, system_type, url, owner, tags, status, last_check, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&s.id)
+        .bind(&s.name)
+        .bind(&s.system_type)
+        .bind(&s.url)
+        .bind(&s.owner)
+        .bind(serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into()))
+        .bind(&s.status)
+        .bind(s.last_check.map(|t| t.to_rfc3339()))
+        .bind(s.created_at.to_rfc3339())
+        .bind(s.updated_at.to_rfc3339())
+        .execute(self.pool())
+        .await;
+        match res {
+            Ok(_) => Ok(s.clone()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("system {}", s.name))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn list_systems(&self) -> Result<Vec<SystemRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM systems ORDER BY name").fetch_all(self.pool()).await?;
+        Ok(rows.iter().map(system_from_row).collect::<Result<_, _>>()?)
+    }
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 pub mod ideas;
 pub mod signals;
-pub use ideas::{Category, IdeaAudit, IdeaFilter, IdeaRow, IdeaStats};
+pub use ideas::{Category, IdeaAudit, IdeaFilter, IdeaRow, IdeaStats, SystemRow};
 pub use signals::{Bot, Channel, LogEntry, ModelSignal, SignalFilter, SignalRow, Stored};
 
 #[derive(Debug, thiserror::Error)]

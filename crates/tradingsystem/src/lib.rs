@@ -2,5 +2,6 @@
 //! that benchmarks and tests can start the same server in-process.
 
 pub mod config;
+pub mod import;
 pub mod logging;
 pub mod serve;

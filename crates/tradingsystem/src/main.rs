@@ -51,6 +51,17 @@ enum Command {
     /// Trading signals (TP-Capital's Telegram messages).
     #[command(subcommand)]
     Signals(SignalsCmd),
+    /// Imports data from the original system.
+    #[command(subcommand)]
+    Import(ImportCmd),
+}
+
+#[derive(Subcommand)]
+enum ImportCmd {
+    /// Reads a LowDB JSON file: the Idea Bank ({"items":[...]} or the legacy {"ideas":[...]}) or the
+    /// documentation registry ({"systems":[...],"ideas":[...]}). Idempotent; malformed records are named and
+    /// skipped. Exits 0 whenever the file could be read.
+    Lowdb { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -218,6 +229,29 @@ fn run(cli: Cli) -> Result<()> {
             generate(&symbol, ticks, seed, &out, step_ms)
         }
         Command::Signals(SignalsCmd::Parse { jsonl }) => signals_parse(jsonl.as_deref()),
+        Command::Import(ImportCmd::Lowdb { file }) => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let doc: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+            let _guard = logging::init("cli", "warn", None)?;
+            let report = rt.block_on(async {
+                std::fs::create_dir_all(&cfg.data_dir)?;
+                let db = serve::open_db(&cfg).await?;
+                let r = tradingsystem::import::import_lowdb(&db, &doc).await;
+                db.close().await;
+                r
+            })?;
+            for (what, c) in [("ideas", &report.ideas), ("systems", &report.systems)] {
+                println!("{what}: {} imported, {} already there, {} rejected", c.imported, c.already, c.rejected.len());
+                for r in &c.rejected {
+                    println!("  rejected {r}");
+                }
+            }
+            for (k, n) in &report.ignored {
+                println!("not imported: \"{k}\" ({n} record(s)): nothing in this system takes it");
+            }
+            Ok(())
+        }
         Command::Retention(RetentionCmd::Run { keep_days, signal_days }) => {
             if !(1..=36_500).contains(&keep_days) {
                 bail!("--keep-days must be between 1 and 36500");

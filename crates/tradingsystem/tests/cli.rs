@@ -178,3 +178,31 @@ fn signals_parse_from_stdin_and_jsonl() {
     let o = ts(dir.path(), &["signals", "parse", "--jsonl", "/no/such/file"], None);
     assert!(one_line_error(&o).contains("cannot open"));
 }
+
+#[test]
+fn import_lowdb_is_idempotent_and_names_bad_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ideas.json");
+    std::fs::write(
+        &file,
+        r#"{"ideas":[
+            {"id":1,"title":"Coletor B3","description":"Coletar trades","category":"coleta-dados","priority":"high","status":"new","createdAt":"2024-11-02T12:00:00.000Z","updatedAt":null},
+            {"id":2,"title":"","description":"x","category":"dashboard","priority":"low"},
+            {"id":3,"title":"Painel","description":"x","category":"dashboard","priority":"urgent"}
+        ]}"#,
+    )
+    .unwrap();
+    let o = ts(dir.path(), &["import", "lowdb", file.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    assert!(out.contains("ideas: 1 imported, 0 already there, 2 rejected"), "{out}");
+    assert!(out.contains("record 2: title") && out.contains("record 3: priority"), "{out}");
+    let o = ts(dir.path(), &["import", "lowdb", file.to_str().unwrap()], None);
+    assert!(stdout(&o).contains("ideas: 0 imported, 1 already there, 2 rejected"));
+
+    std::fs::write(dir.path().join("bad.json"), "{not json").unwrap();
+    let o = ts(dir.path(), &["import", "lowdb", dir.path().join("bad.json").to_str().unwrap()], None);
+    assert!(one_line_error(&o).contains("is not JSON"));
+    let o = ts(dir.path(), &["import", "lowdb", "/no/such.json"], None);
+    assert!(one_line_error(&o).contains("cannot read"));
+}
