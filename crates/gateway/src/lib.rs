@@ -35,12 +35,16 @@ pub struct AppState {
     pub tp: tp_capital::Ingestor,
     /// Turns signals into brackets of orders.
     pub trader: Arc<signal_trading::Trader>,
+    /// The Documentation API's search index.
+    pub docs: Arc<docs_index::DocsIndex>,
     /// Strategy/ML signals below this confidence are recorded, not traded.
     pub min_signal_confidence: f64,
     /// `TS_TELEGRAM_WEBHOOK_SECRET`; without it the webhook answers 401 to everyone.
     pub telegram_webhook_secret: Option<String>,
     pub rate_limits: Arc<protect::RateLimits>,
 }
+
+pub use routes::docs::probe as probe_system;
 
 /// Default request body limit (413 above it).
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -72,6 +76,16 @@ pub fn router(state: AppState) -> Router {
         .route("/ideas/{id}", get(routes::ideas::get_one).put(routes::ideas::update).delete(routes::ideas::delete))
         .route("/ideas/{id}/transition", post(routes::ideas::transition))
         .route("/ideas/{id}/audit", get(routes::ideas::audit))
+        .route("/docs/search", get(routes::docs::search))
+        .route("/docs/facets", get(routes::docs::facets))
+        .route("/docs/documents/{*path}", get(routes::docs::document))
+        .route("/docs/reindex", post(routes::docs::reindex))
+        .route("/systems", get(routes::docs::list_systems).post(routes::docs::create_system))
+        .route(
+            "/systems/{id}",
+            get(routes::docs::get_system).put(routes::docs::update_system).delete(routes::docs::delete_system),
+        )
+        .route("/systems/{id}/check", post(routes::docs::check_system_now))
         .route("/categories", get(routes::ideas::list_categories).post(routes::ideas::create_category))
         .route(
             "/categories/{name}",

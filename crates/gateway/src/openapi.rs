@@ -48,6 +48,16 @@ use utoipa::OpenApi;
         routes::market::candles,
         routes::market::status,
         routes::signals::create,
+        routes::docs::search,
+        routes::docs::facets,
+        routes::docs::document,
+        routes::docs::reindex,
+        routes::docs::list_systems,
+        routes::docs::create_system,
+        routes::docs::get_system,
+        routes::docs::update_system,
+        routes::docs::delete_system,
+        routes::docs::check_system_now,
         routes::ideas::list,
         routes::ideas::stats,
         routes::ideas::create,
@@ -96,6 +106,7 @@ use utoipa::OpenApi;
         (name = "market", description = "Data Capture: instruments, trades, quotes, book, candles, feed status"),
         (name = "signals", description = "Strategy/ML signals into orders"),
         (name = "ideas", description = "The Idea Bank: ideas, their workflow, categories"),
+        (name = "docs", description = "The Documentation API: search, documents, the systems registry"),
         (name = "tp-capital", description = "TP-Capital: Telegram trading signals"),
         (name = "streaming", description = "The WebSocket"),
         (name = "ops", description = "Health, readiness, metrics, this document"),
@@ -176,6 +187,8 @@ mod tests {
             }
             let args = body[args_start..end].trim_start();
             let path = args.strip_prefix('"').and_then(|a| a.split('"').next()).expect("a literal path");
+            // axum's catch-all `{*name}` is OpenAPI's `{name}`.
+            let documented_path = path.replace("{*", "{");
             let handlers = &args[path.len() + 2..];
             let prefix = if i < api_end { "/api/v1" } else { "" };
             for m in ["get", "post", "put", "delete", "patch"] {
@@ -183,7 +196,7 @@ mod tests {
                     k == 0 || !handlers.as_bytes()[k - 1].is_ascii_alphanumeric() && handlers.as_bytes()[k - 1] != b'_'
                 });
                 if called {
-                    found.insert((m.to_uppercase(), format!("{prefix}{path}")));
+                    found.insert((m.to_uppercase(), format!("{prefix}{documented_path}")));
                 }
             }
         }

@@ -59,6 +59,7 @@ fn describe() {
     describe_counter!("ts_http_rate_limited_total", "Requests answered 429, by scope (api, login).");
     describe_counter!("ts_http_timeouts_total", "Requests answered 503 TIMEOUT.");
     describe_histogram!("ts_signal_parse_seconds", Unit::Seconds, "Time to parse one signal message.");
+    describe_histogram!("ts_docs_search_seconds", Unit::Seconds, "Documentation search latency.");
     describe_counter!(
         "ts_tp_messages_total",
         "Telegram messages by outcome (parsed, updated, duplicate, ignored, unregistered, failed) and channel."

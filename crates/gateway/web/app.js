@@ -451,6 +451,8 @@ async function probeServices() {
       renderSignals(body, r.body.data);
     } else if (body.parentElement.id === "panel-ideas") {
       renderKanban(body, r.body.data);
+    } else if (body.parentElement.id === "panel-docs") {
+      renderDocsSearch(body, r.body.data);
     } else {
       body.replaceChildren(r.body.data.length
         ? el("ul", {}, ...r.body.data.slice(0, 20).map((x) => el("li", {}, x.title || JSON.stringify(x))))
@@ -477,6 +479,36 @@ function renderSignals(body, list) {
   body.replaceChildren(el("table", { id: "signals" },
     el("thead", {}, el("tr", {}, ...["Hora", "Ativo", "Tipo", "Lado", "Entrada", "Alvo final", "Stop"].map((h) => el("th", {}, h)))),
     el("tbody", {}, ...list.map(signalRow))));
+}
+
+/** Builds `<mark>` elements from the server's snippet (escaped text with <mark> around matches) without innerHTML. */
+function snippetNodes(html) {
+  const decode = (t) => t.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
+  return html.split(/(<mark>.*?<\/mark>)/).filter(Boolean).map((part) => {
+    const m = /^<mark>(.*)<\/mark>$/.exec(part);
+    return m ? el("mark", {}, decode(m[1])) : document.createTextNode(decode(part));
+  });
+}
+
+function docHits(list, hits) {
+  list.replaceChildren(...(hits.length
+    ? hits.map((h) => el("li", { "data-path": h.path }, el("strong", {}, h.title), " ", el("span", { class: "muted" }, h.path), el("br"), ...snippetNodes(h.snippet || "")))
+    : [el("li", { class: "muted" }, "Nenhum documento encontrado.")]));
+}
+
+function renderDocsSearch(body, first) {
+  const input = el("input", { id: "docs-q", placeholder: "Buscar na documentação (ex.: gestao de risco)", "aria-label": "Buscar documentação" });
+  const list = el("ul", { id: "docs-hits" });
+  let timer = null;
+  input.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const r = await api("GET", `/api/v1/docs/search?limit=8&q=${encodeURIComponent(input.value)}`);
+      if (r.status === 200) docHits(list, r.body.data);
+    }, 200);
+  });
+  body.replaceChildren(input, list);
+  docHits(list, first.slice(0, 8));
 }
 
 const KANBAN = [["new", "Nova"], ["review", "Revisão"], ["in-progress", "Em andamento"], ["completed", "Concluída"], ["rejected", "Rejeitada"]];

@@ -464,3 +464,42 @@ impl Db {
         Ok(rows.iter().map(system_from_row).collect::<Result<_, _>>()?)
     }
 }
+
+impl Db {
+    pub async fn system(&self, id: &str) -> Result<Option<SystemRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM systems WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
+        Ok(row.as_ref().map(system_from_row).transpose()?)
+    }
+
+    pub async fn update_system(&self, s: &SystemRow) -> Result<SystemRow, StoreError> {
+        let res = sqlx::query(
+            "UPDATE systems SET name = $1, system_type = $2, url = $3, owner = $4, tags = $5, status = $6, \
+             last_check = $7, updated_at = $8 WHERE id = $9",
+        )
+        .bind(&s.name)
+        .bind(&s.system_type)
+        .bind(&s.url)
+        .bind(&s.owner)
+        .bind(serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into()))
+        .bind(&s.status)
+        .bind(s.last_check.map(|t| t.to_rfc3339()))
+        .bind(s.updated_at.to_rfc3339())
+        .bind(&s.id)
+        .execute(self.pool())
+        .await;
+        match res {
+            Ok(r) if r.rows_affected() == 0 => Err(StoreError::NotFound(format!("system {}", s.id))),
+            Ok(_) => Ok(s.clone()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("system {}", s.name))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn delete_system(&self, id: &str) -> Result<(), StoreError> {
+        let r = sqlx::query("DELETE FROM systems WHERE id = $1").bind(id).execute(self.pool()).await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("system {id}")));
+        }
+        Ok(())
+    }
+}

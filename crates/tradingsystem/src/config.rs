@@ -80,6 +80,8 @@ pub struct Config {
     pub telegram_api_url: String,
     /// `TS_TELEGRAM_WEBHOOK_SECRET`: the webhook answers 401 without it.
     pub telegram_webhook_secret: Option<String>,
+    /// `TS_DOCS_DIR` (`./docs`): the Markdown the Documentation API indexes.
+    pub docs_dir: PathBuf,
     /// `TS_SIGNAL_MIN_CONFIDENCE` (0.60): strategy/ML signals below it are recorded, not traded.
     pub signal_min_confidence: f64,
     /// `TS_SIGNAL_SIZING` (`lots:1`, or `notional:BRL`): how much a signal trades.
@@ -249,7 +251,10 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
     };
     let signal_sizing = signal_trading::Sizing::parse(&env("TS_SIGNAL_SIZING").unwrap_or_else(|| "lots:1".into()))
         .map_err(|e| anyhow::anyhow!("TS_SIGNAL_SIZING: {e}"))?;
+    let docs_dir =
+        env("TS_DOCS_DIR").map(PathBuf::from).or(file.docs_dir.clone()).unwrap_or_else(|| PathBuf::from("./docs"));
     Ok(Config {
+        docs_dir,
         signal_min_confidence,
         signal_sizing,
         telegram_bot_token: env("TS_TELEGRAM_BOT_TOKEN"),

@@ -221,6 +221,41 @@ pub async fn run_with(
         }
         None => tracing::info!("TS_TELEGRAM_BOT_TOKEN not set: Telegram polling off (the webhook still works)"),
     }
+    let docs = Arc::new(
+        docs_index::DocsIndex::open(&cfg.docs_dir, &cfg.data_dir.join("index").join("docs.sqlite"))
+            .await
+            .with_context(|| format!("cannot index the documentation in {}", cfg.docs_dir.display()))?,
+    );
+    if !cfg.docs_dir.exists() {
+        tracing::warn!(dir = %cfg.docs_dir.display(), "TS_DOCS_DIR does not exist: documentation search is empty");
+    }
+    let watched = docs.clone();
+    tokio::spawn(async move {
+        // Edited, added or removed files are picked up within a few seconds (a scan of the folder's file times).
+        let mut every = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            every.tick().await;
+            if let Err(e) = watched.reindex_if_changed().await {
+                tracing::warn!(error = %e, "documentation reindex failed");
+            }
+        }
+    });
+    let probes = db.clone();
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            let Ok(systems) = probes.list_systems().await else { continue };
+            for s in systems {
+                let status = gateway::probe_system(&client, &s.url).await;
+                let s = storage::SystemRow { status: status.into(), last_check: Some(Utc::now()), ..s };
+                if let Err(e) = probes.update_system(&s).await {
+                    tracing::warn!(error = %e, "system health probe not stored");
+                }
+            }
+        }
+    });
     let state = AppState {
         oms: oms.clone(),
         db: db.clone(),
@@ -232,6 +267,7 @@ pub async fn run_with(
         protection: Arc::new(cfg.protection.clone()),
         tp,
         trader,
+        docs,
         min_signal_confidence: cfg.signal_min_confidence,
         telegram_webhook_secret: cfg.telegram_webhook_secret.clone(),
         rate_limits,

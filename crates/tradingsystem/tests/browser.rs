@@ -35,7 +35,9 @@ fn dashboard_in_headless_chromium() {
         return;
     }
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path());
+    // The project's own documentation, as `serve` from the repository root would index it.
+    let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+    let server = Server::start_with(data.path(), &[("TS_DOCS_DIR", docs.to_str().unwrap_or("docs"))]);
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-shots");
     let out = Command::new("node")
         .arg("dashboard.mjs")

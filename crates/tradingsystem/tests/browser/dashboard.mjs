@@ -144,10 +144,11 @@ try {
     await page.waitForFunction(() => document.getElementById("t-error").textContent.includes("KILL_SWITCH"), null, { timeout: 10000 });
   });
 
-  await step("the TP-Capital panel lists signals, the Idea Bank shows its kanban, unbuilt services say so", async () => {
+  await step("the TP-Capital panel lists signals, the Idea Bank shows its kanban, documentation search highlights", async () => {
     await page.waitForFunction(() => /Nenhum sinal|Ativo/.test(document.querySelector("#panel-signals").textContent), null, { timeout: 10000 });
     await page.waitForFunction(() => document.querySelectorAll("#panel-ideas .kanban .col").length === 5, null, { timeout: 10000 });
-    await page.waitForFunction(() => document.querySelector("#panel-docs").textContent.includes("ainda não disponível"), null, { timeout: 10000 });
+    await page.fill("#docs-q", "gestao de risco");
+    await page.waitForFunction(() => [...document.querySelectorAll("#docs-hits li")].some((li) => li.querySelector("mark")), null, { timeout: 10000 });
   });
 
   await step("the API reference renders from /openapi.json", async () => {

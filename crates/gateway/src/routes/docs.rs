@@ -1,0 +1,338 @@
+//! The Documentation API: search, facets and documents from the indexed Markdown folder, reindexing, and the
+//! systems registry with health probes.
+
+use super::{query, QueryMap};
+use crate::auth::{AsAdmin, AsTrader, Authorized, Principal, Role};
+use crate::body::JsonBody;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::views::List;
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use docs_index::{DocsError, Facets, Hit, Query, ReindexReport};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use storage::SystemRow;
+
+impl From<DocsError> for ApiError {
+    fn from(e: DocsError) -> Self {
+        match e {
+            DocsError::NotFound(p) => ApiError::not_found(format!("document {p} not found")),
+            DocsError::TooSoon(s) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "REINDEX_TOO_SOON",
+                format!("the index was rebuilt {s} s ago; at most one reindex a minute (changed files are picked up on their own)"),
+            )
+            .with_details(serde_json::json!({ "retry_after_seconds": 60 - s.min(60) })),
+            other => {
+                tracing::error!(error = %other, "documentation index");
+                ApiError::unavailable("the documentation index is unavailable")
+            }
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HitView {
+    path: String,
+    title: String,
+    summary: String,
+    domain: Option<String>,
+    #[serde(rename = "type")]
+    doc_type: Option<String>,
+    tags: Vec<String>,
+    status: String,
+    /// Higher is better (BM25, title weighted ten times the body).
+    score: f64,
+    /// HTML: escaped text with `<mark>` around the matches.
+    snippet: String,
+}
+
+impl From<Hit> for HitView {
+    fn from(h: Hit) -> Self {
+        HitView {
+            path: h.path,
+            title: h.title,
+            summary: h.summary,
+            domain: h.domain,
+            doc_type: h.doc_type,
+            tags: h.tags,
+            status: h.status,
+            score: h.score,
+            snippet: h.snippet,
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/docs/search", tag = "docs", summary = "Full-text search, ranked, with highlighted snippets",
+    security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])),
+    params(("q" = Option<String>, Query, description = "Words (accents do not matter; each is prefix-matched)"),
+           ("domain" = Option<String>, Query), ("type" = Option<String>, Query), ("tags" = Option<String>, Query, description = "Comma-separated; all must be present"),
+           ("status" = Option<String>, Query), ("limit" = Option<usize>, Query, description = "1..100, default 20")),
+    responses((status = 200, body = List<HitView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn search(State(st): State<AppState>, principal: Principal, q: QueryMap) -> ApiResult<Json<List<HitView>>> {
+    principal.require(Role::Viewer)?;
+    let q = query(q)?;
+    let limit = match q.get("limit") {
+        None => 20,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| ApiError::invalid("limit", "limit must be an integer from 1 to 100"))?,
+    };
+    let text = |k: &str| q.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let query = Query {
+        q: text("q").unwrap_or_default(),
+        domain: text("domain"),
+        doc_type: text("type"),
+        tags: text("tags")
+            .map(|t| t.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+            .unwrap_or_default(),
+        status: text("status"),
+        limit,
+    };
+    if query.q.len() > 500 {
+        return Err(ApiError::invalid("q", "q: at most 500 characters"));
+    }
+    let started = std::time::Instant::now();
+    let (hits, total) = st.docs.search(&query).await?;
+    metrics::histogram!("ts_docs_search_seconds").record(started.elapsed().as_secs_f64());
+    Ok(Json(List { data: hits.into_iter().map(HitView::from).collect(), total }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FacetsView {
+    #[schema(value_type = Object)]
+    domain: Value,
+    #[serde(rename = "type")]
+    #[schema(value_type = Object)]
+    doc_type: Value,
+    #[schema(value_type = Object)]
+    tags: Value,
+    #[schema(value_type = Object)]
+    status: Value,
+}
+
+#[utoipa::path(get, path = "/api/v1/docs/facets", tag = "docs", summary = "Document counts per domain, type, tag and status",
+    security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])),
+    responses((status = 200, body = FacetsView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn facets(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<FacetsView>> {
+    principal.require(Role::Viewer)?;
+    let f: Facets = st.docs.facets().await?;
+    let j = |m| serde_json::to_value(m).unwrap_or_default();
+    Ok(Json(FacetsView { domain: j(f.domain), doc_type: j(f.doc_type), tags: j(f.tags), status: j(f.status) }))
+}
+
+#[utoipa::path(get, path = "/api/v1/docs/documents/{path}", tag = "docs", summary = "One document: front matter, Markdown and rendered HTML",
+    security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), params(("path" = String, Path, description = "Relative path, such as ops/backup.md")),
+    responses((status = 200, description = "{path, front_matter, markdown, html}"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn document(
+    State(st): State<AppState>,
+    principal: Principal,
+    Path(path): Path<String>,
+) -> ApiResult<Json<Value>> {
+    principal.require(Role::Viewer)?;
+    Ok(Json(st.docs.document(&path).await?))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReindexView {
+    documents: usize,
+    /// [path, why] for files left out.
+    #[schema(value_type = Vec<Vec<String>>)]
+    skipped: Vec<(String, String)>,
+    millis: u64,
+}
+
+#[utoipa::path(post, path = "/api/v1/docs/reindex", tag = "docs", summary = "Rebuild the index now (at most once a minute)",
+    security(("bearer" = ["trader"]), ("api_key" = ["trader"])),
+    responses((status = 200, body = ReindexView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 429, description = "A reindex ran less than a minute ago", body = ErrorBody)))]
+pub async fn reindex(State(st): State<AppState>, Authorized(_): AsTrader) -> ApiResult<Response> {
+    match st.docs.reindex_requested().await {
+        Ok(ReindexReport { documents, skipped, millis }) => {
+            Ok(Json(ReindexView { documents, skipped, millis }).into_response())
+        }
+        Err(DocsError::TooSoon(s)) => {
+            let mut resp = ApiError::from(DocsError::TooSoon(s)).into_response();
+            if let Ok(v) = http::HeaderValue::from_str(&(60 - s.min(59)).to_string()) {
+                resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+            }
+            Ok(resp)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---- systems ----
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SystemView {
+    id: String,
+    name: String,
+    /// api, webapp, docs or tool.
+    #[serde(rename = "type")]
+    system_type: String,
+    url: String,
+    owner: String,
+    tags: Vec<String>,
+    /// online, offline, error or unknown (from the last health probe).
+    status: String,
+    last_check: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<SystemRow> for SystemView {
+    fn from(s: SystemRow) -> Self {
+        SystemView {
+            id: s.id,
+            name: s.name,
+            system_type: s.system_type,
+            url: s.url,
+            owner: s.owner,
+            tags: s.tags,
+            status: s.status,
+            last_check: s.last_check,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SystemBody {
+    name: String,
+    #[serde(rename = "type")]
+    system_type: String,
+    url: String,
+    #[serde(default)]
+    owner: String,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+fn check_system(b: &SystemBody) -> ApiResult<()> {
+    if b.name.trim().is_empty() || b.name.len() > 100 {
+        return Err(ApiError::invalid("name", "name: 1 to 100 characters"));
+    }
+    if !matches!(b.system_type.as_str(), "api" | "webapp" | "docs" | "tool") {
+        return Err(ApiError::invalid("type", "type: api, webapp, docs or tool"));
+    }
+    if !(b.url.starts_with("http://") || b.url.starts_with("https://")) || b.url.len() > 500 {
+        return Err(ApiError::invalid("url", "url: an http(s) URL"));
+    }
+    Ok(())
+}
+
+/// Probes `url`: 2xx/3xx online, another status error, no answer offline.
+pub async fn probe(client: &reqwest::Client, url: &str) -> &'static str {
+    match client.get(url).timeout(std::time::Duration::from_secs(3)).send().await {
+        Ok(r) if r.status().is_success() || r.status().is_redirection() => "online",
+        Ok(_) => "error",
+        Err(_) => "offline",
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/systems", tag = "docs", summary = "The systems registry",
+    security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])),
+    responses((status = 200, body = List<SystemView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_systems(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<List<SystemView>>> {
+    principal.require(Role::Viewer)?;
+    let data: Vec<SystemView> = st.db.list_systems().await?.into_iter().map(SystemView::from).collect();
+    Ok(Json(List { total: data.len() as u64, data }))
+}
+
+#[utoipa::path(post, path = "/api/v1/systems", tag = "docs", summary = "Register a system",
+    security(("bearer" = ["admin"]), ("api_key" = ["admin"])), request_body = SystemBody,
+    responses((status = 201, body = SystemView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_system(
+    State(st): State<AppState>,
+    Authorized(_): AsAdmin,
+    JsonBody(b, _): JsonBody<SystemBody>,
+) -> ApiResult<(StatusCode, Json<SystemView>)> {
+    check_system(&b)?;
+    let tags = idea_bank::check_tags(&b.tags).map_err(|e| ApiError::invalid(e.field, e.message))?;
+    let now = Utc::now();
+    let s = SystemRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: b.name.trim().into(),
+        system_type: b.system_type,
+        url: b.url,
+        owner: b.owner,
+        tags,
+        status: "unknown".into(),
+        last_check: None,
+        created_at: now,
+        updated_at: now,
+    };
+    Ok((StatusCode::CREATED, Json(st.db.create_system(&s).await?.into())))
+}
+
+#[utoipa::path(get, path = "/api/v1/systems/{id}", tag = "docs", summary = "One system",
+    security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), params(("id" = String, Path)),
+    responses((status = 200, body = SystemView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_system(
+    State(st): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SystemView>> {
+    principal.require(Role::Viewer)?;
+    Ok(Json(st.db.system(&id).await?.ok_or_else(|| ApiError::not_found(format!("system {id} not found")))?.into()))
+}
+
+#[utoipa::path(put, path = "/api/v1/systems/{id}", tag = "docs", summary = "Change a system",
+    security(("bearer" = ["admin"]), ("api_key" = ["admin"])), params(("id" = String, Path)), request_body = SystemBody,
+    responses((status = 200, body = SystemView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_system(
+    State(st): State<AppState>,
+    Authorized(_): AsAdmin,
+    Path(id): Path<String>,
+    JsonBody(b, _): JsonBody<SystemBody>,
+) -> ApiResult<Json<SystemView>> {
+    check_system(&b)?;
+    let tags = idea_bank::check_tags(&b.tags).map_err(|e| ApiError::invalid(e.field, e.message))?;
+    let old = st.db.system(&id).await?.ok_or_else(|| ApiError::not_found(format!("system {id} not found")))?;
+    let s = SystemRow {
+        name: b.name.trim().into(),
+        system_type: b.system_type,
+        url: b.url,
+        owner: b.owner,
+        tags,
+        updated_at: Utc::now(),
+        ..old
+    };
+    Ok(Json(st.db.update_system(&s).await?.into()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/systems/{id}", tag = "docs", summary = "Remove a system",
+    security(("bearer" = ["admin"]), ("api_key" = ["admin"])), params(("id" = String, Path)),
+    responses((status = 204, description = "Removed"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_system(
+    State(st): State<AppState>,
+    Authorized(_): AsAdmin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    st.db.delete_system(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/systems/{id}/check", tag = "docs", summary = "Probe a system's URL now",
+    security(("bearer" = ["trader"]), ("api_key" = ["trader"])), params(("id" = String, Path)),
+    responses((status = 200, body = SystemView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn check_system_now(
+    State(st): State<AppState>,
+    Authorized(_): AsTrader,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SystemView>> {
+    let s = st.db.system(&id).await?.ok_or_else(|| ApiError::not_found(format!("system {id} not found")))?;
+    let client = reqwest::Client::new();
+    let status = probe(&client, &s.url).await;
+    let s = SystemRow { status: status.into(), last_check: Some(Utc::now()), ..s };
+    Ok(Json(st.db.update_system(&s).await?.into()))
+}
