@@ -82,14 +82,23 @@ pub struct DocsIndex {
 }
 
 /// Words of a query, folded the way the index folds them, each quoted and prefix-matched.
+/// The last word is prefix-matched (people type words partly), the others must match whole.
 fn fts_query(q: &str) -> Option<String> {
-    let words: Vec<String> = q
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .take(16)
-        .map(|w| format!("\"{}\"*", w.to_lowercase()))
+    let words: Vec<&str> = q.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).take(16).collect();
+    let last = words.len().checked_sub(1)?;
+    let terms: Vec<String> = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let w = w.to_lowercase();
+            if i == last && w.chars().count() >= 2 {
+                format!("\"{w}\"*")
+            } else {
+                format!("\"{w}\"")
+            }
+        })
         .collect();
-    (!words.is_empty()).then(|| words.join(" "))
+    Some(terms.join(" "))
 }
 
 fn escape_html(s: &str) -> String {
@@ -135,15 +144,25 @@ impl DocsIndex {
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
             .synchronous(sqlx::sqlite::SqliteSynchronous::Off);
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
+        // The index is derived from the files: start from a fresh schema every time.
         for stmt in [
+            "DROP TABLE IF EXISTS docs",
+            "DROP TABLE IF EXISTS docs_fts",
             "CREATE TABLE IF NOT EXISTS docs (path TEXT PRIMARY KEY, title TEXT NOT NULL, summary TEXT NOT NULL, \
              domain TEXT, doc_type TEXT, tags TEXT NOT NULL, status TEXT NOT NULL, last_review TEXT, \
              sidebar_position INTEGER, markdown TEXT NOT NULL, front_matter TEXT NOT NULL)",
-            "CREATE VIRTUAL TABLE IF NOT EXISTS docs_fts USING fts5(path UNINDEXED, title, summary, headings, body, \
-             tokenize = 'unicode61 remove_diacritics 2')",
+            // Prefix indexes make "gest*" a lookup rather than a scan of every term starting with it.
+            // The filter columns ride along unindexed, so a filtered search is one FTS5 query, not a join.
+            "CREATE VIRTUAL TABLE IF NOT EXISTS docs_fts USING fts5(path UNINDEXED, domain UNINDEXED, \
+             doc_type UNINDEXED, status UNINDEXED, tags UNINDEXED, title, summary, headings, body, \
+             tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3 4')",
         ] {
             sqlx::query(stmt).execute(&pool).await?;
         }
+        // The weights of `rank`: title ten times the body, summary and tags four, headings three.
+        sqlx::query("INSERT INTO docs_fts (docs_fts, rank) VALUES ('rank', 'bm25(0.0, 0.0, 0.0, 0.0, 0.0, 10.0, 4.0, 3.0, 1.0)')")
+            .execute(&pool)
+            .await?;
         let idx = DocsIndex {
             root: root.to_path_buf(),
             pool,
@@ -222,14 +241,21 @@ impl DocsIndex {
             .bind(doc.front_matter.to_string())
             .execute(&mut *tx)
             .await?;
-            sqlx::query("INSERT INTO docs_fts (path, title, summary, headings, body) VALUES (?, ?, ?, ?, ?)")
-                .bind(&rel)
-                .bind(&doc.title)
-                .bind(format!("{} {}", doc.summary, doc.tags.join(" ")))
-                .bind(doc.headings.join("\n"))
-                .bind(&doc.body)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO docs_fts (path, domain, doc_type, status, tags, title, summary, headings, body) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&rel)
+            .bind(&doc.domain)
+            .bind(&doc.doc_type)
+            .bind(&doc.status)
+            .bind(serde_json::to_string(&doc.tags).unwrap_or_else(|_| "[]".into()))
+            .bind(&doc.title)
+            .bind(format!("{} {}", doc.summary, doc.tags.join(" ")))
+            .bind(doc.headings.join("\n"))
+            .bind(&doc.body)
+            .execute(&mut *tx)
+            .await?;
             report.documents += 1;
         }
         tx.commit().await?;
@@ -246,76 +272,106 @@ impl DocsIndex {
     }
 
     pub async fn search(&self, q: &Query) -> Result<(Vec<Hit>, u64), DocsError> {
-        let mut filters = String::new();
+        let mut filters: Vec<String> = Vec::new();
         let mut args: Vec<String> = Vec::new();
-        for (col, v) in [("d.domain", &q.domain), ("d.doc_type", &q.doc_type), ("d.status", &q.status)] {
+        for (col, v) in [("domain", &q.domain), ("doc_type", &q.doc_type), ("status", &q.status)] {
             if let Some(v) = v {
-                filters.push_str(&format!(" AND {col} = ?"));
+                filters.push(format!("{col} = ?"));
                 args.push(v.clone());
             }
         }
         for t in &q.tags {
-            filters.push_str(" AND d.tags LIKE ? ESCAPE '\\'");
+            filters.push("tags LIKE ? ESCAPE '\\'".into());
             let quoted = serde_json::to_string(t).unwrap_or_default();
             args.push(format!("%{}%", quoted.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
         }
         let limit = q.limit.clamp(1, 100) as i64;
-        let columns = "d.path, d.title, d.summary, d.domain, d.doc_type, d.tags, d.status";
-        let (sql, matched) = match fts_query(&q.q) {
-            // Title counts ten times the body, the summary and tags four times, headings three times.
-            Some(m) => (
-                format!(
-                    "SELECT {columns}, -bm25(docs_fts, 0.0, 10.0, 4.0, 3.0, 1.0) AS score, \
-                     snippet(docs_fts, -1, char(1), char(2), '…', 24) AS snippet \
-                     FROM docs_fts JOIN docs d ON d.path = docs_fts.path WHERE docs_fts MATCH ?{filters} \
-                     ORDER BY score DESC, d.title LIMIT ?"
-                ),
-                Some(m),
-            ),
-            None => (
-                format!("SELECT {columns}, 0.0 AS score, d.summary AS snippet FROM docs d WHERE 1 = 1{filters} ORDER BY d.title LIMIT ?"),
-                None,
-            ),
+        let Some(matched) = fts_query(&q.q) else {
+            return self.browse(&filters, &args, limit).await;
         };
-        let count_sql = match &matched {
-            Some(_) => format!(
-                "SELECT COUNT(*) FROM docs_fts JOIN docs d ON d.path = docs_fts.path WHERE docs_fts MATCH ?{filters}"
-            ),
-            None => format!("SELECT COUNT(*) FROM docs d WHERE 1 = 1{filters}"),
-        };
+        let restrict: String = filters.iter().map(|f| format!(" AND {f}")).collect();
+        // Ranking first, over row ids only: snippets are the costly part, so they are made for the page alone.
+        // Title counts ten times the body, the summary and tags four times, headings three times.
+        let rank_sql = format!(
+            "SELECT rowid, -rank AS score FROM docs_fts WHERE docs_fts MATCH ?{restrict} ORDER BY rank LIMIT ?"
+        );
+        let count_sql = format!("SELECT COUNT(*) FROM docs_fts WHERE docs_fts MATCH ?{restrict}");
+        let mut rank = sqlx::query(&rank_sql).bind(&matched);
+        let mut count = sqlx::query(&count_sql).bind(&matched);
+        for a in &args {
+            rank = rank.bind(a);
+            count = count.bind(a);
+        }
+        let top = rank.bind(limit).fetch_all(&self.pool).await?;
+        let total: i64 = count.fetch_one(&self.pool).await?.try_get(0)?;
+        if top.is_empty() {
+            return Ok((Vec::new(), total as u64));
+        }
+        let ids: Vec<i64> = top.iter().map(|r| r.try_get::<i64, _>(0)).collect::<Result<_, _>>()?;
+        let scores: std::collections::HashMap<i64, f64> = top
+            .iter()
+            .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<f64, _>(1)?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        let placeholders = vec!["?"; ids.len()].join(", ");
+        let page_sql = format!(
+            "SELECT f.rowid AS id, d.path, d.title, d.summary, d.domain, d.doc_type, d.tags, d.status, \
+             snippet(docs_fts, -1, char(1), char(2), '…', 24) AS snippet \
+             FROM docs_fts f JOIN docs d ON d.path = f.path WHERE docs_fts MATCH ? AND f.rowid IN ({placeholders})"
+        );
+        let mut page = sqlx::query(&page_sql).bind(&matched);
+        for id in &ids {
+            page = page.bind(id);
+        }
+        let rows = page.fetch_all(&self.pool).await?;
+        let mut hits: Vec<(usize, Hit)> = rows
+            .iter()
+            .map(|r| {
+                let id: i64 = r.try_get("id")?;
+                let score = scores.get(&id).copied().unwrap_or_default();
+                let order = ids.iter().position(|x| *x == id).unwrap_or(usize::MAX);
+                Ok((order, Self::hit(r, score)?))
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        hits.sort_by_key(|(order, _)| *order);
+        Ok((hits.into_iter().map(|(_, h)| h).collect(), total as u64))
+    }
+
+    /// No words: the filtered documents by title, with their summaries.
+    async fn browse(&self, filters: &[String], args: &[String], limit: i64) -> Result<(Vec<Hit>, u64), DocsError> {
+        let filter = if filters.is_empty() { String::new() } else { format!(" WHERE {}", filters.join(" AND ")) };
+        let sql = format!(
+            "SELECT path, title, summary, domain, doc_type, tags, status, summary AS snippet FROM docs{filter} \
+             ORDER BY title LIMIT ?"
+        );
+        let count_sql = format!("SELECT COUNT(*) FROM docs{filter}");
         let mut query = sqlx::query(&sql);
         let mut count = sqlx::query(&count_sql);
-        if let Some(m) = &matched {
-            query = query.bind(m);
-            count = count.bind(m);
-        }
-        for a in &args {
+        for a in args {
             query = query.bind(a);
             count = count.bind(a);
         }
         let rows = query.bind(limit).fetch_all(&self.pool).await?;
         let total: i64 = count.fetch_one(&self.pool).await?.try_get(0)?;
-        let hits = rows
-            .iter()
-            .map(|r| {
-                let tags: String = r.try_get("tags")?;
-                let raw: String = r.try_get("snippet")?;
-                // Escape the text, then turn the markers FTS5 put around matches into <mark>.
-                let snippet = escape_html(&raw).replace('\u{1}', "<mark>").replace('\u{2}', "</mark>");
-                Ok(Hit {
-                    path: r.try_get("path")?,
-                    title: r.try_get("title")?,
-                    summary: r.try_get("summary")?,
-                    domain: r.try_get("domain")?,
-                    doc_type: r.try_get("doc_type")?,
-                    tags: serde_json::from_str(&tags).unwrap_or_default(),
-                    status: r.try_get("status")?,
-                    score: r.try_get::<f64, _>("score")?,
-                    snippet,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let hits = rows.iter().map(|r| Self::hit(r, 0.0)).collect::<Result<Vec<_>, sqlx::Error>>()?;
         Ok((hits, total as u64))
+    }
+
+    fn hit(r: &sqlx::sqlite::SqliteRow, score: f64) -> Result<Hit, sqlx::Error> {
+        let tags: String = r.try_get("tags")?;
+        let raw: String = r.try_get("snippet")?;
+        // Escape the text, then turn the markers FTS5 put around matches into <mark>.
+        let snippet = escape_html(&raw).replace('\u{1}', "<mark>").replace('\u{2}', "</mark>");
+        Ok(Hit {
+            path: r.try_get("path")?,
+            title: r.try_get("title")?,
+            summary: r.try_get("summary")?,
+            domain: r.try_get("domain")?,
+            doc_type: r.try_get("doc_type")?,
+            tags: serde_json::from_str(&tags).unwrap_or_default(),
+            status: r.try_get("status")?,
+            score,
+            snippet,
+        })
     }
 
     pub async fn facets(&self) -> Result<Facets, DocsError> {

@@ -503,3 +503,34 @@ impl Db {
         Ok(())
     }
 }
+
+impl Db {
+    /// Many ideas in one transaction, each with its audit entry (imports and benchmarks); stops at the first error.
+    pub async fn insert_ideas(&self, rows: &[IdeaRow], actor: &str) -> Result<u64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for i in rows {
+            sqlx::query(&format!(
+                "INSERT INTO ideas ({IDEA_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ))
+            .bind(&i.id)
+            .bind(&i.legacy_id)
+            .bind(&i.title)
+            .bind(&i.description)
+            .bind(&i.category)
+            .bind(&i.priority)
+            .bind(&i.status)
+            .bind(serde_json::to_string(&i.tags).unwrap_or_else(|_| "[]".into()))
+            .bind(i.metadata.to_string())
+            .bind(&i.created_by)
+            .bind(&i.updated_by)
+            .bind(i.created_at.to_rfc3339())
+            .bind(i.updated_at.to_rfc3339())
+            .execute(&mut *tx)
+            .await?;
+            let changes = serde_json::json!({ "created": { "title": i.title } });
+            Self::audit_idea(&mut tx, &i.id, actor, "import", &changes).await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len() as u64)
+    }
+}
