@@ -1,7 +1,7 @@
 //! The Idea Bank's tables: categories, ideas and their audit log. Rules (workflow, validation) live in the
 //! `idea-bank` crate; this is only storage.
 
-use crate::{is_unique_violation, parse_ts, Db, StoreError};
+use crate::{get_bool, is_unique_violation, like_pattern, parse_ts, unique, Db, Filters, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -66,10 +66,6 @@ pub struct IdeaStats {
     pub by_priority: Vec<(String, i64)>,
 }
 
-fn get_bool(r: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
-    r.try_get::<bool, _>(col).or_else(|_| r.try_get::<i64, _>(col).map(|v| v != 0))
-}
-
 fn category_from_row(r: &AnyRow) -> Result<Category, sqlx::Error> {
     Ok(Category {
         name: r.try_get("name")?,
@@ -101,11 +97,6 @@ fn idea_from_row(r: &AnyRow) -> Result<IdeaRow, sqlx::Error> {
         created_at: parse_ts(&r.try_get::<String, _>("created_at")?),
         updated_at: parse_ts(&r.try_get::<String, _>("updated_at")?),
     })
-}
-
-/// `LIKE` pattern for a literal substring.
-fn like(s: &str) -> String {
-    format!("%{}%", s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
 }
 
 const IDEA_COLUMNS: &str =
@@ -143,11 +134,7 @@ impl Db {
         .bind(c.updated_at.to_rfc3339())
         .execute(self.pool())
         .await;
-        match res {
-            Ok(_) => Ok(c.clone()),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("category {}", c.name))),
-            Err(e) => Err(e.into()),
-        }
+        unique(res, || format!("category {}", c.name)).map(|_| c.clone())
     }
 
     pub async fn update_category(&self, c: &Category) -> Result<Category, StoreError> {
@@ -319,30 +306,25 @@ impl Db {
     }
 
     pub async fn list_ideas(&self, f: &IdeaFilter) -> Result<(Vec<IdeaRow>, i64), StoreError> {
-        let mut clauses: Vec<String> = Vec::new();
-        let mut args: Vec<String> = Vec::new();
-        let mut push = |clause: &str, value: String| {
-            args.push(value);
-            clauses.push(clause.replace('?', &format!("${}", args.len())));
-        };
+        let mut w = Filters::default();
         if let Some(v) = &f.category {
-            push("category = ?", v.clone());
+            w.push("category = ?", v.clone());
         }
         if let Some(v) = &f.status {
-            push("status = ?", v.clone());
+            w.push("status = ?", v.clone());
         }
         if let Some(v) = &f.priority {
-            push("priority = ?", v.clone());
+            w.push("priority = ?", v.clone());
         }
         if let Some(t) = &f.tag {
             // Tags are a JSON array of strings: match the quoted element.
             let quoted = serde_json::to_string(&t.to_lowercase()).unwrap_or_default();
-            push("LOWER(tags) LIKE ? ESCAPE '\\'", like(&quoted));
+            w.push("LOWER(tags) LIKE ? ESCAPE '\\'", like_pattern(&quoted));
         }
         if let Some(q) = &f.search {
-            push("LOWER(title || ' ' || description || ' ' || tags) LIKE ? ESCAPE '\\'", like(q));
+            w.push("LOWER(title || ' ' || description || ' ' || tags) LIKE ? ESCAPE '\\'", like_pattern(q));
         }
-        let filter = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
+        let (filter, args) = (w.where_sql(), w.args);
         let count_sql = format!("SELECT COUNT(*) FROM ideas{filter}");
         let mut count = sqlx::query(&count_sql);
         for a in &args {
@@ -452,11 +434,7 @@ impl Db {
         .bind(s.updated_at.to_rfc3339())
         .execute(self.pool())
         .await;
-        match res {
-            Ok(_) => Ok(s.clone()),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("system {}", s.name))),
-            Err(e) => Err(e.into()),
-        }
+        unique(res, || format!("system {}", s.name)).map(|_| s.clone())
     }
 
     pub async fn list_systems(&self) -> Result<Vec<SystemRow>, StoreError> {
@@ -496,11 +474,7 @@ impl Db {
     }
 
     pub async fn delete_system(&self, id: &str) -> Result<(), StoreError> {
-        let r = sqlx::query("DELETE FROM systems WHERE id = $1").bind(id).execute(self.pool()).await?;
-        if r.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("system {id}")));
-        }
-        Ok(())
+        self.delete_by_id("systems", id, "system").await
     }
 }
 

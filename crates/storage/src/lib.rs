@@ -70,6 +70,47 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
 }
 
+/// A write where a unique key may already exist: that case is a `Conflict` naming `what`.
+pub(crate) fn unique<T>(res: Result<T, sqlx::Error>, what: impl FnOnce() -> String) -> Result<T, StoreError> {
+    match res {
+        Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(what())),
+        other => other.map_err(Into::into),
+    }
+}
+
+/// Booleans come back as bool from PostgreSQL and as integers from SQLite.
+pub(crate) fn get_bool(r: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
+    r.try_get::<bool, _>(col).or_else(|_| r.try_get::<i64, _>(col).map(|v| v != 0))
+}
+
+/// A `LIKE ... ESCAPE '\'` pattern matching `s` literally anywhere, lower-cased.
+pub(crate) fn like_pattern(s: &str) -> String {
+    format!("%{}%", s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+}
+
+/// `WHERE` clauses with numbered placeholders, built up one filter at a time.
+#[derive(Default)]
+pub(crate) struct Filters {
+    clauses: Vec<String>,
+    pub(crate) args: Vec<String>,
+}
+
+impl Filters {
+    /// `clause` holds one `?`, replaced by the next placeholder number.
+    pub(crate) fn push(&mut self, clause: &str, value: String) {
+        self.args.push(value);
+        self.clauses.push(clause.replace('?', &format!("${}", self.args.len())));
+    }
+
+    pub(crate) fn where_sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+}
+
 impl Db {
     /// Connects (creating a SQLite file if needed). Does not migrate: call [`Db::migrate`].
     pub async fn connect(url: &str) -> Result<Db, StoreError> {
@@ -97,6 +138,15 @@ impl Db {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Deletes the row of `table` whose `id` is `id`; none is `NotFound(what id)`.
+    pub(crate) async fn delete_by_id(&self, table: &str, id: &str, what: &str) -> Result<(), StoreError> {
+        let r = sqlx::query(&format!("DELETE FROM {table} WHERE id = $1")).bind(id).execute(self.pool()).await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("{what} {id}")));
+        }
+        Ok(())
     }
 
     pub fn backend(&self) -> Backend {

@@ -1,7 +1,7 @@
 //! TP-Capital's tables: channels, bots, signals (idempotent on channel + Telegram message id), the deleted
 //! archive and the ingestion log. Prices are stored as integer 1/10,000 units, like everywhere else.
 
-use crate::{is_unique_violation, parse_ts, Db, StoreError};
+use crate::{get_bool, is_unique_violation, like_pattern, parse_ts, unique, Db, Filters, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -148,11 +148,6 @@ fn channel_from_row(r: &AnyRow) -> Result<Channel, sqlx::Error> {
     })
 }
 
-/// Booleans come back as bool from PostgreSQL and as integers from SQLite.
-fn get_bool(r: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
-    r.try_get::<bool, _>(col).or_else(|_| r.try_get::<i64, _>(col).map(|v| v != 0))
-}
-
 fn bot_from_row(r: &AnyRow) -> Result<Bot, sqlx::Error> {
     Ok(Bot {
         id: r.try_get("id")?,
@@ -189,11 +184,7 @@ impl Db {
         .bind(c.auto_trade)
         .execute(self.pool())
         .await;
-        match res {
-            Ok(_) => Ok(c.clone()),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("channel {}", c.channel_id))),
-            Err(e) => Err(e.into()),
-        }
+        unique(res, || format!("channel {}", c.channel_id)).map(|_| c.clone())
     }
 
     pub async fn update_channel(&self, c: &Channel) -> Result<Channel, StoreError> {
@@ -220,11 +211,7 @@ impl Db {
     }
 
     pub async fn delete_channel(&self, id: &str) -> Result<(), StoreError> {
-        let r = sqlx::query("DELETE FROM tp_channels WHERE id = $1").bind(id).execute(self.pool()).await?;
-        if r.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("channel {id}")));
-        }
-        Ok(())
+        self.delete_by_id("tp_channels", id, "channel").await
     }
 
     pub async fn channel(&self, id: &str) -> Result<Option<Channel>, StoreError> {
@@ -279,11 +266,7 @@ impl Db {
         .bind(b.updated_at.to_rfc3339())
         .execute(self.pool())
         .await;
-        match res {
-            Ok(_) => Ok(b.clone()),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("bot {}", b.username))),
-            Err(e) => Err(e.into()),
-        }
+        unique(res, || format!("bot {}", b.username)).map(|_| b.clone())
     }
 
     pub async fn update_bot(&self, b: &Bot) -> Result<Bot, StoreError> {
@@ -309,11 +292,7 @@ impl Db {
     }
 
     pub async fn delete_bot(&self, id: &str) -> Result<(), StoreError> {
-        let r = sqlx::query("DELETE FROM tp_bots WHERE id = $1").bind(id).execute(self.pool()).await?;
-        if r.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("bot {id}")));
-        }
-        Ok(())
+        self.delete_by_id("tp_bots", id, "bot").await
     }
 
     pub async fn bot(&self, id: &str) -> Result<Option<Bot>, StoreError> {
@@ -409,32 +388,26 @@ impl Db {
 
     /// A page of signals, newest first, and the total matching the filter.
     pub async fn list_signals(&self, f: &SignalFilter) -> Result<(Vec<SignalRow>, i64), StoreError> {
-        let mut clauses: Vec<String> = Vec::new();
-        let mut args: Vec<String> = Vec::new();
-        let mut push = |clause: &str, value: String| {
-            args.push(value);
-            clauses.push(clause.replace('?', &format!("${}", args.len())));
-        };
+        let mut w = Filters::default();
         if let Some(c) = &f.channel_id {
-            push("channel_id = ?", c.clone());
+            w.push("channel_id = ?", c.clone());
         }
         if let Some(a) = &f.asset {
-            push("asset = ?", a.to_ascii_uppercase());
+            w.push("asset = ?", a.to_ascii_uppercase());
         }
         if let Some(t) = &f.signal_type {
-            push("LOWER(signal_type) = ?", t.to_lowercase());
+            w.push("LOWER(signal_type) = ?", t.to_lowercase());
         }
         if let Some(q) = &f.search {
-            let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            push("LOWER(raw_message) LIKE ? ESCAPE '\\'", format!("%{escaped}%"));
+            w.push("LOWER(raw_message) LIKE ? ESCAPE '\\'", like_pattern(q));
         }
         if let Some(from) = f.from {
-            push("ts >= ?", from.to_rfc3339());
+            w.push("ts >= ?", from.to_rfc3339());
         }
         if let Some(to) = f.to {
-            push("ts <= ?", to.to_rfc3339());
+            w.push("ts <= ?", to.to_rfc3339());
         }
-        let filter = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
+        let (filter, args) = (w.where_sql(), w.args);
         let count_sql = format!("SELECT COUNT(*) FROM tp_signals{filter}");
         let mut count = sqlx::query(&count_sql);
         for a in &args {
