@@ -324,24 +324,8 @@ impl Db {
         if let Some(q) = &f.search {
             w.push("LOWER(title || ' ' || description || ' ' || tags) LIKE ? ESCAPE '\\'", like_pattern(q));
         }
-        let (filter, args) = (w.where_sql(), w.args);
-        let count_sql = format!("SELECT COUNT(*) FROM ideas{filter}");
-        let mut count = sqlx::query(&count_sql);
-        for a in &args {
-            count = count.bind(a);
-        }
-        let total: i64 = count.fetch_one(self.pool()).await?.try_get(0)?;
-        let n = args.len();
-        let page_sql = format!(
-            "SELECT {IDEA_COLUMNS} FROM ideas{filter} ORDER BY created_at DESC, id DESC LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        );
-        let mut page = sqlx::query(&page_sql);
-        for a in &args {
-            page = page.bind(a);
-        }
-        let rows = page.bind(f.limit).bind(f.offset).fetch_all(self.pool()).await?;
+        let (rows, total) =
+            w.page(self, (IDEA_COLUMNS, "ideas", "created_at DESC, id DESC"), (f.limit, f.offset)).await?;
         Ok((rows.iter().map(idea_from_row).collect::<Result<_, _>>()?, total))
     }
 

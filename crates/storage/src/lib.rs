@@ -102,6 +102,31 @@ impl Filters {
         self.clauses.push(clause.replace('?', &format!("${}", self.args.len())));
     }
 
+    /// One page of `SELECT columns FROM table` under these filters, in `order`, and the total matching.
+    pub(crate) async fn page(
+        self,
+        db: &Db,
+        (columns, table, order): (&str, &str, &str),
+        (limit, offset): (i64, i64),
+    ) -> Result<(Vec<AnyRow>, i64), StoreError> {
+        let filter = self.where_sql();
+        let count_sql = format!("SELECT COUNT(*) FROM {table}{filter}");
+        let mut count = sqlx::query(&count_sql);
+        for a in &self.args {
+            count = count.bind(a);
+        }
+        let total: i64 = count.fetch_one(db.pool()).await?.try_get(0)?;
+        let n = self.args.len();
+        let page_sql =
+            format!("SELECT {columns} FROM {table}{filter} ORDER BY {order} LIMIT ${} OFFSET ${}", n + 1, n + 2);
+        let mut page = sqlx::query(&page_sql);
+        for a in &self.args {
+            page = page.bind(a);
+        }
+        let rows = page.bind(limit).bind(offset).fetch_all(db.pool()).await?;
+        Ok((rows, total))
+    }
+
     pub(crate) fn where_sql(&self) -> String {
         if self.clauses.is_empty() {
             String::new()

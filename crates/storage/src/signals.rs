@@ -407,24 +407,8 @@ impl Db {
         if let Some(to) = f.to {
             w.push("ts <= ?", to.to_rfc3339());
         }
-        let (filter, args) = (w.where_sql(), w.args);
-        let count_sql = format!("SELECT COUNT(*) FROM tp_signals{filter}");
-        let mut count = sqlx::query(&count_sql);
-        for a in &args {
-            count = count.bind(a);
-        }
-        let total: i64 = count.fetch_one(self.pool()).await?.try_get(0)?;
-        let n = args.len();
-        let page_sql = format!(
-            "SELECT {SIGNAL_COLUMNS} FROM tp_signals{filter} ORDER BY ts DESC, id DESC LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        );
-        let mut page = sqlx::query(&page_sql);
-        for a in &args {
-            page = page.bind(a);
-        }
-        let rows = page.bind(f.limit).bind(f.offset).fetch_all(self.pool()).await?;
+        let (rows, total) =
+            w.page(self, (SIGNAL_COLUMNS, "tp_signals", "ts DESC, id DESC"), (f.limit, f.offset)).await?;
         Ok((rows.iter().map(signal_from_row).collect::<Result<_, _>>()?, total))
     }
 
