@@ -50,6 +50,11 @@ async fn rate_limits_answer_429_with_retry_after_and_ratelimit_headers() {
     // An anonymous caller has its own bucket (by IP) and still learns it must authenticate.
     let r = s.client.get(s.url("/api/v1/orders")).send().await.unwrap();
     assert_eq!(r.status(), 401);
+    // Telegram's webhook has its own secret and its own pace: not limited per IP (here it just lacks the secret).
+    for _ in 0..10 {
+        let r = s.client.post(s.url("/api/v1/tp-capital/telegram/webhook")).json(&json!({})).send().await.unwrap();
+        assert_eq!(r.status(), 401);
+    }
     // Health and metrics are never limited.
     for _ in 0..10 {
         assert_eq!(s.client.get(s.url("/health")).send().await.unwrap().status(), 200);
