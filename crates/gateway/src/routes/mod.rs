@@ -18,11 +18,16 @@ pub const MAX_LIMIT: usize = 1000;
 
 /// Parses `limit`/`offset` from a query string map; 422 naming the parameter when invalid.
 pub fn pagination(q: &HashMap<String, String>) -> ApiResult<(usize, usize)> {
+    pagination_up_to(q, MAX_LIMIT)
+}
+
+/// [`pagination`] with another ceiling for `limit` (exports go further than pages).
+pub fn pagination_up_to(q: &HashMap<String, String>, max: usize) -> ApiResult<(usize, usize)> {
     let limit = match q.get("limit") {
         None => DEFAULT_LIMIT,
         Some(v) => match v.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-            _ => return Err(ApiError::invalid("limit", format!("limit must be an integer from 1 to {MAX_LIMIT}"))),
+            Ok(n) if (1..=max).contains(&n) => n,
+            _ => return Err(ApiError::invalid("limit", format!("limit must be an integer from 1 to {max}"))),
         },
     };
     let offset = match q.get("offset") {

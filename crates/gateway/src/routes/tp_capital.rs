@@ -1,7 +1,7 @@
 //! TP-Capital: the parser over HTTP, the Telegram webhook, stored signals (list, get, delete into the archive,
 //! CSV export), the bot and channel registries, and the ingestion log.
 
-use super::{pagination, parse_time, query, QueryMap};
+use super::{pagination, pagination_up_to, parse_time, query, QueryMap};
 use crate::auth::{AsAdmin, AsTrader, Authorized, Principal, Role};
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -84,11 +84,7 @@ pub async fn webhook(State(st): State<AppState>, headers: HeaderMap, body: Bytes
 // ---- signals ----
 
 fn signal_filter(q: &std::collections::HashMap<String, String>, max_limit: usize) -> ApiResult<SignalFilter> {
-    let (limit, offset) = match q.get("limit").map(|v| v.parse::<usize>()) {
-        Some(Ok(n)) if (1..=max_limit).contains(&n) => (n, pagination_offset(q)?),
-        Some(_) => return Err(ApiError::invalid("limit", format!("limit must be an integer from 1 to {max_limit}"))),
-        None => pagination(q)?,
-    };
+    let (limit, offset) = pagination_up_to(q, max_limit)?;
     let text = |k: &str| q.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     Ok(SignalFilter {
         channel_id: text("channel"),
@@ -100,13 +96,6 @@ fn signal_filter(q: &std::collections::HashMap<String, String>, max_limit: usize
         limit: limit as i64,
         offset: offset as i64,
     })
-}
-
-fn pagination_offset(q: &std::collections::HashMap<String, String>) -> ApiResult<usize> {
-    q.get("offset")
-        .map(|v| v.parse::<usize>().map_err(|_| ApiError::invalid("offset", "offset must be a non-negative integer")))
-        .transpose()
-        .map(Option::unwrap_or_default)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
