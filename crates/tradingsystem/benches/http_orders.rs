@@ -13,37 +13,16 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const PASSWORD: &str = "bench-password-1";
+mod support;
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let base = std::env::var("TS_BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
-    std::fs::create_dir_all(&base).expect("bench dir");
-    let dir = tempfile::tempdir_in(&base).expect("tempdir");
-    std::env::set_var("TS_DATA_DIR", dir.path());
-    std::env::set_var("TS_ADMIN_PASSWORD", PASSWORD);
-    // A benchmark is one client going as fast as it can: the per-user rate limit would measure itself.
-    std::env::set_var("TS_RATE_LIMIT_PER_MINUTE", "0");
-    std::env::remove_var("TS_DATABASE_URL");
-    let cfg = tradingsystem::config::load(None).expect("config");
+    let (_dir, cfg) = support::config(&[]);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(tradingsystem::serve::run_with(cfg, None, listener, async {
-            let _ = stop_rx.await;
-        }));
+        let server = support::start(cfg).await;
+        let (base, token) = (server.base.clone(), server.token.clone());
         let client = reqwest::Client::new();
-        let token = loop {
-            let r = client.post(format!("{base}/api/v1/auth/login")).json(&json!({"username": "admin", "password": PASSWORD})).send().await;
-            if let Ok(r) = r {
-                if r.status() == 200 {
-                    break r.json::<Value>().await.expect("json")["token"].as_str().expect("token").to_string();
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
         let limits = json!({"reason": "benchmark", "max_orders_per_second": 100000, "symbols": {"PETR4": {"position_limit": 1000000000}}});
         let r = client.put(format!("{base}/api/v1/risk/limits")).bearer_auth(&token).json(&limits).send().await.expect("limits");
         assert_eq!(r.status(), 200);
@@ -106,7 +85,6 @@ fn main() {
         }
         let secs = started.elapsed().as_secs_f64();
         println!("HTTP POST /api/v1/orders, {clients} concurrent clients: {} requests in {secs:.2} s = {:.0} orders/s", clients * per, (clients * per) as f64 / secs);
-        let _ = stop_tx.send(());
-        let _ = server.await;
+        server.stop().await;
     });
 }

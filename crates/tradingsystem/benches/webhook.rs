@@ -6,46 +6,25 @@
 
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 // The allocator of the `tradingsystem` binary, so the numbers are the product's.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const PASSWORD: &str = "bench-password-1";
+mod support;
+
 const SECRET: &str = "bench-webhook-secret";
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let n: i64 = if quick { 500 } else { 5_000 };
-    let base = std::env::var("TS_BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
-    std::fs::create_dir_all(&base).expect("bench dir");
-    let dir = tempfile::tempdir_in(&base).expect("tempdir");
-    std::env::set_var("TS_DATA_DIR", dir.path());
-    std::env::set_var("TS_ADMIN_PASSWORD", PASSWORD);
-    std::env::set_var("TS_TELEGRAM_WEBHOOK_SECRET", SECRET);
-    std::env::set_var("TS_RATE_LIMIT_PER_MINUTE", "0");
-    std::env::remove_var("TS_DATABASE_URL");
-    std::env::remove_var("TS_TELEGRAM_BOT_TOKEN");
-    let cfg = tradingsystem::config::load(None).expect("config");
+    let (_dir, cfg) = support::config(&[("TS_TELEGRAM_WEBHOOK_SECRET", SECRET)]);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(tradingsystem::serve::run_with(cfg, None, listener, async {
-            let _ = stop_rx.await;
-        }));
+        let server = support::start(cfg).await;
+        let (base, token) = (server.base.clone(), server.token.clone());
         let client = reqwest::Client::new();
-        let token = loop {
-            let r = client.post(format!("{base}/api/v1/auth/login")).json(&json!({"username": "admin", "password": PASSWORD})).send().await;
-            if let Ok(r) = r {
-                if r.status() == 200 {
-                    break r.json::<Value>().await.expect("json")["token"].as_str().expect("token").to_string();
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
         let channel = json!({"label": "bench", "channel_id": "-1001649127710", "channel_type": "source"});
         let r = client.post(format!("{base}/api/v1/tp-capital/telegram/channels")).bearer_auth(&token).json(&channel).send().await.expect("channel");
         assert_eq!(r.status(), 201);
@@ -77,7 +56,6 @@ fn main() {
             ms(1.0),
             n as f64 / secs
         );
-        let _ = stop_tx.send(());
-        let _ = server.await;
+        server.stop().await;
     });
 }

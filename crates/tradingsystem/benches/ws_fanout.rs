@@ -15,38 +15,19 @@ use tokio_tungstenite::tungstenite::Message;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const PASSWORD: &str = "bench-password-1";
+mod support;
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let secs = if quick { 3 } else { 10 };
     let clients = 100;
-    let base = std::env::var("TS_BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
-    let dir = tempfile::tempdir_in(&base).expect("tempdir");
-    std::env::set_var("TS_DATA_DIR", dir.path());
-    std::env::set_var("TS_ADMIN_PASSWORD", PASSWORD);
-    // A benchmark is one client going as fast as it can: the per-user rate limit would measure itself.
-    std::env::set_var("TS_RATE_LIMIT_PER_MINUTE", "0");
-    std::env::remove_var("TS_DATABASE_URL");
-    let mut cfg = tradingsystem::config::load(None).expect("config");
+    let (_dir, mut cfg) = support::config(&[]);
     cfg.sim_trades_per_second = 1_250.0;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(tradingsystem::serve::run_with(cfg, None, listener, async {
-            let _ = stop_rx.await;
-        }));
+        let server = support::start(cfg).await;
+        let (addr, token) = (server.addr, server.token.clone());
         let http = reqwest::Client::new();
-        let token = loop {
-            if let Ok(r) = http.post(format!("http://{addr}/api/v1/auth/login")).json(&json!({"username": "admin", "password": PASSWORD})).send().await {
-                if r.status() == 200 {
-                    break r.json::<Value>().await.expect("json")["token"].as_str().expect("token").to_string();
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
         let latencies = Arc::new(Mutex::new(Histogram::<u64>::new(3).expect("hist")));
         let mut tasks = Vec::new();
         let until = Instant::now() + Duration::from_secs(secs + 1);
@@ -98,7 +79,6 @@ fn main() {
             ms(0.99),
             ms(0.999)
         );
-        let _ = stop_tx.send(());
-        let _ = server.await;
+        server.stop().await;
     });
 }
