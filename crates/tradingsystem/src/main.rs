@@ -110,8 +110,8 @@ enum MarketCmd {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Services to run (comma-separated). This build runs them all in one process (gateway,market,oms); running a
-    /// subset per process needs the NATS bus, which is not built yet.
+    /// Services to run (comma-separated). This build runs them all in one process (gateway,market,oms); the NATS
+    /// bus exists, but the wiring that runs a subset per process over it is not built yet.
     #[arg(long, value_delimiter = ',', default_value = "all")]
     services: Vec<String>,
 }
@@ -206,7 +206,8 @@ fn run(cli: Cli) -> Result<()> {
             wanted.sort_unstable();
             wanted.dedup();
             if wanted != ["all"] && wanted != ALL {
-                // Splitting services across processes needs the NATS bus between them, which is not built yet.
+                // The NATS bus carries market data and order events between processes, but each service's own
+                // process wiring (a gateway without an Order Manager, ...) is not built yet.
                 bail!("--services {}: this build runs gateway, market and oms together in one process; use --services all", args.services.join(","));
             }
             std::fs::create_dir_all(&cfg.data_dir)

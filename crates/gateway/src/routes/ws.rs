@@ -1,4 +1,5 @@
-//! `GET /ws`: live market data and Order Manager events over a WebSocket.
+//! `GET /ws`: live market data, Order Manager events and TP-Capital signals over a WebSocket. The `signals`
+//! channel is not filtered by symbol: signals name any B3 asset, not only the instruments traded here.
 //!
 //! Client messages: `{"action":"subscribe"|"unsubscribe","channels":[...],"symbols":[...]}`. Server messages:
 //! `{"type", "seq", "symbol"?, "data"}` with a sequence number per connection, or `{"type":"error","code","message"}`.
