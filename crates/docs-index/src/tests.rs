@@ -28,7 +28,7 @@ async fn search_ranks_titles_folds_accents_filters_and_highlights() {
     write(&docs, "ops/backup.md", "---\ntitle: Backups\ndomain: ops\ntype: runbook\ntags: [ops]\n---\nA gestão dos backups do journal é diária.\n");
     write(&docs, "ops/old.md", "---\ntitle: Old market notes\ndomain: ops\ntype: reference\nstatus: deprecated\n---\nMarket data <script>alert(1)</script> gestao.\n");
     write(&docs, "broken.md", "no front matter here");
-    let idx = DocsIndex::open(&docs, &dir.path().join("index/docs.sqlite")).await.unwrap();
+    let idx = DocsIndex::open(&docs).await.unwrap();
     assert_eq!(idx.count().await.unwrap(), 3);
 
     // "gestao" finds "Gestão"; the title match ranks first.
@@ -46,7 +46,7 @@ async fn search_ranks_titles_folds_accents_filters_and_highlights() {
     assert_eq!(hits[0].path, "ops/old.md");
     let (hits, _) = idx.search(&Query { tags: vec!["risco".into()], ..q("kill") }).await.unwrap();
     assert_eq!(hits.len(), 1);
-    // Prefixes match; FTS5 syntax in the query is just words.
+    // Prefixes match; query-language syntax in the query is just words.
     assert_eq!(idx.search(&q("limi")).await.unwrap().1, 1);
     assert_eq!(idx.search(&q("\"kill*\" ( ^-")).await.unwrap().1, 1);
 
@@ -66,4 +66,47 @@ async fn search_ranks_titles_folds_accents_filters_and_highlights() {
     let r = idx.reindex_if_changed().await.unwrap().unwrap();
     assert_eq!((r.documents, r.skipped.len()), (4, 1));
     assert!(matches!(idx.reindex_requested().await, Err(DocsError::TooSoon(_))));
+}
+
+#[tokio::test]
+async fn ranking_prefixes_and_totals_over_many_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    // 60 documents mention "ordem" in the body; one has it in its title and must rank first.
+    for i in 0..60 {
+        let body = if i % 2 == 0 { "Cada ordem passa pelo risco." } else { "Cada ordem é registrada no journal." };
+        write(&docs, &format!("d/{i:02}.md"), &format!("---\ntitle: Nota {i:02}\ndomain: Trading\n---\n{body}\n"));
+    }
+    write(&docs, "z/ordem.md", "---\ntitle: Ciclo de vida da ordem\ndomain: reference\n---\nEstados.\n");
+    let idx = DocsIndex::open(&docs).await.unwrap();
+    let q = |s: &str, limit| Query { q: s.into(), limit, ..Default::default() };
+
+    let (hits, total) = idx.search(&q("ordem", 5)).await.unwrap();
+    assert_eq!((hits.len(), total), (5, 61), "the page is cut, the total is not");
+    assert_eq!(hits[0].path, "z/ordem.md", "a title match outranks body matches");
+    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+
+    // Every word must be there; the last may be a beginning; repeats and punctuation do not matter.
+    assert_eq!(idx.search(&q("ordem risco", 100)).await.unwrap().1, 30);
+    assert_eq!(idx.search(&q("ordem, ordem JOURN", 100)).await.unwrap().1, 30);
+    assert_eq!(idx.search(&q("registrada ris", 100)).await.unwrap().1, 0);
+    assert_eq!(idx.search(&q("ciclo vida ORDE", 100)).await.unwrap().1, 1);
+    assert_eq!(idx.search(&q("o", 100)).await.unwrap().1, 0, "a one-letter last word is a word, not a prefix");
+    assert_eq!(idx.search(&q("nothing-like-this", 100)).await.unwrap().1, 0);
+
+    // Filters match whatever their case; without words, documents come by title.
+    let (hits, total) = idx.search(&Query { domain: Some("trading".into()), ..q("", 3) }).await.unwrap();
+    assert_eq!(total, 60);
+    assert_eq!(hits.iter().map(|h| h.title.as_str()).collect::<Vec<_>>(), ["Nota 00", "Nota 01", "Nota 02"]);
+    let (hits, total) = idx.search(&Query { domain: Some("TRADING".into()), ..q("risco", 100) }).await.unwrap();
+    assert_eq!((hits.len(), total), (30, 30));
+    assert!(hits.iter().all(|h| h.snippet.contains("<mark>risco</mark>")), "{:?}", hits[0].snippet);
+
+    // A removed file leaves the index with the next reindex.
+    std::fs::remove_file(docs.join("z/ordem.md")).unwrap();
+    idx.reindex_if_changed().await.unwrap().unwrap();
+    let (hits, total) = idx.search(&q("ordem", 5)).await.unwrap();
+    assert_eq!(total, 60);
+    assert!(hits.iter().all(|h| h.path.starts_with("d/")));
+    assert!(matches!(idx.document("z/ordem.md").await, Err(DocsError::NotFound(_))));
 }

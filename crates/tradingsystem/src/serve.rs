@@ -222,7 +222,7 @@ pub async fn run_with(
         None => tracing::info!("TS_TELEGRAM_BOT_TOKEN not set: Telegram polling off (the webhook still works)"),
     }
     let docs = Arc::new(
-        docs_index::DocsIndex::open(&cfg.docs_dir, &cfg.data_dir.join("index").join("docs.sqlite"))
+        docs_index::DocsIndex::open(&cfg.docs_dir)
             .await
             .with_context(|| format!("cannot index the documentation in {}", cfg.docs_dir.display()))?,
     );
