@@ -111,9 +111,9 @@ fn lead(text: &str, max: usize) -> String {
 impl Snapshot {
     /// Indexes `docs` (path, document). Blocking: run it off the async runtime.
     pub fn build(mut docs: Vec<(String, Document)>) -> Result<Snapshot, DocsError> {
-        let fold = |s: &str| {
-            let mut a = analyzer();
-            let mut stream = a.token_stream(s);
+        let mut folding = analyzer();
+        let mut fold = |s: &str| {
+            let mut stream = folding.token_stream(s);
             let mut out = String::new();
             while stream.advance() {
                 out.push_str(&stream.token().text);
@@ -282,7 +282,7 @@ impl Snapshot {
     fn entry(&self, at: DocAddress) -> Result<&Entry, DocsError> {
         let ord = self.searcher.segment_reader(at.segment_ord).fast_fields().u64("ord")?.first(at.doc_id);
         ord.and_then(|o| self.docs.get(o as usize))
-            .ok_or_else(|| DocsError::Corrupt(format!("a hit without its document ({at:?})")))
+            .ok_or_else(|| DocsError::Internal(format!("a hit without its document ({at:?})")))
     }
 
     /// The passage with the most (and rarest) matches: from the body, else the summary, else the title; HTML

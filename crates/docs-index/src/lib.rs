@@ -24,7 +24,7 @@ pub enum DocsError {
     #[error("index: {0}")]
     Index(#[from] tantivy::TantivyError),
     #[error("index: {0}")]
-    Corrupt(String),
+    Internal(String),
     #[error("docs folder {0}: {1}")]
     Io(String, std::io::Error),
     #[error("document {0} not found")]
@@ -148,7 +148,7 @@ fn load(root: &Path, files: &[(PathBuf, SystemTime, u64)]) -> Result<(Snapshot, 
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, DocsError> + Send + 'static,
 ) -> Result<T, DocsError> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| DocsError::Corrupt(format!("index task failed: {e}")))?
+    tokio::task::spawn_blocking(work).await.map_err(|e| DocsError::Internal(format!("index task failed: {e}")))?
 }
 
 impl DocsIndex {

@@ -110,3 +110,19 @@ async fn ranking_prefixes_and_totals_over_many_documents() {
     assert!(hits.iter().all(|h| h.path.starts_with("d/")));
     assert!(matches!(idx.document("z/ordem.md").await, Err(DocsError::NotFound(_))));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+    /// Whatever a user types (any Unicode, punctuation, would-be query syntax), search answers, within its limit.
+    #[test]
+    fn any_query_text_is_answered(q in "\\PC{0,60}", filter in proptest::option::of("[a-zA-Z]{0,8}"), limit in 0usize..150) {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.md", "---\ntitle: Gestão de ordens\ndomain: trading\ntags: [risco]\n---\nÀ vista, ações e opções; stop-loss <b>ß</b> 東京.\n");
+        let (hits, total) = rt.block_on(async {
+            let idx = DocsIndex::open(dir.path()).await.unwrap();
+            idx.search(&Query { q: q.clone(), domain: filter.clone(), tags: filter.into_iter().collect(), limit, ..Default::default() }).await
+        }).unwrap();
+        proptest::prop_assert!(hits.len() as u64 <= total && hits.len() <= limit.clamp(1, 100));
+    }
+}
