@@ -1,7 +1,7 @@
 //! The Idea Bank's tables: categories, ideas and their audit log. Rules (workflow, validation) live in the
 //! `idea-bank` crate; this is only storage.
 
-use crate::{get_bool, is_unique_violation, like_pattern, parse_ts, unique, Db, Filters, StoreError};
+use crate::{get_bool, like_pattern, parse_ts, unique, updated_one, Db, Filters, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -179,7 +179,17 @@ impl Db {
     /// Inserts an idea and its audit entry in one transaction. A `legacy_id` already imported is a conflict.
     pub async fn create_idea(&self, i: &IdeaRow, actor: &str, action: &str) -> Result<IdeaRow, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let res = sqlx::query(&format!(
+        unique(Self::insert_idea_row(&mut tx, i).await, || {
+            format!("idea {}", i.legacy_id.as_deref().unwrap_or(&i.id))
+        })?;
+        let changes = serde_json::json!({ "created": { "title": i.title, "category": i.category, "priority": i.priority, "status": i.status } });
+        Self::audit_idea(&mut tx, &i.id, actor, action, &changes).await?;
+        tx.commit().await?;
+        Ok(i.clone())
+    }
+
+    async fn insert_idea_row(tx: &mut sqlx::Transaction<'_, sqlx::Any>, i: &IdeaRow) -> Result<(), sqlx::Error> {
+        sqlx::query(&format!(
             "INSERT INTO ideas ({IDEA_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ))
         .bind(&i.id)
@@ -195,19 +205,9 @@ impl Db {
         .bind(&i.updated_by)
         .bind(i.created_at.to_rfc3339())
         .bind(i.updated_at.to_rfc3339())
-        .execute(&mut *tx)
-        .await;
-        match res {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Conflict(format!("idea {}", i.legacy_id.as_deref().unwrap_or(&i.id))))
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let changes = serde_json::json!({ "created": { "title": i.title, "category": i.category, "priority": i.priority, "status": i.status } });
-        Self::audit_idea(&mut tx, &i.id, actor, action, &changes).await?;
-        tx.commit().await?;
-        Ok(i.clone())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 
     async fn audit_idea(
@@ -449,12 +449,8 @@ impl Db {
         .bind(&s.id)
         .execute(self.pool())
         .await;
-        match res {
-            Ok(r) if r.rows_affected() == 0 => Err(StoreError::NotFound(format!("system {}", s.id))),
-            Ok(_) => Ok(s.clone()),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("system {}", s.name))),
-            Err(e) => Err(e.into()),
-        }
+        updated_one(res, || format!("system {}", s.id), || format!("system {}", s.name))?;
+        Ok(s.clone())
     }
 
     pub async fn delete_system(&self, id: &str) -> Result<(), StoreError> {
@@ -467,24 +463,7 @@ impl Db {
     pub async fn insert_ideas(&self, rows: &[IdeaRow], actor: &str) -> Result<u64, StoreError> {
         let mut tx = self.pool().begin().await?;
         for i in rows {
-            sqlx::query(&format!(
-                "INSERT INTO ideas ({IDEA_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-            ))
-            .bind(&i.id)
-            .bind(&i.legacy_id)
-            .bind(&i.title)
-            .bind(&i.description)
-            .bind(&i.category)
-            .bind(&i.priority)
-            .bind(&i.status)
-            .bind(serde_json::to_string(&i.tags).unwrap_or_else(|_| "[]".into()))
-            .bind(i.metadata.to_string())
-            .bind(&i.created_by)
-            .bind(&i.updated_by)
-            .bind(i.created_at.to_rfc3339())
-            .bind(i.updated_at.to_rfc3339())
-            .execute(&mut *tx)
-            .await?;
+            Self::insert_idea_row(&mut tx, i).await?;
             let changes = serde_json::json!({ "created": { "title": i.title } });
             Self::audit_idea(&mut tx, &i.id, actor, "import", &changes).await?;
         }

@@ -78,6 +78,18 @@ pub(crate) fn unique<T>(res: Result<T, sqlx::Error>, what: impl FnOnce() -> Stri
     }
 }
 
+/// An update of one row by id: no such row is `NotFound` (naming `missing`), a taken unique key is `Conflict`.
+pub(crate) fn updated_one(
+    res: Result<sqlx::any::AnyQueryResult, sqlx::Error>,
+    missing: impl FnOnce() -> String,
+    taken: impl FnOnce() -> String,
+) -> Result<(), StoreError> {
+    if unique(res, taken)?.rows_affected() == 0 {
+        return Err(StoreError::NotFound(missing()));
+    }
+    Ok(())
+}
+
 /// Booleans come back as bool from PostgreSQL and as integers from SQLite.
 pub(crate) fn get_bool(r: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
     r.try_get::<bool, _>(col).or_else(|_| r.try_get::<i64, _>(col).map(|v| v != 0))
@@ -600,6 +612,26 @@ mod tests {
         assert!(matches!(db.delete_category("dashboard").await, Err(StoreError::Conflict(_))));
         db.delete_idea("i1", "bob").await.unwrap();
         assert_eq!(db.idea_audit("i1").await.unwrap().len(), 3);
+
+        // Updates by id: a taken name is a conflict, a missing row is not found, both leave the rows as they were.
+        let now = chrono::Utc::now();
+        let sys = |id: &str, name: &str| SystemRow {
+            id: id.into(),
+            name: name.into(),
+            system_type: "api".into(),
+            url: "http://127.0.0.1:9/".into(),
+            owner: "desk".into(),
+            tags: vec![],
+            status: "unknown".into(),
+            last_check: None,
+            created_at: now,
+            updated_at: now,
+        };
+        db.create_system(&sys("s1", "One")).await.unwrap();
+        db.create_system(&sys("s2", "Two")).await.unwrap();
+        assert!(matches!(db.update_system(&sys("s2", "One")).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(db.update_system(&sys("s9", "Nine")).await, Err(StoreError::NotFound(_))));
+        assert_eq!(db.update_system(&sys("s2", "Deux")).await.unwrap().name, "Deux");
     }
 
     #[tokio::test]

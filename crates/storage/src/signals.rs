@@ -1,7 +1,7 @@
 //! TP-Capital's tables: channels, bots, signals (idempotent on channel + Telegram message id), the deleted
 //! archive and the ingestion log. Prices are stored as integer 1/10,000 units, like everywhere else.
 
-use crate::{get_bool, is_unique_violation, like_pattern, parse_ts, unique, Db, Filters, StoreError};
+use crate::{get_bool, like_pattern, parse_ts, unique, updated_one, Db, Filters, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -202,12 +202,8 @@ impl Db {
         .bind(&c.id)
         .execute(self.pool())
         .await;
-        match res {
-            Ok(r) if r.rows_affected() == 0 => Err(StoreError::NotFound(format!("channel {}", c.id))),
-            Ok(_) => Ok(c.clone()),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("channel {}", c.channel_id))),
-            Err(e) => Err(e.into()),
-        }
+        updated_one(res, || format!("channel {}", c.id), || format!("channel {}", c.channel_id))?;
+        Ok(c.clone())
     }
 
     pub async fn delete_channel(&self, id: &str) -> Result<(), StoreError> {
@@ -283,12 +279,8 @@ impl Db {
         .bind(&b.id)
         .execute(self.pool())
         .await;
-        match res {
-            Ok(r) if r.rows_affected() == 0 => Err(StoreError::NotFound(format!("bot {}", b.id))),
-            Ok(_) => Ok(b.clone()),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("bot {}", b.username))),
-            Err(e) => Err(e.into()),
-        }
+        updated_one(res, || format!("bot {}", b.id), || format!("bot {}", b.username))?;
+        Ok(b.clone())
     }
 
     pub async fn delete_bot(&self, id: &str) -> Result<(), StoreError> {
