@@ -256,6 +256,9 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
 
 pub const MAX_CLIENT_ORDER_ID_LEN: usize = 64;
 pub const MAX_JUSTIFICATION_LEN: usize = 1000;
+/// The largest quantity one order may carry, whatever the risk limits say. It keeps every product of a
+/// quantity with a price or a position far inside `i64`, so the arithmetic after validation cannot overflow.
+pub const MAX_ORDER_QUANTITY: Qty = 1_000_000_000;
 
 /// Checks everything about an order that does not depend on risk limits.
 ///
@@ -266,6 +269,9 @@ pub const MAX_JUSTIFICATION_LEN: usize = 1000;
 pub fn validate(req: &OrderRequest, instrument: &Instrument, last_trade: Option<Price>) -> Result<(), ValidationError> {
     if req.quantity <= 0 {
         return Err(invalid("quantity", "must be a positive integer"));
+    }
+    if req.quantity > MAX_ORDER_QUANTITY {
+        return Err(invalid("quantity", format!("must be at most {MAX_ORDER_QUANTITY}")));
     }
     if req.quantity % instrument.lot != 0 {
         return Err(invalid(

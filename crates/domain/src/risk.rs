@@ -216,12 +216,12 @@ impl RiskEngine {
         if ctx.kill_switch_active {
             return reject(RiskCheck::KillSwitch, "the kill switch is active: new orders are blocked");
         }
-        let signed = req.side.sign() * req.quantity;
+        // i128: the quantity is bounded by validation, but the position it meets is whatever the books say.
+        let signed = i128::from(req.side.sign()) * i128::from(req.quantity);
         if limits.trading_state == TradingState::Reducing {
-            let after = ctx.net_position + signed;
-            let reduces = ctx.net_position != 0
-                && after.abs() < ctx.net_position.abs()
-                && after.signum() != -ctx.net_position.signum();
+            let net = i128::from(ctx.net_position);
+            let after = net + signed;
+            let reduces = net != 0 && after.abs() < net.abs() && after.signum() != -net.signum();
             if !reduces {
                 return reject(
                     RiskCheck::TradingState,
@@ -272,8 +272,9 @@ impl RiskEngine {
             }
         }
         let limit = limits.position_limit(ins);
-        let projected = ctx.net_position + req.side.sign() * (ctx.open_same_side + req.quantity);
-        if projected.abs() > limit {
+        let projected = i128::from(ctx.net_position)
+            + i128::from(req.side.sign()) * (i128::from(ctx.open_same_side) + i128::from(req.quantity));
+        if projected.abs() > i128::from(limit) {
             return reject(
                 RiskCheck::PositionLimit,
                 format!("position in {} would reach {projected} (limit ±{limit}, counting open orders)", ins.symbol),
@@ -395,6 +396,13 @@ mod tests {
         // Selling through zero would open a short: not a reduction.
         assert_eq!(run(&limit_req("PETR4", Side::Sell, 600, 30.0), &long, &limits), Err("REDUCE_ONLY"));
         assert_eq!(run(&limit_req("PETR4", Side::Sell, 100, 30.0), &ctx(), &limits), Err("REDUCE_ONLY"));
+        // Positions at the edge of i64 are judged, not overflowed.
+        let huge = RiskContext { net_position: i64::MAX, open_same_side: i64::MAX, ..ctx() };
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, i64::MAX, 30.0), &huge, &limits), Err("REDUCE_ONLY"));
+        let huge_short = RiskContext { net_position: i64::MIN + 1, ..ctx() };
+        assert_eq!(run(&limit_req("PETR4", Side::Sell, i64::MAX, 30.0), &huge_short, &limits), Err("REDUCE_ONLY"));
+        let open = RiskLimits::default();
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, 100, 30.0), &huge, &open), Err("POSITION_LIMIT"));
     }
 
     #[test]

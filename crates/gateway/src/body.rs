@@ -2,7 +2,11 @@
 
 use crate::error::{ApiError, ApiResult};
 use axum::extract::{FromRequest, Request};
+use domain::price::DecimalError;
+use domain::{Money, Price};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// Like `axum::Json`, but with this API's error contract.
@@ -15,17 +19,32 @@ fn field_from_message(msg: &str) -> Option<String> {
     Some(msg[start..start + len].to_string())
 }
 
+/// Turns a serde error (with its path) into a 422 naming the field.
+fn invalid_field(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    // serde_json appends "at line 1 column 42"; the field name says more to a client than a column.
+    let msg = match inner.line() {
+        0 => inner.to_string(),
+        _ => {
+            let s = inner.to_string();
+            s.rsplit_once(" at line ").map_or(s.clone(), |(m, _)| m.to_string())
+        }
+    };
+    let field =
+        if path == "." || path.is_empty() { field_from_message(&msg).unwrap_or_else(|| "body".into()) } else { path };
+    ApiError::invalid(&field, format!("{field}: {msg}"))
+}
+
 pub fn parse_value<T: DeserializeOwned>(value: Value) -> ApiResult<T> {
-    serde_path_to_error::deserialize::<_, T>(value.clone()).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        let field = if path == "." || path.is_empty() {
-            field_from_message(&inner).unwrap_or_else(|| "body".into())
-        } else {
-            path
-        };
-        ApiError::invalid(&field, format!("{field}: {inner}"))
-    })
+    serde_path_to_error::deserialize::<_, T>(value).map_err(invalid_field)
+}
+
+/// Deserializes the body's own text (not a [`Value`] made of it), so that [`Exact`] prices see the digits the
+/// client sent. Call [`parse_bytes`] first: it answers 400 for anything that is not a JSON object.
+pub fn parse_text<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize::<_, T>(&mut de).map_err(invalid_field)
 }
 
 pub fn parse_bytes(bytes: &[u8]) -> ApiResult<Value> {
@@ -35,6 +54,51 @@ pub fn parse_bytes(bytes: &[u8]) -> ApiResult<Value> {
         return Err(ApiError::bad_request("the body must be a JSON object"));
     }
     Ok(value)
+}
+
+/// A price or an amount exactly as the client wrote it: the JSON number's own digits (or a decimal string),
+/// never a binary float in between. `37.34001` is refused, not rounded to 37.34, whatever its magnitude.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exact<T>(pub T);
+
+pub trait Decimal: Sized {
+    fn parse_decimal(text: &str) -> Result<Self, DecimalError>;
+}
+
+impl Decimal for Price {
+    fn parse_decimal(text: &str) -> Result<Self, DecimalError> {
+        Price::parse_decimal(text)
+    }
+}
+
+impl Decimal for Money {
+    fn parse_decimal(text: &str) -> Result<Self, DecimalError> {
+        Money::parse_decimal(text)
+    }
+}
+
+impl<'de, T: Decimal> Deserialize<'de> for Exact<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(d)?;
+        let text = raw.get();
+        let number = if text.starts_with('"') {
+            serde_json::from_str::<String>(text).map_err(serde::de::Error::custom)?
+        } else if text.starts_with(['-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']) {
+            text.to_string()
+        } else {
+            return Err(serde::de::Error::custom(format!(
+                "expected a decimal number, found {}",
+                text.chars().take(40).collect::<String>()
+            )));
+        };
+        let shown: String = number.chars().take(40).collect();
+        T::parse_decimal(&number).map(Exact).map_err(|e| serde::de::Error::custom(format!("{shown} {e}")))
+    }
+}
+
+/// `Option<Exact<T>>` → `Option<T>`.
+pub fn exact<T>(v: Option<Exact<T>>) -> Option<T> {
+    v.map(|Exact(x)| x)
 }
 
 impl<S, T> FromRequest<S> for JsonBody<T>
@@ -53,7 +117,7 @@ where
             }
         })?;
         let value = parse_bytes(&bytes)?;
-        let parsed = parse_value(value.clone())?;
+        let parsed = parse_text(&bytes)?;
         Ok(JsonBody(parsed, value))
     }
 }
@@ -81,6 +145,51 @@ mod tests {
         assert_eq!(field(r#"{"name": "x", "n": 1.5}"#), "n");
         assert_eq!(field(r#"{"name": 3, "n": 1}"#), "name");
         assert_eq!(field(r#"{"name": "x", "n": 1, "extra": 1}"#), "extra");
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct P {
+        price: Option<Exact<Price>>,
+    }
+
+    fn price(body: &str) -> Result<Option<Price>, String> {
+        parse_text::<P>(body.as_bytes())
+            .map(|p| exact(p.price))
+            .map_err(|e| format!("{}: {}", e.details.unwrap()["field"].as_str().unwrap(), e.message))
+    }
+
+    #[test]
+    fn prices_come_from_the_text_the_client_sent() {
+        assert_eq!(price(r#"{"price": 37.34}"#), Ok(Some(Price(373_400))));
+        assert_eq!(price(r#"{"price": "37.34"}"#), Ok(Some(Price(373_400))));
+        assert_eq!(price(r#"{"price": 3.734e1}"#), Ok(Some(Price(373_400))));
+        assert_eq!(price(r#"{"price": null}"#), Ok(None));
+        assert_eq!(price(r#"{}"#), Ok(None));
+        for bad in ["37.34001", "37.3400001", "125435.00001", "5432.50001", "2000.00001", "37.3400000000000000001"] {
+            let e = price(&format!(r#"{{"price": {bad}}}"#)).unwrap_err();
+            assert!(e.starts_with("price: "), "{e}");
+            assert!(e.contains("more than 4 decimal places"), "{e}");
+        }
+        assert!(price(r#"{"price": true}"#).unwrap_err().starts_with("price: "));
+        assert!(price(r#"{"price": [1]}"#).unwrap_err().starts_with("price: "));
+        assert!(price(r#"{"price": "abc"}"#).unwrap_err().contains("not a decimal"));
+    }
+
+    proptest::proptest! {
+        /// Through the HTTP body parser, at every magnitude: a fifth decimal anywhere is refused, never rounded.
+        #[test]
+        fn json_numbers_with_more_than_four_decimals_are_refused(
+            int in 0u64..922_337_203_685_477,
+            frac in "[0-9]{4}",
+            extra in "[0-9]{0,20}[1-9]",
+        ) {
+            let e = price(&format!(r#"{{"price": {int}.{frac}{extra}}}"#));
+            proptest::prop_assert!(e.is_err(), "{:?}", e);
+            let ok = price(&format!(r#"{{"price": {int}.{frac}}}"#));
+            let units = int as i64 * 10_000 + frac.parse::<i64>().unwrap();
+            proptest::prop_assert_eq!(ok, Ok(Some(Price(units))));
+        }
     }
 
     #[test]

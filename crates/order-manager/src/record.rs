@@ -1,6 +1,8 @@
 //! What the journal holds: one [`Record`] per command or event, JSON-encoded.
 //!
-//! Records carry integers for prices (fixed-point units) so that a replay reproduces state bit for bit.
+//! Prices and amounts are written as exact decimal strings (`"37.12"`, see `domain::price::with_exact_strings`)
+//! so that a replay reproduces state bit for bit; journals written before that carry JSON numbers, which still
+//! replay exactly (each is read through the decimal text it was printed as).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::order::{Order, OrderEvent, OrderId};
@@ -168,5 +170,27 @@ impl Record {
             correlation_id: self.correlation_id.clone(),
             details: serde_json::to_value(&self.entry).unwrap_or(serde_json::Value::Null),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_written_as_exact_strings_and_old_float_journals_still_replay() {
+        let record = Record {
+            ts: DateTime::parse_from_rfc3339("2026-12-01T13:00:00Z").unwrap().with_timezone(&Utc),
+            actor: "system".into(),
+            correlation_id: None,
+            entry: Entry::LossWarning { daily_pnl: Money(-8_005_001), limit: Money(10_000_000) },
+        };
+        let json = domain::price::with_exact_strings(|| serde_json::to_string(&record)).unwrap();
+        assert!(json.contains(r#""daily_pnl":"-800.5001""#), "{json}");
+        assert!(json.contains(r#""limit":"1000.00""#), "{json}");
+        assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), record);
+        // The format journals were written in before: JSON numbers.
+        let legacy = r#"{"ts":"2026-12-01T13:00:00Z","actor":"system","type":"loss_warning","daily_pnl":-800.5001,"limit":1000.0}"#;
+        assert_eq!(serde_json::from_str::<Record>(legacy).unwrap(), record);
     }
 }

@@ -139,7 +139,8 @@ pub struct RecoveryReport {
 }
 
 fn encode(record: &Record) -> Result<Vec<u8>, OmsError> {
-    serde_json::to_vec(record).map_err(|e| OmsError::Unavailable(format!("cannot encode record: {e}")))
+    domain::price::with_exact_strings(|| serde_json::to_vec(record))
+        .map_err(|e| OmsError::Unavailable(format!("cannot encode record: {e}")))
 }
 
 /// The `source` of the market orders the kill switch sends to flatten positions.

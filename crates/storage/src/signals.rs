@@ -456,6 +456,7 @@ impl Db {
 
     // ---- ingestion log ----
 
+    /// Stores one line of the ingestion log, which any viewer reads: known secrets are masked first.
     pub async fn log_ingest(
         &self,
         level: &str,
@@ -472,7 +473,7 @@ impl Db {
         .bind(channel_id)
         .bind(message_id)
         .bind(outcome)
-        .bind(message)
+        .bind(redact::redact(message).as_ref())
         .execute(self.pool())
         .await?;
         Ok(())

@@ -61,16 +61,23 @@ struct ApiResponse<T> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
+    /// Always without its URL: the URL of a Bot API call holds the bot token.
     #[error("request failed: {0}")]
-    Http(#[from] reqwest::Error),
+    Http(reqwest::Error),
     #[error("Telegram answered {code}: {description}")]
     Api { code: i64, description: String },
     #[error("storage: {0}")]
     Store(#[from] storage::StoreError),
 }
 
+impl From<reqwest::Error> for PollError {
+    fn from(e: reqwest::Error) -> Self {
+        PollError::Http(e.without_url())
+    }
+}
+
 /// Long polling settings. `api_base` is `https://api.telegram.org` in production and a local server in tests.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PollConfig {
     pub api_base: String,
     pub token: String,
@@ -80,8 +87,19 @@ pub struct PollConfig {
     pub backoff_max: Duration,
 }
 
+impl std::fmt::Debug for PollConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PollConfig")
+            .field("api_base", &self.api_base)
+            .field("token", &redact::MASK)
+            .field("long_poll", &self.long_poll)
+            .finish_non_exhaustive()
+    }
+}
+
 impl PollConfig {
     pub fn new(api_base: &str, token: &str) -> PollConfig {
+        redact::register(token);
         PollConfig {
             api_base: api_base.trim_end_matches('/').to_string(),
             token: token.to_string(),

@@ -67,7 +67,8 @@ where
             }
         }
         event.record(&mut Visitor(&mut map));
-        writeln!(writer, "{}", Value::Object(map))
+        // Whatever a message carries, a known secret never reaches stderr or a log file.
+        writeln!(writer, "{}", redact::redact(&Value::Object(map).to_string()))
     }
 }
 

@@ -46,6 +46,18 @@ pub async fn ensure_admin(db: &Db) -> Result<()> {
     Ok(())
 }
 
+/// Every secret of the configuration is masked in logs and stored messages from here on (see `redact`).
+fn register_secrets(cfg: &Config) {
+    let admin = std::env::var("TS_ADMIN_PASSWORD").ok();
+    let db_password = cfg.database_url.split_once("://").and_then(|(_, rest)| {
+        let creds = &rest[..rest.rfind('@')?];
+        creds.split_once(':').map(|(_, p)| p.to_string())
+    });
+    for s in [&admin, &cfg.telegram_bot_token, &cfg.telegram_webhook_secret, &db_password].into_iter().flatten() {
+        redact::register(s);
+    }
+}
+
 /// Hides the password part of a database URL for messages.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -75,11 +87,13 @@ pub async fn run_with(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let started = Instant::now();
+    register_secrets(&cfg);
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
     let db = open_db(&cfg).await?;
     ensure_admin(&db).await?;
     let secret = db.setting_or_insert("jwt_secret", || random_hex(32)).await?;
+    redact::register(&secret);
     let jwt = Arc::new(JwtKeys::new(secret.as_bytes(), chrono::Duration::minutes(cfg.token_ttl_minutes)));
 
     let calendar = cfg.calendar();

@@ -1,6 +1,6 @@
 use super::{pagination, parse_time, query, QueryMap};
 use crate::auth::{Principal, Role};
-use crate::body::{parse_bytes, parse_value};
+use crate::body::{exact, parse_bytes, parse_text, Exact};
 use crate::error::ErrorBody;
 use crate::error::{correlation_id, ApiError, ApiResult};
 use crate::views::{List, OrderView};
@@ -22,8 +22,10 @@ pub struct OrderBody {
     #[serde(rename = "type")]
     order_type: OrderType,
     quantity: i64,
-    price: Option<Price>,
-    stop_price: Option<Price>,
+    #[schema(value_type = Option<f64>)]
+    price: Option<Exact<Price>>,
+    #[schema(value_type = Option<f64>)]
+    stop_price: Option<Exact<Price>>,
     time_in_force: Option<TimeInForce>,
     client_order_id: Option<String>,
     position_type: Option<PositionType>,
@@ -53,7 +55,7 @@ pub async fn create(
     })?;
     let value = parse_bytes(&bytes)?;
     let actor = actor(&principal);
-    let b: OrderBody = match parse_value(value.clone()) {
+    let b: OrderBody = match parse_text(&bytes) {
         Ok(b) => b,
         Err(e) => {
             let field = e.details.as_ref().and_then(|d| d["field"].as_str()).unwrap_or("body").to_string();
@@ -69,8 +71,8 @@ pub async fn create(
         side: b.side,
         order_type: b.order_type,
         quantity: b.quantity,
-        price: b.price,
-        stop_price: b.stop_price,
+        price: exact(b.price),
+        stop_price: exact(b.stop_price),
         time_in_force: b.time_in_force.unwrap_or_default(),
         client_order_id: b.client_order_id,
         position_type: b.position_type.unwrap_or_default(),

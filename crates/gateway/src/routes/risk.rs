@@ -1,5 +1,5 @@
 use crate::auth::{AsAdmin, AsTrader, Authorized, Principal, Role};
-use crate::body::{parse_bytes, parse_value, JsonBody};
+use crate::body::{exact, parse_bytes, parse_value, Exact, JsonBody};
 use crate::error::ErrorBody;
 use crate::error::{correlation_id, ApiError, ApiResult};
 use crate::routes::{query, QueryMap};
@@ -61,11 +61,13 @@ pub struct LimitsPatch {
     max_orders_per_second: Option<u32>,
     max_order_qty_stock: Option<i64>,
     max_order_qty_future: Option<i64>,
-    max_notional: Option<Money>,
+    #[schema(value_type = Option<f64>)]
+    max_notional: Option<Exact<Money>>,
     price_band_bps: Option<u32>,
     position_limit_stock: Option<i64>,
     position_limit_future: Option<i64>,
-    daily_loss_limit: Option<Money>,
+    #[schema(value_type = Option<f64>)]
+    daily_loss_limit: Option<Exact<Money>>,
     trading_state: Option<TradingState>,
     symbols: Option<BTreeMap<String, SymbolLimits>>,
 }
@@ -87,13 +89,17 @@ pub async fn put_limits(
         max_orders_per_second,
         max_order_qty_stock,
         max_order_qty_future,
-        max_notional,
         price_band_bps,
         position_limit_stock,
         position_limit_future,
-        daily_loss_limit,
         trading_state
     );
+    if let Some(v) = exact(p.max_notional) {
+        l.max_notional = v;
+    }
+    if let Some(v) = exact(p.daily_loss_limit) {
+        l.daily_loss_limit = v;
+    }
     if let Some(s) = p.symbols {
         l.symbols = s.into_iter().map(|(k, v)| (k.trim().to_ascii_uppercase(), v)).collect();
     }

@@ -5,7 +5,7 @@
 
 use super::{pagination, query, QueryMap};
 use crate::auth::{AsTrader, Authorized, Principal, Role};
-use crate::body::JsonBody;
+use crate::body::{exact, Exact, JsonBody};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::views::List;
 use crate::AppState;
@@ -28,9 +28,9 @@ pub struct SignalBody {
     /// 0 to 1.
     confidence: f64,
     #[schema(value_type = Option<f64>)]
-    price_target: Option<Price>,
+    price_target: Option<Exact<Price>>,
     #[schema(value_type = Option<f64>)]
-    stop_loss: Option<Price>,
+    stop_loss: Option<Exact<Price>>,
     model_version: String,
 }
 
@@ -110,6 +110,7 @@ pub async fn create(
     Authorized(p): AsTrader,
     JsonBody(b, _): JsonBody<SignalBody>,
 ) -> ApiResult<(StatusCode, Json<ModelSignalView>)> {
+    let (price_target, stop_loss) = (exact(b.price_target), exact(b.stop_loss));
     let symbol = b.symbol.trim().to_ascii_uppercase();
     let ins = st
         .oms
@@ -131,7 +132,7 @@ pub async fn create(
     if model_version.is_empty() || model_version.len() > 100 {
         return Err(ApiError::invalid("model_version", "model_version: 1 to 100 characters"));
     }
-    for (field, v) in [("price_target", b.price_target), ("stop_loss", b.stop_loss)] {
+    for (field, v) in [("price_target", price_target), ("stop_loss", stop_loss)] {
         if v.is_some_and(|p| !p.is_positive()) {
             return Err(ApiError::invalid(field, format!("{field}: a positive price")));
         }
@@ -146,8 +147,8 @@ pub async fn create(
         symbol: symbol.clone(),
         action: action.clone(),
         confidence: b.confidence,
-        price_target: b.price_target.map(|p| p.units()),
-        stop_loss: b.stop_loss.map(|p| p.units()),
+        price_target: price_target.map(|p| p.units()),
+        stop_loss: stop_loss.map(|p| p.units()),
         model_version: model_version.to_string(),
         decision: decision.into(),
         created_by: p.name.clone(),
@@ -162,8 +163,8 @@ pub async fn create(
             side,
             quantity: st.trader.sizing.quantity(&ins, last),
             entry: None,
-            stop: b.stop_loss,
-            targets: b.price_target.into_iter().collect(),
+            stop: stop_loss,
+            targets: price_target.into_iter().collect(),
             source: format!("ml:{}:{}", m.model_version, m.id),
             why: format!("model {} signal {} ({action}, confidence {:.2})", m.model_version, m.id, b.confidence),
         };
