@@ -36,6 +36,9 @@ fn pyarrow_reads_our_files() {
     let has_pyarrow =
         Command::new("python3").args(["-c", "import pyarrow"]).output().map(|o| o.status.success()).unwrap_or(false);
     if !has_pyarrow {
+        if std::env::var("TS_REQUIRE_PYARROW").is_ok_and(|v| v == "1") {
+            panic!("pyarrow required (TS_REQUIRE_PYARROW=1) but python3 cannot import it");
+        }
         eprintln!("skipped: python3 with pyarrow is not installed (pip install pyarrow)");
         return;
     }

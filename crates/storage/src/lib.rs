@@ -12,7 +12,7 @@ use std::time::Duration;
 pub mod ideas;
 pub mod signals;
 pub use ideas::{Category, IdeaAudit, IdeaFilter, IdeaRow, IdeaStats, SystemRow};
-pub use signals::{Bot, Channel, LogEntry, ModelSignal, SignalFilter, SignalRow, Stored};
+pub use signals::{token_hint, Bot, BotToken, Channel, LogEntry, ModelSignal, SignalFilter, SignalRow, Stored};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -194,6 +194,10 @@ impl Db {
         match self.backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?,
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.pool).await?,
+        }
+        let rewritten = self.fingerprint_bot_tokens().await?;
+        if rewritten > 0 {
+            tracing::info!(bots = rewritten, "stored bot tokens replaced by their fingerprints");
         }
         Ok(())
     }
@@ -394,16 +398,35 @@ impl Db {
 pub mod testing {
     use super::*;
 
-    /// Creates a uniquely named database and returns its URL, or `None` when the variable is unset.
+    /// Creates a uniquely named database and returns its URL, or `None` when `TS_TEST_DATABASE_URL` is unset.
+    ///
+    /// Panics when the variable is set but the server cannot be used: a test that was asked to run against
+    /// PostgreSQL fails rather than passing without having run.
     pub async fn fresh_postgres_url() -> Option<String> {
         let base = std::env::var("TS_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())?;
         sqlx::any::install_default_drivers();
         let name = format!("ts_test_{}", uuid::Uuid::new_v4().simple());
-        let pool = AnyPoolOptions::new().max_connections(1).connect(&base).await.ok()?;
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.ok()?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&base)
+            .await
+            .unwrap_or_else(|e| panic!("TS_TEST_DATABASE_URL is set but cannot be connected to: {e}"));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("TS_TEST_DATABASE_URL is set but CREATE DATABASE failed: {e}"));
         pool.close().await;
-        let (prefix, _) = base.rsplit_once('/')?;
+        let (prefix, _) = base
+            .rsplit_once('/')
+            .unwrap_or_else(|| panic!("TS_TEST_DATABASE_URL has no database name: {}", redact_url(&base)));
         Some(format!("{prefix}/{name}"))
+    }
+
+    fn redact_url(url: &str) -> String {
+        match (url.find("://"), url.rfind('@')) {
+            (Some(s), Some(a)) if a > s => format!("{}://…{}", &url[..s], &url[a..]),
+            _ => url.to_string(),
+        }
     }
 }
 
@@ -432,6 +455,20 @@ mod tests {
         assert!(revoked.revoked_at.is_some());
         assert!(matches!(db.revoke_api_key("nope").await, Err(StoreError::NotFound(_))));
         assert_eq!(db.list_api_keys().await.unwrap().len(), 1);
+
+        // A bot token stored in plaintext by an older version is replaced by its fingerprint at the next migrate.
+        sqlx::query(
+            "INSERT INTO tp_bots (id, username, token, bot_type, status, created_at, updated_at) \
+             VALUES ('b1', 'old_bot', '123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw', 'ingestion', 'active', '', '')",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+        db.migrate().await.unwrap();
+        let bot = db.bot("b1").await.unwrap().unwrap();
+        assert_eq!(bot.token_sha256, BotToken::new("123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw").sha256);
+        assert_eq!(bot.token_hint, "123456789:…Dsaw");
+        db.delete_bot("b1").await.unwrap();
 
         let s1 = db.setting_or_insert("jwt_secret", || "first".into()).await.unwrap();
         let s2 = db.setting_or_insert("jwt_secret", || "second".into()).await.unwrap();

@@ -24,12 +24,44 @@ pub struct Channel {
 pub struct Bot {
     pub id: String,
     pub username: String,
-    pub token: String,
+    /// `sha256:<hex>` of the token: a registered bot's token is never stored (see [`BotToken`]).
+    pub token_sha256: String,
+    /// The bot id and the last four characters: `123456789:…Dsaw`.
+    pub token_hint: String,
     pub bot_type: String,
     pub description: String,
     pub status: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What is kept of a bot token: its SHA-256 (enough to tell whether a token given later is this bot's) and a
+/// hint a person recognises. The token itself would be a credential sitting in the database and its backups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotToken {
+    pub sha256: String,
+    pub hint: String,
+}
+
+impl BotToken {
+    pub fn new(token: &str) -> BotToken {
+        use sha2::Digest;
+        let token = token.trim();
+        BotToken {
+            sha256: format!("sha256:{}", hex::encode(sha2::Sha256::digest(token.as_bytes()))),
+            hint: token_hint(token),
+        }
+    }
+}
+
+/// `123456:ABC…wxyz` → `123456:…wxyz`; nothing of a secret part of eight characters or fewer.
+pub fn token_hint(token: &str) -> String {
+    let (id, secret) = token.split_once(':').unwrap_or(("", token));
+    if secret.chars().count() <= 8 {
+        return format!("{id}:…");
+    }
+    let tail: String = secret.chars().skip(secret.chars().count() - 4).collect();
+    format!("{id}:…{tail}")
 }
 
 /// A parsed signal as stored. Prices in 1/10,000 units.
@@ -152,7 +184,8 @@ fn bot_from_row(r: &AnyRow) -> Result<Bot, sqlx::Error> {
     Ok(Bot {
         id: r.try_get("id")?,
         username: r.try_get("username")?,
-        token: r.try_get("token")?,
+        token_sha256: r.try_get("token")?,
+        token_hint: r.try_get("token_hint")?,
         bot_type: r.try_get("bot_type")?,
         description: r.try_get("description")?,
         status: r.try_get("status")?,
@@ -249,17 +282,18 @@ impl Db {
 
     pub async fn create_bot(&self, b: &Bot) -> Result<Bot, StoreError> {
         let res = sqlx::query(
-            "INSERT INTO tp_bots (id, username, token, bot_type, description, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO tp_bots (id, username, token, token_hint, bot_type, description, status, created_at, \
+             updated_at) VALUES ($1, $2, $3, $9, $4, $5, $6, $7, $8)",
         )
         .bind(&b.id)
         .bind(&b.username)
-        .bind(&b.token)
+        .bind(&b.token_sha256)
         .bind(&b.bot_type)
         .bind(&b.description)
         .bind(&b.status)
         .bind(b.created_at.to_rfc3339())
         .bind(b.updated_at.to_rfc3339())
+        .bind(&b.token_hint)
         .execute(self.pool())
         .await;
         unique(res, || format!("bot {}", b.username)).map(|_| b.clone())
@@ -268,15 +302,16 @@ impl Db {
     pub async fn update_bot(&self, b: &Bot) -> Result<Bot, StoreError> {
         let res = sqlx::query(
             "UPDATE tp_bots SET username = $1, token = $2, bot_type = $3, description = $4, status = $5, \
-             updated_at = $6 WHERE id = $7",
+             updated_at = $6, token_hint = $8 WHERE id = $7",
         )
         .bind(&b.username)
-        .bind(&b.token)
+        .bind(&b.token_sha256)
         .bind(&b.bot_type)
         .bind(&b.description)
         .bind(&b.status)
         .bind(b.updated_at.to_rfc3339())
         .bind(&b.id)
+        .bind(&b.token_hint)
         .execute(self.pool())
         .await;
         updated_one(res, || format!("bot {}", b.id), || format!("bot {}", b.username))?;
@@ -290,6 +325,24 @@ impl Db {
     pub async fn bot(&self, id: &str) -> Result<Option<Bot>, StoreError> {
         let row = sqlx::query("SELECT * FROM tp_bots WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
         Ok(row.as_ref().map(bot_from_row).transpose()?)
+    }
+
+    /// Rewrites any bot token stored in plaintext (by a version before tokens were fingerprinted) as its
+    /// fingerprint. Idempotent; [`Db::migrate`] runs it.
+    pub(crate) async fn fingerprint_bot_tokens(&self) -> Result<u64, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, token FROM tp_bots WHERE token NOT LIKE 'sha256:%'").fetch_all(self.pool()).await?;
+        for r in &rows {
+            let id: String = r.try_get("id")?;
+            let t = BotToken::new(&r.try_get::<String, _>("token")?);
+            sqlx::query("UPDATE tp_bots SET token = $1, token_hint = $2 WHERE id = $3")
+                .bind(t.sha256)
+                .bind(t.hint)
+                .bind(&id)
+                .execute(self.pool())
+                .await?;
+        }
+        Ok(rows.len() as u64)
     }
 
     pub async fn list_bots(&self) -> Result<Vec<Bot>, StoreError> {

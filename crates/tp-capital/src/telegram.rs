@@ -123,7 +123,8 @@ pub async fn poll_once(client: &reqwest::Client, cfg: &PollConfig, ingestor: &In
             ("timeout", cfg.long_poll.as_secs().to_string()),
             ("allowed_updates", allowed.to_string()),
         ])
-        .timeout(cfg.long_poll + Duration::from_secs(10))
+        // Telegram holds a long poll up to `timeout`; half as long again covers a slow network.
+        .timeout(cfg.long_poll + cfg.long_poll / 2 + Duration::from_secs(1))
         .send()
         .await?;
     let body: ApiResponse<Vec<serde_json::Value>> = resp.json().await?;

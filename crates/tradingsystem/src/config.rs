@@ -78,6 +78,8 @@ pub struct Config {
     pub telegram_bot_token: Option<String>,
     /// `TS_TELEGRAM_API_URL`, default the public Bot API.
     pub telegram_api_url: String,
+    /// `TS_TELEGRAM_POLL_SECONDS` (1 to 50, default 25): how long one `getUpdates` long poll may hold.
+    pub telegram_poll_seconds: u64,
     /// `TS_TELEGRAM_WEBHOOK_SECRET`: the webhook answers 401 without it.
     pub telegram_webhook_secret: Option<String>,
     /// `TS_DOCS_DIR` (`./docs`): the Markdown the Documentation API indexes.
@@ -240,6 +242,15 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
     if !(telegram_api_url.starts_with("http://") || telegram_api_url.starts_with("https://")) {
         bail!("TS_TELEGRAM_API_URL must be an http(s) URL, got {telegram_api_url:?}");
     }
+    let telegram_poll_seconds = match env("TS_TELEGRAM_POLL_SECONDS") {
+        None => 25,
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|s| (1..=50).contains(s))
+            .with_context(|| format!("TS_TELEGRAM_POLL_SECONDS must be a whole number from 1 to 50, got {v:?}"))?,
+    };
     let signal_min_confidence = match env("TS_SIGNAL_MIN_CONFIDENCE") {
         None => 0.60,
         Some(v) => v
@@ -259,6 +270,7 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
         signal_sizing,
         telegram_bot_token: env("TS_TELEGRAM_BOT_TOKEN"),
         telegram_api_url,
+        telegram_poll_seconds,
         telegram_webhook_secret: env("TS_TELEGRAM_WEBHOOK_SECRET"),
         protection,
         listen,

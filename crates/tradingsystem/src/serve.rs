@@ -230,7 +230,8 @@ pub async fn run_with(
     match &cfg.telegram_bot_token {
         Some(token) => {
             tracing::info!(api = %cfg.telegram_api_url, "Telegram long polling on");
-            let poll = tp_capital::telegram::PollConfig::new(&cfg.telegram_api_url, token);
+            let mut poll = tp_capital::telegram::PollConfig::new(&cfg.telegram_api_url, token);
+            poll.long_poll = std::time::Duration::from_secs(cfg.telegram_poll_seconds);
             tokio::spawn(tp_capital::telegram::poll_forever(poll, tp.clone()));
         }
         None => tracing::info!("TS_TELEGRAM_BOT_TOKEN not set: Telegram polling off (the webhook still works)"),

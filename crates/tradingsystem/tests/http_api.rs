@@ -268,6 +268,9 @@ fn promtool_check(metrics: &str) {
         .stderr(std::process::Stdio::piped())
         .spawn();
     let Ok(mut child) = child else {
+        if std::env::var("TS_REQUIRE_PROMTOOL").is_ok_and(|v| v == "1") {
+            panic!("promtool required (TS_REQUIRE_PROMTOOL=1) but it cannot be run");
+        }
         eprintln!("skipped: promtool is not installed (apt-get install prometheus)");
         return;
     };

@@ -82,3 +82,134 @@ async fn limits_take_exact_money() {
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["error"]["details"]["field"], "max_notional", "{b}");
 }
+
+const BOT_TOKEN: &str = "987654321:AAFsecretPartOfTheBotToken1234567890";
+
+/// A Bot API that fails a different way on each call: 500 with an HTML page, 200 with broken JSON, then no answer
+/// at all (the client times out); after that it answers normally. Returns its address and the call count.
+async fn failing_bot_api(listener: tokio::net::TcpListener) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    use axum::http::StatusCode;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let app = axum::Router::new().route(
+        "/{bot}/getUpdates",
+        axum::routing::get(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                match n {
+                    0 => (StatusCode::INTERNAL_SERVER_ERROR, "<html>oops</html>".to_string()),
+                    1 => (StatusCode::OK, "{not json".to_string()),
+                    2 => {
+                        tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+                        (StatusCode::OK, String::new())
+                    }
+                    _ => {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        (StatusCode::OK, r#"{"ok":true,"result":[]}"#.to_string())
+                    }
+                }
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    calls
+}
+
+/// Polling fails every way it can (refused, 500, bad JSON, timeout); neither stderr, nor the log files, nor any
+/// API answer carries the bot token, the admin password or an API key afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_in_any_log_or_answer() {
+    // A port nobody listens on yet: the first polls are refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let api = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        dir.path(),
+        &[
+            ("TS_TELEGRAM_BOT_TOKEN", BOT_TOKEN),
+            ("TS_TELEGRAM_API_URL", api.as_str()),
+            ("TS_TELEGRAM_POLL_SECONDS", "1"),
+            ("TS_LOG", "debug"),
+        ],
+    );
+    let admin = s.admin().await;
+    let (st, k) = s.post(&admin, "/api/v1/api-keys", json!({"name": "robot", "role": "viewer"})).await;
+    assert_eq!(st, 201, "{k}");
+    let api_key = k["key"].as_str().unwrap().to_string();
+    let r = s.client.get(s.url("/api/v1/positions")).header("X-API-Key", &api_key).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // A registered bot: its token is not kept, so it cannot leak from the database either.
+    let (st, bot) = s
+        .post(
+            &admin,
+            "/api/v1/tp-capital/telegram/bots",
+            json!({"username": "ingest_bot", "token": BOT_TOKEN, "bot_type": "ingestion"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{bot}");
+
+    let poll_errors = |s: &Server, admin: String| {
+        let s = s.handle();
+        async move {
+            let (_, logs) = s.get(&admin, "/api/v1/tp-capital/logs?limit=200").await;
+            logs["data"].as_array().map_or(0, |a| a.iter().filter(|e| e["outcome"] == "poll_error").count())
+        }
+    };
+    let limit = std::time::Duration::from_secs(60);
+    common::eventually_within(limit, || async { (poll_errors(&s, admin.clone()).await >= 1).then_some(()) }).await;
+    let calls = failing_bot_api(tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap()).await;
+    // 500, bad JSON and the timeout each logged, then a good poll.
+    common::eventually_within(limit, || async {
+        (calls.load(std::sync::atomic::Ordering::SeqCst) >= 4 && poll_errors(&s, admin.clone()).await >= 4)
+            .then_some(())
+    })
+    .await;
+
+    let secrets = [BOT_TOKEN, "AAFsecretPartOfTheBotToken1234567890", common::ADMIN_PASSWORD, api_key.as_str()];
+    let mut seen: Vec<(String, String)> = Vec::new();
+    // Every API answer a GET can give without a path parameter.
+    let (_, openapi) = s.get(&admin, "/openapi.json").await;
+    let mut paths: Vec<String> = openapi["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(p, item)| !p.contains('{') && item.get("get").is_some())
+        .map(|(p, _)| p.clone())
+        .collect();
+    paths.extend(["/metrics".to_string(), "/health".to_string(), "/ready".to_string()]);
+    assert!(paths.iter().any(|p| p == "/api/v1/tp-capital/logs"), "{paths:?}");
+    for p in &paths {
+        let r = s.client.get(s.url(p)).bearer_auth(&admin).send().await.unwrap();
+        seen.push((format!("GET {p}"), r.text().await.unwrap()));
+    }
+    let (_, b) = s.get(&admin, &format!("/api/v1/tp-capital/telegram/bots/{}", bot["id"].as_str().unwrap())).await;
+    seen.push(("GET bot".into(), b.to_string()));
+    seen.push(("stderr".into(), s.stderr.lock().unwrap().join("\n")));
+    let mut files = vec![dir.path().join("logs")];
+    let mut log_files = 0;
+    while let Some(d) = files.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                files.push(e.path());
+            } else {
+                log_files += 1;
+                seen.push((e.path().display().to_string(), std::fs::read_to_string(e.path()).unwrap_or_default()));
+            }
+        }
+    }
+    assert!(log_files > 0, "the server writes log files");
+    // The database file itself holds no secret either.
+    for f in ["tradingsystem.db", "tradingsystem.db-wal"] {
+        if let Ok(bytes) = std::fs::read(dir.path().join(f)) {
+            seen.push((f.to_string(), String::from_utf8_lossy(&bytes).into_owned()));
+        }
+    }
+    for (place, text) in &seen {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{place} holds a secret ({}…)", &secret[..4]);
+        }
+    }
+    let stderr = s.stderr.lock().unwrap().join("\n");
+    assert!(stderr.contains("Telegram polling failed"), "the failures were logged");
+}

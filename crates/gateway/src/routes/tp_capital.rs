@@ -15,7 +15,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use signal_parser::Signal;
-use storage::{Bot, Channel, SignalFilter};
+use storage::{Bot, BotToken, Channel, SignalFilter};
 use tp_capital::{Outcome, SignalView};
 
 /// Longer than any Telegram message (4,096 characters, captions 1,024) with room to spare.
@@ -390,22 +390,12 @@ pub struct BotView {
     updated_at: DateTime<Utc>,
 }
 
-/// `123456:ABC…wxyz` → `123456:…wxyz`.
-pub fn token_hint(token: &str) -> String {
-    let (id, secret) = token.split_once(':').unwrap_or(("", token));
-    let tail: String = secret.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
-    if secret.chars().count() <= 8 {
-        return format!("{id}:…");
-    }
-    format!("{id}:…{tail}")
-}
-
 impl From<Bot> for BotView {
     fn from(b: Bot) -> Self {
         BotView {
             id: b.id,
             username: b.username,
-            token_hint: token_hint(&b.token),
+            token_hint: b.token_hint,
             bot_type: b.bot_type,
             description: b.description,
             status: b.status,
@@ -470,11 +460,13 @@ pub async fn create_bot(
     JsonBody(b, _): JsonBody<BotBody>,
 ) -> ApiResult<(StatusCode, Json<BotView>)> {
     check_bot(&b, true)?;
+    let token = BotToken::new(b.token.as_deref().unwrap_or_default());
     let now = Utc::now();
     let bot = Bot {
         id: uuid::Uuid::now_v7().to_string(),
         username: b.username.trim().trim_start_matches('@').into(),
-        token: b.token.unwrap_or_default().trim().into(),
+        token_sha256: token.sha256,
+        token_hint: token.hint,
         bot_type: b.bot_type,
         description: b.description,
         status: b.status,
@@ -507,9 +499,11 @@ pub async fn update_bot(
 ) -> ApiResult<Json<BotView>> {
     check_bot(&b, false)?;
     let old = st.db.bot(&id).await?.ok_or_else(|| ApiError::not_found(format!("bot {id} not found")))?;
+    let token = b.token.as_deref().map(BotToken::new);
     let bot = Bot {
         username: b.username.trim().trim_start_matches('@').into(),
-        token: b.token.map(|t| t.trim().to_string()).unwrap_or(old.token.clone()),
+        token_sha256: token.as_ref().map_or(old.token_sha256.clone(), |t| t.sha256.clone()),
+        token_hint: token.map_or(old.token_hint.clone(), |t| t.hint),
         bot_type: b.bot_type,
         description: b.description,
         status: b.status,
@@ -583,8 +577,8 @@ mod tests {
 
     #[test]
     fn tokens_are_masked() {
-        assert_eq!(token_hint("123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"), "123456789:…Dsaw");
-        assert_eq!(token_hint("short"), ":…");
+        assert_eq!(storage::token_hint("123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"), "123456789:…Dsaw");
+        assert_eq!(storage::token_hint("short"), ":…");
         assert!(
             constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"a", b"ab")
         );

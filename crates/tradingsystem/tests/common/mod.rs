@@ -15,6 +15,8 @@ pub struct Server {
     pub base: String,
     pub data_dir: PathBuf,
     pub client: reqwest::Client,
+    /// Every line the server wrote to stderr so far.
+    pub stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -43,6 +45,8 @@ impl Server {
         let mut child = cmd.spawn().expect("start tradingsystem");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = lines.clone();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -57,15 +61,28 @@ impl Server {
                 if std::env::var("TS_TEST_SERVER_LOG").is_ok() {
                     eprintln!("[server] {line}");
                 }
+                kept.lock().unwrap_or_else(|e| e.into_inner()).push(line);
             }
         });
         let base = rx.recv_timeout(Duration::from_secs(60)).expect("server did not start in 60 s");
-        Server { child: Some(child), base, data_dir: data_dir.to_path_buf(), client: reqwest::Client::new() }
+        Server {
+            child: Some(child),
+            base,
+            data_dir: data_dir.to_path_buf(),
+            client: reqwest::Client::new(),
+            stderr: lines,
+        }
     }
 
     /// A client-only handle to the same server (does not own or stop the process).
     pub fn handle(&self) -> Server {
-        Server { child: None, base: self.base.clone(), data_dir: self.data_dir.clone(), client: self.client.clone() }
+        Server {
+            child: None,
+            base: self.base.clone(),
+            data_dir: self.data_dir.clone(),
+            client: self.client.clone(),
+            stderr: self.stderr.clone(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -165,17 +182,26 @@ impl Drop for Server {
 }
 
 /// Polls until `f` returns Some, for at most 5 s.
-pub async fn eventually<T, F, Fut>(mut f: F) -> T
+pub async fn eventually<T, F, Fut>(f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    eventually_within(Duration::from_secs(5), f).await
+}
+
+/// Polls until `f` returns Some, for at most `limit`.
+pub async fn eventually_within<T, F, Fut>(limit: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = f().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "condition not reached in 5 s");
+        assert!(Instant::now() < deadline, "condition not reached in {limit:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
