@@ -14,7 +14,7 @@ pub fn correlation_id() -> Option<String> {
     CORRELATION_ID.try_with(|c| c.clone()).ok()
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: String,

@@ -13,7 +13,7 @@ pub mod views;
 mod web;
 
 use auth::JwtKeys;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use order_manager::OrderManager;
@@ -42,6 +42,8 @@ pub struct AppState {
     /// `TS_TELEGRAM_WEBHOOK_SECRET`; without it the webhook answers 401 to everyone.
     pub telegram_webhook_secret: Option<String>,
     pub rate_limits: Arc<protect::RateLimits>,
+    /// Who users and API keys are now (role, disabled, revoked), read through a short cache.
+    pub auth_cache: Arc<auth::AuthCache>,
 }
 
 pub use routes::docs::probe as probe_system;
@@ -54,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/login", post(routes::auth::login))
         .route("/auth/refresh", post(routes::auth::refresh))
         .route("/users", get(routes::auth::list_users).post(routes::auth::create_user))
+        .route("/users/{id}", patch(routes::auth::update_user))
         .route("/api-keys", get(routes::auth::list_api_keys).post(routes::auth::create_api_key))
         .route("/api-keys/{id}", delete(routes::auth::revoke_api_key))
         .route("/orders", post(routes::orders::create).get(routes::orders::list))

@@ -26,6 +26,7 @@ use utoipa::OpenApi;
         routes::auth::refresh,
         routes::auth::list_users,
         routes::auth::create_user,
+        routes::auth::update_user,
         routes::auth::list_api_keys,
         routes::auth::create_api_key,
         routes::auth::revoke_api_key,

@@ -1,11 +1,13 @@
 //! Protection at the edge: rate limits per caller, request timeouts, CORS and security headers.
 //!
-//! Rate limits are GCRA buckets (governor) keyed by who is calling: the API key, else the user of a valid bearer
-//! token, else the client's IP. Logins have their own, stricter bucket per IP, so guessing passwords is slow even
-//! from many user names. Every limited response carries `RateLimit-Limit`, `RateLimit-Remaining` and
+//! Rate limits are GCRA buckets (governor) keyed by who is calling, as far as it is proven: a known API key, else
+//! the user a bearer token was signed for, else the client's IP. An API key not yet verified is charged to the IP
+//! before it is looked up, so a client inventing a new key for every request spends its IP's budget (and, once that
+//! is gone, gets 429 without a lookup). Logins have their own, stricter bucket per IP, so guessing passwords is
+//! slow even from many user names. Every limited response carries `RateLimit-Limit`, `RateLimit-Remaining` and
 //! `RateLimit-Reset`; a 429 adds `Retry-After`.
 
-use crate::auth::hash_api_key;
+use crate::auth::{cached_api_key, hash_api_key, token_subject, verify_api_key, Credentials, Resolved};
 use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::{ConnectInfo, Request, State};
@@ -45,6 +47,9 @@ impl Default for ProtectionConfig {
     }
 }
 
+/// Callers tracked per bucket before idle ones are dropped early (they are also dropped every minute).
+const MAX_TRACKED_CALLERS: usize = 100_000;
+
 type Keyed = RateLimiter<String, HashMapStateStore<String>, DefaultClock, StateInformationMiddleware>;
 
 struct Bucket {
@@ -62,6 +67,11 @@ impl Bucket {
 
     /// `Ok(remaining)` or `Err(wait)`.
     fn check(&self, key: &str) -> Result<u32, Duration> {
+        // Keys are proven callers and IPs, but a wide botnet still makes many IPs: past this, callers whose buckets
+        // are full again are forgotten before the store grows further.
+        if self.limiter.len() >= MAX_TRACKED_CALLERS {
+            self.limiter.retain_recent();
+        }
         match self.limiter.check_key(&key.to_string()) {
             Ok(snapshot) => Ok(snapshot.remaining_burst_capacity()),
             Err(not_until) => Err(not_until.wait_time_from(DefaultClock::default().now())),
@@ -101,20 +111,25 @@ fn client_ip(req: &Request) -> String {
     req.extensions().get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".into(), |c| c.0.ip().to_string())
 }
 
-/// The caller's identity for rate limiting. A bad token or key still counts, against the IP.
-fn caller_key(st: &AppState, req: &Request) -> String {
-    let headers = req.headers();
-    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        return format!("key:{}", &hash_api_key(key.trim())[..16]);
+/// Who is calling, for the bucket: proven callers by identity, everyone else by IP.
+enum Caller {
+    Known(String),
+    /// An API key not in the cache: charged to the IP, then looked up.
+    UnverifiedKey(String),
+}
+
+fn caller(st: &AppState, req: &Request, ip: &str) -> Caller {
+    match Credentials::of(req.headers(), None) {
+        Ok(Credentials::Bearer(token)) => match token_subject(st, token) {
+            Some(user) => Caller::Known(format!("user:{user}")),
+            None => Caller::Known(ip.to_string()),
+        },
+        Ok(Credentials::ApiKey(key)) => match cached_api_key(st, key) {
+            Some(hash) => Caller::Known(format!("key:{}", &hash[..16])),
+            None => Caller::UnverifiedKey(key.to_string()),
+        },
+        Ok(Credentials::None) | Err(_) => Caller::Known(ip.to_string()),
     }
-    let bearer = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-    if let Some(user) = bearer.and_then(|t| st.jwt.subject(t.trim())) {
-        return format!("user:{user}");
-    }
-    format!("ip:{}", client_ip(req))
 }
 
 fn set(headers: &mut http::HeaderMap, name: &'static str, value: impl ToString) {
@@ -124,7 +139,7 @@ fn set(headers: &mut http::HeaderMap, name: &'static str, value: impl ToString) 
 }
 
 /// Applies the login bucket to `POST /api/v1/auth/login` and the general bucket to the rest of the API and `/ws`.
-pub async fn rate_limit(State(st): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn rate_limit(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     // Telegram's webhook pushes from Telegram's addresses at the channels' pace and checks its own secret; a
     // per-IP budget meant for people would drop signals in a busy minute.
@@ -133,10 +148,28 @@ pub async fn rate_limit(State(st): State<AppState>, req: Request, next: Next) ->
         return next.run(req).await;
     }
     let is_login = req.method() == Method::POST && path == "/api/v1/auth/login";
+    let ip = format!("ip:{}", client_ip(&req));
     let (bucket, key, scope) = if is_login {
-        (st.rate_limits.login.as_ref(), format!("ip:{}", client_ip(&req)), "login")
+        (st.rate_limits.login.as_ref(), ip, "login")
     } else {
-        (st.rate_limits.general.as_ref(), caller_key(&st, &req), "api")
+        let Some(bucket) = st.rate_limits.general.as_ref() else { return next.run(req).await };
+        let key = match caller(&st, &req, &ip) {
+            Caller::Known(key) => key,
+            Caller::UnverifiedKey(api_key) => {
+                if let Err(wait) = bucket.check(&ip) {
+                    return too_many(bucket, &ip, "api", wait);
+                }
+                let resolved = verify_api_key(&st, &api_key).await;
+                let proven = resolved.is_ok();
+                req.extensions_mut().insert(Resolved(resolved));
+                if !proven {
+                    // Already charged to the IP; the handler answers 401 from the resolved outcome.
+                    return next.run(req).await;
+                }
+                format!("key:{}", &hash_api_key(&api_key)[..16])
+            }
+        };
+        (Some(bucket), key, "api")
     };
     let Some(bucket) = bucket else { return next.run(req).await };
     match bucket.check(&key) {
@@ -148,25 +181,27 @@ pub async fn rate_limit(State(st): State<AppState>, req: Request, next: Next) ->
             set(h, "ratelimit-reset", bucket.reset_after(remaining));
             resp
         }
-        Err(wait) => {
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            metrics::counter!("ts_http_rate_limited_total", "scope" => scope).increment(1);
-            tracing::warn!(%key, scope, retry_after_s = secs, "rate limited");
-            let mut resp = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "RATE_LIMITED",
-                format!("too many requests: at most {} per minute; retry in {secs} s", bucket.per_minute),
-            )
-            .with_details(json!({ "limit_per_minute": bucket.per_minute, "retry_after_seconds": secs }))
-            .into_response();
-            let h = resp.headers_mut();
-            set(h, "retry-after", secs);
-            set(h, "ratelimit-limit", bucket.per_minute);
-            set(h, "ratelimit-remaining", 0);
-            set(h, "ratelimit-reset", secs);
-            resp
-        }
+        Err(wait) => too_many(bucket, &key, scope, wait),
     }
+}
+
+fn too_many(bucket: &Bucket, key: &str, scope: &'static str, wait: Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    metrics::counter!("ts_http_rate_limited_total", "scope" => scope).increment(1);
+    tracing::warn!(%key, scope, retry_after_s = secs, "rate limited");
+    let mut resp = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "RATE_LIMITED",
+        format!("too many requests: at most {} per minute; retry in {secs} s", bucket.per_minute),
+    )
+    .with_details(json!({ "limit_per_minute": bucket.per_minute, "retry_after_seconds": secs }))
+    .into_response();
+    let h = resp.headers_mut();
+    set(h, "retry-after", secs);
+    set(h, "ratelimit-limit", bucket.per_minute);
+    set(h, "ratelimit-remaining", 0);
+    set(h, "ratelimit-reset", secs);
+    resp
 }
 
 /// A handler that takes longer than the configured timeout is answered 503 `TIMEOUT` (its work is dropped; the

@@ -42,6 +42,8 @@ pub struct User {
     pub role: String,
     pub created_at: DateTime<Utc>,
     pub disabled: bool,
+    /// Bearer tokens issued at another version are no longer valid (see `set_password`, `update_user`).
+    pub token_version: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -248,6 +250,7 @@ impl Db {
             role: r.try_get("role")?,
             created_at: parse_ts(&r.try_get::<String, _>("created_at")?),
             disabled: r.try_get::<bool, _>("disabled").or_else(|_| r.try_get::<i64, _>("disabled").map(|v| v != 0))?,
+            token_version: r.try_get("token_version")?,
         })
     }
 
@@ -259,6 +262,7 @@ impl Db {
             role: role.to_string(),
             created_at: Utc::now(),
             disabled: false,
+            token_version: 0,
         };
         let res = sqlx::query(
             "INSERT INTO users (id, username, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -279,7 +283,7 @@ impl Db {
 
     pub async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, username, password_hash, role, created_at, disabled FROM users WHERE username = $1",
+            "SELECT id, username, password_hash, role, created_at, disabled, token_version FROM users WHERE username = $1",
         )
         .bind(username)
         .fetch_optional(&self.pool)
@@ -289,7 +293,7 @@ impl Db {
 
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         let rows =
-            sqlx::query("SELECT id, username, password_hash, role, created_at, disabled FROM users ORDER BY username")
+            sqlx::query("SELECT id, username, password_hash, role, created_at, disabled, token_version FROM users ORDER BY username")
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows.iter().map(Self::user_from_row).collect::<Result<_, _>>()?)
@@ -300,16 +304,55 @@ impl Db {
         Ok(row.try_get::<i64, _>(0)?)
     }
 
+    /// Sets the password and ends every session opened with the old one.
     pub async fn set_password(&self, username: &str, password_hash: &str) -> Result<(), StoreError> {
-        let res = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2")
-            .bind(password_hash)
-            .bind(username)
-            .execute(&self.pool)
-            .await?;
+        let res =
+            sqlx::query("UPDATE users SET password_hash = $1, token_version = token_version + 1 WHERE username = $2")
+                .bind(password_hash)
+                .bind(username)
+                .execute(&self.pool)
+                .await?;
         if res.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user {username:?}")));
         }
         Ok(())
+    }
+
+    /// A user by id or, failing that, by name.
+    pub async fn user_by_id_or_name(&self, id_or_name: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, username, password_hash, role, created_at, disabled, token_version FROM users \
+             WHERE id = $1 OR username = $2 ORDER BY CASE WHEN id = $3 THEN 0 ELSE 1 END LIMIT 1",
+        )
+        .bind(id_or_name)
+        .bind(id_or_name)
+        .bind(id_or_name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(Self::user_from_row).transpose()?)
+    }
+
+    /// Disables or enables a user and/or changes its role. Disabling ends every session (its tokens stay
+    /// invalid after a later enable); a role change applies to existing sessions from their next request.
+    pub async fn update_user(&self, id: &str, disabled: Option<bool>, role: Option<&str>) -> Result<User, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let found = sqlx::query("SELECT id FROM users WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
+        if found.is_none() {
+            return Err(StoreError::NotFound(format!("user {id:?}")));
+        }
+        if let Some(d) = disabled {
+            sqlx::query("UPDATE users SET disabled = $1, token_version = token_version + $2 WHERE id = $3")
+                .bind(d)
+                .bind(i64::from(d))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(r) = role {
+            sqlx::query("UPDATE users SET role = $1 WHERE id = $2").bind(r).bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        self.user_by_id_or_name(id).await?.ok_or_else(|| StoreError::NotFound(format!("user {id:?}")))
     }
 
     // ---- API keys ----
@@ -373,23 +416,23 @@ impl Db {
         Ok(rows.iter().map(Self::key_from_row).collect::<Result<_, _>>()?)
     }
 
-    /// Revokes by id or by name. Revoking twice is not an error.
-    pub async fn revoke_api_key(&self, id_or_name: &str) -> Result<ApiKey, StoreError> {
+    /// Revokes the key with this id, and only it (names are not unique). Revoking twice is not an error.
+    pub async fn revoke_api_key(&self, id: &str) -> Result<ApiKey, StoreError> {
         let now = Utc::now().to_rfc3339();
-        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE (id = $2 OR name = $3) AND revoked_at IS NULL")
+        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(&now)
-            .bind(id_or_name)
-            .bind(id_or_name)
+            .bind(id)
             .execute(&self.pool)
             .await?;
-        let row = sqlx::query("SELECT id, name, key_hash, prefix, role, created_by, created_at, revoked_at FROM api_keys WHERE id = $1 OR name = $2")
-            .bind(id_or_name)
-            .bind(id_or_name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, name, key_hash, prefix, role, created_by, created_at, revoked_at FROM api_keys WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         match row {
             Some(r) => Ok(Self::key_from_row(&r)?),
-            None => Err(StoreError::NotFound(format!("API key {id_or_name:?}"))),
+            None => Err(StoreError::NotFound(format!("API key {id:?}"))),
         }
     }
 }
@@ -442,7 +485,7 @@ mod tests {
         let u = db.create_user("alice", "hash1", "trader").await.unwrap();
         assert!(matches!(db.create_user("alice", "x", "viewer").await, Err(StoreError::Conflict(_))));
         let got = db.user_by_name("alice").await.unwrap().unwrap();
-        assert_eq!((got.id, got.role.as_str(), got.disabled), (u.id, "trader", false));
+        assert_eq!((got.id.as_str(), got.role.as_str(), got.disabled), (u.id.as_str(), "trader", false));
         db.set_password("alice", "hash2").await.unwrap();
         assert_eq!(db.user_by_name("alice").await.unwrap().unwrap().password_hash, "hash2");
         assert!(matches!(db.set_password("bob", "h").await, Err(StoreError::NotFound(_))));
@@ -451,10 +494,24 @@ mod tests {
 
         let k = db.create_api_key("bot", "deadbeef", "ts_dead", "trader", "admin").await.unwrap();
         assert_eq!(db.api_key_by_hash("deadbeef").await.unwrap().unwrap().id, k.id);
-        let revoked = db.revoke_api_key("bot").await.unwrap();
+        let twin = db.create_api_key("bot", "cafebabe", "ts_cafe", "trader", "admin").await.unwrap();
+        assert!(matches!(db.revoke_api_key("bot").await, Err(StoreError::NotFound(_))), "by id only");
+        let revoked = db.revoke_api_key(&k.id).await.unwrap();
         assert!(revoked.revoked_at.is_some());
+        assert!(db.api_key_by_hash("cafebabe").await.unwrap().unwrap().revoked_at.is_none(), "a same-named key stays");
+        db.revoke_api_key(&twin.id).await.unwrap();
         assert!(matches!(db.revoke_api_key("nope").await, Err(StoreError::NotFound(_))));
-        assert_eq!(db.list_api_keys().await.unwrap().len(), 1);
+        assert_eq!(db.list_api_keys().await.unwrap().len(), 2);
+
+        // Disabling ends sessions (the version moves); a role change does not; a password change does.
+        let v0 = db.user_by_name("alice").await.unwrap().unwrap().token_version;
+        let d = db.update_user(&u.id, Some(true), Some("viewer")).await.unwrap();
+        assert_eq!((d.disabled, d.role.as_str(), d.token_version), (true, "viewer", v0 + 1));
+        let e = db.update_user(&u.id, Some(false), None).await.unwrap();
+        assert_eq!((e.disabled, e.role.as_str(), e.token_version), (false, "viewer", v0 + 1));
+        db.set_password("alice", "hash3").await.unwrap();
+        assert_eq!(db.user_by_id_or_name("alice").await.unwrap().unwrap().token_version, v0 + 2);
+        assert!(matches!(db.update_user("nobody", Some(true), None).await, Err(StoreError::NotFound(_))));
 
         // A bot token stored in plaintext by an older version is replaced by its fingerprint at the next migrate.
         sqlx::query(

@@ -151,11 +151,21 @@ enum UserCmd {
     },
     /// Lists users.
     List,
-    /// Sets a user's password.
+    /// Sets a user's password (the user's open sessions end).
     Passwd {
         username: String,
         #[command(flatten)]
         password: PasswordArgs,
+    },
+    /// Disables a user: logins are refused and open sessions end (within 2 s on a running server).
+    Disable { username: String },
+    /// Lets a disabled user log in again (sessions ended by the disable stay ended).
+    Enable { username: String },
+    /// Changes a user's role; open sessions get it from their next request.
+    Role {
+        username: String,
+        #[arg(value_parser = ["admin", "trader", "viewer"])]
+        role: String,
     },
 }
 
@@ -420,6 +430,21 @@ async fn user_cmd(cfg: &config::Config, cmd: UserCmd) -> Result<()> {
             db.set_password(&username, &hash).await?;
             println!("password changed for {username}");
         }
+        UserCmd::Disable { username } => {
+            let u = db.user_by_name(&username).await?.with_context(|| format!("no user named {username:?}"))?;
+            db.update_user(&u.id, Some(true), None).await?;
+            println!("disabled user {username}");
+        }
+        UserCmd::Enable { username } => {
+            let u = db.user_by_name(&username).await?.with_context(|| format!("no user named {username:?}"))?;
+            db.update_user(&u.id, Some(false), None).await?;
+            println!("enabled user {username}");
+        }
+        UserCmd::Role { username, role } => {
+            let u = db.user_by_name(&username).await?.with_context(|| format!("no user named {username:?}"))?;
+            db.update_user(&u.id, None, Some(&role)).await?;
+            println!("user {username} now has role {role}");
+        }
     }
     db.close().await;
     Ok(())
@@ -443,7 +468,23 @@ async fn apikey_cmd(cfg: &config::Config, cmd: ApiKeyCmd) -> Result<()> {
             }
         }
         ApiKeyCmd::Revoke { id_or_name } => {
-            let k = db.revoke_api_key(&id_or_name).await?;
+            // Names are not unique: a name revokes its key only when exactly one active key carries it.
+            let keys = db.list_api_keys().await?;
+            let id = if keys.iter().any(|k| k.id == id_or_name) {
+                id_or_name
+            } else {
+                let named: Vec<_> = keys.iter().filter(|k| k.name == id_or_name && k.revoked_at.is_none()).collect();
+                match named.as_slice() {
+                    [] => anyhow::bail!("no active API key with id or name {id_or_name:?}"),
+                    [one] => one.id.clone(),
+                    many => anyhow::bail!(
+                        "{} active keys are named {id_or_name:?}; revoke one by id ({})",
+                        many.len(),
+                        many.iter().map(|k| k.id.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                }
+            };
+            let k = db.revoke_api_key(&id).await?;
             println!("revoked API key {} ({})", k.name, k.id);
         }
     }

@@ -272,6 +272,7 @@ pub async fn run_with(
         }
     });
     let state = AppState {
+        auth_cache: Default::default(),
         oms: oms.clone(),
         db: db.clone(),
         jwt,

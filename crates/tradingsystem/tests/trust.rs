@@ -213,3 +213,115 @@ async fn no_secret_in_any_log_or_answer() {
     let stderr = s.stderr.lock().unwrap().join("\n");
     assert!(stderr.contains("Telegram polling failed"), "the failures were logged");
 }
+
+fn random_key(i: usize) -> String {
+    // The shape of a real key (`ts_` + 64 hex digits), a different one each time.
+    let x = (i as u128 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+    format!("ts_{x:032x}{:032x}", x.rotate_left(64))
+}
+
+/// A client that sends a new random API key with every request gets no fresh bucket: the keys are charged to its
+/// IP, so at most the IP's allowance is answered (401) and the rest are 429 without a database lookup.
+#[tokio::test]
+async fn a_new_random_key_per_request_does_not_dodge_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(dir.path(), &[("TS_RATE_LIMIT_PER_MINUTE", "20")]);
+    let admin = s.admin().await;
+    let (mut answered, mut limited) = (0, 0);
+    for i in 0..60 {
+        let key = if i % 2 == 0 { random_key(i) } else { format!("garbage-{i}") };
+        let r = s.client.get(s.url("/api/v1/positions")).header("X-API-Key", key).send().await.unwrap();
+        match r.status().as_u16() {
+            401 => answered += 1,
+            429 => limited += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((answered, limited), (20, 40), "20 a minute per IP, whatever keys it invents");
+    // The IP's budget is spent: an anonymous call from it is limited too.
+    assert_eq!(s.client.get(s.url("/api/v1/orders")).send().await.unwrap().status(), 429);
+    // A proven caller has its own bucket: the admin's token and a real key still work.
+    assert_eq!(s.get(&admin, "/api/v1/orders").await.0, 200);
+    let (st, k) = s.post(&admin, "/api/v1/api-keys", json!({"name": "robot", "role": "viewer"})).await;
+    assert_eq!(st, 201, "{k}");
+    let r = s.client.get(s.url("/api/v1/positions")).header("X-API-Key", k["key"].as_str().unwrap()).send().await;
+    // The first use of a key not yet verified is charged to the IP, which is spent: 429 until it refills.
+    assert_eq!(r.unwrap().status(), 429);
+}
+
+/// Disabling a user, changing a role or a password, revoking a key: each takes effect on the next request.
+#[tokio::test]
+async fn access_ends_when_it_is_taken_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let admin = s.admin().await;
+    let tom = s.user(&admin, "tom", "trader").await;
+    let (_, users) = s.get(&admin, "/api/v1/users").await;
+    let tom_id = users["data"].as_array().unwrap().iter().find(|u| u["username"] == "tom").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let order = json!({"symbol": "PETR4", "side": "BUY", "type": "MARKET", "quantity": 100});
+    assert_eq!(s.post(&tom, "/api/v1/orders", order.clone()).await.0, 201);
+
+    let patch = |body: Value| {
+        let (s, admin, id) = (s.handle(), admin.clone(), tom_id.clone());
+        async move { s.send(reqwest::Method::PATCH, &admin, &format!("/api/v1/users/{id}"), body).await }
+    };
+    // Demoted: the same token now carries viewer rights.
+    let (st, u) = patch(json!({"role": "viewer"})).await;
+    assert_eq!((st, u["role"].as_str()), (200, Some("viewer")), "{u}");
+    assert_eq!(s.post(&tom, "/api/v1/orders", order.clone()).await.0, 403);
+    assert_eq!(s.get(&tom, "/api/v1/orders").await.0, 200);
+    // Disabled: the token stops working and logins are refused.
+    let (st, u) = patch(json!({"disabled": true})).await;
+    assert_eq!((st, u["disabled"].as_bool()), (200, Some(true)), "{u}");
+    assert_eq!(s.get(&tom, "/api/v1/orders").await.0, 401);
+    let r = s.client.post(s.url("/api/v1/auth/login")).json(&json!({"username": "tom", "password": "password-123"}));
+    assert_eq!(r.send().await.unwrap().status(), 401);
+    // Enabled again: the old token stays ended, a new login works.
+    assert_eq!(patch(json!({"disabled": false, "role": "trader"})).await.0, 200);
+    assert_eq!(s.get(&tom, "/api/v1/orders").await.0, 401);
+    let tom2 = s.login("tom", "password-123").await;
+    assert_eq!(s.post(&tom2, "/api/v1/orders", order.clone()).await.0, 201);
+    // Bad patches.
+    assert_eq!(patch(json!({})).await.0, 422);
+    assert_eq!(patch(json!({"role": "root"})).await.0, 422);
+    assert_eq!(patch(json!({"disabled": "yes"})).await.0, 422);
+    let (st, _) = s.send(reqwest::Method::PATCH, &admin, "/api/v1/users/nobody", json!({"disabled": true})).await;
+    assert_eq!(st, 404);
+    assert_eq!(s.send(reqwest::Method::PATCH, &tom2, "/api/v1/users/tom", json!({"role": "admin"})).await.0, 403);
+    // The last admin cannot lock everyone out.
+    let (st, e) = s.send(reqwest::Method::PATCH, &admin, "/api/v1/users/admin", json!({"disabled": true})).await;
+    assert_eq!(st, 422, "{e}");
+
+    // A password changed from the CLI (another process) ends the sessions within the cache's 2 s.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tradingsystem"))
+        .args(["user", "passwd", "tom", "--password", "another-password-9"])
+        .env("TS_DATA_DIR", dir.path())
+        .env_remove("TS_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    common::eventually(|| async { (s.get(&tom2, "/api/v1/orders").await.0 == 401).then_some(()) }).await;
+    let tom3 = s.login("tom", "another-password-9").await;
+    assert_eq!(s.get(&tom3, "/api/v1/orders").await.0, 200);
+
+    // Revoking a key by id revokes that key only, even when another shares its name.
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let (st, k) = s.post(&admin, "/api/v1/api-keys", json!({"name": "same", "role": "viewer"})).await;
+        assert_eq!(st, 201);
+        keys.push((k["id"].as_str().unwrap().to_string(), k["key"].as_str().unwrap().to_string()));
+    }
+    let with_key = |key: String| {
+        let s = s.handle();
+        async move { s.client.get(s.url("/api/v1/orders")).header("X-API-Key", key).send().await.unwrap().status() }
+    };
+    assert_eq!(with_key(keys[0].1.clone()).await, 200);
+    let (st, _) = s.send(reqwest::Method::DELETE, &admin, &format!("/api/v1/api-keys/{}", keys[0].0), json!({})).await;
+    assert_eq!(st, 200);
+    assert_eq!(with_key(keys[0].1.clone()).await, 401, "revoked on the next request");
+    assert_eq!(with_key(keys[1].1.clone()).await, 200, "the key that shares its name still works");
+    assert_eq!(s.send(reqwest::Method::DELETE, &admin, "/api/v1/api-keys/same", json!({})).await.0, 404);
+}

@@ -50,7 +50,7 @@ pub async fn login(State(st): State<AppState>, JsonBody(b, _): JsonBody<LoginBod
         }
     };
     let role = Role::parse(&user.role).ok_or_else(|| ApiError::internal("user has an unknown role"))?;
-    let (token, expires_at) = st.jwt.issue(&user.username, role).map_err(ApiError::internal)?;
+    let (token, expires_at) = st.jwt.issue(&user.username, role, user.token_version).map_err(ApiError::internal)?;
     tracing::info!(user = %user.username, "login");
     Ok(Json(LoginResponse { token, expires_at, role }))
 }
@@ -69,7 +69,7 @@ pub async fn refresh(State(st): State<AppState>, principal: Principal) -> ApiRes
     let user = st.db.user_by_name(&principal.name).await?;
     let user = user.filter(|u| !u.disabled).ok_or_else(|| ApiError::unauthorized("the user no longer exists"))?;
     let role = Role::parse(&user.role).ok_or_else(|| ApiError::internal("user has an unknown role"))?;
-    let (token, expires_at) = st.jwt.issue(&user.username, role).map_err(ApiError::internal)?;
+    let (token, expires_at) = st.jwt.issue(&user.username, role, user.token_version).map_err(ApiError::internal)?;
     Ok(Json(LoginResponse { token, expires_at, role }))
 }
 
@@ -119,6 +119,48 @@ pub async fn create_user(
     let user = st.db.create_user(&b.username, &hash, b.role.as_str()).await?;
     tracing::info!(user = %user.username, role = %user.role, by = %principal.name, "user created");
     Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    /// `true` ends the user's sessions at once and refuses logins; `false` lets the user log in again.
+    disabled: Option<bool>,
+    /// The new role; it applies to the user's open sessions from their next request.
+    role: Option<Role>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "auth", summary = "Disable or enable a user, or change its role (effective on the next request)", security(("bearer" = ["admin"]), ("api_key" = ["admin"])), params(("id" = String, Path, description = "User id or user name")), request_body = UserPatch, responses((status = 200, body = UserView), (status = 404, body = ErrorBody), (status = 409, description = "It would leave no enabled admin", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
+pub async fn update_user(
+    State(st): State<AppState>,
+    Authorized(principal): AsAdmin,
+    Path(id): Path<String>,
+    JsonBody(b, _): JsonBody<UserPatch>,
+) -> ApiResult<Json<UserView>> {
+    if b.disabled.is_none() && b.role.is_none() {
+        return Err(ApiError::invalid("body", "send disabled and/or role"));
+    }
+    let user =
+        st.db.user_by_id_or_name(&id).await?.ok_or_else(|| ApiError::not_found(format!("user {id} not found")))?;
+    let loses_admin = user.role == "admin"
+        && !user.disabled
+        && (b.disabled == Some(true) || b.role.is_some_and(|r| r != Role::Admin));
+    if loses_admin {
+        if user.username == principal.name {
+            return Err(ApiError::invalid(
+                if b.disabled == Some(true) { "disabled" } else { "role" },
+                "you cannot disable or demote yourself; another admin can",
+            ));
+        }
+        let admins = st.db.list_users().await?.into_iter().filter(|u| u.role == "admin" && !u.disabled).count();
+        if admins <= 1 {
+            return Err(ApiError::conflict(format!("{} is the last enabled admin", user.username)));
+        }
+    }
+    let updated = st.db.update_user(&user.id, b.disabled, b.role.map(Role::as_str)).await?;
+    st.auth_cache.forget_user(&updated.username);
+    tracing::info!(user = %updated.username, role = %updated.role, disabled = updated.disabled, by = %principal.name, "user changed");
+    Ok(Json(updated.into()))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -190,6 +232,7 @@ pub async fn revoke_api_key(
 ) -> ApiResult<Json<ApiKeyView>> {
     principal.require(Role::Admin)?;
     let k = st.db.revoke_api_key(&id).await?;
+    st.auth_cache.forget_key(&k.key_hash);
     tracing::info!(key_name = %k.name, by = %principal.name, "API key revoked");
     Ok(Json(k.into()))
 }
