@@ -189,7 +189,9 @@ impl DocsIndex {
     /// Reindexes when a file was added, removed or changed since the last index; `None` when nothing changed.
     pub async fn reindex_if_changed(&self) -> Result<Option<ReindexReport>, DocsError> {
         let mut state = self.reindex.lock().await;
-        if scan(&self.root)? == state.fingerprint {
+        let root = self.root.clone();
+        // Walking the tree is file I/O: on the blocking pool, like the rebuild.
+        if blocking(move || scan(&root)).await? == state.fingerprint {
             return Ok(None);
         }
         self.rebuild(&mut state).await.map(Some)

@@ -33,7 +33,17 @@ fn invalid_field(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     };
     let field =
         if path == "." || path.is_empty() { field_from_message(&msg).unwrap_or_else(|| "body".into()) } else { path };
+    // serde quotes what it refused; a 500 KB value is not echoed back (nor journaled) whole.
+    let (field, msg) = (shorten(&field, 64), shorten(&msg, 200));
     ApiError::invalid(&field, format!("{field}: {msg}"))
+}
+
+/// At most `max` characters of `s`, marked when cut.
+fn shorten(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((at, _)) => format!("{}…", &s[..at]),
+    }
 }
 
 pub fn parse_value<T: DeserializeOwned>(value: Value) -> ApiResult<T> {

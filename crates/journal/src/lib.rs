@@ -302,6 +302,43 @@ impl Journal {
         &self.shared.path
     }
 
+    /// Reads the durable records at these 0-based indexes (ascending), straight from the file; indexes not yet
+    /// durable are left out. One open and one positioned read per record.
+    pub fn read_at(&self, indexes: &[u64]) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
+        let durable = self.durable_seq();
+        let spans: Vec<(u64, u64, u64)> = {
+            let st = self.lock();
+            let last = durable.min(st.offsets.len() as u64);
+            indexes
+                .iter()
+                .filter(|&&i| i < last)
+                .map(|&i| {
+                    let start = st.offsets[i as usize];
+                    let end = st.offsets.get(i as usize + 1).copied().unwrap_or(st.end);
+                    (i, start, end)
+                })
+                .collect()
+        };
+        if spans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let path = &self.shared.path;
+        let mut file = File::open(path).map_err(io_err(path))?;
+        let mut out = Vec::with_capacity(spans.len());
+        for (i, start, end) in spans {
+            file.seek(SeekFrom::Start(start)).map_err(io_err(path))?;
+            let mut buf = vec![0u8; (end - start) as usize];
+            file.read_exact(&mut buf).map_err(io_err(path))?;
+            if let Some(h) = buf.get(..HEADER) {
+                let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+                if let Some(p) = buf.get(HEADER..HEADER + len) {
+                    out.push((i, p.to_vec()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Reads durable records `[from, from + limit)` (0-based) straight from the file.
     pub fn read_range(&self, from: u64, limit: usize) -> Result<Vec<Vec<u8>>, JournalError> {
         let durable = self.durable_seq();

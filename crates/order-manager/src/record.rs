@@ -79,6 +79,47 @@ pub enum Entry {
     },
 }
 
+/// Fields kept of a refused request, characters kept of each string, and of the message: the audit trail says what
+/// was refused and why in about 1 KiB, whatever size the request had (the body limit is 1 MiB).
+const SUMMARY_FIELDS: usize = 8;
+const SUMMARY_STRING_CHARS: usize = 40;
+const SUMMARY_KEY_CHARS: usize = 24;
+pub const SUMMARY_MESSAGE_CHARS: usize = 200;
+
+/// `s` cut to `max` characters, saying how much was left out.
+pub fn truncated(s: &str, max: usize) -> String {
+    let total = s.chars().count();
+    if total <= max {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(max).collect();
+    format!("{head}…(+{} chars)", total - max)
+}
+
+fn summary_scalar(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(truncated(s, SUMMARY_STRING_CHARS)),
+        Value::Array(a) => Value::String(format!("<array of {}>", a.len())),
+        Value::Object(o) => Value::String(format!("<object with {} fields>", o.len())),
+        other => other.clone(),
+    }
+}
+
+/// A bounded summary of a refused request for the journal: the first fields with truncated values, nested values
+/// replaced by their shape, and the count of fields left out.
+pub fn request_summary(v: &serde_json::Value) -> serde_json::Value {
+    let serde_json::Value::Object(o) = v else { return summary_scalar(v) };
+    let mut out = serde_json::Map::new();
+    for (k, v) in o.iter().take(SUMMARY_FIELDS) {
+        out.insert(truncated(k, SUMMARY_KEY_CHARS), summary_scalar(v));
+    }
+    if o.len() > SUMMARY_FIELDS {
+        out.insert("…".into(), serde_json::Value::String(format!("{} more fields", o.len() - SUMMARY_FIELDS)));
+    }
+    serde_json::Value::Object(out)
+}
+
 impl Entry {
     pub fn kind(&self) -> &'static str {
         match self {
@@ -176,6 +217,30 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_requests_are_summarised_in_about_a_kibibyte() {
+        let huge = "X".repeat(500_000);
+        let mut wide = serde_json::Map::new();
+        for i in 0..1000 {
+            wide.insert(format!("{i}{}", "k".repeat(100)), serde_json::Value::String(huge.clone()));
+        }
+        for v in [
+            serde_json::json!({"symbol": huge, "side": "BUY", "quantity": 1, "nested": {"a": [1, 2, 3]}, "list": [huge]}),
+            serde_json::Value::Object(wide),
+            serde_json::Value::String(huge.clone()),
+            serde_json::json!([huge, huge]),
+        ] {
+            let summary = request_summary(&v);
+            let len = serde_json::to_string(&summary).unwrap().len();
+            assert!(len <= 1100, "{len} bytes: {summary}");
+        }
+        let s = request_summary(&serde_json::json!({"symbol": huge, "quantity": 100, "x": {"y": 1}}));
+        assert_eq!(s["quantity"], 100);
+        assert_eq!(s["x"], "<object with 1 fields>");
+        assert!(s["symbol"].as_str().unwrap().ends_with("…(+499960 chars)"));
+        assert_eq!(truncated("short", 10), "short");
+    }
 
     #[test]
     fn amounts_are_written_as_exact_strings_and_old_float_journals_still_replay() {

@@ -1,4 +1,4 @@
-use crate::record::{AuditEntry, Entry, Record};
+use crate::record::{request_summary, truncated, AuditEntry, Entry, Record, SUMMARY_MESSAGE_CHARS};
 use crate::state::{KillSwitchState, OmsState};
 use chrono::{DateTime, Utc};
 use domain::broker::{Broker, BrokerEvent};
@@ -203,6 +203,9 @@ impl OrderManager {
             match serde_json::from_slice::<Record>(bytes) {
                 Ok(record) => {
                     state.apply(&record, &instruments);
+                    if let Some(id) = record.entry.order_id() {
+                        state.audit_index.entry(id).or_default().push(i as u64);
+                    }
                 }
                 Err(e) => {
                     // Checksummed but not understood: written by another version. Skipping is the only option that
@@ -308,6 +311,9 @@ impl OrderManager {
     /// Commits a record already encoded (outside the lock, where the record does not depend on the state).
     fn commit_encoded(&self, st: &mut OmsState, record: Record, bytes: &[u8], lazy: bool) -> Result<u64, OmsError> {
         let seq = if lazy { self.inner.journal.append_lazy(bytes)? } else { self.inner.journal.append(bytes)? };
+        if let Some(id) = record.entry.order_id() {
+            st.audit_index.entry(id).or_default().push(seq - 1);
+        }
         let fx = st.apply(&record, &self.inner.instruments);
         if let Some(msg) = &fx.illegal {
             metrics::counter!("ts_illegal_transitions_total").increment(1);
@@ -406,7 +412,7 @@ impl OrderManager {
         let ins = self.inner.instruments.get(&req.symbol);
         let last = st.last_prices.get(&req.symbol).copied();
         let checked = match ins {
-            None => Err(invalid("symbol", format!("unknown symbol {:?}", req.symbol))),
+            None => Err(invalid("symbol", format!("unknown symbol {:?}", truncated(&req.symbol, 32)))),
             Some(ins) => validate(req, ins, last),
         };
         let ins = match (checked, ins) {
@@ -416,9 +422,9 @@ impl OrderManager {
                     &actor.name,
                     actor.correlation_id.clone(),
                     Entry::OrderInvalid {
-                        request: serde_json::to_value(req).unwrap_or_default(),
+                        request: request_summary(&serde_json::to_value(req).unwrap_or_default()),
                         field: e.field.to_string(),
-                        message: e.message.clone(),
+                        message: truncated(&e.message, SUMMARY_MESSAGE_CHARS),
                     },
                 );
                 let seq = self.commit(st, rec)?;
@@ -474,21 +480,23 @@ impl OrderManager {
         }
     }
 
-    /// Records a request that never became an [`OrderRequest`] (malformed fields) in the audit trail.
+    /// Records a request that never became an [`OrderRequest`] (malformed fields) in the audit trail, as a bounded
+    /// summary: a flood of huge refused requests must not grow the journal that every restart reads.
     pub async fn record_invalid(
         &self,
-        request: serde_json::Value,
+        request: &serde_json::Value,
         field: &str,
         message: &str,
         actor: &Actor,
     ) -> Result<(), OmsError> {
+        let entry = Entry::OrderInvalid {
+            request: request_summary(request),
+            field: truncated(field, 64),
+            message: truncated(message, SUMMARY_MESSAGE_CHARS),
+        };
         let seq = {
             let mut st = self.inner.state.lock();
-            let rec = self.record(
-                &actor.name,
-                actor.correlation_id.clone(),
-                Entry::OrderInvalid { request, field: field.to_string(), message: message.to_string() },
-            );
+            let rec = self.record(&actor.name, actor.correlation_id.clone(), entry);
             self.commit(&mut st, rec)?
         };
         metrics::counter!("ts_orders_total", "result" => "invalid").increment(1);
@@ -927,7 +935,8 @@ impl OrderManager {
         self.inner.broker.get().map(|b| b.connection())
     }
 
-    /// The audit trail, oldest first: `offset`/`limit` over journal records, or a filter by order.
+    /// The audit trail, oldest first: `offset`/`limit` over journal records, or one order's records (read through
+    /// the index by order, not a scan). Reads the journal file: call it off the async workers.
     pub fn audit(
         &self,
         offset: u64,
@@ -943,15 +952,11 @@ impl OrderManager {
                 Ok((rows.iter().enumerate().filter_map(|(i, b)| decode(offset + i as u64, b)).collect(), total))
             }
             Some(id) => {
-                let rows = journal.read_range(0, usize::MAX)?;
-                let all: Vec<AuditEntry> = rows
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, b)| decode(i as u64, b))
-                    .filter(|a| a.order_id == Some(id))
-                    .collect();
-                let total = all.len() as u64;
-                Ok((all.into_iter().skip(offset as usize).take(limit).collect(), total))
+                let indexes = self.inner.state.lock().audit_index.get(&id).cloned().unwrap_or_default();
+                let page: Vec<u64> = indexes.iter().copied().skip(offset as usize).take(limit).collect();
+                let total = indexes.len() as u64;
+                let rows = journal.read_at(&page)?;
+                Ok((rows.iter().filter_map(|(i, b)| decode(*i, b)).collect(), total))
             }
         }
     }

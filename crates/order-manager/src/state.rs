@@ -42,6 +42,8 @@ pub struct OmsState {
     pub last_prices: HashMap<String, Price>,
     pub illegal_transitions: u64,
     pub duplicate_fills: u64,
+    /// Order → the 0-based journal indexes of its records, so an order's audit trail is read without a scan.
+    pub audit_index: HashMap<OrderId, Vec<u64>>,
 }
 
 /// What applying a record changed, for metrics and notifications.

@@ -614,15 +614,21 @@ mod tests {
         assert_eq!(deleted.asset, "BOVAW32");
         assert!(db.signal(id).await.unwrap().is_none());
         assert!(matches!(db.delete_signal(id, "alice").await, Err(StoreError::NotFound(_))));
-        assert_eq!(db.signals_before(now - chrono::Duration::days(30)).await.unwrap().len(), 1);
-        let (live, archived) =
-            db.purge_signals(now - chrono::Duration::days(30), now + chrono::Duration::days(1)).await.unwrap();
-        assert_eq!((live, archived), (1, 1));
+        let old = db.signals_before(now - chrono::Duration::days(30)).await.unwrap();
+        assert_eq!(old.len(), 1);
+        // Only what was exported, and only if unchanged since: an edited row waits for the next run.
+        let mut edited = old.clone();
+        edited[0].updated_at -= chrono::Duration::seconds(1);
+        assert_eq!(db.purge_exported_signals(&edited).await.unwrap(), 0);
+        assert_eq!(db.purge_exported_signals(&old).await.unwrap(), 1);
 
         db.log_ingest("warn", Some("-1001"), Some(3), "unregistered", "x").await.unwrap();
         db.log_ingest("info", None, None, "ignored", "y").await.unwrap();
         assert_eq!(db.ingest_log(None, 10).await.unwrap()[0].outcome, "ignored");
         assert_eq!(db.ingest_log(Some("warn"), 10).await.unwrap().len(), 1);
+        let later = now + chrono::Duration::days(1);
+        assert_eq!(db.purge_signal_archive_and_log(later, now - chrono::Duration::days(1)).await.unwrap(), (1, 0));
+        assert_eq!(db.purge_signal_archive_and_log(later, later).await.unwrap(), (0, 2));
 
         let m = ModelSignal {
             id: 0,

@@ -492,19 +492,40 @@ impl Db {
         Ok(rows.iter().map(signal_from_row).collect::<Result<_, _>>()?)
     }
 
-    /// Removes live signals older than `before` and archived ones deleted before `archive_before`.
-    pub async fn purge_signals(
+    /// Removes exactly these live signals, each only if it is unchanged since it was read (an edit in between
+    /// keeps it for the next run), in one transaction. Returns how many were removed. Whatever was not in
+    /// `exported` stays, so a signal stored after the export was read is never removed unarchived.
+    pub async fn purge_exported_signals(&self, exported: &[SignalRow]) -> Result<u64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let mut removed = 0;
+        for r in exported {
+            let res = sqlx::query("DELETE FROM tp_signals WHERE id = $1 AND updated_at = $2")
+                .bind(r.id)
+                .bind(r.updated_at.to_rfc3339())
+                .execute(&mut *tx)
+                .await?;
+            removed += res.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// Removes archived (deleted) signals deleted before `archive_before` and ingestion-log lines older than
+    /// `log_before`. Returns (archived, log lines) removed.
+    pub async fn purge_signal_archive_and_log(
         &self,
-        before: DateTime<Utc>,
         archive_before: DateTime<Utc>,
+        log_before: DateTime<Utc>,
     ) -> Result<(u64, u64), StoreError> {
-        let live =
-            sqlx::query("DELETE FROM tp_signals WHERE ts < $1").bind(before.to_rfc3339()).execute(self.pool()).await?;
         let archived = sqlx::query("DELETE FROM tp_signals_deleted WHERE deleted_at < $1")
             .bind(archive_before.to_rfc3339())
             .execute(self.pool())
             .await?;
-        Ok((live.rows_affected(), archived.rows_affected()))
+        let log = sqlx::query("DELETE FROM tp_ingest_log WHERE ts < $1")
+            .bind(log_before.to_rfc3339())
+            .execute(self.pool())
+            .await?;
+        Ok((archived.rows_affected(), log.rows_affected()))
     }
 
     // ---- ingestion log ----

@@ -239,11 +239,13 @@ pub struct Retention {
     pub export_file: Option<std::path::PathBuf>,
     pub removed_live: u64,
     pub removed_archived: u64,
+    pub removed_log_lines: u64,
 }
 
 /// Signals older than `keep_days` are exported to `archive/tp-capital/signals-until-<date>.csv` (written to a
-/// temporary file, synced and renamed, so a crash leaves no half file) and only then removed; deleted signals
-/// leave the archive table after `archive_days`.
+/// temporary file, synced and renamed, so a crash leaves no half file) and then exactly the exported rows are
+/// removed (a signal stored or edited meanwhile stays for the next run); deleted signals leave the archive table
+/// after `archive_days`, ingestion-log lines after `keep_days`.
 pub async fn apply_retention(
     db: &Db,
     data_dir: &std::path::Path,
@@ -256,23 +258,32 @@ pub async fn apply_retention(
     let mut out = Retention { exported: old.len(), ..Default::default() };
     if !old.is_empty() {
         let dir = data_dir.join("archive").join("tp-capital");
-        std::fs::create_dir_all(&dir)?;
         let name = format!("signals-until-{}-{}.csv", cutoff.format("%Y-%m-%d"), now.timestamp());
-        let path = dir.join(&name);
-        let tmp = dir.join(format!(".{name}.tmp"));
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(csv::export(&old).as_bytes())?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &path)?;
+        let text = csv::export(&old);
+        // File work on the blocking pool, not on an async worker.
+        let path = tokio::task::spawn_blocking(move || write_synced(&dir, &name, text.as_bytes()))
+            .await
+            .map_err(|e| RetentionError::Io(std::io::Error::other(e.to_string())))??;
         out.export_file = Some(path);
+        out.removed_live = db.purge_exported_signals(&old).await?;
     }
-    let (live, archived) = db.purge_signals(cutoff, now - chrono::Duration::days(archive_days)).await?;
-    out.removed_live = live;
+    let (archived, log) = db.purge_signal_archive_and_log(now - chrono::Duration::days(archive_days), cutoff).await?;
     out.removed_archived = archived;
+    out.removed_log_lines = log;
     Ok(out)
+}
+
+/// Writes `dir/name` whole or not at all: a temporary file, synced, renamed.
+fn write_synced(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::io::Result<std::path::PathBuf> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -305,5 +316,25 @@ mod tests {
         // Nothing old any more: nothing exported, no empty file.
         let again = apply_retention(&db, dir.path(), now, 30, 90).await.unwrap();
         assert_eq!((again.exported, again.export_file), (0, None));
+    }
+
+    /// A signal stored between the export's read and the removal is neither lost nor removed: the removal takes
+    /// exactly the rows exported.
+    #[tokio::test]
+    async fn a_signal_stored_during_retention_is_kept_for_the_next_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display())).await.unwrap();
+        db.migrate().await.unwrap();
+        let sig = signal_parser::parse("Ativo: PETR4\nCompra: 38,50\nStop: 37,90").unwrap();
+        let now = Utc::now();
+        db.store_signal(&row(&sig, "-1", 1, "api", now - chrono::Duration::days(31))).await.unwrap();
+        let exported = db.signals_before(now - chrono::Duration::days(30)).await.unwrap();
+        // Between the read and the removal, an old-dated signal arrives (a late edit or a backfill).
+        db.store_signal(&row(&sig, "-1", 2, "api", now - chrono::Duration::days(40))).await.unwrap();
+        assert_eq!(db.purge_exported_signals(&exported).await.unwrap(), 1);
+        let r = apply_retention(&db, dir.path(), now, 30, 90).await.unwrap();
+        assert_eq!((r.exported, r.removed_live), (1, 1), "the late one is exported, then removed");
+        let text = std::fs::read_to_string(r.export_file.unwrap()).unwrap();
+        assert_eq!(text.lines().count(), 2);
     }
 }

@@ -288,8 +288,8 @@ fn run(cli: Cli) -> Result<()> {
             })?;
             let file = t.export_file.map(|f| format!(" to {}", f.display())).unwrap_or_default();
             println!(
-                "signals: {} older than {signal_days} days exported{file} and removed; {} deleted signal(s) left the archive",
-                t.exported, t.removed_archived
+                "signals: {} older than {signal_days} days exported{file}, {} removed; {} deleted signal(s) left the archive; {} ingestion log line(s) removed",
+                t.exported, t.removed_live, t.removed_archived, t.removed_log_lines
             );
             Ok(())
         }

@@ -190,10 +190,11 @@ pub async fn run_with(
                 _ => {}
             }
             match tp_capital::apply_retention(&retention_db, &retention_dir, Utc::now(), 30, 90).await {
-                Ok(r) if r.exported > 0 || r.removed_archived > 0 => tracing::info!(
+                Ok(r) if r.exported > 0 || r.removed_archived > 0 || r.removed_log_lines > 0 => tracing::info!(
                     exported = r.exported,
                     file = ?r.export_file,
                     removed_archived = r.removed_archived,
+                    removed_log_lines = r.removed_log_lines,
                     "signal retention"
                 ),
                 Ok(_) => {}

@@ -325,3 +325,37 @@ async fn access_ends_when_it_is_taken_away() {
     assert_eq!(with_key(keys[1].1.clone()).await, 200, "the key that shares its name still works");
     assert_eq!(s.send(reqwest::Method::DELETE, &admin, "/api/v1/api-keys/same", json!({})).await.0, 404);
 }
+
+/// Refused requests are journaled as bounded summaries: 500 KB requests grow the journal by about 1 KiB each.
+#[tokio::test]
+async fn a_flood_of_huge_refused_requests_does_not_flood_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let admin = s.admin().await;
+    let journal = dir.path().join("journal").join("oms.journal");
+    let size = || std::fs::metadata(&journal).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    let big = "X".repeat(500_000);
+    let bodies = [
+        // Fails to parse (a string quantity): journaled by the gateway.
+        format!(r#"{{"symbol":"PETR4","side":"BUY","type":"MARKET","quantity":"{big}"}}"#),
+        // Parses, fails validation (an unknown symbol): journaled by the Order Manager.
+        format!(r#"{{"symbol":"{big}","side":"BUY","type":"MARKET","quantity":100}}"#),
+        // An unknown field carrying the bulk.
+        format!(r#"{{"symbol":"PETR4","side":"BUY","type":"MARKET","quantity":100,"{big}":1}}"#),
+        // A justification far beyond its limit.
+        format!(r#"{{"symbol":"PETR4","side":"BUY","type":"MARKET","quantity":100,"justification":"{big}"}}"#),
+    ];
+    let n = 40;
+    for i in 0..n {
+        let (st, e) = s.post_raw(&admin, "/api/v1/orders", &bodies[i % bodies.len()]).await;
+        assert_eq!(st, 422, "{e}");
+        assert!(e.to_string().len() < 2_000, "the error does not echo the request: {} bytes", e.to_string().len());
+    }
+    let grown = size() - before;
+    assert!(grown < n as u64 * 1_300, "{n} refused 500 KB requests grew the journal by {grown} bytes");
+    // Each is in the audit trail, with its reason.
+    let (_, audit) = s.get(&admin, "/api/v1/audit?limit=1000").await;
+    let invalid = audit["data"].as_array().unwrap().iter().filter(|r| r["result"] == "invalid").count();
+    assert_eq!(invalid, n);
+}

@@ -18,6 +18,10 @@ pub async fn list(State(st): State<AppState>, principal: Principal, q: QueryMap)
         .get("order_id")
         .map(|v| v.parse::<u64>().map_err(|_| ApiError::invalid("order_id", "order_id must be a positive integer")))
         .transpose()?;
-    let (data, total) = st.oms.audit(offset as u64, limit, order_id)?;
+    // The journal is a file: read it on the blocking pool, never on an async worker.
+    let oms = st.oms.clone();
+    let (data, total) = tokio::task::spawn_blocking(move || oms.audit(offset as u64, limit, order_id))
+        .await
+        .map_err(|_| ApiError::internal("the audit read stopped"))??;
     Ok(Json(List { data, total }))
 }

@@ -60,7 +60,7 @@ pub async fn create(
         Err(e) => {
             let field = e.details.as_ref().and_then(|d| d["field"].as_str()).unwrap_or("body").to_string();
             // Invalid orders belong in the audit trail too; failing to journal one is not the caller's problem.
-            if let Err(je) = st.oms.record_invalid(value, &field, &e.message, &actor).await {
+            if let Err(je) = st.oms.record_invalid(&value, &field, &e.message, &actor).await {
                 tracing::error!(error = %je, "could not journal an invalid order");
             }
             return Err(e);
