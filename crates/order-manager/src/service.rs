@@ -762,22 +762,38 @@ impl OrderManager {
     }
 
     pub async fn set_limits(&self, limits: RiskLimits, reason: &str, actor: &Actor) -> Result<RiskLimits, OmsError> {
-        if let Err((field, message)) = limits.validate() {
-            return Err(OmsError::Invalid(ValidationError { field, message }));
-        }
-        for sym in limits.symbols.keys() {
-            if self.inner.instruments.get(sym).is_none() {
-                return Err(OmsError::Invalid(invalid("symbols", format!("unknown symbol {sym:?}"))));
-            }
-        }
-        let seq = {
+        self.update_limits(|l| *l = limits, reason, actor).await
+    }
+
+    /// Changes the limits by `change` applied to the current ones, read and written under the state lock, so two
+    /// concurrent partial updates both land (neither overwrites the other with what it read before).
+    pub async fn update_limits(
+        &self,
+        change: impl FnOnce(&mut RiskLimits),
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<RiskLimits, OmsError> {
+        let (seq, limits) = {
             let mut st = self.inner.state.lock();
+            let mut limits = st.limits.clone();
+            change(&mut limits);
+            if let Err((field, message)) = limits.validate() {
+                return Err(OmsError::Invalid(ValidationError { field, message }));
+            }
+            for sym in limits.symbols.keys() {
+                if self.inner.instruments.get(sym).is_none() {
+                    return Err(OmsError::Invalid(invalid(
+                        "symbols",
+                        format!("unknown symbol {:?}", truncated(sym, 32)),
+                    )));
+                }
+            }
             let rec = self.record(
                 &actor.name,
                 actor.correlation_id.clone(),
                 Entry::LimitsChanged { limits: limits.clone(), reason: reason.to_string() },
             );
-            self.commit(&mut st, rec)?
+            (self.commit(&mut st, rec)?, limits)
         };
         self.inner.journal.wait_durable(seq).await?;
         Ok(limits)

@@ -359,3 +359,32 @@ async fn a_flood_of_huge_refused_requests_does_not_flood_the_journal() {
     let invalid = audit["data"].as_array().unwrap().iter().filter(|r| r["result"] == "invalid").count();
     assert_eq!(invalid, n);
 }
+
+/// Two partial limit updates at once both land: the merge happens under the Order Manager's lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_limit_updates_are_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let admin = s.admin().await;
+    let put = |body: Value| {
+        let (s, admin) = (s.handle(), admin.clone());
+        async move {
+            let r = s.client.put(s.url("/api/v1/risk/limits")).bearer_auth(&admin).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    for round in 0..20u32 {
+        let qty = 10_000 + i64::from(round);
+        let band = 500 + round;
+        tokio::join!(
+            put(json!({"reason": "qty", "max_order_qty_stock": qty})),
+            put(json!({"reason": "band", "price_band_bps": band})),
+        );
+        let (_, l) = s.get(&admin, "/api/v1/risk/limits").await;
+        assert_eq!(
+            (l["max_order_qty_stock"].as_i64(), l["price_band_bps"].as_u64()),
+            (Some(qty), Some(u64::from(band))),
+            "round {round}"
+        );
+    }
+}

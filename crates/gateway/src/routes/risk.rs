@@ -76,35 +76,39 @@ pub struct LimitsPatch {
 pub async fn put_limits(
     State(st): State<AppState>,
     Authorized(principal): AsAdmin,
-    JsonBody(p, _): JsonBody<LimitsPatch>,
+    JsonBody(mut p, _): JsonBody<LimitsPatch>,
 ) -> ApiResult<Json<RiskLimits>> {
     if p.reason.trim().is_empty() {
         return Err(ApiError::invalid("reason", "reason must say why the limits change"));
     }
-    let mut l = st.oms.limits();
-    macro_rules! merge {
-        ($($f:ident),*) => { $( if let Some(v) = p.$f { l.$f = v; } )* };
-    }
-    merge!(
-        max_orders_per_second,
-        max_order_qty_stock,
-        max_order_qty_future,
-        price_band_bps,
-        position_limit_stock,
-        position_limit_future,
-        trading_state
-    );
-    if let Some(v) = exact(p.max_notional) {
-        l.max_notional = v;
-    }
-    if let Some(v) = exact(p.daily_loss_limit) {
-        l.daily_loss_limit = v;
-    }
-    if let Some(s) = p.symbols {
-        l.symbols = s.into_iter().map(|(k, v)| (k.trim().to_ascii_uppercase(), v)).collect();
-    }
+    let reason = std::mem::take(&mut p.reason);
+    let (max_notional, daily_loss_limit) = (exact(p.max_notional), exact(p.daily_loss_limit));
+    let symbols = p.symbols.map(|s| s.into_iter().map(|(k, v)| (k.trim().to_ascii_uppercase(), v)).collect());
+    let merge = move |l: &mut RiskLimits| {
+        macro_rules! merge {
+            ($($f:ident),*) => { $( if let Some(v) = p.$f { l.$f = v; } )* };
+        }
+        merge!(
+            max_orders_per_second,
+            max_order_qty_stock,
+            max_order_qty_future,
+            price_band_bps,
+            position_limit_stock,
+            position_limit_future,
+            trading_state
+        );
+        if let Some(v) = max_notional {
+            l.max_notional = v;
+        }
+        if let Some(v) = daily_loss_limit {
+            l.daily_loss_limit = v;
+        }
+        if let Some(s) = symbols {
+            l.symbols = s;
+        }
+    };
     let actor = Actor::with_correlation(principal.name, correlation_id());
-    Ok(Json(st.oms.set_limits(l, p.reason.trim(), &actor).await?))
+    Ok(Json(st.oms.update_limits(merge, reason.trim(), &actor).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/risk/status", tag = "risk", summary = "Trading state, daily P&L against the loss limit, kill switch", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), responses((status = 200, body = RiskStatus), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
