@@ -200,8 +200,12 @@ impl Engine {
                 ev = trades.recv() => match ev {
                     Ok(MarketEvent::Trade(t)) => self.on_trade(&t),
                     Ok(MarketEvent::Book(_) | MarketEvent::BookUpdate(_)) => {}
-                    // Missing some prints only delays passive fills; the next trade re-checks everything.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    // Missing some prints only delays passive fills (the next trade re-checks everything), but an
+                    // operator must see that the simulation fell behind the tape.
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        metrics::counter!("ts_paper_broker_tape_lagged_total").increment(n);
+                        tracing::warn!(skipped = n, "paper broker fell behind the tape");
+                    }
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
                 _ = clock.tick() => {

@@ -114,8 +114,20 @@ pub struct Trader {
     pub sizing: Sizing,
     brackets: Mutex<HashMap<String, Bracket>>,
     by_order: Mutex<HashMap<OrderId, String>>,
-    /// One advance at a time: two concurrent ones could both replace the same stop.
-    step: tokio::sync::Mutex<()>,
+    /// One advance at a time per bracket (two concurrent ones could both replace the same stop); brackets do not
+    /// wait for each other, so a new signal is never queued behind the sweep of the others.
+    steps: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Notes a bracket keeps at most: a failure repeated every sweep is noted once, and a bracket that keeps failing
+/// in new ways does not grow without end.
+const MAX_NOTES: usize = 50;
+
+/// Adds a note unless the bracket already has it.
+fn note(b: &mut Bracket, text: String) {
+    if b.notes.len() < MAX_NOTES && !b.notes.contains(&text) {
+        b.notes.push(text);
+    }
 }
 
 fn describe(e: &OmsError) -> String {
@@ -140,7 +152,7 @@ impl Trader {
             sizing,
             brackets: Mutex::new(HashMap::new()),
             by_order: Mutex::new(HashMap::new()),
-            step: tokio::sync::Mutex::new(()),
+            steps: Mutex::new(HashMap::new()),
         };
         for state in t.db.open_brackets().await? {
             match serde_json::from_str::<Bracket>(&state) {
@@ -153,6 +165,10 @@ impl Trader {
 
     pub fn oms(&self) -> &OrderManager {
         &self.oms
+    }
+
+    fn step_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.steps.lock().entry(key.to_string()).or_default().clone()
     }
 
     fn index(&self, b: Bracket) {
@@ -187,6 +203,7 @@ impl Trader {
         }
         if closed {
             self.brackets.lock().remove(&b.plan.key);
+            self.steps.lock().remove(&b.plan.key);
         }
     }
 
@@ -246,11 +263,12 @@ impl Trader {
             take_profits: Vec::new(),
             notes: Vec::new(),
         };
-        let _guard = self.step.lock().await;
+        let step = self.step_lock(&b.plan.key);
+        let _guard = step.lock().await;
         match self.submit(req).await {
             Ok(o) => b.entry_order = Some(o.id),
             Err(why) => {
-                b.notes.push(format!("entry: {why}"));
+                note(&mut b, format!("entry: {why}"));
                 b.phase = Phase::Closed;
             }
         }
@@ -301,7 +319,8 @@ impl Trader {
 
     /// Moves a bracket as far as the orders' current states allow.
     pub async fn advance(&self, key: &str) {
-        let _guard = self.step.lock().await;
+        let step = self.step_lock(key);
+        let _guard = step.lock().await;
         let Some(mut b) = self.bracket(key) else { return };
         let before = b.clone();
         self.step_bracket(&mut b).await;
@@ -321,7 +340,7 @@ impl Trader {
             }
             b.filled = entry.filled_quantity;
             if b.filled == 0 {
-                b.notes.push(format!("entry ended {} without a fill", entry.status));
+                note(b, format!("entry ended {} without a fill", entry.status));
                 b.phase = Phase::Closed;
                 return;
             }
@@ -341,7 +360,7 @@ impl Trader {
                     Some(s) if s.leaves_quantity() != remaining && s.status != OrderStatus::PendingCancel => {
                         // A take-profit filled: the stop shrinks to what is left (cancel, then replace).
                         if let Err(e) = self.oms.cancel(s.id, &self.actor).await {
-                            b.notes.push(format!("stop {} not resized: {}", s.id, describe(&e)));
+                            note(b, format!("stop {} not resized: {}", s.id, describe(&e)));
                         }
                     }
                     Some(_) => {}
@@ -354,7 +373,7 @@ impl Trader {
                             let req = Self::request(&b.plan, exit_side, kind, remaining, prices, &format!("stop-{n}"));
                             match self.submit(req).await {
                                 Ok(o) => b.stop_orders.push(o.id),
-                                Err(why) => b.notes.push(format!("stop: {why}")),
+                                Err(why) => note(b, format!("stop: {why}")),
                             }
                         }
                     }
@@ -375,12 +394,12 @@ impl Trader {
             for o in &open {
                 if o.status != OrderStatus::PendingCancel {
                     if let Err(e) = self.oms.cancel(o.id, &self.actor).await {
-                        b.notes.push(format!("exit {} not canceled: {}", o.id, describe(&e)));
+                        note(b, format!("exit {} not canceled: {}", o.id, describe(&e)));
                     }
                 }
             }
             if open.is_empty() {
-                b.notes.push("closed: the position this signal opened is out".into());
+                note(b, "closed: the position this signal opened is out".into());
                 b.phase = Phase::Closed;
             }
         }
@@ -405,7 +424,7 @@ impl Trader {
             let req = Self::request(&b.plan, side, kind, q, (Some(*price), None), &format!("tp{}", i + 1));
             match self.submit(req).await {
                 Ok(o) => b.take_profits.push(o.id),
-                Err(why) => b.notes.push(format!("take-profit {}: {why}", i + 1)),
+                Err(why) => note(b, format!("take-profit {}: {why}", i + 1)),
             }
         }
     }

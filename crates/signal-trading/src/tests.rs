@@ -11,6 +11,7 @@ use std::time::Duration;
 struct Rig {
     market: SimMarket,
     trader: Arc<Trader>,
+    db: Db,
     _dir: tempfile::TempDir,
 }
 
@@ -37,9 +38,9 @@ async fn rig() -> Rig {
     oms.set_limits(limits, "test", &Actor::new("test")).await.unwrap();
     let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display())).await.unwrap();
     db.migrate().await.unwrap();
-    let trader = Trader::new(oms, db, "signals", Sizing::Lots(2)).await.unwrap();
+    let trader = Trader::new(oms, db.clone(), "signals", Sizing::Lots(2)).await.unwrap();
     trader.run();
-    Rig { market, trader, _dir: dir }
+    Rig { market, trader, db, _dir: dir }
 }
 
 /// Prints a trade at `price` on the simulated exchange (the paper broker fills resting orders and triggers stops).
@@ -108,9 +109,13 @@ async fn a_bracket_protects_the_fill_and_its_exits_cancel_each_other() {
     let b = until(&r.trader, "tp-1", "closed", |b| b.phase == Phase::Closed).await;
     assert_eq!(oms.get(b.take_profits[1]).unwrap().status, OrderStatus::Canceled);
     assert_eq!(oms.positions().positions.iter().find(|p| p.symbol == "PETR4").unwrap().quantity, 0, "flat");
-    // Stored: a new trader (a restart) knows it is closed and does not trade it again.
-    let again = r.trader.open(b.plan.clone()).await;
+    // Stored: a new trader built from the database (a restart) knows it is closed and does not trade it again.
+    let restarted = Trader::new(oms.clone(), r.db.clone(), "signals", Sizing::Lots(2)).await.unwrap();
+    assert!(restarted.bracket("tp-1").is_none(), "closed brackets are not loaded as open");
+    let orders_before = oms.list(&Default::default()).1;
+    let again = restarted.open(b.plan.clone()).await;
     assert_eq!(again.phase, Phase::Closed);
+    assert_eq!(oms.list(&Default::default()).1, orders_before, "nothing traded again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,6 +137,62 @@ async fn a_rejected_entry_closes_the_bracket_with_the_reason() {
     assert_eq!(b.phase, Phase::Closed);
     assert!(b.notes[0].contains("KILL_SWITCH_ACTIVE"), "{:?}", b.notes);
     assert!(b.entry_order.is_none());
+}
+
+/// Brackets do not wait for each other: one held by a slow step does not hold up a new signal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_bracket_does_not_hold_up_another() {
+    let r = rig().await;
+    let busy = r.trader.step_lock("busy");
+    let _held = busy.lock().await;
+    let plan = Plan {
+        key: "ml-8".into(),
+        symbol: "VALE3".into(),
+        side: Side::Buy,
+        quantity: 100,
+        entry: None,
+        stop: None,
+        targets: vec![],
+        source: "ml:v1:8".into(),
+        why: "model".into(),
+    };
+    // A deadlock detector, not a speed check: with one lock for all brackets this never returns.
+    let b = tokio::time::timeout(Duration::from_secs(60), r.trader.open(plan))
+        .await
+        .expect("open waited on another bracket");
+    assert!(b.entry_order.is_some(), "{b:?}");
+}
+
+#[test]
+fn a_repeated_failure_is_noted_once_and_notes_are_bounded() {
+    let plan = Plan {
+        key: "k".into(),
+        symbol: "PETR4".into(),
+        side: Side::Buy,
+        quantity: 100,
+        entry: None,
+        stop: None,
+        targets: vec![],
+        source: "s".into(),
+        why: "w".into(),
+    };
+    let mut b = Bracket {
+        plan,
+        phase: Phase::Exits,
+        entry_order: None,
+        filled: 0,
+        stop_orders: vec![],
+        take_profits: vec![],
+        notes: vec![],
+    };
+    for _ in 0..1000 {
+        note(&mut b, "exit 7 not canceled: the broker is down".into());
+    }
+    assert_eq!(b.notes.len(), 1);
+    for i in 0..1000 {
+        note(&mut b, format!("failure {i}"));
+    }
+    assert_eq!(b.notes.len(), MAX_NOTES);
 }
 
 #[test]

@@ -180,7 +180,13 @@ impl Ingestor {
                 ("warn", format!("chat {chat_id} is not a registered active source channel"))
             }
         };
-        metrics::counter!("ts_tp_messages_total", "outcome" => outcome.label(), "channel" => chat_id.clone())
+        // Any chat can message the bot: only registered channels get a label of their own, the rest share one, so
+        // strangers cannot grow the metrics without bound.
+        let channel_label = match &outcome {
+            Outcome::Unregistered { .. } => "unregistered".to_string(),
+            _ => chat_id.clone(),
+        };
+        metrics::counter!("ts_tp_messages_total", "outcome" => outcome.label(), "channel" => channel_label)
             .increment(1);
         self.db.log_ingest(level, Some(&chat_id), Some(msg.message_id), outcome.label(), &text).await?;
         tracing::info!(chat_id = %chat_id, message_id = msg.message_id, outcome = outcome.label(), source, "telegram message");

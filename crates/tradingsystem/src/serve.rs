@@ -46,6 +46,9 @@ pub async fn ensure_admin(db: &Db) -> Result<()> {
     Ok(())
 }
 
+/// Signals waiting for the auto-trade worker before new ones are refused.
+const AUTO_TRADE_QUEUE: usize = 1024;
+
 /// Every secret of the configuration is masked in logs and stored messages from here on (see `redact`).
 fn register_secrets(cfg: &Config) {
     let admin = std::env::var("TS_ADMIN_PASSWORD").ok();
@@ -147,7 +150,10 @@ pub async fn run_with(
         loop {
             match updates.recv().await {
                 Ok(u) => publish_update(&out, u),
-                Err(RecvError::Lagged(n)) => tracing::warn!(skipped = n, "order updates lagged"),
+                Err(RecvError::Lagged(n)) => {
+                    metrics::counter!("ts_oms_bus_updates_lagged_total").increment(n);
+                    tracing::warn!(skipped = n, "order updates lagged: the bus missed some");
+                }
                 Err(RecvError::Closed) => break,
             }
         }
@@ -216,17 +222,26 @@ pub async fn run_with(
         .await
         .context("cannot load the signal brackets")?;
     trader.run();
+    // Auto-traded signals go through one worker and a bounded queue: a burst of signals waits its turn (in order)
+    // instead of becoming as many tasks; past the bound a signal is refused loudly, never dropped in silence.
+    let (auto_tx, mut auto_rx) = tokio::sync::mpsc::channel::<tp_capital::SignalView>(AUTO_TRADE_QUEUE);
     let auto = trader.clone();
-    let tp = tp_capital::Ingestor::new(db.clone(), bus.clone()).with_auto_trade(Arc::new(move |s| {
-        let trader = auto.clone();
-        tokio::spawn(async move {
-            match tp_plan(&trader, &s) {
+    tokio::spawn(async move {
+        while let Some(s) = auto_rx.recv().await {
+            match tp_plan(&auto, &s) {
                 Some(plan) => {
-                    trader.open(plan).await;
+                    auto.open(plan).await;
                 }
                 None => tracing::info!(signal = s.id, "auto-trade: the signal has no entry price; nothing to trade"),
             }
-        });
+        }
+    });
+    let tp = tp_capital::Ingestor::new(db.clone(), bus.clone()).with_auto_trade(Arc::new(move |s| {
+        let id = s.id;
+        if let Err(e) = auto_tx.try_send(s) {
+            metrics::counter!("ts_auto_trade_refused_total").increment(1);
+            tracing::error!(signal = id, error = %e, "auto-trade queue full: signal not traded");
+        }
     }));
     match &cfg.telegram_bot_token {
         Some(token) => {

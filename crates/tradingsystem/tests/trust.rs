@@ -388,3 +388,44 @@ async fn concurrent_limit_updates_are_not_lost() {
         );
     }
 }
+
+/// Strangers messaging the bot share one `unregistered` metrics label; registered channels keep their own.
+#[tokio::test]
+async fn telegram_metrics_are_labelled_by_registered_channel_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(dir.path(), &[("TS_TELEGRAM_WEBHOOK_SECRET", "webhook-secret-123")]);
+    let admin = s.admin().await;
+    let (st, _) = s
+        .post(
+            &admin,
+            "/api/v1/tp-capital/telegram/channels",
+            json!({"label": "TP", "channel_id": "-100777", "channel_type": "source"}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let push = |update_id: i64, chat: i64| {
+        let s = s.handle();
+        async move {
+            let body = json!({"update_id": update_id, "channel_post": {"message_id": update_id, "date": 1759868759,
+                "chat": {"id": chat, "type": "channel"}, "text": "bom dia"}});
+            let r = s
+                .client
+                .post(s.url("/api/v1/tp-capital/telegram/webhook"))
+                .header("X-Telegram-Bot-Api-Secret-Token", "webhook-secret-123")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    for i in 0..30 {
+        push(i, -200_000 - i).await;
+    }
+    push(100, -100777).await;
+    let metrics = s.client.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let lines: Vec<&str> = metrics.lines().filter(|l| l.starts_with("ts_tp_messages_total")).collect();
+    assert!(lines.iter().any(|l| l.contains(r#"channel="unregistered""#) && l.ends_with(" 30")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains(r#"channel="-100777""#)), "{lines:?}");
+    assert!(!metrics.contains("-2000"), "a stranger's chat id became a label: {lines:?}");
+}
