@@ -148,12 +148,25 @@ impl SimFeed {
     /// Cuts the link to the market for `outage`: the session drops at once and connection attempts fail until
     /// the outage is over. Everything printed meanwhile is lost on the way, as on a real network.
     pub fn interrupt(&self, outage: Duration, reason: &str) {
-        self.link.send_replace(Some(reason.to_string()));
+        self.cut(reason);
         let link = self.link.clone();
         tokio::spawn(async move {
             tokio::time::sleep(outage).await;
             link.send_replace(None);
         });
+    }
+}
+
+impl SimFeed {
+    /// Cuts the link until [`SimFeed::restore`]: what [`SimFeed::interrupt`] does, with the end in the caller's hands
+    /// (a test ends the outage after the retries it wants to see, not after a wall-clock delay).
+    pub fn cut(&self, reason: &str) {
+        self.link.send_replace(Some(reason.to_string()));
+    }
+
+    /// Ends an outage begun by [`SimFeed::cut`].
+    pub fn restore(&self) {
+        self.link.send_replace(None);
     }
 }
 

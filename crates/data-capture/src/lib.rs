@@ -478,22 +478,36 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        sim.interrupt(Duration::from_millis(300), "network unreachable");
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        printing.abort();
+        let connected = || dc.status().transitions.last().is_some_and(|c| c.market_data == LinkState::Connected);
+        until(connected).await;
+        sim.cut("network unreachable");
+        // The outage lasts until two reconnection attempts have failed, however slow the machine is.
+        let failed_attempts = || {
+            let st = dc.status();
+            st.transitions
+                .iter()
+                .filter(|c| c.reason.as_deref().is_some_and(|r| r.starts_with("connect failed")))
+                .count()
+        };
+        until(|| failed_attempts() >= 2).await;
+        sim.restore();
+        until(connected).await;
+        // Prints go on until the first ones after the outage have revealed the gap in both symbols and it is repaired.
         until(|| {
             let st = dc.status();
-            let p = &st.symbols["PETR4"].stats;
-            p.gaps_detected >= 1 && p.missing_ids == 0 && st.history_requests.pending.is_empty()
+            ["PETR4", "VALE3"].iter().all(|s| {
+                let p = &st.symbols[*s].stats;
+                p.gaps_detected >= 1 && p.missing_ids == 0
+            }) && st.history_requests.pending.is_empty()
         })
         .await;
+        printing.abort();
 
         let st = dc.status();
         let reasons: Vec<(LinkState, String)> =
             st.transitions.iter().map(|c| (c.market_data, c.reason.clone().unwrap_or_default())).collect();
         let lost = reasons.iter().position(|(s, r)| *s == LinkState::Disconnected && r.contains("link lost"));
-        let lost = lost.expect("the drop is reported");
+        let lost = lost.unwrap_or_else(|| panic!("the drop is reported: {reasons:?}"));
         let after = &reasons[lost..];
         let retries: Vec<&String> =
             after.iter().filter(|(_, r)| r.starts_with("connect failed")).map(|(_, r)| r).collect();

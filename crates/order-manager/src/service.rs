@@ -388,7 +388,14 @@ impl OrderManager {
         match routed.decision {
             Decision::Existing(o) => Ok(SubmitOutcome::Existing(o)),
             Decision::Refused(e) => Err(e),
-            Decision::Accepted(o) => Ok(SubmitOutcome::Created(self.get(o.id).unwrap_or(o))),
+            Decision::Accepted(o) => {
+                // The answer shows the order as it is now, fills included (a market order often filled while the
+                // submit record synced): whatever it shows must be on disk too, so a crash cannot take back a fill
+                // the caller was told about.
+                let now = self.get(o.id).unwrap_or(o);
+                self.inner.journal.wait_durable(self.inner.journal.len()).await?;
+                Ok(SubmitOutcome::Created(now))
+            }
         }
     }
 
@@ -975,6 +982,20 @@ impl OrderManager {
                 Ok((rows.iter().filter_map(|(i, b)| decode(*i, b)).collect(), total))
             }
         }
+    }
+
+    /// Waits until every record journaled so far is durable (and so visible to [`OrderManager::audit`]).
+    pub async fn sync_journal(&self) -> Result<(), OmsError> {
+        let seq = self.inner.journal.len();
+        self.inner.journal.wait_durable(seq).await?;
+        Ok(())
+    }
+
+    /// Broker events refused so far: (illegal transitions, duplicate fills). They change nothing but are counted,
+    /// so a caller can tell that an event was processed and refused.
+    pub fn refused_events(&self) -> (u64, u64) {
+        let st = self.inner.state.lock();
+        (st.illegal_transitions, st.duplicate_fills)
     }
 
     /// `None` when healthy, else what is wrong.

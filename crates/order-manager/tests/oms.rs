@@ -126,13 +126,15 @@ async fn duplicate_fills_do_not_double_positions_and_replay_restores_everything(
     tx.send(ev(o.id, fill("f2", 200, 29.99))).unwrap();
     let o = settle(&oms, o.id, |o| o.status == OrderStatus::Filled).await;
     assert_eq!(o.filled_quantity, 300);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Both repeats were processed (and refused as duplicates), not merely not yet seen.
+    wait_for(|| oms.refused_events().1 == 2).await;
     assert_eq!(oms.positions().positions[0].quantity, 300, "re-sent fills must not double the position");
 
     // An illegal event (a fill on a filled order) is refused and changes nothing.
     let before = oms.durable_state();
+    let illegal_before = oms.refused_events().0;
     tx.send(ev(o.id, fill("f3", 1, 30.0))).unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    wait_for(|| oms.refused_events().0 == illegal_before + 1).await;
     assert_eq!(oms.durable_state(), before);
 
     // More history: a sale that realizes P&L, a resting order, a cancel, new limits, the kill switch.
@@ -256,17 +258,10 @@ async fn daily_loss_limit_trips_the_kill_switch_automatically() {
     // -R$ 0.09 × 1000 = -R$ 90: 90 % of the limit, a warning only.
     oms.on_market_trade("PETR4", Price::from_f64(29.91).unwrap());
     assert!(!oms.kill_switch().active);
-    let mut warned = false;
-    for _ in 0..100 {
-        // The warning is journaled without anyone waiting on it; give the group commit a moment.
-        let (audit, _) = oms.audit(0, 1000, None).unwrap();
-        warned = audit.iter().any(|a| a.action == "loss_warning");
-        if warned {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(warned, "a warning is recorded at 80 % of the limit");
+    // The warning is journaled without anyone waiting on it: wait for the journal, then read the trail.
+    oms.sync_journal().await.unwrap();
+    let (audit, _) = oms.audit(0, 1000, None).unwrap();
+    assert!(audit.iter().any(|a| a.action == "loss_warning"), "a warning is recorded at 80 % of the limit");
     // -R$ 100: the limit.
     oms.on_market_trade("PETR4", Price::from_f64(29.90).unwrap());
     let ks = oms.kill_switch();
@@ -302,17 +297,12 @@ async fn kill_switch_with_the_paper_broker_cancels_and_flattens() {
 
     oms.activate_kill_switch(&t, "desk stop", true, true).await.unwrap();
     settle(&oms, resting.id, |o| o.status == OrderStatus::Canceled).await;
-    for _ in 0..200 {
-        if oms.positions().positions.iter().all(|p| p.quantity == 0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert!(oms.positions().positions.iter().all(|p| p.quantity == 0), "flattened");
+    wait_for(|| oms.positions().positions.iter().all(|p| p.quantity == 0)).await;
     let flatten = oms.list(&order_manager::OrderFilter { limit: 10, ..Default::default() }).0;
     let flatten = flatten.iter().find(|o| o.source == "kill-switch-flatten").expect("a flatten order");
     assert_eq!(flatten.status, OrderStatus::Filled);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Everything journaled so far is on disk, so the trail below is complete.
+    oms.sync_journal().await.unwrap();
     let (trail, _) = oms.audit(0, 1000, Some(flatten.id)).unwrap();
     assert!(
         trail.iter().all(|a| a.action != "cancel_order"),
@@ -320,4 +310,13 @@ async fn kill_switch_with_the_paper_broker_cancels_and_flattens() {
     );
     oms.release_kill_switch(&Actor::new("admin"), "resume").await.unwrap();
     assert!(!oms.kill_switch().active);
+}
+
+/// Waits (up to 10 s) for a condition the test caused to become true.
+async fn wait_for(f: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "condition not reached in 10 s");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }

@@ -1,17 +1,18 @@
-//! SIGKILL in the middle of a stream of orders: every acknowledged order, the positions and the kill switch come
-//! back after a restart on the same data dir.
+//! SIGKILL in the middle of a stream of orders that are filling and moving positions: every acknowledged order
+//! (with at least the fills its answer showed), positions that agree with the recovered fills, and the kill switch
+//! come back after a restart on the same data dir.
 
 mod common;
 
-use common::{eventually, Server};
+use common::Server;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Acknowledged orders: id → (rejection code if any, symbol, side, quantity).
-type Acked = Arc<Mutex<BTreeMap<u64, (Option<String>, String, String, i64)>>>;
+/// Acknowledged orders: id → (rejection code if any, symbol, side, quantity, filled quantity in the answer).
+type Acked = Arc<Mutex<BTreeMap<u64, (Option<String>, String, String, i64, i64)>>>;
 
 async fn stream(
     s: Arc<Server>,
@@ -37,13 +38,13 @@ async fn stream(
         let Ok(v) = r.json::<Value>().await else {
             return;
         };
-        let (id, code) = match status {
-            201 | 200 => (v["id"].as_u64(), None),
-            403 => (v["error"]["details"]["order"]["id"].as_u64(), v["error"]["code"].as_str().map(String::from)),
-            _ => (None, None),
+        let (id, code, filled) = match status {
+            201 | 200 => (v["id"].as_u64(), None, v["filled_quantity"].as_i64().unwrap_or(0)),
+            403 => (v["error"]["details"]["order"]["id"].as_u64(), v["error"]["code"].as_str().map(String::from), 0),
+            _ => (None, None, 0),
         };
         if let Some(id) = id {
-            acked.lock().unwrap().insert(id, (code, symbol.to_string(), side.to_string(), 100));
+            acked.lock().unwrap().insert(id, (code, symbol.to_string(), side.to_string(), 100, filled));
             count.fetch_add(1, Ordering::SeqCst);
         }
     }
@@ -64,16 +65,37 @@ async fn positions(s: &Server, token: &str) -> BTreeMap<String, (i64, f64)> {
         .collect()
 }
 
+/// Net position per symbol computed from every order's fills: what the positions must agree with.
+async fn net_from_orders(s: &Server, token: &str) -> BTreeMap<String, i64> {
+    let mut net = BTreeMap::new();
+    let mut offset = 0;
+    loop {
+        let (_, page) = s.get(token, &format!("/api/v1/orders?limit=1000&offset={offset}")).await;
+        let rows = page["data"].as_array().unwrap().clone();
+        for o in &rows {
+            let sign = if o["side"] == "BUY" { 1 } else { -1 };
+            *net.entry(o["symbol"].as_str().unwrap().to_string()).or_insert(0) +=
+                sign * o["filled_quantity"].as_i64().unwrap();
+        }
+        offset += rows.len();
+        if rows.is_empty() || offset as u64 >= page["total"].as_u64().unwrap() {
+            return net;
+        }
+    }
+}
+
 async fn check_all_acked_present(s: &Server, token: &str, acked: &Acked) {
     let acked = acked.lock().unwrap().clone();
     assert!(!acked.is_empty());
-    for (id, (code, symbol, side, qty)) in &acked {
+    for (id, (code, symbol, side, qty, filled)) in &acked {
         let (st, o) = s.get(token, &format!("/api/v1/orders/{id}")).await;
         assert_eq!(st, 200, "acknowledged order {id} lost after the crash");
         assert_eq!(
             (o["symbol"].as_str().unwrap(), o["side"].as_str().unwrap(), o["quantity"].as_i64().unwrap()),
             (symbol.as_str(), side.as_str(), *qty)
         );
+        let recovered = o["filled_quantity"].as_i64().unwrap();
+        assert!(recovered >= *filled, "order {id}: the answer showed {filled} filled, {recovered} came back");
         if let Some(code) = code {
             assert_eq!(o["status"], "REJECTED");
             assert_eq!(o["reject_code"].as_str(), Some(code.as_str()));
@@ -90,31 +112,22 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged() {
     let s = Arc::new(server.handle());
     let acked: Acked = Arc::default();
 
-    // Phase 1: orders that trade.
-    let count = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> =
-        (0..4).map(|w| tokio::spawn(stream(s.clone(), trader.clone(), w, acked.clone(), count.clone(), 120))).collect();
-    for w in workers {
-        w.await.unwrap();
-    }
-
-    // The kill switch goes on; what traded is now final.
-    let (st, _) = server.post(&trader, "/api/v1/risk/kill-switch", json!({"reason": "crash test"})).await;
+    let (st, _) = server
+        .send(
+            reqwest::Method::PUT,
+            &admin,
+            "/api/v1/risk/limits",
+            json!({"reason": "crash test", "max_orders_per_second": 100000}),
+        )
+        .await;
     assert_eq!(st, 200);
-    eventually(|| async {
-        let (_, o) = server.get(&trader, "/api/v1/orders?status=PENDING_NEW,NEW,PARTIALLY_FILLED,PENDING_CANCEL").await;
-        (o["total"] == 0).then_some(())
-    })
-    .await;
-    let before = positions(&server, &trader).await;
-    assert!(!before.is_empty());
 
-    // Phase 2: a stream of orders (rejected by the kill switch, still acknowledged and recorded) killed mid-flight.
+    // Orders that trade, killed mid-flight: market orders are filling and positions moving when the process dies.
     let count = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..4)
-        .map(|w| tokio::spawn(stream(s.clone(), trader.clone(), w + 10, acked.clone(), count.clone(), usize::MAX)))
+        .map(|w| tokio::spawn(stream(s.clone(), trader.clone(), w, acked.clone(), count.clone(), usize::MAX)))
         .collect();
-    while count.load(Ordering::SeqCst) < 80 {
+    while count.load(Ordering::SeqCst) < 200 {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     server.kill9();
@@ -123,8 +136,29 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged() {
     }
     let n_acked = acked.lock().unwrap().len();
     assert!(n_acked >= 200, "{n_acked} acknowledged");
+    let filled_in_answers = acked.lock().unwrap().values().filter(|a| a.4 > 0).count();
+    assert!(filled_in_answers > 0, "orders were filling when the process died");
 
-    // Restart on the same data dir.
+    // Restart on the same data dir: every acknowledged order and fill is back, positions agree with the fills.
+    let mut server = Server::start(dir.path());
+    let token = server.login("streamer", "password-123").await;
+    check_all_acked_present(&server, &token, &acked).await;
+    let before = positions(&server, &token).await;
+    assert!(!before.is_empty());
+    let net = net_from_orders(&server, &token).await;
+    let quantities: BTreeMap<String, i64> =
+        before.iter().map(|(k, v)| (k.clone(), v.0)).filter(|(_, q)| *q != 0).collect();
+    assert_eq!(
+        quantities,
+        net.into_iter().filter(|(_, q)| *q != 0).collect(),
+        "positions agree with the recovered fills"
+    );
+
+    // The kill switch survives a crash too.
+    let (st, _) = server.post(&token, "/api/v1/risk/kill-switch", json!({"reason": "crash test"})).await;
+    assert_eq!(st, 200);
+    let before = positions(&server, &token).await;
+    server.kill9();
     let server = Server::start(dir.path());
     let token = server.login("streamer", "password-123").await;
     check_all_acked_present(&server, &token, &acked).await;
