@@ -63,7 +63,94 @@ pub fn parse_bytes(bytes: &[u8]) -> ApiResult<Value> {
     if !value.is_object() {
         return Err(ApiError::bad_request("the body must be a JSON object"));
     }
+    if let Some(path) = control_character_at(&value, &mut String::new()) {
+        let field = if path.is_empty() { "body".to_string() } else { shorten(&path, 64) };
+        return Err(ApiError::invalid(
+            &field,
+            format!("{field}: control characters (such as NUL) are not accepted; tab, CR and LF are"),
+        ));
+    }
     Ok(value)
+}
+
+/// A character no text field of this API means: C0 controls other than tab, LF and CR. NUL in particular cannot
+/// be stored by PostgreSQL, and whether a backend accepts it must not decide what the API accepts.
+pub fn is_forbidden_control(c: char) -> bool {
+    (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{7f}'
+}
+
+/// The path (`a.b[2]`) of the first string or key holding a forbidden control character.
+fn control_character_at(v: &Value, path: &mut String) -> Option<String> {
+    let bad = |s: &str| s.chars().any(is_forbidden_control);
+    match v {
+        Value::String(s) if bad(s) => Some(path.clone()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let found = control_character_at(item, path);
+            path.truncate(len);
+            found
+        }),
+        Value::Object(o) => o.iter().find_map(|(k, item)| {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(k);
+            let found = if bad(k) { Some(path.clone()) } else { control_character_at(item, path) };
+            path.truncate(len);
+            found
+        }),
+        _ => None,
+    }
+}
+
+/// Whether a percent-encoded path or query decodes to a forbidden control character (`%00`, `%07`, ...).
+fn encodes_control(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.windows(3).any(|w| {
+        w[0] == b'%'
+            && std::str::from_utf8(&w[1..])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .is_some_and(|byte| is_forbidden_control(char::from(byte)))
+    })
+}
+
+/// Refuses, before any handler runs, what no handler of the API accepts: control characters encoded in the path
+/// or the query (422), and a body that is not declared as JSON (415). Every API body is JSON.
+pub async fn guard(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let uri = req.uri();
+    if encodes_control(uri.path()) {
+        return ApiError::invalid("path", "path: control characters (such as %00) are not accepted").into_response();
+    }
+    if uri.query().is_some_and(encodes_control) {
+        return ApiError::invalid("query", "query: control characters (such as %00) are not accepted").into_response();
+    }
+    let headers = req.headers();
+    let has_body = headers.contains_key(http::header::TRANSFER_ENCODING)
+        || headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n > 0);
+    let json = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(is_json_content_type);
+    if has_body && !json && uri.path().starts_with("/api/") {
+        return ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "the body must be JSON, sent with Content-Type: application/json",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Whether a `Content-Type` names JSON (`application/json`, `application/problem+json`, with any parameters).
+pub fn is_json_content_type(value: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// A price or an amount exactly as the client wrote it: the JSON number's own digits (or a decimal string),
@@ -200,6 +287,22 @@ mod tests {
             let units = int as i64 * 10_000 + frac.parse::<i64>().unwrap();
             proptest::prop_assert_eq!(ok, Ok(Some(Price(units))));
         }
+    }
+
+    #[test]
+    fn control_characters_are_refused_with_their_path() {
+        let field = |body: &str| parse_bytes(body.as_bytes()).unwrap_err().details.unwrap()["field"].clone();
+        assert_eq!(field(r#"{"username": "a\u0000b"}"#), "username");
+        assert_eq!(field(r#"{"tags": ["ok", "x\u0007"]}"#), "tags[1]");
+        assert_eq!(field(r#"{"a": {"b\u0000": 1}}"#), "a.b\u{0}");
+        assert!(parse_bytes(br#"{"text": "line 1\nline 2\ttab\r"}"#).is_ok());
+        assert!(is_json_content_type("application/json; charset=utf-8"));
+        assert!(is_json_content_type("Application/JSON"));
+        assert!(is_json_content_type("application/merge-patch+json"));
+        assert!(!is_json_content_type("text/plain"));
+        assert!(!is_json_content_type("application/x-www-form-urlencoded"));
+        assert!(encodes_control("/api/v1/ideas/a%00b") && encodes_control("q=%1f") && encodes_control("q=%7F"));
+        assert!(!encodes_control("/api/v1/ideas/a%20b") && !encodes_control("q=%zz%") && !encodes_control("100%"));
     }
 
     #[test]

@@ -97,6 +97,11 @@ impl From<storage::StoreError> for ApiError {
         match e {
             storage::StoreError::Conflict(m) => ApiError::conflict(format!("{m} already exists")),
             storage::StoreError::NotFound(m) => ApiError::not_found(format!("{m} not found")),
+            // The database refused a value the request carried: the request's fault, not an outage.
+            other if other.is_bad_input() => {
+                tracing::warn!(error = %other, "the database refused a value from a request");
+                ApiError::invalid("body", "a value in the request cannot be stored (unsupported characters or size)")
+            }
             other => {
                 tracing::error!(error = %other, "database error");
                 ApiError::unavailable("the database is unavailable")

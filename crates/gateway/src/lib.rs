@@ -130,6 +130,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(routes::ws::upgrade))
         .merge(web::router())
         .fallback(routes::ops::not_found)
+        .layer(axum::middleware::from_fn(body::guard))
         .layer(axum::extract::DefaultBodyLimit::max(protection.body_limit))
         .layer(axum::middleware::from_fn_with_state(protection.request_timeout, protect::timeout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), protect::rate_limit));

@@ -28,6 +28,17 @@ pub enum StoreError {
     UnsupportedUrl(String),
 }
 
+impl StoreError {
+    /// The database refused a value itself (PostgreSQL's class 22, "data exception": a NUL in text, a number out
+    /// of range, a string too long), as opposed to being unreachable or broken: the caller sent bad input.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            StoreError::Db(sqlx::Error::Database(e)) => e.code().is_some_and(|c| c.starts_with("22")),
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,

@@ -207,6 +207,15 @@ impl Ingestor {
         let Some(text) = msg.text.as_deref().or(msg.caption.as_deref()) else {
             return Ok(Outcome::Ignored { reason: "no text or caption".into() });
         };
+        // Telegram's text is stored as it came, but for NUL, which no backend stores alike (PostgreSQL refuses it):
+        // a channel's message must not be lost, nor stall the updates behind it, for one invisible character.
+        let cleaned;
+        let text = if text.contains('\0') {
+            cleaned = text.replace('\0', "");
+            cleaned.as_str()
+        } else {
+            text
+        };
         let started = std::time::Instant::now();
         let parsed = signal_parser::parse(text);
         metrics::histogram!("ts_signal_parse_seconds").record(started.elapsed().as_secs_f64());

@@ -70,7 +70,15 @@ async fn order_manager_http_contract() {
     assert_eq!(r.headers()["x-correlation-id"], "abc-123");
 
     // Malformed JSON → 400; invalid fields → 422 naming the field; unknown symbol → 422.
-    let r = s.client.post(s.url("/api/v1/orders")).bearer_auth(&trader).body("{\"symbol\":").send().await.unwrap();
+    let r = s
+        .client
+        .post(s.url("/api/v1/orders"))
+        .bearer_auth(&trader)
+        .header("content-type", "application/json")
+        .body("{\"symbol\":")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     for (body, field) in [
         (json!({"side": "BUY", "type": "MARKET", "quantity": 100}), "symbol"),
@@ -290,7 +298,15 @@ async fn oversized_body_is_413() {
     let s = Server::start(dir.path());
     let admin = s.admin().await;
     let big = format!("{{\"symbol\":\"{}\"}}", "A".repeat(2 * 1024 * 1024));
-    let r = s.client.post(s.url("/api/v1/orders")).bearer_auth(&admin).body(big).send().await.unwrap();
+    let r = s
+        .client
+        .post(s.url("/api/v1/orders"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["error"]["code"], "PAYLOAD_TOO_LARGE");

@@ -429,3 +429,105 @@ async fn telegram_metrics_are_labelled_by_registered_channel_only() {
     assert!(lines.iter().any(|l| l.contains(r#"channel="-100777""#)), "{lines:?}");
     assert!(!metrics.contains("-2000"), "a stranger's chat id became a label: {lines:?}");
 }
+
+/// NUL and other control characters, in bodies, paths and queries, are 422 on every backend; a body that is not
+/// JSON is 415; the server stays ready throughout.
+async fn bad_input_is_4xx(s: &Server) {
+    let admin = s.admin().await;
+    let nul = "a\u{0}b";
+    let posts = [
+        (
+            "/api/v1/ideas",
+            json!({"title": nul, "description": "d", "category": "dashboard", "priority": "low", "tags": []}),
+            "title",
+        ),
+        (
+            "/api/v1/ideas",
+            json!({"title": "t", "description": "d", "category": "dashboard", "priority": "low", "tags": [nul]}),
+            "tags[0]",
+        ),
+        ("/api/v1/categories", json!({"name": "x", "display_name": nul, "color": "#000000"}), "display_name"),
+        (
+            "/api/v1/tp-capital/telegram/channels",
+            json!({"label": nul, "channel_id": "-100999", "channel_type": "source"}),
+            "label",
+        ),
+        (
+            "/api/v1/signals",
+            json!({"symbol": nul, "action": "BUY", "confidence": 0.9, "model_version": "v1"}),
+            "symbol",
+        ),
+        (
+            "/api/v1/signals",
+            json!({"symbol": "PETR4", "action": "BUY", "confidence": 0.1, "model_version": nul}),
+            "model_version",
+        ),
+        ("/api/v1/api-keys", json!({"name": nul, "role": "viewer"}), "name"),
+        ("/api/v1/users", json!({"username": "bob", "password": "pass\u{0}word-1", "role": "viewer"}), "password"),
+        (
+            "/api/v1/orders",
+            json!({"symbol": "PETR4", "side": "BUY", "type": "MARKET", "quantity": 100, "justification": nul}),
+            "justification",
+        ),
+    ];
+    for (path, body, field) in posts {
+        let (st, e) = s.post(&admin, path, body).await;
+        assert_eq!((st, e["error"]["details"]["field"].as_str()), (422, Some(field)), "{path}: {e}");
+    }
+    // No login needed to try it.
+    let r = s
+        .client
+        .post(s.url("/api/v1/auth/login"))
+        .json(&json!({"username": nul, "password": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    for path in [
+        "/api/v1/ideas/a%00b",
+        "/api/v1/ideas?search=a%00b",
+        "/api/v1/tp-capital/signals?asset=%00",
+        "/api/v1/docs/search?q=%01",
+    ] {
+        let (st, e) = s.get(&admin, path).await;
+        assert_eq!(st, 422, "{path}: {e}");
+    }
+    // Not JSON: 415, whatever the body says.
+    for ct in ["text/plain", "application/x-www-form-urlencoded"] {
+        let r = s
+            .client
+            .post(s.url("/api/v1/ideas"))
+            .bearer_auth(&admin)
+            .header("content-type", ct)
+            .body(r#"{"title":"t"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 415, "{ct}");
+        assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "UNSUPPORTED_MEDIA_TYPE");
+    }
+    let r = s.client.post(s.url("/api/v1/ideas")).bearer_auth(&admin).body(r#"{"title":"t"}"#).send().await.unwrap();
+    assert_eq!(r.status(), 415, "no Content-Type");
+    // Tab, CR and LF are text.
+    let (st, e) = s
+        .post(&admin, "/api/v1/ideas", json!({"title": "t", "description": "line 1\nline 2\tx", "category": "dashboard", "priority": "low", "tags": []}))
+        .await;
+    assert_eq!(st, 201, "{e}");
+    assert_eq!(s.client.get(s.url("/ready")).send().await.unwrap().status(), 200, "still ready");
+}
+
+#[tokio::test]
+async fn bad_input_is_4xx_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    bad_input_is_4xx(&Server::start(dir.path())).await;
+}
+
+#[tokio::test]
+async fn bad_input_is_4xx_on_postgres() {
+    let Some(url) = storage::testing::fresh_postgres_url().await else {
+        eprintln!("skipped: TS_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    bad_input_is_4xx(&Server::start_with(dir.path(), &[("TS_DATABASE_URL", url.as_str())])).await;
+}
