@@ -398,6 +398,23 @@ pub enum Applied {
 }
 
 impl Order {
+    /// The first economic term of `req` (its wire name) that differs from this order's, if any: a repeated
+    /// `client_order_id` is the same order only when every term matches. Justification and source are notes and
+    /// do not count.
+    pub fn differs_from(&self, req: &OrderRequest) -> Option<&'static str> {
+        let terms = [
+            ("symbol", self.symbol == req.symbol),
+            ("side", self.side == req.side),
+            ("type", self.order_type == req.order_type),
+            ("quantity", self.quantity == req.quantity),
+            ("price", self.price == req.price),
+            ("stop_price", self.stop_price == req.stop_price),
+            ("time_in_force", self.time_in_force == req.time_in_force),
+            ("position_type", self.position_type == req.position_type),
+        ];
+        terms.into_iter().find(|(_, same)| !same).map(|(name, _)| name)
+    }
+
     pub fn new(id: OrderId, account: &str, req: &OrderRequest, now: DateTime<Utc>) -> Order {
         Order {
             id,

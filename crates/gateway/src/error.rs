@@ -87,6 +87,18 @@ impl From<OmsError> for ApiError {
             }
             OmsError::NotFound(id) => ApiError::not_found(format!("order {id} not found")),
             OmsError::Conflict(m) => ApiError::conflict(m),
+            OmsError::ReusedClientOrderId { client_order_id, field, original } => {
+                let message = format!(
+                    "client_order_id {client_order_id:?} was already used for order {} with a different {field}; \
+                     send a new client_order_id for a new order",
+                    original.id
+                );
+                ApiError::conflict(message).with_details(json!({
+                    "field": "client_order_id",
+                    "differs": field,
+                    "order": crate::views::OrderView::from(*original),
+                }))
+            }
             OmsError::Unavailable(m) => ApiError::unavailable(m),
         }
     }

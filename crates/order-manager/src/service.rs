@@ -55,6 +55,9 @@ pub enum OmsError {
     NotFound(OrderId),
     #[error("{0}")]
     Conflict(String),
+    /// A `client_order_id` already used for an order with different terms.
+    #[error("client_order_id {client_order_id:?} was already used for order {} with a different {field}; send a new client_order_id for a new order", .original.id)]
+    ReusedClientOrderId { client_order_id: String, field: &'static str, original: Box<Order> },
     #[error("{0}")]
     Unavailable(String),
 }
@@ -413,7 +416,17 @@ impl OrderManager {
         if let Some(coid) = &req.client_order_id {
             if let Some(id) = st.by_client_id.get(&(actor.name.clone(), coid.clone())) {
                 let existing = st.orders.get(id).cloned().ok_or(OmsError::NotFound(*id))?;
-                return Ok((self.inner.journal.len(), Decision::Existing(existing)));
+                // Idempotency is for the same request sent again: different terms under the same key are refused,
+                // never answered with the first order as if they had been accepted.
+                let decision = match existing.differs_from(req) {
+                    None => Decision::Existing(existing),
+                    Some(field) => Decision::Refused(OmsError::ReusedClientOrderId {
+                        client_order_id: coid.clone(),
+                        field,
+                        original: Box::new(existing),
+                    }),
+                };
+                return Ok((self.inner.journal.len(), decision));
             }
         }
         let ins = self.inner.instruments.get(&req.symbol);

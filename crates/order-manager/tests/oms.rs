@@ -188,6 +188,28 @@ async fn client_order_id_is_idempotent_and_rejections_are_recorded() {
     assert!(matches!(again, SubmitOutcome::Existing(_)));
     assert_eq!(first.order().id, again.order().id);
     assert_eq!(broker.submitted.lock().unwrap().len(), 1, "never a second order at the broker");
+    // The same key with different terms is not the same request: refused, naming what differs.
+    for (changed, field) in [
+        (OrderRequest { quantity: -100, ..req.clone() }, "quantity"),
+        (OrderRequest { symbol: "VALE3".into(), ..req.clone() }, "symbol"),
+        (OrderRequest { side: Side::Sell, ..req.clone() }, "side"),
+        (OrderRequest { price: Some(Price::from_f64(30.01).unwrap()), ..req.clone() }, "price"),
+    ] {
+        let err = oms.submit(changed, &actor).await.unwrap_err();
+        assert!(
+            matches!(&err, OmsError::ReusedClientOrderId { field: f, original, .. } if *f == field && original.id == first.order().id),
+            "{err:?}"
+        );
+    }
+    assert_eq!(broker.submitted.lock().unwrap().len(), 1);
+    // A rejected original is returned as it is to an identical retry.
+    let mut refused = limit(Side::Buy, 100, 40.0);
+    refused.client_order_id = Some("abc-2".into());
+    let OmsError::Risk { order: rejected, .. } = oms.submit(refused.clone(), &actor).await.unwrap_err() else {
+        panic!("expected a risk rejection")
+    };
+    let retry = oms.submit(refused, &actor).await.unwrap();
+    assert!(matches!(&retry, SubmitOutcome::Existing(o) if o.id == rejected.id && o.status == OrderStatus::Rejected));
 
     let err = oms.submit(limit(Side::Buy, 100, 40.0), &actor).await.unwrap_err();
     let OmsError::Risk { order, rejection } = err else { panic!("expected a risk rejection") };

@@ -531,3 +531,30 @@ async fn bad_input_is_4xx_on_postgres() {
     let dir = tempfile::tempdir().unwrap();
     bad_input_is_4xx(&Server::start_with(dir.path(), &[("TS_DATABASE_URL", url.as_str())])).await;
 }
+
+/// A repeated `client_order_id` is the same order only when the request is the same.
+#[tokio::test]
+async fn idempotency_means_the_same_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let admin = s.admin().await;
+    let order = json!({"symbol": "PETR4", "side": "BUY", "type": "MARKET", "quantity": 100, "client_order_id": "k-1"});
+    let (st, first) = s.post(&admin, "/api/v1/orders", order.clone()).await;
+    assert_eq!(st, 201, "{first}");
+    let (st, again) = s.post(&admin, "/api/v1/orders", order.clone()).await;
+    assert_eq!((st, &again["id"]), (200, &first["id"]));
+    for (k, v) in
+        [("quantity", json!(-100)), ("quantity", json!(200)), ("symbol", json!("VALE3")), ("side", json!("SELL"))]
+    {
+        let mut changed = order.clone();
+        changed[k] = v;
+        let (st, e) = s.post(&admin, "/api/v1/orders", changed).await;
+        assert_eq!(st, 409, "{k}: {e}");
+        assert_eq!(e["error"]["details"]["field"], "client_order_id");
+        assert_eq!(e["error"]["details"]["differs"], k);
+        assert_eq!(e["error"]["details"]["order"]["id"], first["id"]);
+        assert!(e["error"]["message"].as_str().unwrap().contains("k-1"));
+    }
+    let (_, list) = s.get(&admin, "/api/v1/orders").await;
+    assert_eq!(list["total"], 1, "nothing new was created");
+}
