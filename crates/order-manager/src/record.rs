@@ -72,6 +72,12 @@ pub enum Entry {
         finding: String,
         action: String,
     },
+    /// Something a person must look at now (a filled position left without its protective stop, say).
+    Alert {
+        order_id: Option<OrderId>,
+        kind: String,
+        message: String,
+    },
     /// The server started and finished recovery.
     Started {
         recovered_records: u64,
@@ -132,6 +138,7 @@ impl Entry {
             Entry::LossWarning { .. } => "loss_warning",
             Entry::SessionStarted { .. } => "session_started",
             Entry::Reconciled { .. } => "reconciled",
+            Entry::Alert { .. } => "alert",
             Entry::Started { .. } => "started",
         }
     }
@@ -140,7 +147,7 @@ impl Entry {
         match self {
             Entry::OrderSubmitted { order } | Entry::OrderRejected { order, .. } => Some(order.id),
             Entry::OrderEvent { order_id, .. } => Some(*order_id),
-            Entry::Reconciled { order_id, .. } => *order_id,
+            Entry::Reconciled { order_id, .. } | Entry::Alert { order_id, .. } => *order_id,
             _ => None,
         }
     }
@@ -198,6 +205,7 @@ impl Record {
             }
             Entry::SessionStarted { .. } => ("session_start".into(), "reset".into(), None),
             Entry::Reconciled { finding, action, .. } => ("reconcile".into(), action.clone(), Some(finding.clone())),
+            Entry::Alert { kind, message, .. } => ("alert".into(), kind.clone(), Some(message.clone())),
             Entry::Started { .. } => ("start".into(), "recovered".into(), None),
         };
         AuditEntry {

@@ -88,10 +88,23 @@ impl SubmitOutcome {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OmsUpdate {
     Order(Box<Order>),
-    Fill { order_id: OrderId, symbol: String, fill: domain::Fill },
+    Fill {
+        order_id: OrderId,
+        symbol: String,
+        fill: domain::Fill,
+    },
     Position(Position),
     KillSwitch(KillSwitchState),
-    LossWarning { daily_pnl: Money, limit: Money },
+    LossWarning {
+        daily_pnl: Money,
+        limit: Money,
+    },
+    /// See [`OrderManager::alert`].
+    Alert {
+        order_id: Option<OrderId>,
+        kind: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -995,6 +1008,35 @@ impl OrderManager {
                 Ok((rows.iter().filter_map(|(i, b)| decode(*i, b)).collect(), total))
             }
         }
+    }
+
+    /// Raises an alert: journaled (the audit trail shows it), counted in `ts_alerts_total{kind}`, logged as an
+    /// error and sent to subscribers (the WebSocket's risk channel).
+    pub async fn alert(
+        &self,
+        order_id: Option<OrderId>,
+        kind: &str,
+        message: &str,
+        actor: &Actor,
+    ) -> Result<(), OmsError> {
+        let seq = {
+            let mut st = self.inner.state.lock();
+            let rec = self.record(
+                &actor.name,
+                actor.correlation_id.clone(),
+                Entry::Alert { order_id, kind: kind.to_string(), message: message.to_string() },
+            );
+            self.commit(&mut st, rec)?
+        };
+        metrics::counter!("ts_alerts_total", "kind" => kind.to_string()).increment(1);
+        tracing::error!(kind, ?order_id, message, "alert");
+        let _ = self.inner.updates.send(OmsUpdate::Alert {
+            order_id,
+            kind: kind.to_string(),
+            message: message.to_string(),
+        });
+        self.inner.journal.wait_durable(seq).await?;
+        Ok(())
     }
 
     /// Waits until every record journaled so far is durable (and so visible to [`OrderManager::audit`]).

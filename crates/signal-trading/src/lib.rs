@@ -15,6 +15,25 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use storage::Db;
 
+/// What to do when a filled entry cannot be protected (its stop is refused): always alert; `Flatten` also closes
+/// the position at market.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unprotected {
+    Flatten,
+    Alert,
+}
+
+impl Unprotected {
+    /// `flatten` or `alert` (`TS_SIGNAL_UNPROTECTED`).
+    pub fn parse(s: &str) -> Result<Unprotected, String> {
+        match s.trim() {
+            "flatten" => Ok(Unprotected::Flatten),
+            "alert" => Ok(Unprotected::Alert),
+            other => Err(format!("{other:?}: use flatten or alert")),
+        }
+    }
+}
+
 /// How many shares or contracts a signal trades, always a whole number of lots (at least one).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Sizing {
@@ -95,6 +114,9 @@ pub struct Bracket {
     pub take_profits: Vec<OrderId>,
     /// Why it closed, or what went wrong on the way.
     pub notes: Vec<String>,
+    /// The fill was left without its stop and that was handled (alerted, flattened per the setting): once.
+    #[serde(default)]
+    pub unprotected: bool,
 }
 
 impl Bracket {
@@ -112,6 +134,7 @@ pub struct Trader {
     db: Db,
     actor: Actor,
     pub sizing: Sizing,
+    unprotected_policy: Unprotected,
     brackets: Mutex<HashMap<String, Bracket>>,
     by_order: Mutex<HashMap<OrderId, String>>,
     /// One advance at a time per bracket (two concurrent ones could both replace the same stop); brackets do not
@@ -144,12 +167,14 @@ impl Trader {
         db: Db,
         account: &str,
         sizing: Sizing,
+        unprotected_policy: Unprotected,
     ) -> Result<Arc<Trader>, storage::StoreError> {
         let t = Trader {
             oms,
             db,
             actor: Actor::new(account),
             sizing,
+            unprotected_policy,
             brackets: Mutex::new(HashMap::new()),
             by_order: Mutex::new(HashMap::new()),
             steps: Mutex::new(HashMap::new()),
@@ -262,14 +287,21 @@ impl Trader {
             stop_orders: Vec::new(),
             take_profits: Vec::new(),
             notes: Vec::new(),
+            unprotected: false,
         };
         let step = self.step_lock(&b.plan.key);
         let _guard = step.lock().await;
-        match self.submit(req).await {
-            Ok(o) => b.entry_order = Some(o.id),
-            Err(why) => {
-                note(&mut b, format!("entry: {why}"));
-                b.phase = Phase::Closed;
+        // The whole bracket is checked before the entry: a fill whose stop would be refused is never taken.
+        if let Err(why) = self.check_protection(&b.plan) {
+            note(&mut b, format!("rejected: {why}"));
+            b.phase = Phase::Closed;
+        } else {
+            match self.submit(req).await {
+                Ok(o) => b.entry_order = Some(o.id),
+                Err(why) => {
+                    note(&mut b, format!("entry: {why}"));
+                    b.phase = Phase::Closed;
+                }
             }
         }
         tracing::info!(key = %b.plan.key, entry = ?b.entry_order, phase = ?b.phase, "signal bracket opened");
@@ -366,14 +398,21 @@ impl Trader {
                     Some(_) => {}
                     None => {
                         let last_rejected = stops.last().is_some_and(|o| o.status == OrderStatus::Rejected);
-                        if !last_rejected {
+                        if !last_rejected && !b.unprotected {
                             let n = b.stop_orders.len() + 1;
                             let kind = (OrderType::Stop, TimeInForce::Gtc);
                             let prices = (None, Some(stop_price));
                             let req = Self::request(&b.plan, exit_side, kind, remaining, prices, &format!("stop-{n}"));
                             match self.submit(req).await {
+                                Ok(o) if o.status == OrderStatus::Rejected => {
+                                    b.stop_orders.push(o.id);
+                                    self.left_unprotected(b, remaining, "the stop was rejected").await;
+                                }
                                 Ok(o) => b.stop_orders.push(o.id),
-                                Err(why) => note(b, format!("stop: {why}")),
+                                Err(why) => {
+                                    note(b, format!("stop: {why}"));
+                                    self.left_unprotected(b, remaining, &why).await;
+                                }
                             }
                         }
                     }
@@ -401,6 +440,68 @@ impl Trader {
             if open.is_empty() {
                 note(b, "closed: the position this signal opened is out".into());
                 b.phase = Phase::Closed;
+            }
+        }
+    }
+
+    /// Checks the exits against the entry and the market before anything is sent: a BUY's stop below and its
+    /// targets above the entry (the last trade for a market entry), a SELL's the other way round, every price on
+    /// the tick grid and inside the risk engine's price band.
+    pub fn check_protection(&self, plan: &Plan) -> Result<(), String> {
+        let ins = self.oms.instruments().get(&plan.symbol).ok_or_else(|| format!("unknown symbol {}", plan.symbol))?;
+        let last = self.oms.last_price(&plan.symbol);
+        let reference = plan.entry.or(last);
+        let band = self.oms.limits().price_band_bps;
+        let exits = plan.stop.map(|p| ("stop", p)).into_iter().chain(plan.targets.iter().map(|p| ("target", *p)));
+        for (what, p) in exits {
+            if !p.is_positive() || !p.is_on_grid(ins.tick_size) {
+                return Err(format!(
+                    "the {what} {p} is not a price on {}'s tick grid ({})",
+                    plan.symbol, ins.tick_size
+                ));
+            }
+            if let Some(r) = reference {
+                let below = p < r;
+                let must_be_below = (what == "stop") == (plan.side == Side::Buy);
+                if p == r || below != must_be_below {
+                    let side = if plan.side == Side::Buy { "BUY" } else { "SELL" };
+                    let place = if must_be_below { "below" } else { "above" };
+                    return Err(format!("a {side}'s {what} must be {place} the entry {r}; it is {p}"));
+                }
+            }
+            if let Some(last) = last {
+                let diff = (i128::from(p.units()) - i128::from(last.units())).abs();
+                if diff * 10_000 > i128::from(last.units()) * i128::from(band) {
+                    return Err(format!(
+                        "the {what} {p} is outside the price band ({}% around the last trade {last})",
+                        f64::from(band) / 100.0
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A filled entry lost its protection: alert (journal, metric, WebSocket) once, and close the position at
+    /// market when the policy says so.
+    async fn left_unprotected(&self, b: &mut Bracket, remaining: Qty, why: &str) {
+        b.unprotected = true;
+        let message = format!(
+            "signal bracket {}: {remaining} {} filled and left without its stop ({why}){}",
+            b.plan.key,
+            b.plan.symbol,
+            if self.unprotected_policy == Unprotected::Flatten { "; flattening at market" } else { "" }
+        );
+        if let Err(e) = self.oms.alert(b.entry_order, "unprotected_position", &message, &self.actor).await {
+            tracing::error!(error = %e, %message, "could not journal the alert");
+        }
+        note(b, message);
+        if self.unprotected_policy == Unprotected::Flatten {
+            let kind = (OrderType::Market, TimeInForce::Day);
+            let req = Self::request(&b.plan, b.plan.side.opposite(), kind, remaining, (None, None), "flatten");
+            match self.submit(req).await {
+                Ok(o) => b.stop_orders.push(o.id),
+                Err(why) => note(b, format!("flatten: {why}")),
             }
         }
     }

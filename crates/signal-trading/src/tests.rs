@@ -38,7 +38,7 @@ async fn rig() -> Rig {
     oms.set_limits(limits, "test", &Actor::new("test")).await.unwrap();
     let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display())).await.unwrap();
     db.migrate().await.unwrap();
-    let trader = Trader::new(oms, db.clone(), "signals", Sizing::Lots(2)).await.unwrap();
+    let trader = Trader::new(oms, db.clone(), "signals", Sizing::Lots(2), Unprotected::Flatten).await.unwrap();
     trader.run();
     Rig { market, trader, db, _dir: dir }
 }
@@ -110,7 +110,8 @@ async fn a_bracket_protects_the_fill_and_its_exits_cancel_each_other() {
     assert_eq!(oms.get(b.take_profits[1]).unwrap().status, OrderStatus::Canceled);
     assert_eq!(oms.positions().positions.iter().find(|p| p.symbol == "PETR4").unwrap().quantity, 0, "flat");
     // Stored: a new trader built from the database (a restart) knows it is closed and does not trade it again.
-    let restarted = Trader::new(oms.clone(), r.db.clone(), "signals", Sizing::Lots(2)).await.unwrap();
+    let restarted =
+        Trader::new(oms.clone(), r.db.clone(), "signals", Sizing::Lots(2), Unprotected::Flatten).await.unwrap();
     assert!(restarted.bracket("tp-1").is_none(), "closed brackets are not loaded as open");
     let orders_before = oms.list(&Default::default()).1;
     let again = restarted.open(b.plan.clone()).await;
@@ -137,6 +138,71 @@ async fn a_rejected_entry_closes_the_bracket_with_the_reason() {
     assert_eq!(b.phase, Phase::Closed);
     assert!(b.notes[0].contains("KILL_SWITCH_ACTIVE"), "{:?}", b.notes);
     assert!(b.entry_order.is_none());
+}
+
+fn plan(key: &str, side: Side, entry: Option<Price>, stop: Option<Price>, targets: Vec<Price>) -> Plan {
+    Plan {
+        key: key.into(),
+        symbol: "PETR4".into(),
+        side,
+        quantity: 200,
+        entry,
+        stop,
+        targets,
+        source: format!("tp-capital:{key}"),
+        why: "test".into(),
+    }
+}
+
+/// A bracket whose exits would be refused is refused whole, before the entry: no fill is ever left unprotected
+/// because its stop or target was on the wrong side or outside the band.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bracket_that_cannot_be_protected_is_refused_before_the_entry() {
+    let r = rig().await;
+    let px = r.market.last_price("PETR4").unwrap().units();
+    let p = |u: i64| Price(u);
+    for (key, side, stop, targets, expect) in [
+        ("bad-1", Side::Buy, Some(p(px - 10_000)), vec![p(px - 5_000)], "target must be above"),
+        ("bad-2", Side::Buy, Some(p(px + 10_000)), vec![p(px + 20_000)], "stop must be below"),
+        ("bad-3", Side::Sell, Some(p(px - 10_000)), vec![p(px - 20_000)], "stop must be above"),
+        ("bad-4", Side::Buy, Some(p(px / 200 * 100)), vec![p(px + 10_000)], "outside the price band"),
+        ("bad-5", Side::Buy, Some(p(px - 10_050)), vec![], "tick grid"),
+    ] {
+        let b = r.trader.open(plan(key, side, None, stop, targets)).await;
+        assert_eq!((b.phase, b.entry_order), (Phase::Closed, None), "{key}: {b:?}");
+        assert!(b.notes[0].starts_with("rejected: ") && b.notes[0].contains(expect), "{key}: {:?}", b.notes);
+    }
+    assert_eq!(r.trader.oms().list(&Default::default()).1, 0, "no order was sent");
+}
+
+/// A stop refused after the entry filled: an alert (audit trail, metric, subscribers) and, by default, the
+/// position closed at market.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_left_without_its_stop_alerts_and_is_flattened() {
+    let r = rig().await;
+    let oms = r.trader.oms().clone();
+    let mut alerts = oms.subscribe();
+    let px = r.market.last_price("PETR4").unwrap().units();
+    let entry = Price(px - 500);
+    let b =
+        r.trader.open(plan("tp-9", Side::Buy, Some(entry), Some(Price(px - 10_000)), vec![Price(px + 10_000)])).await;
+    assert_eq!(b.phase, Phase::Entry, "{b:?}");
+    // The band tightens while the entry rests: the stop will be outside it when the entry fills.
+    let limits = RiskLimits { price_band_bps: 10, max_orders_per_second: 10_000, ..RiskLimits::default() };
+    oms.set_limits(limits, "tighter", &Actor::new("risk")).await.unwrap();
+    print(&r.market, "PETR4", Price(entry.units() - 100));
+    let b = until(&r.trader, "tp-9", "closed after flattening", |b| b.phase == Phase::Closed).await;
+    assert!(b.unprotected, "{b:?}");
+    assert!(b.notes.iter().any(|n| n.contains("left without its stop")), "{:?}", b.notes);
+    assert_eq!(oms.positions().positions.iter().find(|p| p.symbol == "PETR4").map_or(0, |p| p.quantity), 0, "flat");
+    oms.sync_journal().await.unwrap();
+    let (trail, _) = oms.audit(0, 10_000, None).unwrap();
+    assert!(trail.iter().any(|a| a.action == "alert" && a.result == "unprotected_position"), "in the audit trail");
+    let mut seen = false;
+    while let Ok(u) = alerts.try_recv() {
+        seen |= matches!(u, OmsUpdate::Alert { ref kind, .. } if kind == "unprotected_position");
+    }
+    assert!(seen, "subscribers (the WebSocket) got the alert");
 }
 
 /// Brackets do not wait for each other: one held by a slow step does not hold up a new signal.
@@ -184,6 +250,7 @@ fn a_repeated_failure_is_noted_once_and_notes_are_bounded() {
         stop_orders: vec![],
         take_profits: vec![],
         notes: vec![],
+        unprotected: false,
     };
     for _ in 0..1000 {
         note(&mut b, "exit 7 not canceled: the broker is down".into());

@@ -78,6 +78,9 @@ pub struct Config {
     pub telegram_bot_token: Option<String>,
     /// `TS_TELEGRAM_API_URL`, default the public Bot API.
     pub telegram_api_url: String,
+    /// `TS_SIGNAL_UNPROTECTED` (`flatten`, default, or `alert`): what happens when a signal's filled entry cannot
+    /// get its stop.
+    pub signal_unprotected: signal_trading::Unprotected,
     /// `TS_TELEGRAM_POLL_SECONDS` (1 to 50, default 25): how long one `getUpdates` long poll may hold.
     pub telegram_poll_seconds: u64,
     /// `TS_TELEGRAM_WEBHOOK_SECRET`: the webhook answers 401 without it.
@@ -260,6 +263,9 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
             .filter(|c| (0.0..=1.0).contains(c))
             .with_context(|| format!("TS_SIGNAL_MIN_CONFIDENCE must be a number from 0 to 1, got {v:?}"))?,
     };
+    let signal_unprotected =
+        signal_trading::Unprotected::parse(&env("TS_SIGNAL_UNPROTECTED").unwrap_or_else(|| "flatten".into()))
+            .map_err(|e| anyhow::anyhow!("TS_SIGNAL_UNPROTECTED: {e}"))?;
     let signal_sizing = signal_trading::Sizing::parse(&env("TS_SIGNAL_SIZING").unwrap_or_else(|| "lots:1".into()))
         .map_err(|e| anyhow::anyhow!("TS_SIGNAL_SIZING: {e}"))?;
     let docs_dir =
@@ -268,6 +274,7 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
         docs_dir,
         signal_min_confidence,
         signal_sizing,
+        signal_unprotected,
         telegram_bot_token: env("TS_TELEGRAM_BOT_TOKEN"),
         telegram_api_url,
         telegram_poll_seconds,

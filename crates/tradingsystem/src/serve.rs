@@ -218,9 +218,10 @@ pub async fn run_with(
             purge.purge();
         }
     });
-    let trader = signal_trading::Trader::new(oms.clone(), db.clone(), "signals", cfg.signal_sizing)
-        .await
-        .context("cannot load the signal brackets")?;
+    let trader =
+        signal_trading::Trader::new(oms.clone(), db.clone(), "signals", cfg.signal_sizing, cfg.signal_unprotected)
+            .await
+            .context("cannot load the signal brackets")?;
     trader.run();
     // Auto-traded signals go through one worker and a bounded queue: a burst of signals waits its turn (in order)
     // instead of becoming as many tasks; past the bound a signal is refused loudly, never dropped in silence.

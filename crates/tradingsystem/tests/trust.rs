@@ -558,3 +558,24 @@ async fn idempotency_means_the_same_request() {
     let (_, list) = s.get(&admin, "/api/v1/orders").await;
     assert_eq!(list["total"], 1, "nothing new was created");
 }
+
+/// A model signal whose stop or target could not protect its fill is refused whole, with the reason, before any
+/// order is sent.
+#[tokio::test]
+async fn a_signal_that_cannot_be_protected_is_rejected_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let admin = s.admin().await;
+    let (st, m) = s
+        .post(
+            &admin,
+            "/api/v1/signals",
+            json!({"symbol": "PETR4", "action": "BUY", "confidence": 0.9, "model_version": "v1", "stop_loss": 999.0}),
+        )
+        .await;
+    assert_eq!(st, 201, "{m}");
+    let decision = m["decision"].as_str().unwrap();
+    assert!(decision.starts_with("rejected: ") && decision.contains("stop must be below"), "{decision}");
+    let (_, orders) = s.get(&admin, "/api/v1/orders").await;
+    assert_eq!(orders["total"], 0, "nothing was sent");
+}

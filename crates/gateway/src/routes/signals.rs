@@ -170,6 +170,10 @@ pub async fn create(
         };
         let bracket = st.trader.open(plan).await;
         m.decision = match (&bracket.phase, bracket.entry_order) {
+            // Refused whole before the entry (an exit on the wrong side or outside the band): `rejected: why`.
+            (Phase::Closed, None) if bracket.notes.first().is_some_and(|n| n.starts_with("rejected: ")) => {
+                bracket.notes.join("; ")
+            }
             (Phase::Closed, None) => format!("not_traded: {}", bracket.notes.join("; ")),
             _ => "ordered".into(),
         };
