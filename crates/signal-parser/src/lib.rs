@@ -1,6 +1,7 @@
 //! Parses the free-form Portuguese signal messages of TP-Capital's Telegram channels.
 //!
-//! A message is cut into segments (lines, and `|`-separated parts of a line). A segment that starts with a known
+//! A message is cut into segments: lines, and the parts of a line separated by `|`, `;` or `/` that start with a
+//! label (so `Alvos: 1,10 / 1,20` and `1,04/1,06` stay whole while `Ativo: X / Compra: Y` splits). A segment that starts with a known
 //! label (after any emoji or bullet) contributes its value: the asset, the entry price or range, numbered or plain
 //! targets, the final target, the stop, the signal type. Prices are read as Brazilian numbers and kept on the
 //! domain's fixed-point grid; a number followed by `%` is never a price. Text outside labelled segments (dates,
@@ -59,12 +60,42 @@ pub fn parse(text: &str) -> Option<Signal> {
                 return None;
             }
         }
-        for segment in line.split('|') {
+        for segment in segments(line, &mut folded) {
             fold_into(&mut folded, segment);
             p.segment(segment, &folded);
         }
     }
     p.finish(text)
+}
+
+/// The labelled parts of a line: split at `|`, and at `;` or `/` where a label follows.
+fn segments<'a>(line: &'a str, scratch: &mut String) -> Vec<&'a str> {
+    let mut out: Vec<&'a str> = Vec::new();
+    let mut start = 0;
+    // Byte offsets of every separator, then the end of the line.
+    let cuts =
+        line.char_indices().filter(|(_, c)| matches!(c, '|' | ';' | '/')).chain(std::iter::once((line.len(), '|')));
+    let mut open = 0; // where the current segment began
+    for (at, sep) in cuts {
+        let piece = &line[start..at];
+        let next_start = (at + sep.len_utf8()).min(line.len());
+        if start > 0 {
+            let prev_sep = line[..start].chars().next_back().unwrap_or('|');
+            fold_into(scratch, piece);
+            let s = strip_decoration(scratch);
+            let labelled = label_at(s).is_some() || label_after_ticker(s).is_some();
+            if prev_sep == '|' || labelled {
+                out.push(&line[open..start - prev_sep.len_utf8()]);
+                open = start;
+            }
+        }
+        start = next_start;
+        if at == line.len() {
+            break;
+        }
+    }
+    out.push(&line[open..]);
+    out
 }
 
 #[derive(Default)]
@@ -118,6 +149,9 @@ const LABELS: &[(&str, Label)] = &[
     ("venda", Label::Entry(Some(Side::Sell))),
     ("alvo final", Label::Final),
     ("alvo geral", Label::Final),
+    ("objetivo final", Label::Final),
+    ("objetivos", Label::Target),
+    ("objetivo", Label::Target),
     ("alvos", Label::Target),
     ("alvo", Label::Target),
     ("take profit", Label::Target),
@@ -269,12 +303,30 @@ pub fn fold(s: &str) -> String {
 
 fn fold_into(out: &mut String, s: &str) {
     out.clear();
+    // Runs of spaces and tabs are one space: "Alvo   1", "Stop  Loss".
+    if s.contains("  ") || s.contains('\t') {
+        let mut last_space = false;
+        for c in s.chars() {
+            let space = c == ' ' || c == '\t';
+            if !(space && last_space) {
+                fold_char_into(out, if space { ' ' } else { c });
+            }
+            last_space = space;
+        }
+        return;
+    }
     if s.is_ascii() {
         out.push_str(s);
         out.make_ascii_lowercase();
         return;
     }
-    out.extend(s.chars().map(|c| match c {
+    for c in s.chars() {
+        fold_char_into(out, c);
+    }
+}
+
+fn fold_char_into(out: &mut String, c: char) {
+    out.push(match c {
         'á' | 'à' | 'â' | 'ã' | 'ä' | 'Á' | 'À' | 'Â' | 'Ã' | 'Ä' => 'a',
         'é' | 'è' | 'ê' | 'ë' | 'É' | 'È' | 'Ê' | 'Ë' => 'e',
         'í' | 'ì' | 'î' | 'ï' | 'Í' | 'Ì' | 'Î' | 'Ï' => 'i',
@@ -282,7 +334,7 @@ fn fold_into(out: &mut String, s: &str) {
         'ú' | 'ù' | 'û' | 'ü' | 'Ú' | 'Ù' | 'Û' | 'Ü' => 'u',
         'ç' | 'Ç' => 'c',
         c => c.to_lowercase().next().unwrap_or(c),
-    }));
+    });
 }
 
 /// Drops leading emoji, bullets and punctuation (and the trailing ones), keeping the text from the first letter,
@@ -313,10 +365,8 @@ fn label_at(s: &str) -> Option<(Label, &str)> {
         if matches!(label, Label::Target) && rest.starts_with(|c: char| c.is_ascii_digit()) {
             return Some((*label, rest));
         }
-        rest = rest.trim_start();
-        if let Some(r) = rest.strip_prefix([':', '=', '-', '–', '—', ';']) {
-            rest = r.trim_start();
-        }
+        // Whatever stands between the label and its value: `:`, `=`, `-`, `->`, `=>`, `➜`, emoji, spaces.
+        rest = rest.trim_start_matches(|c: char| !c.is_alphanumeric());
         return Some((*label, rest));
     }
     None

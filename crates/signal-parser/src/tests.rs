@@ -187,9 +187,11 @@ struct Example {
     expect: Option<serde_json::Value>,
 }
 
+/// Checks every example and reports all that fail at once.
 fn check_examples(path: &std::path::Path) -> usize {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut n = 0;
+    let mut failures = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let ex: Example = serde_json::from_str(line).expect("example line");
         let got = parse(&ex.text).map(|s| serde_json::to_value(&s).expect("json"));
@@ -202,13 +204,22 @@ fn check_examples(path: &std::path::Path) -> usize {
                         (Some(a), Some(b)) => (a - b).abs() < 1e-9,
                         _ => v == g,
                     };
-                    assert!(same, "{}: {k}: expected {v}, got {g}\n{}", ex.id, ex.text);
+                    if !same {
+                        failures.push(format!("{}: {k}: expected {v}, got {g}\n{}", ex.id, ex.text));
+                    }
                 }
             }
-            _ => panic!("{}: expected {:?}, got {:?}\n{}", ex.id, ex.expect, got, ex.text),
+            _ => failures.push(format!("{}: expected {:?}, got {:?}\n{}", ex.id, ex.expect, got, ex.text)),
         }
         n += 1;
     }
+    assert!(
+        failures.is_empty(),
+        "{} of {n} examples in {}:\n{}",
+        failures.len(),
+        path.display(),
+        failures.join("\n\n")
+    );
     n
 }
 
@@ -221,6 +232,14 @@ fn the_shared_examples_parse_exactly() {
     if shared.exists() {
         check_examples(&shared);
     }
+}
+
+/// Layouts real channels use: separators, one-line messages, spacing, case, accents, synonyms, emoji and hashtags,
+/// and non-signals that look close.
+#[test]
+fn layout_variations_parse_exactly() {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(check_examples(&here.join("tests/data/variations.jsonl")) >= 40);
 }
 
 proptest! {
@@ -237,5 +256,87 @@ proptest! {
         )
     ) {
         let _ = parse(&lines.join("\n"));
+    }
+}
+
+/// Writes a price the Brazilian way, with or without `R$`.
+fn brl(units: i64, with_currency: bool) -> String {
+    let s = format!("{},{:02}", units / 10_000, (units % 10_000) / 100);
+    if with_currency {
+        format!("R$ {s}")
+    } else {
+        s
+    }
+}
+
+/// One field's label in a given spelling: case, accents, synonyms.
+fn spelled(label: &str, style: usize) -> String {
+    match style % 4 {
+        0 => label.to_string(),
+        1 => label.to_uppercase(),
+        2 => label.to_lowercase(),
+        _ => label
+            .split(' ')
+            .map(|w| w.replace('ó', "o").replace('ç', "c").replace('é', "e"))
+            .collect::<Vec<_>>()
+            .join("  "),
+    }
+}
+
+proptest! {
+    /// The same signal written the ways channels write it parses the same: separators, one line or many (joined
+    /// by `;`, `|` or `/`), spacing, case, accents, label synonyms, emoji and hashtags.
+    #[test]
+    fn reformatting_a_signal_keeps_its_parse(
+        ticker in proptest::sample::select(vec!["PETR4", "VALE3", "BOVA11", "ITUB4", "BOVAW32"]),
+        base in 1_000i64..20_000,
+        spread in 0i64..50,
+        sep in proptest::sample::select(vec![": ", ":", " = ", "=", " - ", " -> ", " => ", " ➜ ", "  :  "]),
+        join in proptest::sample::select(vec!["\n", "\n\n", "; ", " | ", " / ", ";", "|"]),
+        case in 0usize..4,
+        asset_label in proptest::sample::select(vec!["Ativo", "Papel", "Código", "Ticker"]),
+        entry_label in proptest::sample::select(vec!["Compra", "Entrada", "Comprar", "Preço de entrada"]),
+        target_style in 0usize..4,
+        stop_label in proptest::sample::select(vec!["Stop", "Stop Loss", "SL"]),
+        currency: bool,
+        decorate: bool,
+        hashtag: bool,
+    ) {
+        // Cents: entry lo..hi, two targets above, a final above them, a stop below.
+        let lo = base * 100;
+        let hi = lo + spread * 100;
+        let (t1, t2, tf, stop) = (hi + 500, hi + 1_000, hi + 2_000, lo - 500);
+        let target = |n: u32| match target_style {
+            0 => format!("Alvo {n}"),
+            1 => format!("TP{n}"),
+            2 => format!("Objetivo {n}"),
+            _ => format!("Target {n}"),
+        };
+        let range = if spread == 0 { brl(lo, currency) } else { format!("{} a {}", brl(lo, currency), brl(hi, currency)) };
+        let asset = if hashtag { format!("#{ticker}") } else { ticker.to_string() };
+        let fields = [
+            (spelled(asset_label, case), asset),
+            (spelled(entry_label, case), range),
+            (spelled(&target(1), case), brl(t1, currency)),
+            (spelled(&target(2), case), brl(t2, currency)),
+            (spelled("Alvo final", case), brl(tf, currency)),
+            (spelled(stop_label, case), brl(stop, currency)),
+        ];
+        let emoji = ["📊", "💰", "🎯", "🎯", "🏁", "🛑"];
+        let text = fields
+            .iter()
+            .zip(emoji)
+            .map(|((label, value), e)| if decorate { format!("{e} {label}{sep}{value} {e}") } else { format!("{label}{sep}{value}") })
+            .collect::<Vec<_>>()
+            .join(join);
+        let s = parse(&text);
+        proptest::prop_assert!(s.is_some(), "not parsed:\n{}", text);
+        let s = s.unwrap();
+        let p = |cents: i64| Some(Price::from_units(cents));
+        proptest::prop_assert_eq!(&s.asset, ticker, "{}", text);
+        proptest::prop_assert_eq!(s.side, Side::Buy, "{}", text);
+        proptest::prop_assert_eq!((s.buy_min, s.buy_max), (p(lo), p(hi)), "{}", text);
+        proptest::prop_assert_eq!((s.target_1, s.target_2, s.target_final), (p(t1), p(t2), p(tf)), "{}", text);
+        proptest::prop_assert_eq!(s.stop, p(stop), "{}", text);
     }
 }
