@@ -51,7 +51,20 @@ function fmtPrice(symbol, p) {
 }
 const fmtMoney = (v) => (v === null || v === undefined ? "—" : BRL.format(v));
 const fmtQty = (q) => INT.format(q);
-const fmtTime = (t) => new Date(t).toLocaleTimeString("pt-BR", { timeZone: "America/Sao_Paulo" });
+// Every time on the screen is B3's (São Paulo), whatever zone the browser is in.
+const B3_ZONE = "America/Sao_Paulo";
+const fmtTime = (t) => new Date(t).toLocaleTimeString("pt-BR", { timeZone: B3_ZONE });
+const SP_HM = new Intl.DateTimeFormat("pt-BR", { timeZone: B3_ZONE, hour: "2-digit", minute: "2-digit" });
+const SP_DM = new Intl.DateTimeFormat("pt-BR", { timeZone: B3_ZONE, day: "2-digit", month: "2-digit" });
+const SP_Y = new Intl.DateTimeFormat("pt-BR", { timeZone: B3_ZONE, year: "numeric" });
+// The chart's axis labels (Lightweight Charts passes UTC seconds and the kind of tick: 0 year, 1 month, 2 day,
+// 3 time, 4 time with seconds).
+function chartTimeLabel(seconds, kind) {
+  const d = new Date(seconds * 1000);
+  if (kind === 0) return SP_Y.format(d);
+  if (kind === 1 || kind === 2) return SP_DM.format(d);
+  return SP_HM.format(d);
+}
 const signClass = (v) => (v > 0 ? "up" : v < 0 ? "down" : "");
 
 /** Parses "38,50" or "38.50" into fixed-point units; null when it is not a number with at most 4 decimals. */
@@ -190,8 +203,12 @@ function makeChart() {
     autoSize: true,
     layout: { background: { color: "#171e26" }, textColor: "#dce3ea" },
     grid: { vertLines: { color: "#26313d" }, horzLines: { color: "#26313d" } },
-    timeScale: { timeVisible: true, secondsVisible: false },
-    localization: { locale: "pt-BR", priceFormatter: (p) => (S.selected ? fmtPrice(S.selected, p) : String(p)) },
+    timeScale: { timeVisible: true, secondsVisible: false, tickMarkFormatter: chartTimeLabel },
+    localization: {
+      locale: "pt-BR",
+      priceFormatter: (p) => (S.selected ? fmtPrice(S.selected, p) : String(p)),
+      timeFormatter: (t) => `${chartTimeLabel(t, 2)} ${chartTimeLabel(t, 3)}`,
+    },
   });
   S.series = S.chart.addCandlestickSeries({ upColor: "#26a69a", downColor: "#ef5350", borderVisible: false, wickUpColor: "#26a69a", wickDownColor: "#ef5350" });
 }
@@ -206,6 +223,18 @@ async function loadCandles() {
   if (r.status !== 200 || symbol !== S.selected) return;
   S.series.setData(r.body.data.map(candlePoint));
   S.series.applyOptions({ priceFormat: { type: "price", precision: decimalsOf(symbol), minMove: S.instruments.get(symbol)?.tick_size || 0.01 } });
+  frameCandles(r.body.data.length);
+}
+
+// A session's first bars start at the left with room to grow, at a readable width, not a sliver at the right edge;
+// a long history shows its last 120 bars.
+const MIN_BARS_SHOWN = 60;
+function frameCandles(n) {
+  if (!S.chart) return;
+  const ts = S.chart.timeScale();
+  // Three empty slots on the left keep the first bar's time label whole.
+  if (n <= MIN_BARS_SHOWN) ts.setVisibleLogicalRange({ from: -3, to: MIN_BARS_SHOWN });
+  else ts.setVisibleLogicalRange({ from: n - 120, to: n + 2 });
 }
 
 function onCandle(c) {
@@ -301,6 +330,12 @@ function stale(prev, o) {
   return a[0] !== b[0] ? a[0] > b[0] : a[1] > b[1];
 }
 
+const TYPE_PT = { MARKET: "Mercado", LIMIT: "Limitada", STOP: "Stop", STOP_LIMIT: "Stop limitada" };
+const STATUS_PT = {
+  PENDING_NEW: "Enviada", NEW: "Aberta", PARTIALLY_FILLED: "Parcial", FILLED: "Executada", PENDING_CANCEL: "Cancelando",
+  CANCELED: "Cancelada", REJECTED: "Rejeitada", EXPIRED: "Expirada",
+};
+
 function upsertOrder(o) {
   const prev = S.orders.get(o.id);
   if (prev && stale(prev, o)) return;
@@ -308,10 +343,10 @@ function upsertOrder(o) {
   const tbody = $("orders").tBodies[0];
   let row = tbody.querySelector(`tr[data-id="${o.id}"]`);
   const cells = [
-    String(o.id), fmtTime(o.created_at), o.symbol, o.side === "BUY" ? "C" : "V", o.type, fmtQty(o.quantity),
+    String(o.id), fmtTime(o.created_at), o.symbol, o.side === "BUY" ? "C" : "V", TYPE_PT[o.type] || o.type, fmtQty(o.quantity),
     o.price !== null ? fmtPrice(o.symbol, o.price) : o.stop_price !== null ? "stop " + fmtPrice(o.symbol, o.stop_price) : "mercado",
     o.filled_quantity ? `${fmtQty(o.filled_quantity)} @ ${fmtPrice(o.symbol, o.avg_fill_price)}` : "",
-    o.status + (o.reject_code ? ` (${o.reject_code})` : ""),
+    (STATUS_PT[o.status] || o.status) + (o.reject_code ? ` (${o.reject_code})` : ""),
   ];
   const fresh = el("tr", { "data-id": String(o.id), "data-status": o.status, title: o.reject_reason || "" },
     ...cells.map((c, i) => el("td", { class: [5, 6, 7].includes(i) ? "num" : "" }, c)));
@@ -362,6 +397,11 @@ function refreshPositions() {
     $("pos-unrealized").textContent = fmtMoney(t.unrealized);
     $("pos-realized").textContent = fmtMoney(t.realized_today);
     $("pos-daily").textContent = fmtMoney(t.daily_pnl);
+    $("pos-daily").dataset.refreshes = String(Number($("pos-daily").dataset.refreshes || 0) + 1);
+    // The risk panel moves with the positions, from the same snapshot of the day's P&L: one number on one screen.
+    S.dailyPnl = t.daily_pnl;
+    if (S.riskStatus) renderRiskStatus(S.riskStatus);
+    refreshRisk();
   }, 250);
 }
 
@@ -369,20 +409,30 @@ function kv(target, pairs) {
   target.replaceChildren(...pairs.flatMap(([k, v, cls]) => [el("dt", {}, k), el("dd", { class: cls || "" }, v)]));
 }
 
+function renderRiskStatus(s) {
+  const ks = s.kill_switch;
+  const daily = S.dailyPnl ?? s.daily_pnl;
+  kv($("risk-status"), [
+    ["Kill switch", ks.active ? `ATIVO — ${ks.reason || ""}` : "inativo", ks.active ? "down" : "up"],
+    ["Estado", s.trading_state],
+    ["P&L do dia", fmtMoney(daily), signClass(daily)],
+    ["Limite de perda diária", fmtMoney(s.daily_loss_limit)],
+    ["Nível de perda", s.loss_level],
+    ["Exposição", fmtMoney(s.exposure)],
+    ["Ordens abertas", String(s.open_orders)],
+  ]);
+}
+
+let riskPending = false;
 async function refreshRisk() {
-  const [st, lim] = await Promise.all([api("GET", "/api/v1/risk/status"), api("GET", "/api/v1/risk/limits")]);
+  if (riskPending) return;
+  riskPending = true;
+  const [st, lim] = await Promise.all([api("GET", "/api/v1/risk/status"), api("GET", "/api/v1/risk/limits")]).finally(() => { riskPending = false; });
   if (st.status === 200) {
     const s = st.body;
     const ks = s.kill_switch;
-    kv($("risk-status"), [
-      ["Kill switch", ks.active ? `ATIVO — ${ks.reason || ""}` : "inativo", ks.active ? "down" : "up"],
-      ["Estado", s.trading_state],
-      ["P&L do dia", fmtMoney(s.daily_pnl), signClass(s.daily_pnl)],
-      ["Limite de perda diária", fmtMoney(s.daily_loss_limit)],
-      ["Nível de perda", s.loss_level],
-      ["Exposição", fmtMoney(s.exposure)],
-      ["Ordens abertas", String(s.open_orders)],
-    ]);
+    S.riskStatus = s;
+    renderRiskStatus(s);
     $("kill-banner").hidden = !ks.active;
     $("kill-activate").hidden = ks.active;
     $("kill-release").hidden = !(ks.active && S.role === "admin");
@@ -542,7 +592,7 @@ function connect() {
   S.ws = ws;
   ws.onopen = () => {
     S.wsRetry = 1000;
-    $("ws-state").textContent = "stream: conectado";
+    $("ws-state").textContent = "Tempo real: conectado";
     $("ws-state").className = "pill good";
     ws.send(JSON.stringify({ action: "subscribe", channels: ["trades", "quotes", "candles", "orders", "fills", "positions", "risk", "signals"], symbols: [...S.instruments.keys()] }));
   };
@@ -569,7 +619,7 @@ function connect() {
     }
   };
   ws.onclose = () => {
-    $("ws-state").textContent = "stream: reconectando";
+    $("ws-state").textContent = "Tempo real: reconectando";
     $("ws-state").className = "pill bad";
     S.ws = null;
     setTimeout(connect, S.wsRetry);
@@ -582,7 +632,10 @@ async function feedState() {
   if (r.status !== 200) return;
   const c = r.body.connection;
   const up = c && c.market_data === "CONNECTED";
-  $("feed-state").textContent = `feed ${r.body.source}: ${c ? c.market_data.toLowerCase() : "—"}`;
+  const LINK = { CONNECTED: "conectado", CONNECTING: "conectando", DISCONNECTED: "desconectado" };
+  const SOURCE = { sim: "simulado", replay: "reprodução" };
+  const state = c ? LINK[c.market_data] || c.market_data.toLowerCase() : "—";
+  $("feed-state").textContent = `Mercado (${SOURCE[r.body.source] || r.body.source}): ${state}`;
   $("feed-state").className = "pill " + (up ? "good" : "bad");
 }
 

@@ -33,7 +33,8 @@ const expect = (cond, message) => {
 };
 
 try {
-  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, locale: "pt-BR" });
+  // The browser runs in UTC on purpose: every time the dashboard shows must still be B3's (São Paulo).
+  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, locale: "pt-BR", timezoneId: "UTC" });
   page = await context.newPage();
   page.on("console", (m) => {
     if (m.type() === "error") problems.push(`console: ${m.text()}`);
@@ -76,6 +77,42 @@ try {
     await page.waitForFunction(() => document.querySelectorAll("#chart canvas").length > 0, null, { timeout: 10000 });
   });
 
+  await step("the chart's candles start at the left with room, inside their panel", async () => {
+    await page.waitForFunction(() => S.series && S.series.data().length > 0, null, { timeout: 10000 });
+    const f = await page.evaluate(() => {
+      const range = S.chart.timeScale().getVisibleLogicalRange();
+      const card = document.querySelector(".chart-card").getBoundingClientRect();
+      const canvases = [...document.querySelectorAll("#chart canvas")].map((c) => c.getBoundingClientRect());
+      return { from: range.from, to: range.to, bars: S.series.data().length, cardRight: card.right, right: Math.max(...canvases.map((r) => r.right)) };
+    });
+    expect(f.from <= -2, `the first candle is in view with room for its label, not squeezed right: ${JSON.stringify(f)}`);
+    expect(f.to - f.from >= Math.min(f.bars, 60) && f.to - f.from <= 130, `a readable number of bars in view: ${JSON.stringify(f)}`);
+    expect(f.right <= f.cardRight, `the chart (labels included) stays inside its panel: ${JSON.stringify(f)}`);
+  });
+
+  await step("times are B3's (São Paulo) everywhere, though the browser is in UTC", async () => {
+    const t = await page.evaluate(() => {
+      const seconds = Date.UTC(2026, 11, 4, 13, 5, 0) / 1000; // 10:05 in São Paulo
+      return { axis: chartTimeLabel(seconds, 3), crosshair: S.chart.options().localization.timeFormatter(seconds), day: chartTimeLabel(seconds, 2) };
+    });
+    expect(t.axis === "10:05", `axis label ${t.axis}`);
+    expect(t.crosshair === "04/12 10:05", `crosshair label ${t.crosshair}`);
+    expect(t.day === "04/12", `day label ${t.day}`);
+  });
+
+  await step("the quotes table fits its panel at 1440 px", async () => {
+    const f = await page.$eval(".watch", (c) => ({ scroll: c.scrollWidth, client: c.clientWidth }));
+    expect(f.scroll <= f.client, `quotes overflow their panel: ${f.scroll} > ${f.client}`);
+  });
+
+  await step("the header speaks Portuguese", async () => {
+    const header = (await page.textContent(".topbar")).toLowerCase();
+    for (const word of ["feed", "stream", "connected", "disconnected", "reconnecting", "kill switch"]) {
+      expect(!header.includes(word), `English in the header: "${word}" in "${header}"`);
+    }
+    await page.waitForFunction(() => /Mercado \(simulado\): conectado/.test(document.getElementById("feed-state").textContent), null, { timeout: 10000 });
+  });
+
   await step("the ticket refuses a quantity off the lot and a price off the tick, without sending", async () => {
     const rows = await page.locator("#orders tbody tr").count();
     await page.selectOption("#t-symbol", "PETR4");
@@ -102,6 +139,13 @@ try {
     await page.locator(`#orders tr[data-id="${orderId}"][data-status="FILLED"]`).waitFor({ timeout: 10000 });
   });
 
+  await step("the blotter's time is São Paulo's", async () => {
+    const row = page.locator(`#orders tr[data-id="${orderId}"]`);
+    const shown = (await row.locator("td").nth(1).textContent()).trim();
+    const expected = await page.evaluate(() => new Date().toLocaleTimeString("pt-BR", { timeZone: "America/Sao_Paulo", hour: "2-digit" }));
+    expect(shown.slice(0, 2) === expected.slice(0, 2), `blotter hour ${shown}, São Paulo hour ${expected}`);
+  });
+
   await step("the position shows up with P&L in R$", async () => {
     const row = page.locator('#positions tr[data-symbol="PETR4"]');
     await row.waitFor({ timeout: 10000 });
@@ -109,6 +153,25 @@ try {
     expect(qty === "100", `PETR4 position 100, got ${qty}`);
     const total = await page.textContent("#pos-daily");
     expect(total.includes("R$"), `daily P&L in R$: ${total}`);
+  });
+
+  await step("the risk panel's day P&L agrees with the positions panel as prices move", async () => {
+    const both = () =>
+      page.evaluate(() => {
+        const dts = [...document.querySelectorAll("#risk-status dt")];
+        const dt = dts.find((d) => d.textContent === "P&L do dia");
+        return [dt ? dt.nextElementSibling.textContent : null, document.getElementById("pos-daily").textContent];
+      });
+    for (let i = 0; i < 3; i++) {
+      // Each positions refresh (every 2 s, and on every fill) renders both panels from one snapshot.
+      await page.waitForFunction(
+        (prev) => document.getElementById("pos-daily").dataset.refreshes !== prev,
+        await page.$eval("#pos-daily", (e) => e.dataset.refreshes || ""),
+        { timeout: 10000 },
+      );
+      const [risk, positions] = await both();
+      expect(risk === positions, `risk panel ${risk}, positions panel ${positions}`);
+    }
   });
 
   await step("a resting order can be canceled from the blotter", async () => {
