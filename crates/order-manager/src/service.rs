@@ -984,28 +984,61 @@ impl OrderManager {
         self.inner.broker.get().map(|b| b.connection())
     }
 
-    /// The audit trail, oldest first: `offset`/`limit` over journal records, or one order's records (read through
-    /// the index by order, not a scan). Reads the journal file: call it off the async workers.
+    /// The audit trail, oldest first: `offset`/`limit` over journal records, or one order's records.
     pub fn audit(
         &self,
         offset: u64,
         limit: usize,
         order_id: Option<OrderId>,
     ) -> Result<(Vec<AuditEntry>, u64), OmsError> {
+        self.audit_page(offset, limit, order_id, false)
+    }
+
+    /// A page of the audit trail, newest or oldest first: `offset`/`limit` over journal records, or one order's
+    /// records (read through the index by order, not a scan). Reads the journal file: call it off the async workers.
+    pub fn audit_page(
+        &self,
+        offset: u64,
+        limit: usize,
+        order_id: Option<OrderId>,
+        newest_first: bool,
+    ) -> Result<(Vec<AuditEntry>, u64), OmsError> {
         let journal = &self.inner.journal;
-        let total = journal.durable_seq();
         let decode = |i: u64, bytes: &[u8]| serde_json::from_slice::<Record>(bytes).ok().map(|r| r.audit(i + 1));
         match order_id {
             None => {
-                let rows = journal.read_range(offset, limit)?;
-                Ok((rows.iter().enumerate().filter_map(|(i, b)| decode(offset + i as u64, b)).collect(), total))
+                let total = journal.durable_seq();
+                let (start, count) = if newest_first {
+                    let end = total.saturating_sub(offset);
+                    let start = end.saturating_sub(limit as u64);
+                    (start, (end - start) as usize)
+                } else {
+                    (offset, limit)
+                };
+                let rows = journal.read_range(start, count)?;
+                let mut page: Vec<AuditEntry> =
+                    rows.iter().enumerate().filter_map(|(i, b)| decode(start + i as u64, b)).collect();
+                if newest_first {
+                    page.reverse();
+                }
+                Ok((page, total))
             }
             Some(id) => {
-                let indexes = self.inner.state.lock().audit_index.get(&id).cloned().unwrap_or_default();
-                let page: Vec<u64> = indexes.iter().copied().skip(offset as usize).take(limit).collect();
+                let mut indexes = self.inner.state.lock().audit_index.get(&id).cloned().unwrap_or_default();
+                let durable = journal.durable_seq();
+                indexes.retain(|i| *i < durable);
+                if newest_first {
+                    indexes.reverse();
+                }
                 let total = indexes.len() as u64;
-                let rows = journal.read_at(&page)?;
-                Ok((rows.iter().filter_map(|(i, b)| decode(*i, b)).collect(), total))
+                let mut page: Vec<u64> = indexes.into_iter().skip(offset as usize).take(limit).collect();
+                page.sort_unstable();
+                let mut rows: Vec<AuditEntry> =
+                    journal.read_at(&page)?.iter().filter_map(|(i, b)| decode(*i, b)).collect();
+                if newest_first {
+                    rows.reverse();
+                }
+                Ok((rows, total))
             }
         }
     }

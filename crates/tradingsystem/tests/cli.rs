@@ -206,3 +206,27 @@ fn import_lowdb_is_idempotent_and_names_bad_records() {
     let o = ts(dir.path(), &["import", "lowdb", "/no/such.json"], None);
     assert!(one_line_error(&o).contains("cannot read"));
 }
+
+/// The example files README's commands use exist and work as written (run from the repository root).
+#[test]
+fn the_readme_example_files_work() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().unwrap();
+    let messages = root.join("docs/examples/messages.jsonl");
+    let o = ts(dir.path(), &["signals", "parse", "--jsonl", messages.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.len() >= 6 && lines.iter().filter(|l| **l == "null").count() >= 2, "{out}");
+    assert!(lines.iter().filter(|l| l.contains("\"asset\"")).count() >= 4, "{out}");
+    let ideas = root.join("docs/examples/ideas.json");
+    let o = ts(dir.path(), &["import", "lowdb", ideas.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains("ideas: 2 imported, 0 already there, 0 rejected"), "{}", stdout(&o));
+    // Every file README names under docs/examples exists.
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for word in readme.split_whitespace().filter(|w| w.starts_with("docs/examples/")) {
+        let path = word.trim_end_matches(|c: char| !c.is_alphanumeric());
+        assert!(root.join(path).exists(), "README names {path}, which does not exist");
+    }
+}

@@ -579,3 +579,33 @@ async fn a_signal_that_cannot_be_protected_is_rejected_with_its_reason() {
     let (_, orders) = s.get(&admin, "/api/v1/orders").await;
     assert_eq!(orders["total"], 0, "nothing was sent");
 }
+
+/// The audit trail reads newest first, as a person looking at a trail expects; `order=asc` gives the written order.
+#[tokio::test]
+async fn the_audit_trail_is_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let admin = s.admin().await;
+    let (st, o) = s
+        .post(&admin, "/api/v1/orders", json!({"symbol": "PETR4", "side": "BUY", "type": "MARKET", "quantity": 100}))
+        .await;
+    assert_eq!(st, 201, "{o}");
+    let id = o["id"].as_u64().unwrap();
+    let (_, limits) = s.get(&admin, "/api/v1/risk/limits").await;
+    let body = json!({"reason": "last", "max_orders_per_second": limits["max_orders_per_second"]});
+    assert_eq!(s.send(reqwest::Method::PUT, &admin, "/api/v1/risk/limits", body).await.0, 200);
+    let (_, desc) = s.get(&admin, "/api/v1/audit?limit=5").await;
+    let seqs: Vec<u64> = desc["data"].as_array().unwrap().iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] > w[1]), "newest first: {seqs:?}");
+    assert_eq!(desc["data"][0]["action"], "change_limits", "{desc}");
+    let (_, asc) = s.get(&admin, "/api/v1/audit?limit=5&order=asc").await;
+    let seqs: Vec<u64> = asc["data"].as_array().unwrap().iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]) && seqs[0] == 1, "oldest first: {seqs:?}");
+    let (_, page2) = s.get(&admin, "/api/v1/audit?limit=1&offset=1").await;
+    assert_eq!(page2["data"][0]["seq"].as_u64(), desc["data"][1]["seq"].as_u64(), "offsets count from the newest");
+    let (_, one) = s.get(&admin, &format!("/api/v1/audit?order_id={id}")).await;
+    let rows = one["data"].as_array().unwrap();
+    assert!(rows.len() >= 2 && rows.iter().all(|r| r["order_id"] == id), "{one}");
+    assert_eq!(rows.last().unwrap()["action"], "submit_order", "the order's first record comes last");
+    assert_eq!(s.get(&admin, "/api/v1/audit?order=sideways").await.0, 422);
+}
