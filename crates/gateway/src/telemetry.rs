@@ -62,7 +62,21 @@ fn describe() {
     describe_histogram!("ts_docs_search_seconds", Unit::Seconds, "Documentation search latency.");
     describe_counter!(
         "ts_tp_messages_total",
-        "Telegram messages by outcome (parsed, updated, duplicate, ignored, unregistered, failed) and channel."
+        "Telegram messages by outcome (parsed, updated, duplicate, ignored, unregistered, failed) and registered channel \
+         (every chat that is not one shares the label 'unregistered')."
+    );
+    describe_counter!("ts_alerts_total", "Alerts raised for a person to look at now, by kind (unprotected_position).");
+    describe_counter!(
+        "ts_paper_broker_tape_lagged_total",
+        "Tape events the paper broker skipped because it fell behind."
+    );
+    describe_counter!(
+        "ts_oms_bus_updates_lagged_total",
+        "Order Manager updates the bus bridge missed because it fell behind."
+    );
+    describe_counter!(
+        "ts_auto_trade_refused_total",
+        "Auto-traded signals refused because the auto-trade queue was full."
     );
     describe_counter!("ts_tp_poll_errors_total", "Failed Telegram getUpdates rounds (each followed by a backoff).");
     describe_histogram!(
