@@ -8,8 +8,8 @@ use order_manager::{OrderFilter, OrderManager, SystemClock};
 use std::sync::Arc;
 use std::time::Duration;
 
-#[tokio::test]
-async fn trades_on_the_bus_become_orders() {
+/// A simulated market, and an Order Manager trading on it through the paper broker.
+async fn rig() -> (tempfile::TempDir, Instruments, SimMarket, OrderManager) {
     let dir = tempfile::tempdir().unwrap();
     let instruments = Instruments::b3_defaults(Utc::now().date_naive());
     let market = SimMarket::new(instruments.clone(), SimConfig::default());
@@ -23,6 +23,12 @@ async fn trades_on_the_bus_become_orders() {
     .unwrap();
     let (broker, events) = paper_broker::PaperBroker::start(market.clone(), TradingCalendar::Continuous, Vec::new());
     oms.attach_broker(broker, events, &report).await.unwrap();
+    (dir, instruments, market, oms)
+}
+
+#[tokio::test]
+async fn trades_on_the_bus_become_orders() {
+    let (_dir, instruments, market, oms) = rig().await;
     let bus = bus::Bus::new();
     let _dc = data_capture::DataCapture::start_sim(&market, bus.clone(), 0, Vec::new());
     let ins = instruments.get("PETR4").unwrap().clone();
@@ -55,19 +61,7 @@ async fn trades_on_the_bus_become_orders() {
 /// trade is read, and the orders reach the journal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inline_strategy_answers_trades_on_the_feed_thread() {
-    let dir = tempfile::tempdir().unwrap();
-    let instruments = Instruments::b3_defaults(Utc::now().date_naive());
-    let market = SimMarket::new(instruments.clone(), SimConfig::default());
-    market.warm_up(Utc::now());
-    let (oms, report) = OrderManager::recover(
-        &dir.path().join("j"),
-        instruments.clone(),
-        TradingCalendar::Continuous,
-        Arc::new(SystemClock),
-    )
-    .unwrap();
-    let (broker, events) = paper_broker::PaperBroker::start(market.clone(), TradingCalendar::Continuous, Vec::new());
-    oms.attach_broker(broker, events, &report).await.unwrap();
+    let (_dir, instruments, market, oms) = rig().await;
     let dc = data_capture::DataCapture::start_sim(&market, bus::Bus::new(), 0, Vec::new());
     let ins = instruments.get("PETR4").unwrap().clone();
     let responder = strategy::Responder { symbol: "PETR4".into(), offset_bps: 300, tick: ins.tick_size, lot: ins.lot };

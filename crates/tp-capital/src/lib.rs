@@ -313,12 +313,18 @@ pub enum RetentionError {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn old_signals_are_exported_before_they_are_removed() {
+    /// A fresh SQLite store and one parsed signal to store in it.
+    async fn store() -> (tempfile::TempDir, Db, signal_parser::Signal) {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display())).await.unwrap();
         db.migrate().await.unwrap();
         let sig = signal_parser::parse("Ativo: PETR4\nCompra: 38,50\nStop: 37,90").unwrap();
+        (dir, db, sig)
+    }
+
+    #[tokio::test]
+    async fn old_signals_are_exported_before_they_are_removed() {
+        let (dir, db, sig) = store().await;
         let now = Utc::now();
         db.store_signal(&row(&sig, "-1", 1, "api", now - chrono::Duration::days(31))).await.unwrap();
         db.store_signal(&row(&sig, "-1", 2, "api", now - chrono::Duration::days(1))).await.unwrap();
@@ -337,10 +343,7 @@ mod tests {
     /// exactly the rows exported.
     #[tokio::test]
     async fn a_signal_stored_during_retention_is_kept_for_the_next_run() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display())).await.unwrap();
-        db.migrate().await.unwrap();
-        let sig = signal_parser::parse("Ativo: PETR4\nCompra: 38,50\nStop: 37,90").unwrap();
+        let (dir, db, sig) = store().await;
         let now = Utc::now();
         db.store_signal(&row(&sig, "-1", 1, "api", now - chrono::Duration::days(31))).await.unwrap();
         let exported = db.signals_before(now - chrono::Duration::days(30)).await.unwrap();

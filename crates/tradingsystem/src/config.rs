@@ -245,24 +245,8 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
     if !(telegram_api_url.starts_with("http://") || telegram_api_url.starts_with("https://")) {
         bail!("TS_TELEGRAM_API_URL must be an http(s) URL, got {telegram_api_url:?}");
     }
-    let telegram_poll_seconds = match env("TS_TELEGRAM_POLL_SECONDS") {
-        None => 25,
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|s| (1..=50).contains(s))
-            .with_context(|| format!("TS_TELEGRAM_POLL_SECONDS must be a whole number from 1 to 50, got {v:?}"))?,
-    };
-    let signal_min_confidence = match env("TS_SIGNAL_MIN_CONFIDENCE") {
-        None => 0.60,
-        Some(v) => v
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|c| (0.0..=1.0).contains(c))
-            .with_context(|| format!("TS_SIGNAL_MIN_CONFIDENCE must be a number from 0 to 1, got {v:?}"))?,
-    };
+    let telegram_poll_seconds = env_in_range("TS_TELEGRAM_POLL_SECONDS", 25u64, 1..=50, "a whole number from 1 to 50")?;
+    let signal_min_confidence = env_in_range("TS_SIGNAL_MIN_CONFIDENCE", 0.60, 0.0..=1.0, "a number from 0 to 1")?;
     let signal_unprotected =
         signal_trading::Unprotected::parse(&env("TS_SIGNAL_UNPROTECTED").unwrap_or_else(|| "flatten".into()))
             .map_err(|e| anyhow::anyhow!("TS_SIGNAL_UNPROTECTED: {e}"))?;
@@ -293,6 +277,23 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
         sim_drop_every: file.sim.drop_every.unwrap_or(0),
         real_calendar,
     })
+}
+
+/// A number from the environment variable `name`, `default` when unset; outside `range` or unreadable is an error
+/// that says what was expected (`what`) and what was given.
+fn env_in_range<T>(name: &str, default: T, range: std::ops::RangeInclusive<T>, what: &str) -> Result<T>
+where
+    T: std::str::FromStr + PartialOrd,
+{
+    match env(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<T>()
+            .ok()
+            .filter(|x| range.contains(x))
+            .with_context(|| format!("{name} must be {what}, got {v:?}")),
+    }
 }
 
 #[cfg(test)]
