@@ -137,11 +137,6 @@ impl JwtKeys {
         Ok((token, exp))
     }
 
-    /// The user a valid token was issued to.
-    pub fn subject(&self, token: &str) -> Option<String> {
-        self.verify(token).map(|c| c.sub)
-    }
-
     fn verify(&self, token: &str) -> Option<Claims> {
         let mut v = Validation::new(Algorithm::HS256);
         v.leeway = 5;
@@ -306,12 +301,21 @@ pub async fn authenticate(
     }
 }
 
-/// The user a bearer token was signed for, if its signature and expiry are good (no database read).
-pub fn token_subject(state: &AppState, token: &str) -> Option<String> {
-    state.jwt.subject(token)
+/// A bearer token whose signature and expiry are good: it proves who it was issued to, not yet that the user may
+/// still act (see [`signed_principal`]).
+pub struct SignedToken(Claims);
+
+impl SignedToken {
+    pub fn check(state: &AppState, token: &str) -> Option<SignedToken> {
+        state.jwt.verify(token).map(SignedToken)
+    }
+
+    pub fn subject(&self) -> &str {
+        &self.0.sub
+    }
 }
 
-/// A known, unrevoked API key's id for rate limiting, if it is in the cache (no database read).
+/// A known, unrevoked API key's hash, if it is in the cache (no database read).
 pub fn cached_api_key(state: &AppState, key: &str) -> Option<String> {
     let hash = hash_api_key(key);
     state.auth_cache.cached_key(&hash).map(|_| hash)
@@ -331,7 +335,13 @@ pub async fn verify_api_key(state: &AppState, key: &str) -> ApiResult<Principal>
 }
 
 async fn verify_token(state: &AppState, token: &str) -> ApiResult<Principal> {
-    let claims = state.jwt.verify(token).ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
+    let signed = SignedToken::check(state, token).ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
+    signed_principal(state, signed).await
+}
+
+/// The principal of a signed token as the user stands now: disabled, a newer token version (password changed),
+/// and the current role are read through the cache.
+pub async fn signed_principal(state: &AppState, SignedToken(claims): SignedToken) -> ApiResult<Principal> {
     let standing = state.auth_cache.user(&state.db, &claims.sub).await?;
     match standing {
         Some(u) if u.disabled => Err(ApiError::unauthorized("this user is disabled")),

@@ -7,7 +7,7 @@
 //! slow even from many user names. Every limited response carries `RateLimit-Limit`, `RateLimit-Remaining` and
 //! `RateLimit-Reset`; a 429 adds `Retry-After`.
 
-use crate::auth::{cached_api_key, hash_api_key, token_subject, verify_api_key, Credentials, Resolved};
+use crate::auth::{cached_api_key, hash_api_key, signed_principal, verify_api_key, Credentials, Resolved, SignedToken};
 use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::{ConnectInfo, Request, State};
@@ -114,18 +114,22 @@ fn client_ip(req: &Request) -> String {
 /// Who is calling, for the bucket: proven callers by identity, everyone else by IP.
 enum Caller {
     Known(String),
+    /// A bearer token with a good signature: counted as its user, its standing read once for the handler.
+    Signed(SignedToken),
+    /// An API key in the cache: counted as the key, resolved without a lookup.
+    CachedKey(String, String),
     /// An API key not in the cache: charged to the IP, then looked up.
     UnverifiedKey(String),
 }
 
 fn caller(st: &AppState, req: &Request, ip: &str) -> Caller {
     match Credentials::of(req.headers(), None) {
-        Ok(Credentials::Bearer(token)) => match token_subject(st, token) {
-            Some(user) => Caller::Known(format!("user:{user}")),
+        Ok(Credentials::Bearer(token)) => match SignedToken::check(st, token) {
+            Some(signed) => Caller::Signed(signed),
             None => Caller::Known(ip.to_string()),
         },
         Ok(Credentials::ApiKey(key)) => match cached_api_key(st, key) {
-            Some(hash) => Caller::Known(format!("key:{}", &hash[..16])),
+            Some(hash) => Caller::CachedKey(key.to_string(), format!("key:{}", &hash[..16])),
             None => Caller::UnverifiedKey(key.to_string()),
         },
         Ok(Credentials::None) | Err(_) => Caller::Known(ip.to_string()),
@@ -155,6 +159,18 @@ pub async fn rate_limit(State(st): State<AppState>, mut req: Request, next: Next
         let Some(bucket) = st.rate_limits.general.as_ref() else { return next.run(req).await };
         let key = match caller(&st, &req, &ip) {
             Caller::Known(key) => key,
+            // Authenticated here once; the handler's extractor takes the outcome from the request.
+            Caller::Signed(signed) => {
+                let key = format!("user:{}", signed.subject());
+                let resolved = signed_principal(&st, signed).await;
+                req.extensions_mut().insert(Resolved(resolved));
+                key
+            }
+            Caller::CachedKey(api_key, key) => {
+                let resolved = verify_api_key(&st, &api_key).await;
+                req.extensions_mut().insert(Resolved(resolved));
+                key
+            }
             Caller::UnverifiedKey(api_key) => {
                 if let Err(wait) = bucket.check(&ip) {
                     return too_many(bucket, &ip, "api", wait);
