@@ -60,6 +60,12 @@ pub fn parse(text: &str) -> Option<Signal> {
                 return None;
             }
         }
+        // Most lines hold one field: no separator to look at, no list to build.
+        if !line.bytes().any(|b| matches!(b, b'|' | b';' | b'/')) {
+            fold_into(&mut folded, line);
+            p.segment(line, &folded);
+            continue;
+        }
         for segment in segments(line, &mut folded) {
             fold_into(&mut folded, segment);
             p.segment(segment, &folded);
@@ -304,24 +310,28 @@ pub fn fold(s: &str) -> String {
 fn fold_into(out: &mut String, s: &str) {
     out.clear();
     // Runs of spaces and tabs are one space: "Alvo   1", "Stop  Loss".
-    if s.contains("  ") || s.contains('\t') {
-        let mut last_space = false;
-        for c in s.chars() {
-            let space = c == ' ' || c == '\t';
+    let mut last_space = false;
+    if s.is_ascii() {
+        if !s.contains("  ") && !s.contains('\t') {
+            out.push_str(s);
+            out.make_ascii_lowercase();
+            return;
+        }
+        for &b in s.as_bytes() {
+            let space = b == b' ' || b == b'\t';
             if !(space && last_space) {
-                fold_char_into(out, if space { ' ' } else { c });
+                out.push(if space { ' ' } else { char::from(b.to_ascii_lowercase()) });
             }
             last_space = space;
         }
         return;
     }
-    if s.is_ascii() {
-        out.push_str(s);
-        out.make_ascii_lowercase();
-        return;
-    }
     for c in s.chars() {
-        fold_char_into(out, c);
+        let space = c == ' ' || c == '\t';
+        if !(space && last_space) {
+            fold_char_into(out, if space { ' ' } else { c });
+        }
+        last_space = space;
     }
 }
 
