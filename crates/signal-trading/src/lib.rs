@@ -15,6 +15,52 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use storage::Db;
 
+/// A TP-Capital signal as the trader reads it (the fields of the stored signal).
+#[derive(Debug, Clone)]
+pub struct ChannelSignal<'a> {
+    pub id: i64,
+    pub channel_id: &'a str,
+    pub signal_type: &'a str,
+    pub asset: &'a str,
+    pub side: Side,
+    pub buy_min: Option<Price>,
+    pub buy_max: Option<Price>,
+    pub stop: Option<Price>,
+    pub targets: &'a [Price],
+}
+
+/// A strategy's or model's signal (`POST /api/v1/signals`).
+#[derive(Debug, Clone)]
+pub struct ModelSignal<'a> {
+    pub id: i64,
+    pub model_version: &'a str,
+    pub symbol: &'a str,
+    /// `None` is HOLD.
+    pub side: Option<Side>,
+    pub confidence: f64,
+    pub price_target: Option<Price>,
+    pub stop_loss: Option<Price>,
+}
+
+/// What becomes of a model signal before any order: `hold`, `below_threshold`, or `pending` (to be traded).
+pub fn model_decision(side: Option<Side>, confidence: f64, min_confidence: f64) -> &'static str {
+    match side {
+        None => "hold",
+        Some(_) if confidence < min_confidence => "below_threshold",
+        Some(_) => "pending",
+    }
+}
+
+/// The decision recorded for a model signal once its bracket was opened: `ordered`, `rejected: why` (refused whole
+/// before the entry) or `not_traded: why`.
+pub fn traded_decision(b: &Bracket) -> String {
+    match (&b.phase, b.entry_order) {
+        (Phase::Closed, None) if b.notes.first().is_some_and(|n| n.starts_with("rejected: ")) => b.notes.join("; "),
+        (Phase::Closed, None) => format!("not_traded: {}", b.notes.join("; ")),
+        _ => "ordered".into(),
+    }
+}
+
 /// What to do when a filled entry cannot be protected (its stop is refused): always alert; `Flatten` also closes
 /// the position at market.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -442,6 +488,60 @@ impl Trader {
                 b.phase = Phase::Closed;
             }
         }
+    }
+
+    /// The bracket a TP-Capital signal trades: a limit entry at the far end of its range (the highest buy, the
+    /// lowest sell), its stop, its targets once each, sized by [`Sizing`] at the entry price. `Err` says why it
+    /// cannot be traded (no entry price, an instrument this desk does not trade).
+    pub fn channel_plan(&self, s: &ChannelSignal) -> Result<Plan, String> {
+        let entry = match s.side {
+            Side::Buy => s.buy_max,
+            Side::Sell => s.buy_min,
+        }
+        .ok_or("the signal has no entry price")?;
+        let ins = self
+            .oms
+            .instruments()
+            .get(s.asset)
+            .ok_or_else(|| format!("{} is not an instrument traded here", s.asset))?;
+        let mut targets: Vec<Price> = Vec::with_capacity(s.targets.len());
+        for t in s.targets {
+            if !targets.contains(t) {
+                targets.push(*t);
+            }
+        }
+        Ok(Plan {
+            key: format!("tp-{}", s.id),
+            symbol: s.asset.to_string(),
+            side: s.side,
+            quantity: self.sizing.quantity(ins, Some(entry)),
+            entry: Some(entry),
+            stop: s.stop,
+            targets,
+            source: format!("tp-capital:{}", s.id),
+            why: format!("TP-Capital signal {} ({} {}, channel {})", s.id, s.signal_type, s.asset, s.channel_id),
+        })
+    }
+
+    /// The bracket a model signal trades: a market entry sized at the last trade, its stop and its target.
+    pub fn model_plan(&self, m: &ModelSignal, side: Side) -> Result<Plan, String> {
+        let ins = self
+            .oms
+            .instruments()
+            .get(m.symbol)
+            .ok_or_else(|| format!("{} is not an instrument traded here", m.symbol))?;
+        let action = if side == Side::Buy { "BUY" } else { "SELL" };
+        Ok(Plan {
+            key: format!("ml-{}", m.id),
+            symbol: m.symbol.to_string(),
+            side,
+            quantity: self.sizing.quantity(ins, self.oms.last_price(m.symbol)),
+            entry: None,
+            stop: m.stop_loss,
+            targets: m.price_target.into_iter().collect(),
+            source: format!("ml:{}:{}", m.model_version, m.id),
+            why: format!("model {} signal {} ({action}, confidence {:.2})", m.model_version, m.id, m.confidence),
+        })
     }
 
     /// Checks the exits against the entry and the market before anything is sent: a BUY's stop below and its

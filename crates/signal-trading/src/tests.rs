@@ -275,3 +275,53 @@ fn sizing_is_whole_lots() {
         assert!(Sizing::parse(bad).is_err(), "{bad}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_signal_becomes_a_limit_bracket_at_the_far_end_of_its_range() {
+    let r = rig().await;
+    let p = |u: i64| Price(u);
+    let targets = [p(400_000), p(410_000), p(410_000)];
+    let buy = ChannelSignal {
+        id: 7,
+        channel_id: "-100777",
+        signal_type: "Swing Trade",
+        asset: "PETR4",
+        side: Side::Buy,
+        buy_min: Some(p(385_000)),
+        buy_max: Some(p(386_000)),
+        stop: Some(p(375_000)),
+        targets: &targets,
+    };
+    let plan = r.trader.channel_plan(&buy).unwrap();
+    assert_eq!((plan.key.as_str(), plan.source.as_str()), ("tp-7", "tp-capital:7"));
+    assert_eq!((plan.side, plan.entry, plan.stop), (Side::Buy, Some(p(386_000)), Some(p(375_000))));
+    assert_eq!(plan.targets, vec![p(400_000), p(410_000)], "each target once");
+    assert_eq!(plan.quantity, 200, "sized by the trader's Sizing (2 lots)");
+    let sell = ChannelSignal { side: Side::Sell, ..buy.clone() };
+    assert_eq!(r.trader.channel_plan(&sell).unwrap().entry, Some(p(385_000)), "a sale enters at the low end");
+    let no_entry = ChannelSignal { buy_min: None, buy_max: None, ..buy.clone() };
+    assert!(r.trader.channel_plan(&no_entry).unwrap_err().contains("no entry price"));
+    let unknown = ChannelSignal { asset: "XPTO3", ..buy };
+    assert!(r.trader.channel_plan(&unknown).unwrap_err().contains("not an instrument"));
+}
+
+#[test]
+fn model_decisions() {
+    assert_eq!(model_decision(None, 0.99, 0.6), "hold");
+    assert_eq!(model_decision(Some(Side::Buy), 0.59, 0.6), "below_threshold");
+    assert_eq!(model_decision(Some(Side::Sell), 0.6, 0.6), "pending");
+    let plan = plan("k", Side::Buy, None, None, vec![]);
+    let closed = |notes: Vec<&str>| Bracket {
+        plan: plan.clone(),
+        phase: Phase::Closed,
+        entry_order: None,
+        filled: 0,
+        stop_orders: vec![],
+        take_profits: vec![],
+        notes: notes.into_iter().map(String::from).collect(),
+        unprotected: false,
+    };
+    assert_eq!(traded_decision(&closed(vec!["rejected: stop above entry"])), "rejected: stop above entry");
+    assert_eq!(traded_decision(&closed(vec!["entry: kill switch"])), "not_traded: entry: kill switch");
+    assert_eq!(traded_decision(&Bracket { entry_order: Some(1), phase: Phase::Entry, ..closed(vec![]) }), "ordered");
+}

@@ -229,11 +229,23 @@ pub async fn run_with(
     let auto = trader.clone();
     tokio::spawn(async move {
         while let Some(s) = auto_rx.recv().await {
-            match tp_plan(&auto, &s) {
-                Some(plan) => {
+            let side = if s.side == "SELL" { domain::order::Side::Sell } else { domain::order::Side::Buy };
+            let signal = signal_trading::ChannelSignal {
+                id: s.id,
+                channel_id: &s.channel_id,
+                signal_type: &s.signal_type,
+                asset: &s.asset,
+                side,
+                buy_min: s.buy_min,
+                buy_max: s.buy_max,
+                stop: s.stop,
+                targets: &s.targets,
+            };
+            match auto.channel_plan(&signal) {
+                Ok(plan) => {
                     auto.open(plan).await;
                 }
-                None => tracing::info!(signal = s.id, "auto-trade: the signal has no entry price; nothing to trade"),
+                Err(why) => tracing::info!(signal = s.id, %why, "auto-trade: nothing to trade"),
             }
         }
     });
@@ -318,36 +330,6 @@ pub async fn run_with(
 
 /// A TP-Capital signal as a bracket: a limit entry at the far end of the range (the most the signal pays when
 /// buying, the least it accepts when selling), its stop, and its targets.
-fn tp_plan(trader: &signal_trading::Trader, s: &tp_capital::SignalView) -> Option<signal_trading::Plan> {
-    use domain::order::Side;
-    let side = if s.side == "SELL" { Side::Sell } else { Side::Buy };
-    let entry = match side {
-        Side::Buy => s.buy_max,
-        Side::Sell => s.buy_min,
-    }?;
-    let mut targets: Vec<domain::Price> = Vec::new();
-    for t in &s.targets {
-        if !targets.contains(t) {
-            targets.push(*t);
-        }
-    }
-    let quantity = match trader.oms().instruments().get(&s.asset) {
-        Some(ins) => trader.sizing.quantity(ins, Some(entry)),
-        // Not an instrument we trade: the Order Manager refuses it, and the refusal is in the audit trail.
-        None => 100,
-    };
-    Some(signal_trading::Plan {
-        key: format!("tp-{}", s.id),
-        symbol: s.asset.clone(),
-        side,
-        quantity,
-        entry: Some(entry),
-        stop: s.stop,
-        targets,
-        source: format!("tp-capital:{}", s.id),
-        why: format!("TP-Capital signal {} ({} {}, channel {})", s.id, s.signal_type, s.asset, s.channel_id),
-    })
-}
 
 fn publish_update(bus: &Bus, update: OmsUpdate) {
     match update {

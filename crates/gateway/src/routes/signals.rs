@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use domain::order::{OrderId, Side};
 use domain::Price;
 use serde::{Deserialize, Serialize};
-use signal_trading::{Bracket, Phase, Plan};
+use signal_trading::{Bracket, Phase};
 use storage::ModelSignal;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -112,12 +112,9 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<ModelSignalView>)> {
     let (price_target, stop_loss) = (exact(b.price_target), exact(b.stop_loss));
     let symbol = b.symbol.trim().to_ascii_uppercase();
-    let ins = st
-        .oms
-        .instruments()
-        .get(&symbol)
-        .cloned()
-        .ok_or_else(|| ApiError::invalid("symbol", format!("symbol: unknown symbol {symbol:?}")))?;
+    if st.oms.instruments().get(&symbol).is_none() {
+        return Err(ApiError::invalid("symbol", format!("symbol: unknown symbol {symbol:?}")));
+    }
     let action = b.action.trim().to_ascii_uppercase();
     let side = match action.as_str() {
         "BUY" => Some(Side::Buy),
@@ -137,11 +134,7 @@ pub async fn create(
             return Err(ApiError::invalid(field, format!("{field}: a positive price")));
         }
     }
-    let decision = match side {
-        None => "hold",
-        Some(_) if b.confidence < st.min_signal_confidence => "below_threshold",
-        Some(_) => "pending",
-    };
+    let decision = signal_trading::model_decision(side, b.confidence, st.min_signal_confidence);
     let mut m = ModelSignal {
         id: 0,
         symbol: symbol.clone(),
@@ -156,27 +149,18 @@ pub async fn create(
     };
     m.id = st.db.insert_model_signal(&m).await?;
     if let (Some(side), "pending") = (side, decision) {
-        let last = st.oms.last_price(&symbol);
-        let plan = Plan {
-            key: format!("ml-{}", m.id),
-            symbol: symbol.clone(),
-            side,
-            quantity: st.trader.sizing.quantity(&ins, last),
-            entry: None,
-            stop: stop_loss,
-            targets: price_target.into_iter().collect(),
-            source: format!("ml:{}:{}", m.model_version, m.id),
-            why: format!("model {} signal {} ({action}, confidence {:.2})", m.model_version, m.id, b.confidence),
+        let signal = signal_trading::ModelSignal {
+            id: m.id,
+            model_version: &m.model_version,
+            symbol: &symbol,
+            side: Some(side),
+            confidence: b.confidence,
+            price_target,
+            stop_loss,
         };
+        let plan = st.trader.model_plan(&signal, side).map_err(|e| ApiError::invalid("symbol", e))?;
         let bracket = st.trader.open(plan).await;
-        m.decision = match (&bracket.phase, bracket.entry_order) {
-            // Refused whole before the entry (an exit on the wrong side or outside the band): `rejected: why`.
-            (Phase::Closed, None) if bracket.notes.first().is_some_and(|n| n.starts_with("rejected: ")) => {
-                bracket.notes.join("; ")
-            }
-            (Phase::Closed, None) => format!("not_traded: {}", bracket.notes.join("; ")),
-            _ => "ordered".into(),
-        };
+        m.decision = signal_trading::traded_decision(&bracket);
         st.db.set_model_signal_decision(m.id, &m.decision).await?;
     }
     tracing::info!(signal = m.id, %symbol, %action, confidence = b.confidence, decision = %m.decision, "model signal");
