@@ -328,9 +328,6 @@ pub async fn run_with(
     Ok(())
 }
 
-/// A TP-Capital signal as a bracket: a limit entry at the far end of the range (the most the signal pays when
-/// buying, the least it accepts when selling), its stop, and its targets.
-
 fn publish_update(bus: &Bus, update: OmsUpdate) {
     match update {
         OmsUpdate::Order(o) => bus.publish(subjects::ORDERS, Event::Order(o)),
