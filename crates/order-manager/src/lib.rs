@@ -6,11 +6,12 @@
 
 mod record;
 mod service;
+mod snapshot;
 mod state;
 
 pub use record::{AuditEntry, Entry, Record};
 pub use service::{
-    Actor, Clock, OmsError, OmsUpdate, OrderFilter, OrderManager, PositionsView, RecoveryReport, RiskStatus, Routed,
-    SubmitOutcome, SystemClock,
+    Actor, Clock, OmsError, OmsOptions, OmsUpdate, OrderFilter, OrderManager, PositionsView, RecoveryReport,
+    RiskStatus, Routed, SubmitOutcome, SystemClock,
 };
 pub use state::KillSwitchState;

@@ -1,17 +1,20 @@
-//! The Order Manager's in-memory state and the one function that changes it.
+//! The Order Manager's journaled state and the one function that changes it.
 //!
-//! Live processing and journal replay both go through [`OmsState::apply`], so a restarted server rebuilds
-//! exactly the state it acknowledged.
+//! Live processing, journal replay and the snapshot writer all go through [`OmsState::apply`], so a restarted
+//! server rebuilds exactly the state it acknowledged. Fields are private: the rest of the crate reads them through
+//! accessors and changes them only by applying records (marking positions to market prices is the one other
+//! change, and it is not journaled: prices are market data, replayed or not).
 
 use crate::record::{Entry, Record};
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::order::{Applied, Order, OrderEvent, OrderId, OrderStatus, Side};
-use domain::risk::{RiskEngine, RiskLimits};
+use domain::risk::RiskLimits;
 use domain::{Instruments, PositionBook, Price, Qty};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KillSwitchState {
     pub active: bool,
@@ -22,28 +25,47 @@ pub struct KillSwitchState {
     pub cancel_open_orders: bool,
 }
 
-#[derive(Default)]
-pub struct OmsState {
-    pub orders: BTreeMap<OrderId, Order>,
-    pub open: BTreeSet<OrderId>,
-    /// (account, client_order_id) → order: the idempotency index.
-    pub by_client_id: HashMap<(String, String), OrderId>,
-    /// Unfilled quantity of open orders per (symbol, side), maintained incrementally for the position check.
-    pub open_qty: HashMap<(String, Side), Qty>,
+/// What a snapshot holds: everything [`OmsState::apply`] builds, minus what is derived from it (the open set,
+/// the idempotency index, open quantities and counts are rebuilt on load).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Persisted {
+    /// The number of journal records applied to reach this state.
+    pub applied: u64,
+    pub orders: Vec<Order>,
     pub positions: PositionBook,
     pub limits: RiskLimits,
     pub kill_switch: KillSwitchState,
-    pub risk: RiskEngine,
     pub next_id: OrderId,
     pub session_date: Option<NaiveDate>,
-    /// When the next session date begins; derived, not journaled (saves a time-zone conversion per order).
-    pub session_rolls_at: Option<DateTime<Utc>>,
     pub loss_warned: bool,
-    pub last_prices: HashMap<String, Price>,
     pub illegal_transitions: u64,
     pub duplicate_fills: u64,
+    pub audit_index: Vec<(OrderId, Vec<u64>)>,
+}
+
+#[derive(Default)]
+pub struct OmsState {
+    orders: BTreeMap<OrderId, Order>,
+    open: BTreeSet<OrderId>,
+    /// (account, client_order_id) → order: the idempotency index.
+    by_client_id: HashMap<(String, String), OrderId>,
+    /// Unfilled quantity of open orders per (symbol, side), maintained incrementally for the position check.
+    open_qty: HashMap<(String, Side), Qty>,
+    /// Orders per status, maintained incrementally so `/metrics` never walks the orders.
+    status_counts: BTreeMap<OrderStatus, usize>,
+    positions: PositionBook,
+    limits: RiskLimits,
+    kill_switch: KillSwitchState,
+    next_id: OrderId,
+    session_date: Option<NaiveDate>,
+    loss_warned: bool,
+    last_prices: HashMap<String, Price>,
+    illegal_transitions: u64,
+    duplicate_fills: u64,
     /// Order → the 0-based journal indexes of its records, so an order's audit trail is read without a scan.
-    pub audit_index: HashMap<OrderId, Vec<u64>>,
+    audit_index: HashMap<OrderId, Vec<u64>>,
+    /// Journal records applied so far (the next record's 0-based index).
+    applied: u64,
 }
 
 /// What applying a record changed, for metrics and notifications.
@@ -60,42 +82,64 @@ impl OmsState {
         OmsState { next_id: 1, ..Default::default() }
     }
 
-    pub fn open_same_side(&self, symbol: &str, side: Side) -> Qty {
-        self.open_qty.get(&(symbol.to_string(), side)).copied().unwrap_or(0)
+    fn count_status(&mut self, from: Option<OrderStatus>, to: OrderStatus) {
+        if from == Some(to) {
+            return;
+        }
+        if let Some(from) = from {
+            if let Some(n) = self.status_counts.get_mut(&from) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        *self.status_counts.entry(to).or_insert(0) += 1;
     }
 
-    fn track_open(&mut self, order_id: OrderId, leaves_before: Qty) {
+    fn track_open(&mut self, order_id: OrderId, leaves_before: Qty, status_before: Option<OrderStatus>) {
         let Some(o) = self.orders.get(&order_id) else {
             return;
         };
-        let leaves_after = o.leaves_quantity();
-        let key = (o.symbol.clone(), o.side);
+        let (leaves_after, status) = (o.leaves_quantity(), o.status);
         let delta = leaves_after - leaves_before;
         if delta != 0 {
-            *self.open_qty.entry(key).or_insert(0) += delta;
+            *self.open_qty.entry((o.symbol.clone(), o.side)).or_insert(0) += delta;
         }
-        if o.status.is_open() {
+        if status.is_open() {
             self.open.insert(order_id);
         } else {
             self.open.remove(&order_id);
         }
+        self.count_status(status_before, status);
     }
 
-    fn insert_order(&mut self, order: &Order) {
-        self.next_id = self.next_id.max(order.id + 1);
+    fn insert_order(&mut self, order: Order) {
+        let id = order.id;
+        self.next_id = self.next_id.max(id + 1);
         if let Some(c) = &order.client_order_id {
-            self.by_client_id.insert((order.account.clone(), c.clone()), order.id);
+            self.by_client_id.insert((order.account.clone(), c.clone()), id);
         }
-        self.orders.insert(order.id, order.clone());
-        self.track_open(order.id, 0);
+        let before = self.orders.insert(id, order).map(|o| (o.leaves_quantity(), o.status));
+        let (leaves, status) = before.map_or((0, None), |(l, s)| (l, Some(s)));
+        self.track_open(id, leaves, status);
     }
 
-    /// Applies one record. Refused transitions are reported in [`Effects::illegal`] and change nothing.
+    /// Counts a journal record that could not be decoded (written by another version): it changes nothing, but
+    /// the indexes of the records after it stay right.
+    pub fn skip_undecodable(&mut self) {
+        self.applied += 1;
+    }
+
+    /// Applies the journal's next record. Refused transitions are reported in [`Effects::illegal`] and change
+    /// nothing but the counters.
     pub fn apply(&mut self, record: &Record, instruments: &Instruments) -> Effects {
+        let index = self.applied;
+        self.applied += 1;
+        if let Some(id) = record.entry.order_id() {
+            self.audit_index.entry(id).or_default().push(index);
+        }
         let mut fx = Effects::default();
         match &record.entry {
             Entry::OrderSubmitted { order } | Entry::OrderRejected { order, .. } => {
-                self.insert_order(order);
+                self.insert_order(order.clone());
                 fx.order_changed = Some(order.id);
             }
             Entry::OrderInvalid { .. } | Entry::Reconciled { .. } | Entry::Alert { .. } | Entry::Started { .. } => {}
@@ -105,7 +149,7 @@ impl OmsState {
                     fx.illegal = Some(format!("event for unknown order {order_id}"));
                     return fx;
                 };
-                let leaves_before = order.leaves_quantity();
+                let (leaves_before, status_before) = (order.leaves_quantity(), order.status);
                 match order.apply(event, record.ts) {
                     Ok(Applied::Changed) => {
                         fx.order_changed = Some(*order_id);
@@ -122,7 +166,7 @@ impl OmsState {
                                 self.positions.mark(&symbol, *last);
                             }
                         }
-                        self.track_open(*order_id, leaves_before);
+                        self.track_open(*order_id, leaves_before, Some(status_before));
                     }
                     Ok(Applied::DuplicateFill) => {
                         self.duplicate_fills += 1;
@@ -155,15 +199,134 @@ impl OmsState {
         fx
     }
 
+    /// Marks positions to a market price; true when a position in `symbol` changed value.
+    pub fn mark(&mut self, symbol: &str, price: Price) -> bool {
+        self.last_prices.insert(symbol.to_string(), price);
+        self.positions.mark(symbol, price)
+    }
+
+    // ---- reads ----
+
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    pub fn order(&self, id: OrderId) -> Option<&Order> {
+        self.orders.get(&id)
+    }
+
+    pub fn order_count(&self) -> usize {
+        self.orders.len()
+    }
+
+    /// Up to `max` orders with ids below `before` (all when `None`), newest first: a bounded slice of a scan that
+    /// the caller continues after releasing the lock.
+    pub fn orders_before(&self, before: Option<OrderId>, max: usize) -> impl Iterator<Item = &Order> {
+        let upper = before.map_or(Bound::Unbounded, Bound::Excluded);
+        self.orders.range((Bound::Unbounded, upper)).rev().take(max).map(|(_, o)| o)
+    }
+
+    pub fn by_client_id(&self, account: &str, client_order_id: &str) -> Option<OrderId> {
+        // The key is owned; this lookup only runs for requests that carry a client_order_id.
+        self.by_client_id.get(&(account.to_string(), client_order_id.to_string())).copied()
+    }
+
+    pub fn open_same_side(&self, symbol: &str, side: Side) -> Qty {
+        self.open_qty.get(&(symbol.to_string(), side)).copied().unwrap_or(0)
+    }
+
+    pub fn open_ids(&self) -> impl Iterator<Item = OrderId> + '_ {
+        self.open.iter().copied()
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
     pub fn open_orders(&self) -> impl Iterator<Item = &Order> {
         self.open.iter().filter_map(|id| self.orders.get(id))
     }
 
     pub fn count_by_status(&self) -> BTreeMap<OrderStatus, usize> {
-        let mut m = BTreeMap::new();
-        for o in self.orders.values() {
-            *m.entry(o.status).or_insert(0) += 1;
+        self.status_counts.iter().filter(|(_, n)| **n > 0).map(|(s, n)| (*s, *n)).collect()
+    }
+
+    pub fn positions(&self) -> &PositionBook {
+        &self.positions
+    }
+
+    pub fn limits(&self) -> &RiskLimits {
+        &self.limits
+    }
+
+    pub fn kill_switch(&self) -> &KillSwitchState {
+        &self.kill_switch
+    }
+
+    pub fn next_id(&self) -> OrderId {
+        self.next_id
+    }
+
+    pub fn session_date(&self) -> Option<NaiveDate> {
+        self.session_date
+    }
+
+    pub fn loss_warned(&self) -> bool {
+        self.loss_warned
+    }
+
+    pub fn last_price(&self, symbol: &str) -> Option<Price> {
+        self.last_prices.get(symbol).copied()
+    }
+
+    pub fn refused_events(&self) -> (u64, u64) {
+        (self.illegal_transitions, self.duplicate_fills)
+    }
+
+    pub fn audit_indexes(&self, id: OrderId) -> Option<&[u64]> {
+        self.audit_index.get(&id).map(Vec::as_slice)
+    }
+
+    // ---- snapshots ----
+
+    pub(crate) fn to_persisted(&self) -> Persisted {
+        let mut audit_index: Vec<(OrderId, Vec<u64>)> =
+            self.audit_index.iter().map(|(id, ix)| (*id, ix.clone())).collect();
+        audit_index.sort_unstable_by_key(|(id, _)| *id);
+        Persisted {
+            applied: self.applied,
+            orders: self.orders.values().cloned().collect(),
+            positions: self.positions.clone(),
+            limits: self.limits.clone(),
+            kill_switch: self.kill_switch.clone(),
+            next_id: self.next_id,
+            session_date: self.session_date,
+            loss_warned: self.loss_warned,
+            illegal_transitions: self.illegal_transitions,
+            duplicate_fills: self.duplicate_fills,
+            audit_index,
         }
-        m
+    }
+
+    pub(crate) fn from_persisted(p: Persisted) -> OmsState {
+        let mut st = OmsState {
+            positions: p.positions,
+            limits: p.limits,
+            kill_switch: p.kill_switch,
+            next_id: p.next_id,
+            session_date: p.session_date,
+            loss_warned: p.loss_warned,
+            illegal_transitions: p.illegal_transitions,
+            duplicate_fills: p.duplicate_fills,
+            audit_index: p.audit_index.into_iter().collect(),
+            applied: p.applied,
+            ..OmsState::new()
+        };
+        for order in p.orders {
+            st.insert_order(order);
+        }
+        // insert_order moves next_id forward; the persisted value is at least as far.
+        st.next_id = st.next_id.max(p.next_id);
+        st
     }
 }

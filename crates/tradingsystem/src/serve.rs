@@ -124,6 +124,9 @@ pub async fn run_with(
             .context("cannot recover the order journal")?;
     tracing::info!(
         records = report.records,
+        from_snapshot = report.snapshot_records,
+        decoded = report.replayed_records,
+        undecodable = report.undecodable_records,
         truncated_bytes = report.truncated_bytes,
         orders = report.orders,
         open_orders = report.open_orders,

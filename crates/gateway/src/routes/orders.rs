@@ -116,7 +116,11 @@ pub async fn list(State(st): State<AppState>, principal: Principal, q: QueryMap)
         limit,
         offset,
     };
-    let (orders, total) = st.oms.list(&filter);
+    // A filtered listing scans the orders in slices (the lock released between them): a blocking-pool job.
+    let oms = st.oms.clone();
+    let (orders, total) = tokio::task::spawn_blocking(move || oms.list(&filter))
+        .await
+        .map_err(|_| ApiError::internal("the order listing stopped"))?;
     Ok(Json(List { data: orders.into_iter().map(OrderView::from).collect(), total: total as u64 }))
 }
 
