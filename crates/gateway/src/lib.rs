@@ -8,6 +8,7 @@ mod middleware;
 pub mod openapi;
 pub mod protect;
 pub mod routes;
+pub mod systems;
 pub mod telemetry;
 pub mod views;
 mod web;
@@ -46,7 +47,7 @@ pub struct AppState {
     pub auth_cache: Arc<auth::AuthCache>,
 }
 
-pub use routes::docs::probe as probe_system;
+pub use systems::probe_all as probe_systems;
 
 /// Default request body limit (413 above it).
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -83,12 +84,12 @@ pub fn router(state: AppState) -> Router {
         .route("/docs/facets", get(routes::docs::facets))
         .route("/docs/documents/{*path}", get(routes::docs::document))
         .route("/docs/reindex", post(routes::docs::reindex))
-        .route("/systems", get(routes::docs::list_systems).post(routes::docs::create_system))
+        .route("/systems", get(routes::systems::list_systems).post(routes::systems::create_system))
         .route(
             "/systems/{id}",
-            get(routes::docs::get_system).put(routes::docs::update_system).delete(routes::docs::delete_system),
+            get(routes::systems::get_system).put(routes::systems::update_system).delete(routes::systems::delete_system),
         )
-        .route("/systems/{id}/check", post(routes::docs::check_system_now))
+        .route("/systems/{id}/check", post(routes::systems::check_system_now))
         .route("/categories", get(routes::ideas::list_categories).post(routes::ideas::create_category))
         .route(
             "/categories/{name}",

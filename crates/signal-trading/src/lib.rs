@@ -362,11 +362,17 @@ impl Trader {
         self.bracket_state(&b.plan.key).await.unwrap_or(b)
     }
 
-    /// Follows the Order Manager's updates (and a periodic sweep for anything missed) until the task is dropped.
+    /// Follows the Order Manager's updates on a task of its own; see [`Trader::follow`].
     pub fn run(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.follow())
+    }
+
+    /// Follows the Order Manager's updates (and a one-second sweep for anything missed) until the update stream
+    /// closes or the future is dropped. `serve` runs it under its job supervisor.
+    pub fn follow(self: &Arc<Self>) -> impl std::future::Future<Output = ()> + Send + 'static {
         let this = self.clone();
         let mut updates = self.oms.subscribe();
-        tokio::spawn(async move {
+        async move {
             let mut sweep = tokio::time::interval(std::time::Duration::from_secs(1));
             loop {
                 let key = tokio::select! {
@@ -388,7 +394,7 @@ impl Trader {
                     this.advance(&k).await;
                 }
             }
-        })
+        }
     }
 
     fn orders(&self, ids: &[OrderId]) -> Vec<Order> {

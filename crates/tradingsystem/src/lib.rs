@@ -3,5 +3,6 @@
 
 pub mod config;
 pub mod import;
+pub mod jobs;
 pub mod logging;
 pub mod serve;

@@ -1,6 +1,7 @@
 //! `tradingsystem serve`: every service in one process on embedded defaults.
 
 use crate::config::{Config, MarketSource};
+use crate::jobs::{Jobs, When};
 use anyhow::{Context, Result};
 use bus::{subjects, Bus, Event};
 use chrono::Utc;
@@ -89,38 +90,189 @@ pub async fn run_with(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let started = Instant::now();
-    register_secrets(&cfg);
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
-    let db = open_db(&cfg).await?;
-    ensure_admin(&db).await?;
-    let secret = db.setting_or_insert("jwt_secret", || random_hex(32)).await?;
-    redact::register(&secret);
-    let jwt = Arc::new(JwtKeys::new(secret.as_bytes(), chrono::Duration::minutes(cfg.token_ttl_minutes)));
+    App::build(cfg, metrics).await?.serve(listener, shutdown).await
+}
 
-    let calendar = cfg.calendar();
-    let source = cfg.market_source()?;
-    // A replay loads its tape first: its instruments are the contracts of its own dates.
-    let replay = match &source {
-        MarketSource::Replay { path, speed } => Some(
-            ReplayFeed::open(path.clone(), *speed)
-                .with_context(|| format!("cannot read the replay data at {}", path.display()))?,
-        ),
-        MarketSource::Sim => None,
-    };
-    let first_day = replay.as_ref().and_then(|r| r.first_trade_ts()).map(market_store::trading_date);
-    let instruments = Instruments::b3_defaults(first_day.unwrap_or_else(|| calendar.session_date(Utc::now())));
-    let market = SimMarket::new(
-        instruments.clone(),
-        SimConfig { seed: cfg.sim_seed, trades_per_second: cfg.sim_trades_per_second },
-    );
-    if replay.is_none() {
-        market.warm_up(Utc::now());
+/// When the daily retention runs (São Paulo time): after the evening, before the pre-market.
+const RETENTION_AT: (u32, u32) = (2, 30);
+
+/// Every service of `serve`, wired: [`App::build`] starts them, [`App::serve`] answers HTTP until shutdown and then
+/// stops them in order.
+pub struct App {
+    cfg: Config,
+    state: AppState,
+    jobs: Jobs,
+    recorder: data_capture::recorder::Recorder,
+}
+
+/// The market the process trades: the simulated one, or a recorded tape replayed into it.
+struct Market {
+    sim: SimMarket,
+    replay: Option<Arc<ReplayFeed>>,
+    instruments: Instruments,
+}
+
+impl Market {
+    fn open(cfg: &Config) -> Result<Market> {
+        let calendar = cfg.calendar();
+        // A replay loads its tape first: its instruments are the contracts of its own dates.
+        let replay = match cfg.market_source()? {
+            MarketSource::Replay { path, speed } => Some(
+                ReplayFeed::open(path.clone(), speed)
+                    .with_context(|| format!("cannot read the replay data at {}", path.display()))?,
+            ),
+            MarketSource::Sim => None,
+        };
+        let first_day = replay.as_ref().and_then(|r| r.first_trade_ts()).map(market_store::trading_date);
+        let instruments = Instruments::b3_defaults(first_day.unwrap_or_else(|| calendar.session_date(Utc::now())));
+        let sim = SimMarket::new(
+            instruments.clone(),
+            SimConfig { seed: cfg.sim_seed, trades_per_second: cfg.sim_trades_per_second },
+        );
+        if replay.is_none() {
+            sim.warm_up(Utc::now());
+        }
+        Ok(Market { sim, replay, instruments })
+    }
+}
+
+impl App {
+    pub async fn build(cfg: Config, metrics: Option<gateway::telemetry::PrometheusHandle>) -> Result<App> {
+        let started = Instant::now();
+        register_secrets(&cfg);
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
+        let db = open_db(&cfg).await?;
+        ensure_admin(&db).await?;
+        let secret = db.setting_or_insert("jwt_secret", || random_hex(32)).await?;
+        redact::register(&secret);
+        let jwt = Arc::new(JwtKeys::new(secret.as_bytes(), chrono::Duration::minutes(cfg.token_ttl_minutes)));
+        let mut jobs = Jobs::new();
+
+        let Market { sim: market, replay, instruments } = Market::open(&cfg)?;
+        let oms = start_order_manager(&cfg, &market, &instruments).await?;
+        let bus = match &cfg.bus_url {
+            None => Bus::new(),
+            Some(url) => Bus::connect_nats(url).await.context("cannot connect to the bus")?,
+        };
+        tracing::info!(bus = %bus.describe(), "bus ready");
+        // The Order Manager's changes go out on the bus for the WebSocket and any other consumer.
+        jobs.task("order-updates-to-bus", forward_updates(oms.subscribe(), bus.clone()));
+
+        // Marks for P&L, the price band and the daily loss limit follow the processed tape inline, on Data
+        // Capture's thread: no queue can fall behind, and a strategy's order is checked against the trade that
+        // prompted it.
+        let marks = oms.clone();
+        let mut taps: Vec<data_capture::TradeTap> =
+            vec![Arc::new(move |t: &market_data::Trade| marks.on_market_trade(&t.symbol, t.price))];
+        let market_data = match replay {
+            Some(feed) => {
+                tracing::info!(trades = feed.len(), "replaying recorded market data");
+                // The paper broker's exchange follows the replayed tape: its book is re-centred on every print.
+                let exchange = market.clone();
+                taps.push(Arc::new(move |t: &market_data::Trade| exchange.follow(t)));
+                data_capture::DataCapture::start(feed, instruments.clone(), bus.clone(), taps)
+            }
+            None => {
+                let dc = data_capture::DataCapture::start_sim(&market, bus.clone(), cfg.sim_drop_every, taps);
+                jobs.task("simulated-market", market.clone().run());
+                dc
+            }
+        };
+        let recorder = data_capture::recorder::Recorder::start(&bus, &cfg.data_dir, Duration::from_secs(5), 200_000)?;
+        schedule_retention(&mut jobs, &cfg, &db);
+
+        let rate_limits = gateway::protect::RateLimits::new(&cfg.protection);
+        let purge = rate_limits.clone();
+        jobs.schedule("rate-limit-purge", When::Every(Duration::from_secs(60)), false, move || {
+            purge.purge();
+            async {}
+        });
+        let trader =
+            signal_trading::Trader::new(oms.clone(), db.clone(), "signals", cfg.signal_sizing, cfg.signal_unprotected)
+                .await
+                .context("cannot load the signal brackets")?;
+        jobs.task("signal-brackets", trader.follow());
+        let tp = start_tp_capital(&mut jobs, &cfg, &db, &bus, &trader);
+        let docs = Arc::new(
+            docs_index::DocsIndex::open(&cfg.docs_dir)
+                .await
+                .with_context(|| format!("cannot index the documentation in {}", cfg.docs_dir.display()))?,
+        );
+        if !cfg.docs_dir.exists() {
+            tracing::warn!(dir = %cfg.docs_dir.display(), "TS_DOCS_DIR does not exist: documentation search is empty");
+        }
+        // Edited, added or removed files are picked up within a few seconds (a scan of the folder's file times).
+        let watched = docs.clone();
+        jobs.schedule("docs-reindex", When::Every(Duration::from_secs(2)), false, move || {
+            let docs = watched.clone();
+            async move {
+                if let Err(e) = docs.reindex_if_changed().await {
+                    tracing::warn!(error = %e, "documentation reindex failed");
+                }
+            }
+        });
+        let probes = db.clone();
+        let client = reqwest::Client::new();
+        jobs.schedule("system-probes", When::Every(Duration::from_secs(60)), true, move || {
+            gateway::probe_systems(probes.clone(), client.clone())
+        });
+        let state = AppState {
+            auth_cache: Default::default(),
+            oms,
+            db,
+            jwt,
+            metrics,
+            market_data,
+            bus,
+            started,
+            protection: Arc::new(cfg.protection.clone()),
+            tp,
+            trader,
+            docs,
+            min_signal_confidence: cfg.signal_min_confidence,
+            telegram_webhook_secret: cfg.telegram_webhook_secret.clone(),
+            rate_limits,
+        };
+        Ok(App { cfg, state, jobs, recorder })
     }
 
+    /// Serves until `shutdown` completes (or a background task that cannot be restarted dies), then stops the
+    /// jobs, flushes market data and closes the journal and the database.
+    pub async fn serve(
+        mut self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let cfg = &self.cfg;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, market = %cfg.market, broker = %cfg.broker, data_dir = %cfg.data_dir.display(), database = %redact(&cfg.database_url), "serving");
+        eprintln!("TradingSystem listening on http://{addr}  (data: {})", cfg.data_dir.display());
+        let died = self.jobs.died();
+        let (dead_tx, dead_rx) = tokio::sync::oneshot::channel();
+        let stop = async move {
+            tokio::select! {
+                _ = shutdown => {}
+                name = died => { let _ = dead_tx.send(name); }
+            }
+        };
+        let (oms, db) = (self.state.oms.clone(), self.state.db.clone());
+        gateway::serve(listener, self.state, stop).await?;
+        tracing::info!("shutting down: stopping jobs, flushing market data and the journal");
+        self.jobs.shutdown(Duration::from_secs(10)).await;
+        self.recorder.flush().await;
+        oms.shutdown();
+        db.close().await;
+        match dead_rx.await {
+            Ok(name) => anyhow::bail!("the background task {name} panicked (see the log); stopped"),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+async fn start_order_manager(cfg: &Config, market: &SimMarket, instruments: &Instruments) -> Result<OrderManager> {
     let (oms, report) =
-        OrderManager::recover(&cfg.journal_path(), instruments.clone(), calendar.clone(), Arc::new(SystemClock))
+        OrderManager::recover(&cfg.journal_path(), instruments.clone(), cfg.calendar(), Arc::new(SystemClock))
             .context("cannot recover the order journal")?;
     tracing::info!(
         records = report.records,
@@ -138,67 +290,42 @@ pub async fn run_with(
             oms.on_market_trade(&ins.symbol, p);
         }
     }
-    let (broker, events) = PaperBroker::start(market.clone(), calendar, oms.open_orders());
+    let (broker, events) = PaperBroker::start(market.clone(), cfg.calendar(), oms.open_orders());
     oms.attach_broker(broker, events, &report).await.context("broker reconciliation failed")?;
+    Ok(oms)
+}
 
-    let bus = match &cfg.bus_url {
-        None => Bus::new(),
-        Some(url) => Bus::connect_nats(url).await.context("cannot connect to the bus")?,
-    };
-    tracing::info!(bus = %bus.describe(), "bus ready");
-    // The Order Manager's changes go out on the bus for the WebSocket and any other consumer.
-    let mut updates = oms.subscribe();
-    let out = bus.clone();
-    tokio::spawn(async move {
-        loop {
-            match updates.recv().await {
-                Ok(u) => publish_update(&out, u),
-                Err(RecvError::Lagged(n)) => {
-                    metrics::counter!("ts_oms_bus_updates_lagged_total").increment(n);
-                    tracing::warn!(skipped = n, "order updates lagged: the bus missed some");
-                }
-                Err(RecvError::Closed) => break,
+async fn forward_updates(mut updates: tokio::sync::broadcast::Receiver<OmsUpdate>, bus: Bus) {
+    loop {
+        match updates.recv().await {
+            Ok(u) => publish_update(&bus, u),
+            Err(RecvError::Lagged(n)) => {
+                metrics::counter!("ts_oms_bus_updates_lagged_total").increment(n);
+                tracing::warn!(skipped = n, "order updates lagged: the bus missed some");
             }
+            Err(RecvError::Closed) => break,
         }
-    });
-    // Marks for P&L, the price band and the daily loss limit follow the processed tape inline, on Data Capture's
-    // thread: no queue can fall behind, and a strategy's order is checked against the trade that prompted it.
-    let marks = oms.clone();
-    let mut taps: Vec<data_capture::TradeTap> =
-        vec![Arc::new(move |t: &market_data::Trade| marks.on_market_trade(&t.symbol, t.price))];
-    let market_data = match replay {
-        Some(feed) => {
-            tracing::info!(trades = feed.len(), "replaying recorded market data");
-            // The paper broker's exchange follows the replayed tape: its book is re-centred on every print.
-            let exchange = market.clone();
-            taps.push(Arc::new(move |t: &market_data::Trade| exchange.follow(t)));
-            data_capture::DataCapture::start(feed, instruments.clone(), bus.clone(), taps)
-        }
-        None => {
-            let dc = data_capture::DataCapture::start_sim(&market, bus.clone(), cfg.sim_drop_every, taps);
-            tokio::spawn(market.clone().run());
-            dc
-        }
-    };
-    let recorder = data_capture::recorder::Recorder::start(&bus, &cfg.data_dir, Duration::from_secs(5), 200_000)?;
-    let retention_dir = cfg.data_dir.clone();
-    let retention_db = db.clone();
-    tokio::spawn(async move {
-        // Parquet older than 90 days moves to archive/, signals older than 30 days are exported and removed,
-        // deleted signals leave the archive after 90 days: at start, then daily.
-        let mut daily = tokio::time::interval(Duration::from_secs(24 * 3600));
-        loop {
-            daily.tick().await;
-            let dir = retention_dir.clone();
+    }
+}
+
+/// Parquet older than 90 days moves to archive/, signals older than 30 days are exported and removed, deleted
+/// signals leave the archive after 90 days: at start (catching up after downtime), then daily at 02:30 São Paulo.
+fn schedule_retention(jobs: &mut Jobs, cfg: &Config, db: &Db) {
+    let (dir, db) = (cfg.data_dir.clone(), db.clone());
+    let at = chrono::NaiveTime::from_hms_opt(RETENTION_AT.0, RETENTION_AT.1, 0).unwrap_or_default();
+    jobs.schedule("retention", When::DailyAt(at), true, move || {
+        let (dir, db) = (dir.clone(), db.clone());
+        async move {
             let today = market_store::trading_date(Utc::now());
-            match tokio::task::spawn_blocking(move || market_store::apply_retention(&dir, today, 90)).await {
+            let parquet = dir.clone();
+            match tokio::task::spawn_blocking(move || market_store::apply_retention(&parquet, today, 90)).await {
                 Ok(Ok(r)) if r.partitions_archived > 0 => {
                     tracing::info!(partitions = r.partitions_archived, "market data archived")
                 }
                 Ok(Err(e)) => tracing::error!(error = %e, "market data retention failed"),
                 _ => {}
             }
-            match tp_capital::apply_retention(&retention_db, &retention_dir, Utc::now(), 30, 90).await {
+            match tp_capital::apply_retention(&db, &dir, Utc::now(), 30, 90).await {
                 Ok(r) if r.exported > 0 || r.removed_archived > 0 || r.removed_log_lines > 0 => tracing::info!(
                     exported = r.exported,
                     file = ?r.export_file,
@@ -211,26 +338,21 @@ pub async fn run_with(
             }
         }
     });
+}
 
-    let rate_limits = gateway::protect::RateLimits::new(&cfg.protection);
-    let purge = rate_limits.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
-        loop {
-            every.tick().await;
-            purge.purge();
-        }
-    });
-    let trader =
-        signal_trading::Trader::new(oms.clone(), db.clone(), "signals", cfg.signal_sizing, cfg.signal_unprotected)
-            .await
-            .context("cannot load the signal brackets")?;
-    trader.run();
+/// TP-Capital: the ingestor, the auto-trade worker and, with a bot token, Telegram long polling.
+fn start_tp_capital(
+    jobs: &mut Jobs,
+    cfg: &Config,
+    db: &Db,
+    bus: &Bus,
+    trader: &Arc<signal_trading::Trader>,
+) -> tp_capital::Ingestor {
     // Auto-traded signals go through one worker and a bounded queue: a burst of signals waits its turn (in order)
     // instead of becoming as many tasks; past the bound a signal is refused loudly, never dropped in silence.
     let (auto_tx, mut auto_rx) = tokio::sync::mpsc::channel::<tp_capital::SignalView>(AUTO_TRADE_QUEUE);
     let auto = trader.clone();
-    tokio::spawn(async move {
+    jobs.task("auto-trade", async move {
         while let Some(s) = auto_rx.recv().await {
             let side = if s.side == "SELL" { domain::order::Side::Sell } else { domain::order::Side::Buy };
             let signal = signal_trading::ChannelSignal {
@@ -263,72 +385,12 @@ pub async fn run_with(
         Some(token) => {
             tracing::info!(api = %cfg.telegram_api_url, "Telegram long polling on");
             let mut poll = tp_capital::telegram::PollConfig::new(&cfg.telegram_api_url, token);
-            poll.long_poll = std::time::Duration::from_secs(cfg.telegram_poll_seconds);
-            tokio::spawn(tp_capital::telegram::poll_forever(poll, tp.clone()));
+            poll.long_poll = Duration::from_secs(cfg.telegram_poll_seconds);
+            jobs.task("telegram-polling", tp_capital::telegram::poll_forever(poll, tp.clone()));
         }
         None => tracing::info!("TS_TELEGRAM_BOT_TOKEN not set: Telegram polling off (the webhook still works)"),
     }
-    let docs = Arc::new(
-        docs_index::DocsIndex::open(&cfg.docs_dir)
-            .await
-            .with_context(|| format!("cannot index the documentation in {}", cfg.docs_dir.display()))?,
-    );
-    if !cfg.docs_dir.exists() {
-        tracing::warn!(dir = %cfg.docs_dir.display(), "TS_DOCS_DIR does not exist: documentation search is empty");
-    }
-    let watched = docs.clone();
-    tokio::spawn(async move {
-        // Edited, added or removed files are picked up within a few seconds (a scan of the folder's file times).
-        let mut every = tokio::time::interval(Duration::from_secs(2));
-        loop {
-            every.tick().await;
-            if let Err(e) = watched.reindex_if_changed().await {
-                tracing::warn!(error = %e, "documentation reindex failed");
-            }
-        }
-    });
-    let probes = db.clone();
-    tokio::spawn(async move {
-        let client = reqwest::Client::new();
-        let mut every = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            every.tick().await;
-            let Ok(systems) = probes.list_systems().await else { continue };
-            for s in systems {
-                let status = gateway::probe_system(&client, &s.url).await;
-                let s = storage::SystemRow { status: status.into(), last_check: Some(Utc::now()), ..s };
-                if let Err(e) = probes.update_system(&s).await {
-                    tracing::warn!(error = %e, "system health probe not stored");
-                }
-            }
-        }
-    });
-    let state = AppState {
-        auth_cache: Default::default(),
-        oms: oms.clone(),
-        db: db.clone(),
-        jwt,
-        metrics,
-        market_data,
-        bus,
-        started,
-        protection: Arc::new(cfg.protection.clone()),
-        tp,
-        trader,
-        docs,
-        min_signal_confidence: cfg.signal_min_confidence,
-        telegram_webhook_secret: cfg.telegram_webhook_secret.clone(),
-        rate_limits,
-    };
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, market = %cfg.market, broker = %cfg.broker, data_dir = %cfg.data_dir.display(), database = %redact(&cfg.database_url), "serving");
-    eprintln!("TradingSystem listening on http://{addr}  (data: {})", cfg.data_dir.display());
-    gateway::serve(listener, state, shutdown).await?;
-    tracing::info!("shutting down: flushing market data and the journal");
-    recorder.flush().await;
-    oms.shutdown();
-    db.close().await;
-    Ok(())
+    tp
 }
 
 fn publish_update(bus: &Bus, update: OmsUpdate) {

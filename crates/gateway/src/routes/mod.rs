@@ -7,6 +7,7 @@ pub mod ops;
 pub mod orders;
 pub mod risk;
 pub mod signals;
+pub mod systems;
 pub mod tp_capital;
 pub mod ws;
 
