@@ -354,12 +354,19 @@ pub async fn signed_principal(state: &AppState, SignedToken(claims): SignedToken
     }
 }
 
-/// The principal the rate limiter already resolved for this request, else a fresh authentication.
+/// The principal the rate limiter already resolved for this request, else a fresh authentication. The WebSocket
+/// also takes `?token=` (browsers cannot set headers on it); no other route reads credentials from the URL.
 async fn principal_of(parts: &Parts, state: &AppState) -> ApiResult<Principal> {
-    match parts.extensions.get::<Resolved>() {
-        Some(Resolved(r)) => r.clone(),
-        None => authenticate(state, &parts.headers, None).await,
+    if let Some(Resolved(r)) = parts.extensions.get::<Resolved>() {
+        return r.clone();
     }
+    let query = match parts.uri.path() {
+        "/ws" => axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(&parts.uri)
+            .map(|q| q.0)
+            .unwrap_or_default(),
+        _ => Default::default(),
+    };
+    authenticate(state, &parts.headers, query.get("token").map(String::as_str)).await
 }
 
 impl FromRequestParts<AppState> for Principal {
@@ -376,6 +383,7 @@ pub struct Authorized<const ROLE: u8>(pub Principal);
 
 pub type AsTrader = Authorized<{ Role::Trader as u8 }>;
 pub type AsAdmin = Authorized<{ Role::Admin as u8 }>;
+pub type AsViewer = Authorized<{ Role::Viewer as u8 }>;
 
 impl<const ROLE: u8> FromRequestParts<AppState> for Authorized<ROLE> {
     type Rejection = ApiError;

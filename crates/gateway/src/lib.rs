@@ -7,6 +7,7 @@ pub mod error;
 mod middleware;
 pub mod openapi;
 pub mod protect;
+pub mod query;
 pub mod routes;
 pub mod systems;
 pub mod telemetry;
@@ -14,7 +15,7 @@ pub mod views;
 mod web;
 
 use auth::JwtKeys;
-use axum::routing::{delete, get, patch, post};
+use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use order_manager::OrderManager;
@@ -52,83 +53,80 @@ pub use systems::probe_all as probe_systems;
 /// Default request body limit (413 above it).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
+/// The routes and the OpenAPI document, built from one list: `routes!` takes each handler's `#[utoipa::path]`
+/// (method and path) both to route it and to document it, so a route exists exactly when its operation is
+/// documented. The one hand-made route is the document reader, whose path holds slashes (axum's catch-all
+/// `{*path}`, OpenAPI's `{path}`).
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use routes::*;
+    use utoipa::OpenApi;
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    let (router, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::list_users, auth::create_user))
+        .routes(routes!(auth::update_user))
+        .routes(routes!(auth::list_api_keys, auth::create_api_key))
+        .routes(routes!(auth::revoke_api_key))
+        .routes(routes!(orders::create, orders::list))
+        .routes(routes!(orders::execute))
+        .routes(routes!(orders::get_one, orders::cancel))
+        .routes(routes!(risk::positions))
+        .routes(routes!(risk::get_limits, risk::put_limits))
+        .routes(routes!(risk::status))
+        .routes(routes!(risk::activate_kill_switch, risk::release_kill_switch))
+        .routes(routes!(audit::list))
+        .routes(routes!(market::instruments))
+        .routes(routes!(market::trades))
+        .routes(routes!(market::quote))
+        .routes(routes!(market::book))
+        .routes(routes!(market::candles))
+        .routes(routes!(market::status))
+        .routes(routes!(signals::list, signals::create))
+        .routes(routes!(ideas::list, ideas::create))
+        .routes(routes!(ideas::stats))
+        .routes(routes!(ideas::get_one, ideas::update, ideas::delete))
+        .routes(routes!(ideas::transition))
+        .routes(routes!(ideas::audit))
+        .routes(routes!(ideas::list_categories, ideas::create_category))
+        .routes(routes!(ideas::get_category, ideas::update_category, ideas::delete_category))
+        .routes(routes!(docs::search))
+        .routes(routes!(docs::facets))
+        .routes(routes!(docs::reindex))
+        .routes(routes!(systems::list_systems, systems::create_system))
+        .routes(routes!(systems::get_system, systems::update_system, systems::delete_system))
+        .routes(routes!(systems::check_system_now))
+        .routes(routes!(tp_capital::parse))
+        .routes(routes!(tp_capital::webhook))
+        .routes(routes!(tp_capital::signals::list_signals))
+        .routes(routes!(tp_capital::signals::export_csv))
+        .routes(routes!(tp_capital::signals::get_signal, tp_capital::signals::delete_signal))
+        .routes(routes!(tp_capital::channels::list_channels, tp_capital::channels::create_channel))
+        .routes(routes!(
+            tp_capital::channels::get_channel,
+            tp_capital::channels::update_channel,
+            tp_capital::channels::delete_channel
+        ))
+        .routes(routes!(tp_capital::bots::list_bots, tp_capital::bots::create_bot))
+        .routes(routes!(tp_capital::bots::get_bot, tp_capital::bots::update_bot, tp_capital::bots::delete_bot))
+        .routes(routes!(tp_capital::logs::logs))
+        .routes(routes!(ops::health))
+        .routes(routes!(ops::ready))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(ws::upgrade))
+        .split_for_parts();
+    doc.merge(openapi::DocumentReader::openapi());
+    let router = router.route("/api/v1/docs/documents/{*path}", get(routes::docs::document));
+    (router, doc)
+}
+
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/auth/login", post(routes::auth::login))
-        .route("/auth/refresh", post(routes::auth::refresh))
-        .route("/users", get(routes::auth::list_users).post(routes::auth::create_user))
-        .route("/users/{id}", patch(routes::auth::update_user))
-        .route("/api-keys", get(routes::auth::list_api_keys).post(routes::auth::create_api_key))
-        .route("/api-keys/{id}", delete(routes::auth::revoke_api_key))
-        .route("/orders", post(routes::orders::create).get(routes::orders::list))
-        .route("/execute", post(routes::orders::create))
-        .route("/orders/{id}", get(routes::orders::get_one).delete(routes::orders::cancel))
-        .route("/positions", get(routes::risk::positions))
-        .route("/risk/limits", get(routes::risk::get_limits).put(routes::risk::put_limits))
-        .route("/risk/status", get(routes::risk::status))
-        .route("/risk/kill-switch", post(routes::risk::activate_kill_switch).delete(routes::risk::release_kill_switch))
-        .route("/audit", get(routes::audit::list))
-        .route("/market/instruments", get(routes::market::instruments))
-        .route("/market/trades", get(routes::market::trades))
-        .route("/market/quote", get(routes::market::quote))
-        .route("/market/book", get(routes::market::book))
-        .route("/market/candles", get(routes::market::candles))
-        .route("/market/status", get(routes::market::status))
-        .route("/signals", get(routes::signals::list).post(routes::signals::create))
-        .route("/ideas", get(routes::ideas::list).post(routes::ideas::create))
-        .route("/ideas/stats", get(routes::ideas::stats))
-        .route("/ideas/{id}", get(routes::ideas::get_one).put(routes::ideas::update).delete(routes::ideas::delete))
-        .route("/ideas/{id}/transition", post(routes::ideas::transition))
-        .route("/ideas/{id}/audit", get(routes::ideas::audit))
-        .route("/docs/search", get(routes::docs::search))
-        .route("/docs/facets", get(routes::docs::facets))
-        .route("/docs/documents/{*path}", get(routes::docs::document))
-        .route("/docs/reindex", post(routes::docs::reindex))
-        .route("/systems", get(routes::systems::list_systems).post(routes::systems::create_system))
-        .route(
-            "/systems/{id}",
-            get(routes::systems::get_system).put(routes::systems::update_system).delete(routes::systems::delete_system),
-        )
-        .route("/systems/{id}/check", post(routes::systems::check_system_now))
-        .route("/categories", get(routes::ideas::list_categories).post(routes::ideas::create_category))
-        .route(
-            "/categories/{name}",
-            get(routes::ideas::get_category).put(routes::ideas::update_category).delete(routes::ideas::delete_category),
-        )
-        .route("/tp-capital/parse", post(routes::tp_capital::parse))
-        .route("/tp-capital/telegram/webhook", post(routes::tp_capital::webhook))
-        .route("/tp-capital/signals", get(routes::tp_capital::list_signals))
-        .route("/tp-capital/signals/export.csv", get(routes::tp_capital::export_csv))
-        .route(
-            "/tp-capital/signals/{id}",
-            get(routes::tp_capital::get_signal).delete(routes::tp_capital::delete_signal),
-        )
-        .route(
-            "/tp-capital/telegram/channels",
-            get(routes::tp_capital::list_channels).post(routes::tp_capital::create_channel),
-        )
-        .route(
-            "/tp-capital/telegram/channels/{id}",
-            get(routes::tp_capital::get_channel)
-                .put(routes::tp_capital::update_channel)
-                .delete(routes::tp_capital::delete_channel),
-        )
-        .route("/tp-capital/telegram/bots", get(routes::tp_capital::list_bots).post(routes::tp_capital::create_bot))
-        .route(
-            "/tp-capital/telegram/bots/{id}",
-            get(routes::tp_capital::get_bot).put(routes::tp_capital::update_bot).delete(routes::tp_capital::delete_bot),
-        )
-        .route("/tp-capital/logs", get(routes::tp_capital::logs))
-        .fallback(routes::ops::not_found);
+    let (app, _) = api();
     let protection = state.protection.clone();
-    let app = Router::new()
-        .nest("/api/v1", api)
-        .route("/health", get(routes::ops::health))
-        .route("/ready", get(routes::ops::ready))
-        .route("/healthz", get(routes::ops::healthz))
-        .route("/metrics", get(routes::ops::metrics))
-        .route("/openapi.json", get(openapi::openapi_json))
-        .route("/ws", get(routes::ws::upgrade))
+    let app = app
         .merge(web::router())
         .fallback(routes::ops::not_found)
         .layer(axum::middleware::from_fn(body::guard))

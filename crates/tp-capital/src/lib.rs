@@ -99,10 +99,12 @@ pub fn row(
 
 /// A stored signal as the API and the WebSocket show it (prices as decimal numbers).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignalView {
     pub id: i64,
     pub channel_id: String,
     pub telegram_message_id: i64,
+    /// telegram-polling, telegram-webhook or api.
     pub source: String,
     pub ts: DateTime<Utc>,
     pub ingested_at: DateTime<Utc>,

@@ -1,5 +1,5 @@
 use crate::auth::{
-    check_password_policy, check_username, hash_password, new_api_key, verify_password, AsAdmin, Authorized, Principal,
+    check_password_policy, check_username, hash_password, new_api_key, verify_password, AsAdmin, AsViewer, Authorized,
     Role,
 };
 use crate::body::JsonBody;
@@ -58,7 +58,7 @@ pub async fn login(State(st): State<AppState>, JsonBody(b, _): JsonBody<LoginBod
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", summary = "A fresh token for the holder of a valid one, with the current role", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), responses((status = 200, body = LoginResponse), (status = 400, description = "An API key has nothing to refresh", body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 /// `POST /api/v1/auth/refresh`: a fresh token for the holder of a valid one, with the user's current role (a
 /// disabled or deleted user gets 401). API keys do not expire and have nothing to refresh.
-pub async fn refresh(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<LoginResponse>> {
+pub async fn refresh(State(st): State<AppState>, Authorized(principal): AsViewer) -> ApiResult<Json<LoginResponse>> {
     if !principal.session {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -89,8 +89,7 @@ impl From<storage::User> for UserView {
 }
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "auth", summary = "List users", security(("bearer" = ["admin"]), ("api_key" = ["admin"])), responses((status = 200, body = List<UserView>), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
-pub async fn list_users(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<List<UserView>>> {
-    principal.require(Role::Admin)?;
+pub async fn list_users(State(st): State<AppState>, Authorized(_): AsAdmin) -> ApiResult<Json<List<UserView>>> {
     let users: Vec<UserView> = st.db.list_users().await?.into_iter().map(UserView::from).collect();
     Ok(Json(List { total: users.len() as u64, data: users }))
 }
@@ -193,8 +192,7 @@ impl From<storage::ApiKey> for ApiKeyView {
 }
 
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "auth", summary = "List API keys (never the keys themselves)", security(("bearer" = ["admin"]), ("api_key" = ["admin"])), responses((status = 200, body = List<ApiKeyView>), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
-pub async fn list_api_keys(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<List<ApiKeyView>>> {
-    principal.require(Role::Admin)?;
+pub async fn list_api_keys(State(st): State<AppState>, Authorized(_): AsAdmin) -> ApiResult<Json<List<ApiKeyView>>> {
     let keys: Vec<ApiKeyView> = st.db.list_api_keys().await?.into_iter().map(ApiKeyView::from).collect();
     Ok(Json(List { total: keys.len() as u64, data: keys }))
 }
@@ -227,10 +225,9 @@ pub async fn create_api_key(
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "auth", summary = "Revoke an API key", security(("bearer" = ["admin"]), ("api_key" = ["admin"])), params(("id" = String, Path, description = "API key id")), responses((status = 200, body = ApiKeyView), (status = 404, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn revoke_api_key(
     State(st): State<AppState>,
-    principal: Principal,
+    Authorized(principal): AsAdmin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ApiKeyView>> {
-    principal.require(Role::Admin)?;
     let k = st.db.revoke_api_key(&id).await?;
     st.auth_cache.forget_key(&k.key_hash);
     tracing::info!(key_name = %k.name, by = %principal.name, "API key revoked");

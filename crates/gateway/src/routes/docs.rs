@@ -1,9 +1,9 @@
 //! The Documentation API: search, facets and documents from the indexed Markdown folder, reindexing, and the
 //! systems registry with health probes.
 
-use super::{query, QueryMap};
-use crate::auth::{AsTrader, Authorized, Principal, Role};
+use crate::auth::{AsTrader, AsViewer, Authorized};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::query::{text, Limit, Q};
 use crate::views::List;
 use crate::AppState;
 use axum::extract::{Path, State};
@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use docs_index::{DocsError, Facets, Hit, Query, ReindexReport};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 impl From<DocsError> for ApiError {
@@ -64,33 +64,42 @@ impl From<Hit> for HitView {
     }
 }
 
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// Words (accents do not matter; each is prefix-matched).
+    q: Option<String>,
+    domain: Option<String>,
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    doc_type: Option<String>,
+    /// Comma-separated; all must be present.
+    tags: Option<String>,
+    status: Option<String>,
+    /// 1..100, default 20.
+    #[serde(default)]
+    #[param(value_type = Option<usize>)]
+    limit: Limit<20, 100>,
+}
+
 #[utoipa::path(get, path = "/api/v1/docs/search", tag = "docs", summary = "Full-text search, ranked, with highlighted snippets",
     security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])),
-    params(("q" = Option<String>, Query, description = "Words (accents do not matter; each is prefix-matched)"),
-           ("domain" = Option<String>, Query), ("type" = Option<String>, Query), ("tags" = Option<String>, Query, description = "Comma-separated; all must be present"),
-           ("status" = Option<String>, Query), ("limit" = Option<usize>, Query, description = "1..100, default 20")),
+    params(SearchQuery),
     responses((status = 200, body = List<HitView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn search(State(st): State<AppState>, principal: Principal, q: QueryMap) -> ApiResult<Json<List<HitView>>> {
-    principal.require(Role::Viewer)?;
-    let q = query(q)?;
-    let limit = match q.get("limit") {
-        None => 20,
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| ApiError::invalid("limit", "limit must be an integer from 1 to 100"))?,
-    };
-    let text = |k: &str| q.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+pub async fn search(
+    State(st): State<AppState>,
+    Authorized(_): AsViewer,
+    Q(q): Q<SearchQuery>,
+) -> ApiResult<Json<List<HitView>>> {
     let query = Query {
-        q: text("q").unwrap_or_default(),
-        domain: text("domain"),
-        doc_type: text("type"),
-        tags: text("tags")
+        q: text(&q.q).unwrap_or_default(),
+        domain: text(&q.domain),
+        doc_type: text(&q.doc_type),
+        tags: text(&q.tags)
             .map(|t| t.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
             .unwrap_or_default(),
-        status: text("status"),
-        limit,
+        status: text(&q.status),
+        limit: q.limit.0,
     };
     if query.q.len() > 500 {
         return Err(ApiError::invalid("q", "q: at most 500 characters"));
@@ -117,8 +126,7 @@ pub struct FacetsView {
 #[utoipa::path(get, path = "/api/v1/docs/facets", tag = "docs", summary = "Document counts per domain, type, tag and status",
     security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])),
     responses((status = 200, body = FacetsView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn facets(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<FacetsView>> {
-    principal.require(Role::Viewer)?;
+pub async fn facets(State(st): State<AppState>, Authorized(_): AsViewer) -> ApiResult<Json<FacetsView>> {
     let f: Facets = st.docs.facets().await?;
     let j = |m| serde_json::to_value(m).unwrap_or_default();
     Ok(Json(FacetsView { domain: j(f.domain), doc_type: j(f.doc_type), tags: j(f.tags), status: j(f.status) }))
@@ -129,10 +137,9 @@ pub async fn facets(State(st): State<AppState>, principal: Principal) -> ApiResu
     responses((status = 200, description = "{path, front_matter, markdown, html}"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn document(
     State(st): State<AppState>,
-    principal: Principal,
+    Authorized(_): AsViewer,
     Path(path): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    principal.require(Role::Viewer)?;
     Ok(Json(st.docs.document(&path).await?))
 }
 

@@ -1,10 +1,10 @@
 //! The Idea Bank: ideas (CRUD, filters, real pagination, the status workflow on every change path, stats, the
 //! audit trail) and categories.
 
-use super::{pagination, query, QueryMap};
-use crate::auth::{AsAdmin, AsTrader, Authorized, Principal, Role};
+use crate::auth::{AsAdmin, AsTrader, AsViewer, Authorized};
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::query::{text, Limit, Offset, Q};
 use crate::views::List;
 use crate::AppState;
 use axum::extract::{Path, State};
@@ -136,25 +136,42 @@ async fn load(st: &AppState, id: &str) -> ApiResult<IdeaRow> {
     st.db.idea(id).await?.ok_or_else(|| ApiError::not_found(format!("idea {id} not found")))
 }
 
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct IdeasQuery {
+    category: Option<String>,
+    status: Option<String>,
+    priority: Option<String>,
+    tag: Option<String>,
+    /// Text in title, description or tags.
+    search: Option<String>,
+    /// 1..1000, default 100.
+    #[serde(default)]
+    #[param(value_type = Option<usize>)]
+    limit: Limit<100, 1000>,
+    /// Default 0.
+    #[serde(default)]
+    #[param(value_type = Option<usize>)]
+    offset: Offset,
+}
+
 #[utoipa::path(get, path = "/api/v1/ideas", tag = "ideas", summary = "Ideas, newest first",
     security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])),
-    params(("category" = Option<String>, Query), ("status" = Option<String>, Query), ("priority" = Option<String>, Query),
-           ("tag" = Option<String>, Query), ("search" = Option<String>, Query, description = "Text in title, description or tags"),
-           ("limit" = Option<usize>, Query, description = "1..1000, default 100"), ("offset" = Option<usize>, Query)),
+    params(IdeasQuery),
     responses((status = 200, body = List<IdeaView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn list(State(st): State<AppState>, principal: Principal, q: QueryMap) -> ApiResult<Json<List<IdeaView>>> {
-    principal.require(Role::Viewer)?;
-    let q = query(q)?;
-    let (limit, offset) = pagination(&q)?;
-    let text = |k: &str| q.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+pub async fn list(
+    State(st): State<AppState>,
+    Authorized(_): AsViewer,
+    Q(q): Q<IdeasQuery>,
+) -> ApiResult<Json<List<IdeaView>>> {
     let f = IdeaFilter {
-        category: text("category").map(|c| c.to_ascii_lowercase()),
-        status: text("status").map(|s| status(&s).map(|s| s.as_str().to_string())).transpose()?,
-        priority: text("priority").map(|p| priority(&p).map(str::to_string)).transpose()?,
-        tag: text("tag"),
-        search: text("search"),
-        limit: limit as i64,
-        offset: offset as i64,
+        category: text(&q.category).map(|c| c.to_ascii_lowercase()),
+        status: text(&q.status).map(|s| status(&s).map(|s| s.as_str().to_string())).transpose()?,
+        priority: text(&q.priority).map(|p| priority(&p).map(str::to_string)).transpose()?,
+        tag: text(&q.tag),
+        search: text(&q.search),
+        limit: q.limit.0 as i64,
+        offset: q.offset.0 as i64,
     };
     let (rows, total) = st.db.list_ideas(&f).await?;
     Ok(Json(List { data: rows.into_iter().map(IdeaView::from).collect(), total: total as u64 }))
@@ -174,8 +191,7 @@ pub struct IdeaStatsView {
 #[utoipa::path(get, path = "/api/v1/ideas/stats", tag = "ideas", summary = "Counts: total, by category, status and priority",
     security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])),
     responses((status = 200, body = IdeaStatsView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn stats(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<IdeaStatsView>> {
-    principal.require(Role::Viewer)?;
+pub async fn stats(State(st): State<AppState>, Authorized(_): AsViewer) -> ApiResult<Json<IdeaStatsView>> {
     let s = st.db.idea_stats().await?;
     let map = |v: Vec<(String, i64)>| v.into_iter().map(|(k, n)| (k, json!(n))).collect();
     // Every status and priority appears, with 0 when none.
@@ -227,10 +243,9 @@ pub async fn create(
     responses((status = 200, body = IdeaView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
     State(st): State<AppState>,
-    principal: Principal,
+    Authorized(_): AsViewer,
     Path(id): Path<String>,
 ) -> ApiResult<Json<IdeaView>> {
-    principal.require(Role::Viewer)?;
     Ok(Json(load(&st, &id).await?.into()))
 }
 
@@ -320,10 +335,9 @@ pub struct IdeaAuditView {
     responses((status = 200, body = List<IdeaAuditView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn audit(
     State(st): State<AppState>,
-    principal: Principal,
+    Authorized(_): AsViewer,
     Path(id): Path<String>,
 ) -> ApiResult<Json<List<IdeaAuditView>>> {
-    principal.require(Role::Viewer)?;
     let data: Vec<IdeaAuditView> = st
         .db
         .idea_audit(&id)
@@ -384,8 +398,10 @@ fn check_category_body(c: &CategoryView) -> ApiResult<()> {
 #[utoipa::path(get, path = "/api/v1/categories", tag = "ideas", summary = "Idea categories",
     security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])),
     responses((status = 200, body = List<CategoryView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn list_categories(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<List<CategoryView>>> {
-    principal.require(Role::Viewer)?;
+pub async fn list_categories(
+    State(st): State<AppState>,
+    Authorized(_): AsViewer,
+) -> ApiResult<Json<List<CategoryView>>> {
     let data: Vec<CategoryView> = st.db.list_categories(false).await?.into_iter().map(CategoryView::from).collect();
     Ok(Json(List { total: data.len() as u64, data }))
 }
@@ -418,10 +434,9 @@ pub async fn create_category(
     responses((status = 200, body = CategoryView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_category(
     State(st): State<AppState>,
-    principal: Principal,
+    Authorized(_): AsViewer,
     Path(name): Path<String>,
 ) -> ApiResult<Json<CategoryView>> {
-    principal.require(Role::Viewer)?;
     let c = st.db.category(&name).await?.ok_or_else(|| ApiError::not_found(format!("category {name} not found")))?;
     Ok(Json(c.into()))
 }

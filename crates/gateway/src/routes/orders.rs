@@ -1,8 +1,8 @@
-use super::{pagination, parse_time, query, QueryMap};
-use crate::auth::{Principal, Role};
+use crate::auth::{AsTrader, AsViewer, Authorized, Principal};
 use crate::body::{exact, parse_bytes, parse_text, Exact};
 use crate::error::ErrorBody;
 use crate::error::{correlation_id, ApiError, ApiResult};
+use crate::query::{Limit, Offset, Time, Q};
 use crate::views::{List, OrderView};
 use crate::AppState;
 use axum::body::Bytes;
@@ -42,10 +42,9 @@ fn actor(p: &Principal) -> Actor {
 /// repeated `client_order_id`, 403 with the check's code for a risk rejection, 422 naming the field when invalid.
 pub async fn create(
     State(st): State<AppState>,
-    principal: Principal,
+    Authorized(principal): AsTrader,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
-    principal.require(Role::Trader)?;
     let bytes = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "the request body is too large")
@@ -85,13 +84,39 @@ pub async fn create(
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", summary = "List orders, newest first", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), params(("status" = Option<String>, Query, description = "Comma-separated statuses"), ("symbol" = Option<String>, Query, description = "Symbol"), ("side" = Option<String>, Query, description = "BUY or SELL"), ("from" = Option<String>, Query, description = "RFC 3339 time"), ("to" = Option<String>, Query, description = "RFC 3339 time"), ("limit" = String, Query, description = "1..1000, default 100"), ("offset" = String, Query, description = "Default 0")), responses((status = 200, body = List<OrderView>), (status = 422, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
-pub async fn list(State(st): State<AppState>, principal: Principal, q: QueryMap) -> ApiResult<Json<List<OrderView>>> {
-    principal.require(Role::Viewer)?;
-    let q = query(q)?;
-    let (limit, offset) = pagination(&q)?;
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrdersQuery {
+    /// Comma-separated statuses.
+    status: Option<String>,
+    symbol: Option<String>,
+    /// BUY or SELL.
+    side: Option<String>,
+    /// Created at or after (RFC 3339).
+    #[param(value_type = Option<String>)]
+    from: Option<Time>,
+    /// Created at or before (RFC 3339).
+    #[param(value_type = Option<String>)]
+    to: Option<Time>,
+    /// 1..1000, default 100.
+    #[serde(default)]
+    #[param(value_type = Option<usize>)]
+    limit: Limit<100, 1000>,
+    /// Default 0.
+    #[serde(default)]
+    #[param(value_type = Option<usize>)]
+    offset: Offset,
+}
+
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", summary = "List orders, newest first", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), params(OrdersQuery), responses((status = 200, body = List<OrderView>), (status = 422, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
+pub async fn list(
+    State(st): State<AppState>,
+    Authorized(_): AsViewer,
+    Q(q): Q<OrdersQuery>,
+) -> ApiResult<Json<List<OrderView>>> {
     let status = q
-        .get("status")
+        .status
+        .as_deref()
         .map(|s| {
             s.split(',')
                 .map(|x| {
@@ -101,7 +126,7 @@ pub async fn list(State(st): State<AppState>, principal: Principal, q: QueryMap)
                 .collect::<ApiResult<Vec<_>>>()
         })
         .transpose()?;
-    let side = match q.get("side").map(|s| s.to_ascii_uppercase()) {
+    let side = match q.side.map(|s| s.trim().to_ascii_uppercase()) {
         None => None,
         Some(s) if s == "BUY" => Some(Side::Buy),
         Some(s) if s == "SELL" => Some(Side::Sell),
@@ -109,12 +134,12 @@ pub async fn list(State(st): State<AppState>, principal: Principal, q: QueryMap)
     };
     let filter = OrderFilter {
         status,
-        symbol: q.get("symbol").map(|s| s.trim().to_ascii_uppercase()),
+        symbol: q.symbol.map(|s| s.trim().to_ascii_uppercase()),
         side,
-        from: parse_time(&q, "from")?,
-        to: parse_time(&q, "to")?,
-        limit,
-        offset,
+        from: q.from.map(|t| t.0),
+        to: q.to.map(|t| t.0),
+        limit: q.limit.0,
+        offset: q.offset.0,
     };
     // A filtered listing scans the orders in slices (the lock released between them): a blocking-pool job.
     let oms = st.oms.clone();
@@ -124,6 +149,20 @@ pub async fn list(State(st): State<AppState>, principal: Principal, q: QueryMap)
     Ok(Json(List { data: orders.into_iter().map(OrderView::from).collect(), total: total as u64 }))
 }
 
+/// `POST /api/v1/execute` is the original system's name for `POST /api/v1/orders`; same handler, same contract.
+#[utoipa::path(post, path = "/api/v1/execute", tag = "orders", summary = "Same as POST /api/v1/orders (the original system's name)",
+    security(("bearer" = ["trader"]), ("api_key" = ["trader"])),
+    request_body = OrderBody,
+    responses((status = 201, body = OrderView), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn execute(
+    st: State<AppState>,
+    who: AsTrader,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<(StatusCode, Json<OrderView>)> {
+    create(st, who, body).await
+}
+
 fn parse_id(id: &str) -> ApiResult<u64> {
     id.parse::<u64>().map_err(|_| ApiError::invalid("id", "order ids are positive integers"))
 }
@@ -131,10 +170,9 @@ fn parse_id(id: &str) -> ApiResult<u64> {
 #[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", summary = "One order with its fills", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), params(("id" = u64, Path, description = "Order id")), responses((status = 200, body = OrderView), (status = 404, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn get_one(
     State(st): State<AppState>,
-    principal: Principal,
+    Authorized(_): AsViewer,
     Path(id): Path<String>,
 ) -> ApiResult<Json<OrderView>> {
-    principal.require(Role::Viewer)?;
     let id = parse_id(&id)?;
     st.oms.get(id).map(|o| Json(o.into())).ok_or_else(|| ApiError::not_found(format!("order {id} not found")))
 }
@@ -143,10 +181,9 @@ pub async fn get_one(
 /// `DELETE /api/v1/orders/{id}`: requests a cancel; the order comes back PENDING_CANCEL (or already CANCELED).
 pub async fn cancel(
     State(st): State<AppState>,
-    principal: Principal,
+    Authorized(principal): AsTrader,
     Path(id): Path<String>,
 ) -> ApiResult<Json<OrderView>> {
-    principal.require(Role::Trader)?;
     let id = parse_id(&id)?;
     let order = st.oms.cancel(id, &actor(&principal)).await?;
     Ok(Json(order.into()))

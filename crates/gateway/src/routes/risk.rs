@@ -1,8 +1,8 @@
-use crate::auth::{AsAdmin, AsTrader, Authorized, Principal, Role};
+use crate::auth::{AsAdmin, AsTrader, AsViewer, Authorized};
 use crate::body::{exact, parse_bytes, parse_value, Exact, JsonBody};
 use crate::error::ErrorBody;
 use crate::error::{correlation_id, ApiError, ApiResult};
-use crate::routes::{query, QueryMap};
+use crate::query::Q;
 use crate::views::PositionView;
 use crate::AppState;
 use axum::body::Bytes;
@@ -30,8 +30,7 @@ struct Totals {
 }
 
 #[utoipa::path(get, path = "/api/v1/positions", tag = "positions", summary = "Positions with realized/unrealized P&L", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), responses((status = 200, body = PositionsResponse), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
-pub async fn positions(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<PositionsResponse>> {
-    principal.require(Role::Viewer)?;
+pub async fn positions(State(st): State<AppState>, Authorized(_): AsViewer) -> ApiResult<Json<PositionsResponse>> {
     let v = st.oms.positions();
     let data: Vec<PositionView> = v.positions.into_iter().map(PositionView::from).collect();
     Ok(Json(PositionsResponse {
@@ -47,8 +46,7 @@ pub async fn positions(State(st): State<AppState>, principal: Principal) -> ApiR
 }
 
 #[utoipa::path(get, path = "/api/v1/risk/limits", tag = "risk", summary = "The risk limits", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), responses((status = 200, body = RiskLimits), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
-pub async fn get_limits(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<RiskLimits>> {
-    principal.require(Role::Viewer)?;
+pub async fn get_limits(State(st): State<AppState>, Authorized(_): AsViewer) -> ApiResult<Json<RiskLimits>> {
     Ok(Json(st.oms.limits()))
 }
 
@@ -112,8 +110,7 @@ pub async fn put_limits(
 }
 
 #[utoipa::path(get, path = "/api/v1/risk/status", tag = "risk", summary = "Trading state, daily P&L against the loss limit, kill switch", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), responses((status = 200, body = RiskStatus), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
-pub async fn status(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<RiskStatus>> {
-    principal.require(Role::Viewer)?;
+pub async fn status(State(st): State<AppState>, Authorized(_): AsViewer) -> ApiResult<Json<RiskStatus>> {
     Ok(Json(st.oms.risk_status()))
 }
 
@@ -150,18 +147,23 @@ struct ReleaseBody {
     reason: String,
 }
 
-#[utoipa::path(delete, path = "/api/v1/risk/kill-switch", tag = "risk", summary = "Release the kill switch", security(("bearer" = ["admin"]), ("api_key" = ["admin"])), params(("reason" = Option<String>, Query, description = "Why (or in a JSON body)")), request_body(content = ReleaseBody, description = "Optional: the reason may come as ?reason= instead"), responses((status = 200, body = KillSwitchState), (status = 422, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReleaseQuery {
+    /// Why (or in a JSON body).
+    reason: Option<String>,
+}
+
+#[utoipa::path(delete, path = "/api/v1/risk/kill-switch", tag = "risk", summary = "Release the kill switch", security(("bearer" = ["admin"]), ("api_key" = ["admin"])), params(ReleaseQuery), request_body(content = ReleaseBody, description = "Optional: the reason may come as ?reason= instead"), responses((status = 200, body = KillSwitchState), (status = 422, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 /// Admins only. The reason comes in a JSON body `{"reason": ...}` or as `?reason=`.
 pub async fn release_kill_switch(
     State(st): State<AppState>,
-    principal: Principal,
-    q: QueryMap,
+    Authorized(principal): AsAdmin,
+    Q(q): Q<ReleaseQuery>,
     body: Bytes,
 ) -> ApiResult<Json<KillSwitchState>> {
-    principal.require(Role::Admin)?;
-    let q = query(q)?;
     let reason = if body.iter().all(|b| b.is_ascii_whitespace()) {
-        q.get("reason").cloned().unwrap_or_default()
+        q.reason.unwrap_or_default()
     } else {
         parse_value::<ReleaseBody>(parse_bytes(&body)?)?.reason
     };

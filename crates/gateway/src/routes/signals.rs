@@ -3,10 +3,10 @@
 //! take-profit at `price_target`), through the risk engine like any order; HOLD and low-confidence signals are
 //! recorded and nothing is traded.
 
-use super::{pagination, query, QueryMap};
-use crate::auth::{AsTrader, Authorized, Principal, Role};
+use crate::auth::{AsTrader, AsViewer, Authorized};
 use crate::body::{exact, Exact, JsonBody};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::query::{Page, Q};
 use crate::views::List;
 use crate::AppState;
 use axum::extract::State;
@@ -169,15 +169,14 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/v1/signals", tag = "signals", summary = "Strategy/ML signals, newest first, with the orders they opened",
     security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])),
-    params(("limit" = Option<usize>, Query, description = "1..1000, default 100"), ("offset" = Option<usize>, Query)),
+    params(Page),
     responses((status = 200, body = List<ModelSignalView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(
     State(st): State<AppState>,
-    principal: Principal,
-    q: QueryMap,
+    Authorized(_): AsViewer,
+    Q(page): Q<Page>,
 ) -> ApiResult<Json<List<ModelSignalView>>> {
-    principal.require(Role::Viewer)?;
-    let (limit, offset) = pagination(&query(q)?)?;
+    let (limit, offset) = (page.limit.0, page.offset.0);
     let (rows, total) = st.db.list_model_signals(limit as i64, offset as i64).await?;
     let mut data = Vec::with_capacity(rows.len());
     for m in rows {

@@ -1,7 +1,7 @@
 //! The systems registry: the desk's other systems (name, URL, owner) and their health, probed by
 //! [`crate::systems`].
 
-use crate::auth::{AsAdmin, AsTrader, Authorized, Principal, Role};
+use crate::auth::{AsAdmin, AsTrader, AsViewer, Authorized};
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::views::List;
@@ -76,8 +76,7 @@ fn check_system(b: &SystemBody) -> ApiResult<()> {
 #[utoipa::path(get, path = "/api/v1/systems", tag = "docs", summary = "The systems registry",
     security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])),
     responses((status = 200, body = List<SystemView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn list_systems(State(st): State<AppState>, principal: Principal) -> ApiResult<Json<List<SystemView>>> {
-    principal.require(Role::Viewer)?;
+pub async fn list_systems(State(st): State<AppState>, Authorized(_): AsViewer) -> ApiResult<Json<List<SystemView>>> {
     let data: Vec<SystemView> = st.db.list_systems().await?.into_iter().map(SystemView::from).collect();
     Ok(Json(List { total: data.len() as u64, data }))
 }
@@ -113,10 +112,9 @@ pub async fn create_system(
     responses((status = 200, body = SystemView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_system(
     State(st): State<AppState>,
-    principal: Principal,
+    Authorized(_): AsViewer,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SystemView>> {
-    principal.require(Role::Viewer)?;
     Ok(Json(st.db.system(&id).await?.ok_or_else(|| ApiError::not_found(format!("system {id} not found")))?.into()))
 }
 

@@ -8,19 +8,18 @@
 //! fast enough its queue overflows, it gets `SLOW_CONSUMER` and is disconnected, and nobody else notices. Book and
 //! quote updates that are still queued when the client catches up are conflated to the latest per symbol.
 
-use crate::auth::{authenticate, Principal, Role};
+use crate::auth::{AsViewer, Authorized, Principal};
 use crate::error::ApiError;
 use crate::error::ErrorBody;
 use crate::views::OrderView;
 use crate::AppState;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use bus::{Delivery, Event, Subscription};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,17 +32,9 @@ const OMS: [&str; 4] = ["orders", "fills", "positions", "risk"];
 #[utoipa::path(get, path = "/ws", tag = "streaming", summary = "The WebSocket stream (trades, quotes, book, candles, orders, fills, positions, risk)", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), params(("token" = Option<String>, Query, description = "Bearer token, for clients that cannot set headers")), responses((status = 101, description = "Switching to the WebSocket protocol: subscribe with {\"action\":\"subscribe\",\"channels\":[...],\"symbols\":[...]}"), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn upgrade(
     State(st): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    Authorized(principal): AsViewer,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let principal = match authenticate(&st, &headers, q.get("token").map(String::as_str)).await {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    if let Err(e) = principal.require(Role::Viewer) {
-        return e.into_response();
-    }
     match ws {
         Ok(ws) => ws.max_message_size(64 * 1024).on_upgrade(move |socket| connection(socket, st, principal)),
         Err(_) => ApiError::bad_request("expected a WebSocket upgrade request").into_response(),
