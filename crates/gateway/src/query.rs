@@ -31,6 +31,40 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Q<T> {
     }
 }
 
+/// A typed path parameter: one that does not parse is a 422 naming it (axum's own rejection is plain text).
+pub struct P<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for P<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        use axum::extract::path::{ErrorKind, Path};
+        use axum::extract::rejection::PathRejection;
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(P(v)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                // A single value (`P<u64>`) fails without a key: name the route's only parameter.
+                let only = match axum::extract::RawPathParams::from_request_parts(parts, state).await {
+                    Ok(raw) if raw.iter().count() == 1 => raw.iter().next().map(|(k, _)| k.to_string()),
+                    _ => None,
+                };
+                let field = match e.kind() {
+                    ErrorKind::ParseErrorAtKey { key, .. } | ErrorKind::InvalidUtf8InPathParam { key } => key.clone(),
+                    _ => only.unwrap_or_else(|| "path".to_string()),
+                };
+                let expected = match e.kind() {
+                    ErrorKind::ParseErrorAtKey { expected_type, .. } | ErrorKind::ParseError { expected_type, .. } => {
+                        format!("expected {}", expected_type.rsplit("::").next().unwrap_or(expected_type))
+                    }
+                    _ => "cannot be read".to_string(),
+                };
+                Err(ApiError::invalid(&field, format!("{field}: {expected}")))
+            }
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
 /// Accepts a number as text or as a number (flattened structs see query values as text).
 struct Number;
 
@@ -163,5 +197,20 @@ mod tests {
             assert_eq!(e.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY, "{uri}");
             assert_eq!(field(&e), name, "{uri}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_path_parameter_that_does_not_parse_is_named() {
+        use axum::body::Body;
+        use tower::ServiceExt;
+        let app = axum::Router::new()
+            .route("/orders/{id}", axum::routing::get(|P(id): P<u64>| async move { id.to_string() }));
+        let ok = app.clone().oneshot(Request::get("/orders/42").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(ok.status(), axum::http::StatusCode::OK);
+        let bad = app.oneshot(Request::get("/orders/abc").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(bad.status(), axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+        let body = axum::body::to_bytes(bad.into_body(), 1 << 16).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["details"]["field"], "id", "{v}");
     }
 }

@@ -2,11 +2,11 @@ use crate::auth::{AsTrader, AsViewer, Authorized, Principal};
 use crate::body::{exact, parse_bytes, parse_text, Exact};
 use crate::error::ErrorBody;
 use crate::error::{correlation_id, ApiError, ApiResult};
-use crate::query::{Limit, Offset, Time, Q};
+use crate::query::{Limit, Offset, Time, P, Q};
 use crate::views::{List, OrderView};
 use crate::AppState;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use domain::order::{OrderRequest, OrderStatus, OrderType, PositionType, Side, TimeInForce};
@@ -163,17 +163,12 @@ pub async fn execute(
     create(st, who, body).await
 }
 
-fn parse_id(id: &str) -> ApiResult<u64> {
-    id.parse::<u64>().map_err(|_| ApiError::invalid("id", "order ids are positive integers"))
-}
-
 #[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", summary = "One order with its fills", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), params(("id" = u64, Path, description = "Order id")), responses((status = 200, body = OrderView), (status = 404, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
 pub async fn get_one(
     State(st): State<AppState>,
     Authorized(_): AsViewer,
-    Path(id): Path<String>,
+    P(id): P<domain::order::OrderId>,
 ) -> ApiResult<Json<OrderView>> {
-    let id = parse_id(&id)?;
     st.oms.get(id).map(|o| Json(o.into())).ok_or_else(|| ApiError::not_found(format!("order {id} not found")))
 }
 
@@ -182,9 +177,8 @@ pub async fn get_one(
 pub async fn cancel(
     State(st): State<AppState>,
     Authorized(principal): AsTrader,
-    Path(id): Path<String>,
+    P(id): P<domain::order::OrderId>,
 ) -> ApiResult<Json<OrderView>> {
-    let id = parse_id(&id)?;
     let order = st.oms.cancel(id, &actor(&principal)).await?;
     Ok(Json(order.into()))
 }

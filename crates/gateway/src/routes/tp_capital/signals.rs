@@ -2,10 +2,10 @@
 
 use crate::auth::{AsTrader, AsViewer, Authorized};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::query::{text, Limit, Offset, Time, Q};
+use crate::query::{text, Limit, Offset, Time, P, Q};
 use crate::views::List;
 use crate::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -75,10 +75,6 @@ pub async fn list_signals(
     Ok(Json(List { data: rows.into_iter().map(SignalView::from).collect(), total: total as u64 }))
 }
 
-fn signal_id(id: &str) -> ApiResult<i64> {
-    id.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| ApiError::invalid("id", "signal ids are positive integers"))
-}
-
 #[utoipa::path(get, path = "/api/v1/tp-capital/signals/{id}", tag = "tp-capital", summary = "One signal",
     security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])),
     params(("id" = i64, Path, description = "Signal id")),
@@ -86,9 +82,8 @@ fn signal_id(id: &str) -> ApiResult<i64> {
 pub async fn get_signal(
     State(st): State<AppState>,
     Authorized(_): AsViewer,
-    Path(id): Path<String>,
+    P(id): P<i64>,
 ) -> ApiResult<Json<SignalWithOrders>> {
-    let id = signal_id(&id)?;
     let s = st.db.signal(id).await?.ok_or_else(|| ApiError::not_found(format!("signal {id} not found")))?;
     let bracket = st.trader.bracket_state(&format!("tp-{id}")).await.map(crate::routes::signals::BracketView::from);
     Ok(Json(SignalWithOrders { signal: s.into(), bracket }))
@@ -110,9 +105,8 @@ pub struct SignalWithOrders {
 pub async fn delete_signal(
     State(st): State<AppState>,
     Authorized(p): AsTrader,
-    Path(id): Path<String>,
+    P(id): P<i64>,
 ) -> ApiResult<Json<SignalView>> {
-    let id = signal_id(&id)?;
     let s = st.db.delete_signal(id, &p.name).await?;
     tracing::info!(signal_id = id, by = %p.name, "signal deleted into the archive");
     Ok(Json(s.into()))
