@@ -1,7 +1,7 @@
 //! The Idea Bank's tables: categories, ideas and their audit log. Rules (workflow, validation) live in the
 //! `idea-bank` crate; this is only storage.
 
-use crate::{get_bool, like_pattern, parse_ts, unique, updated_one, Db, Filters, StoreError};
+use crate::{fmt_ts, get_bool, like_pattern, ts, unique, Db, Filters, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -74,8 +74,8 @@ fn category_from_row(r: &AnyRow) -> Result<Category, sqlx::Error> {
         color: r.try_get("color")?,
         sort_order: r.try_get::<i64, _>("sort_order").or_else(|_| r.try_get::<i32, _>("sort_order").map(i64::from))?,
         active: get_bool(r, "active")?,
-        created_at: parse_ts(&r.try_get::<String, _>("created_at")?),
-        updated_at: parse_ts(&r.try_get::<String, _>("updated_at")?),
+        created_at: ts(r, "created_at")?,
+        updated_at: ts(r, "updated_at")?,
     })
 }
 
@@ -94,8 +94,8 @@ fn idea_from_row(r: &AnyRow) -> Result<IdeaRow, sqlx::Error> {
         metadata: serde_json::from_str(&metadata).unwrap_or_else(|_| serde_json::json!({})),
         created_by: r.try_get("created_by")?,
         updated_by: r.try_get("updated_by")?,
-        created_at: parse_ts(&r.try_get::<String, _>("created_at")?),
-        updated_at: parse_ts(&r.try_get::<String, _>("updated_at")?),
+        created_at: ts(r, "created_at")?,
+        updated_at: ts(r, "updated_at")?,
     })
 }
 
@@ -130,8 +130,8 @@ impl Db {
         .bind(&c.color)
         .bind(c.sort_order)
         .bind(c.active)
-        .bind(c.created_at.to_rfc3339())
-        .bind(c.updated_at.to_rfc3339())
+        .bind(fmt_ts(&c.created_at))
+        .bind(fmt_ts(&c.updated_at))
         .execute(self.pool())
         .await;
         unique(res, || format!("category {}", c.name)).map(|_| c.clone())
@@ -147,7 +147,7 @@ impl Db {
         .bind(&c.color)
         .bind(c.sort_order)
         .bind(c.active)
-        .bind(c.updated_at.to_rfc3339())
+        .bind(fmt_ts(&c.updated_at))
         .bind(&c.name)
         .execute(self.pool())
         .await?;
@@ -203,8 +203,8 @@ impl Db {
         .bind(i.metadata.to_string())
         .bind(&i.created_by)
         .bind(&i.updated_by)
-        .bind(i.created_at.to_rfc3339())
-        .bind(i.updated_at.to_rfc3339())
+        .bind(fmt_ts(&i.created_at))
+        .bind(fmt_ts(&i.updated_at))
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -222,7 +222,7 @@ impl Db {
             .bind(actor)
             .bind(action)
             .bind(changes.to_string())
-            .bind(Utc::now().to_rfc3339())
+            .bind(fmt_ts(&Utc::now()))
             .execute(&mut **tx)
             .await?;
         Ok(())
@@ -282,9 +282,9 @@ impl Db {
         .bind(serde_json::to_string(&new.tags).unwrap_or_else(|_| "[]".into()))
         .bind(new.metadata.to_string())
         .bind(&new.updated_by)
-        .bind(new.updated_at.to_rfc3339())
+        .bind(fmt_ts(&new.updated_at))
         .bind(&old.id)
-        .bind(old.updated_at.to_rfc3339())
+        .bind(fmt_ts(&old.updated_at))
         .execute(&mut *tx)
         .await?;
         if r.rows_affected() == 0 {
@@ -360,101 +360,11 @@ impl Db {
                     actor: r.try_get("actor")?,
                     action: r.try_get("action")?,
                     changes: serde_json::from_str(&r.try_get::<String, _>("changes")?).unwrap_or_default(),
-                    ts: parse_ts(&r.try_get::<String, _>("ts")?),
+                    ts: ts(r, "ts")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
-    }
-}
-
-/// A system of the documentation registry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SystemRow {
-    pub id: String,
-    pub name: String,
-    /// api, webapp, docs or tool.
-    pub system_type: String,
-    pub url: String,
-    pub owner: String,
-    pub tags: Vec<String>,
-    /// online, offline, error or unknown.
-    pub status: String,
-    pub last_check: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-fn system_from_row(r: &AnyRow) -> Result<SystemRow, sqlx::Error> {
-    Ok(SystemRow {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        system_type: r.try_get("system_type")?,
-        url: r.try_get("url")?,
-        owner: r.try_get("owner")?,
-        tags: serde_json::from_str(&r.try_get::<String, _>("tags")?).unwrap_or_default(),
-        status: r.try_get("status")?,
-        last_check: r.try_get::<Option<String>, _>("last_check")?.map(|s| parse_ts(&s)),
-        created_at: parse_ts(&r.try_get::<String, _>("created_at")?),
-        updated_at: parse_ts(&r.try_get::<String, _>("updated_at")?),
-    })
-}
-
-impl Db {
-    pub async fn create_system(&self, s: &SystemRow) -> Result<SystemRow, StoreError> {
-        let res = sqlx::query(
-            "INSERT INTO systems (id, name, system_type, url, owner, tags, status, last_check, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&s.id)
-        .bind(&s.name)
-        .bind(&s.system_type)
-        .bind(&s.url)
-        .bind(&s.owner)
-        .bind(serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into()))
-        .bind(&s.status)
-        .bind(s.last_check.map(|t| t.to_rfc3339()))
-        .bind(s.created_at.to_rfc3339())
-        .bind(s.updated_at.to_rfc3339())
-        .execute(self.pool())
-        .await;
-        unique(res, || format!("system {}", s.name)).map(|_| s.clone())
-    }
-
-    pub async fn list_systems(&self) -> Result<Vec<SystemRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM systems ORDER BY name").fetch_all(self.pool()).await?;
-        Ok(rows.iter().map(system_from_row).collect::<Result<_, _>>()?)
-    }
-}
-
-impl Db {
-    pub async fn system(&self, id: &str) -> Result<Option<SystemRow>, StoreError> {
-        let row = sqlx::query("SELECT * FROM systems WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
-        Ok(row.as_ref().map(system_from_row).transpose()?)
-    }
-
-    pub async fn update_system(&self, s: &SystemRow) -> Result<SystemRow, StoreError> {
-        let res = sqlx::query(
-            "UPDATE systems SET name = $1, system_type = $2, url = $3, owner = $4, tags = $5, status = $6, \
-             last_check = $7, updated_at = $8 WHERE id = $9",
-        )
-        .bind(&s.name)
-        .bind(&s.system_type)
-        .bind(&s.url)
-        .bind(&s.owner)
-        .bind(serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into()))
-        .bind(&s.status)
-        .bind(s.last_check.map(|t| t.to_rfc3339()))
-        .bind(s.updated_at.to_rfc3339())
-        .bind(&s.id)
-        .execute(self.pool())
-        .await;
-        updated_one(res, || format!("system {}", s.id), || format!("system {}", s.name))?;
-        Ok(s.clone())
-    }
-
-    pub async fn delete_system(&self, id: &str) -> Result<(), StoreError> {
-        self.delete_by_id("systems", id, "system").await
     }
 }
 
@@ -469,5 +379,76 @@ impl Db {
         }
         tx.commit().await?;
         Ok(rows.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Idea Bank's tables, on SQLite and PostgreSQL.
+    #[tokio::test]
+    async fn ideas_on_every_backend() {
+        crate::on_every_backend(async |db: &Db| {
+            let cats = db.list_categories(true).await.unwrap();
+            assert_eq!(cats.len(), 6, "the original's six categories are seeded");
+            assert_eq!(cats[0].name, "documentacao");
+            let now = Utc::now();
+            let idea = |id: &str, title: &str, tags: &[&str], legacy: Option<&str>| IdeaRow {
+                id: id.into(),
+                legacy_id: legacy.map(str::to_string),
+                title: title.into(),
+                description: "d".into(),
+                category: "dashboard".into(),
+                priority: "high".into(),
+                status: "new".into(),
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+                metadata: serde_json::json!({"k": 1}),
+                created_by: "alice".into(),
+                updated_by: "alice".into(),
+                created_at: now,
+                updated_at: now,
+            };
+            let a = db
+                .create_idea(&idea("i1", "Painel de risco", &["risco", "ui_v2"], None), "alice", "create")
+                .await
+                .unwrap();
+            db.create_idea(&idea("i2", "Coletor B3", &["dados"], Some("7")), "import", "import").await.unwrap();
+            assert!(matches!(
+                db.create_idea(&idea("i3", "again", &[], Some("7")), "import", "import").await,
+                Err(StoreError::Conflict(_))
+            ));
+            assert_eq!(db.idea_by_legacy_id("7").await.unwrap().unwrap().id, "i2");
+            let f = IdeaFilter { limit: 10, ..Default::default() };
+            assert_eq!(db.list_ideas(&f).await.unwrap().1, 2);
+            assert_eq!(db.list_ideas(&IdeaFilter { tag: Some("RISCO".into()), ..f.clone() }).await.unwrap().1, 1);
+            assert_eq!(
+                db.list_ideas(&IdeaFilter { tag: Some("ui_".into()), ..f.clone() }).await.unwrap().1,
+                0,
+                "whole tags only"
+            );
+            assert_eq!(db.list_ideas(&IdeaFilter { search: Some("coletor".into()), ..f.clone() }).await.unwrap().1, 1);
+            assert_eq!(db.list_ideas(&IdeaFilter { limit: 1, offset: 1, ..f.clone() }).await.unwrap().0.len(), 1);
+            let later = IdeaRow {
+                status: "review".into(),
+                updated_by: "bob".into(),
+                updated_at: now + chrono::Duration::seconds(1),
+                ..a.clone()
+            };
+            db.update_idea(&a, &later, "bob", "transition").await.unwrap();
+            assert!(
+                matches!(db.update_idea(&a, &later, "bob", "update").await, Err(StoreError::Conflict(_))),
+                "stale write"
+            );
+            let trail = db.idea_audit("i1").await.unwrap();
+            assert_eq!(trail.len(), 2);
+            assert_eq!(trail[1].changes["status"], serde_json::json!({"old": "new", "new": "review"}));
+            let stats = db.idea_stats().await.unwrap();
+            assert_eq!((stats.total, stats.by_status.len()), (2, 2));
+            assert!(matches!(db.delete_category("dashboard").await, Err(StoreError::Conflict(_))));
+            db.delete_idea("i1", "bob").await.unwrap();
+            assert_eq!(db.idea_audit("i1").await.unwrap().len(), 3);
+        })
+        .await;
     }
 }

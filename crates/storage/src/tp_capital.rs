@@ -1,7 +1,7 @@
 //! TP-Capital's tables: channels, bots, signals (idempotent on channel + Telegram message id), the deleted
 //! archive and the ingestion log. Prices are stored as integer 1/10,000 units, like everywhere else.
 
-use crate::{get_bool, like_pattern, parse_ts, unique, updated_one, Db, Filters, StoreError};
+use crate::{fmt_ts, get_bool, like_pattern, opt_ts, ts, unique, updated_one, Db, Filters, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -111,23 +111,6 @@ pub struct LogEntry {
     pub message: String,
 }
 
-/// A strategy/ML signal (`POST /api/v1/signals`). Prices in 1/10,000 units.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelSignal {
-    pub id: i64,
-    pub symbol: String,
-    /// BUY, SELL or HOLD.
-    pub action: String,
-    pub confidence: f64,
-    pub price_target: Option<i64>,
-    pub stop_loss: Option<i64>,
-    pub model_version: String,
-    /// What became of it: ordered, below_threshold, hold, rejected: ...
-    pub decision: String,
-    pub created_by: String,
-    pub created_at: DateTime<Utc>,
-}
-
 /// What storing a signal did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -149,9 +132,9 @@ fn signal_from_row(r: &AnyRow) -> Result<SignalRow, sqlx::Error> {
         channel_id: r.try_get("channel_id")?,
         message_id: r.try_get("message_id")?,
         source: r.try_get("source")?,
-        ts: parse_ts(&r.try_get::<String, _>("ts")?),
-        ingested_at: parse_ts(&r.try_get::<String, _>("ingested_at")?),
-        updated_at: parse_ts(&r.try_get::<String, _>("updated_at")?),
+        ts: ts(r, "ts")?,
+        ingested_at: ts(r, "ingested_at")?,
+        updated_at: ts(r, "updated_at")?,
         asset: r.try_get("asset")?,
         side: r.try_get("side")?,
         signal_type: r.try_get("signal_type")?,
@@ -175,8 +158,8 @@ fn channel_from_row(r: &AnyRow) -> Result<Channel, sqlx::Error> {
         description: r.try_get("description")?,
         status: r.try_get("status")?,
         auto_trade: get_bool(r, "auto_trade")?,
-        created_at: parse_ts(&r.try_get::<String, _>("created_at")?),
-        updated_at: parse_ts(&r.try_get::<String, _>("updated_at")?),
+        created_at: ts(r, "created_at")?,
+        updated_at: ts(r, "updated_at")?,
     })
 }
 
@@ -189,8 +172,8 @@ fn bot_from_row(r: &AnyRow) -> Result<Bot, sqlx::Error> {
         bot_type: r.try_get("bot_type")?,
         description: r.try_get("description")?,
         status: r.try_get("status")?,
-        created_at: parse_ts(&r.try_get::<String, _>("created_at")?),
-        updated_at: parse_ts(&r.try_get::<String, _>("updated_at")?),
+        created_at: ts(r, "created_at")?,
+        updated_at: ts(r, "updated_at")?,
     })
 }
 
@@ -212,8 +195,8 @@ impl Db {
         .bind(&c.channel_type)
         .bind(&c.description)
         .bind(&c.status)
-        .bind(c.created_at.to_rfc3339())
-        .bind(c.updated_at.to_rfc3339())
+        .bind(fmt_ts(&c.created_at))
+        .bind(fmt_ts(&c.updated_at))
         .bind(c.auto_trade)
         .execute(self.pool())
         .await;
@@ -230,7 +213,7 @@ impl Db {
         .bind(&c.channel_type)
         .bind(&c.description)
         .bind(&c.status)
-        .bind(c.updated_at.to_rfc3339())
+        .bind(fmt_ts(&c.updated_at))
         .bind(c.auto_trade)
         .bind(&c.id)
         .execute(self.pool())
@@ -267,13 +250,7 @@ impl Db {
             .fetch_all(self.pool())
             .await?;
         rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<String, _>("channel_id")?,
-                    r.try_get::<i64, _>("n")?,
-                    r.try_get::<Option<String>, _>("last")?.map(|s| parse_ts(&s)),
-                ))
-            })
+            .map(|r| Ok((r.try_get::<String, _>("channel_id")?, r.try_get::<i64, _>("n")?, opt_ts(r, "last")?)))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
     }
@@ -291,8 +268,8 @@ impl Db {
         .bind(&b.bot_type)
         .bind(&b.description)
         .bind(&b.status)
-        .bind(b.created_at.to_rfc3339())
-        .bind(b.updated_at.to_rfc3339())
+        .bind(fmt_ts(&b.created_at))
+        .bind(fmt_ts(&b.updated_at))
         .bind(&b.token_hint)
         .execute(self.pool())
         .await;
@@ -309,7 +286,7 @@ impl Db {
         .bind(&b.bot_type)
         .bind(&b.description)
         .bind(&b.status)
-        .bind(b.updated_at.to_rfc3339())
+        .bind(fmt_ts(&b.updated_at))
         .bind(&b.id)
         .bind(&b.token_hint)
         .execute(self.pool())
@@ -364,9 +341,9 @@ impl Db {
         .bind(&s.channel_id)
         .bind(s.message_id)
         .bind(&s.source)
-        .bind(s.ts.to_rfc3339())
-        .bind(s.ingested_at.to_rfc3339())
-        .bind(s.updated_at.to_rfc3339())
+        .bind(fmt_ts(&s.ts))
+        .bind(fmt_ts(&s.ingested_at))
+        .bind(fmt_ts(&s.updated_at))
         .bind(&s.asset)
         .bind(&s.side)
         .bind(&s.signal_type)
@@ -395,7 +372,7 @@ impl Db {
              buy_max = $6, target_1 = $7, target_2 = $8, target_final = $9, stop = $10, targets = $11, \
              raw_message = $12 WHERE id = $13",
         )
-        .bind(s.updated_at.to_rfc3339())
+        .bind(fmt_ts(&s.updated_at))
         .bind(&s.asset)
         .bind(&s.side)
         .bind(&s.signal_type)
@@ -447,10 +424,10 @@ impl Db {
             w.push("LOWER(raw_message) LIKE ? ESCAPE '\\'", like_pattern(q));
         }
         if let Some(from) = f.from {
-            w.push("ts >= ?", from.to_rfc3339());
+            w.push("ts >= ?", fmt_ts(&from));
         }
         if let Some(to) = f.to {
-            w.push("ts <= ?", to.to_rfc3339());
+            w.push("ts <= ?", fmt_ts(&to));
         }
         let (rows, total) =
             w.page(self, (SIGNAL_COLUMNS, "tp_signals", "ts DESC, id DESC"), (f.limit, f.offset)).await?;
@@ -473,7 +450,7 @@ impl Db {
             "INSERT INTO tp_signals_deleted ({SIGNAL_COLUMNS}, deleted_at, deleted_by) SELECT {SIGNAL_COLUMNS}, $1, $2 \
              FROM tp_signals WHERE id = $3"
         ))
-        .bind(Utc::now().to_rfc3339())
+        .bind(fmt_ts(&Utc::now()))
         .bind(by)
         .bind(id)
         .execute(&mut *tx)
@@ -486,7 +463,7 @@ impl Db {
     /// Signals older than `before` (for export before removal).
     pub async fn signals_before(&self, before: DateTime<Utc>) -> Result<Vec<SignalRow>, StoreError> {
         let rows = sqlx::query(&format!("SELECT {SIGNAL_COLUMNS} FROM tp_signals WHERE ts < $1 ORDER BY ts"))
-            .bind(before.to_rfc3339())
+            .bind(fmt_ts(&before))
             .fetch_all(self.pool())
             .await?;
         Ok(rows.iter().map(signal_from_row).collect::<Result<_, _>>()?)
@@ -501,7 +478,7 @@ impl Db {
         for r in exported {
             let res = sqlx::query("DELETE FROM tp_signals WHERE id = $1 AND updated_at = $2")
                 .bind(r.id)
-                .bind(r.updated_at.to_rfc3339())
+                .bind(fmt_ts(&r.updated_at))
                 .execute(&mut *tx)
                 .await?;
             removed += res.rows_affected();
@@ -518,11 +495,11 @@ impl Db {
         log_before: DateTime<Utc>,
     ) -> Result<(u64, u64), StoreError> {
         let archived = sqlx::query("DELETE FROM tp_signals_deleted WHERE deleted_at < $1")
-            .bind(archive_before.to_rfc3339())
+            .bind(fmt_ts(&archive_before))
             .execute(self.pool())
             .await?;
         let log = sqlx::query("DELETE FROM tp_ingest_log WHERE ts < $1")
-            .bind(log_before.to_rfc3339())
+            .bind(fmt_ts(&log_before))
             .execute(self.pool())
             .await?;
         Ok((archived.rows_affected(), log.rows_affected()))
@@ -542,7 +519,7 @@ impl Db {
         sqlx::query(
             "INSERT INTO tp_ingest_log (ts, level, channel_id, message_id, outcome, message) VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(Utc::now().to_rfc3339())
+        .bind(fmt_ts(&Utc::now()))
         .bind(level)
         .bind(channel_id)
         .bind(message_id)
@@ -574,7 +551,7 @@ impl Db {
             .map(|r| {
                 Ok(LogEntry {
                     id: r.try_get("id")?,
-                    ts: parse_ts(&r.try_get::<String, _>("ts")?),
+                    ts: ts(r, "ts")?,
                     level: r.try_get("level")?,
                     channel_id: r.try_get("channel_id")?,
                     message_id: r.try_get("message_id")?,
@@ -585,105 +562,123 @@ impl Db {
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
     }
+}
 
-    // ---- strategy/ML signals and brackets ----
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::BotToken;
 
-    pub async fn insert_model_signal(&self, m: &ModelSignal) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO model_signals (symbol, action, confidence, price_target, stop_loss, model_version, decision, \
-             created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-        )
-        .bind(&m.symbol)
-        .bind(&m.action)
-        .bind(m.confidence)
-        .bind(m.price_target)
-        .bind(m.stop_loss)
-        .bind(&m.model_version)
-        .bind(&m.decision)
-        .bind(&m.created_by)
-        .bind(m.created_at.to_rfc3339())
-        .fetch_one(self.pool())
-        .await?;
-        Ok(row.try_get::<i64, _>(0)?)
-    }
+    /// TP-Capital's tables (channels, bots, signals, the archive, the log), on SQLite and PostgreSQL.
+    #[tokio::test]
+    async fn tp_capital_on_every_backend() {
+        crate::on_every_backend(async |db: &Db| {
+            let now = Utc::now();
+            let ch = Channel {
+                id: "c1".into(),
+                label: "TP".into(),
+                channel_id: "-1001".into(),
+                channel_type: "source".into(),
+                description: String::new(),
+                status: "active".into(),
+                auto_trade: false,
+                created_at: now,
+                updated_at: now,
+            };
+            db.create_channel(&ch).await.unwrap();
+            db.update_channel(&Channel { auto_trade: true, ..ch.clone() }).await.unwrap();
+            assert!(db.channel("c1").await.unwrap().unwrap().auto_trade);
+            assert!(matches!(
+                db.create_channel(&Channel { id: "c2".into(), ..ch.clone() }).await,
+                Err(StoreError::Conflict(_))
+            ));
+            assert_eq!(db.channel_by_telegram_id("-1001").await.unwrap().unwrap().id, "c1");
 
-    pub async fn set_model_signal_decision(&self, id: i64, decision: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE model_signals SET decision = $1 WHERE id = $2")
-            .bind(decision)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
+            let row = |msg: i64, asset: &str, text: &str, ts: DateTime<Utc>| SignalRow {
+                id: 0,
+                channel_id: "-1001".into(),
+                message_id: msg,
+                source: "telegram-webhook".into(),
+                ts,
+                ingested_at: now,
+                updated_at: now,
+                asset: asset.into(),
+                side: "BUY".into(),
+                signal_type: "Swing Trade".into(),
+                buy_min: Some(10_400),
+                buy_max: Some(10_600),
+                target_1: None,
+                target_2: None,
+                target_final: Some(35_000),
+                stop: Some(7_000),
+                targets: vec![35_000],
+                raw_message: text.into(),
+            };
+            let a = db.store_signal(&row(1, "BOVAW32", "Compra 1,04 100% off_", now)).await.unwrap();
+            let Stored::Inserted(id) = a else { panic!("{a:?}") };
+            assert_eq!(
+                db.store_signal(&row(1, "BOVAW32", "Compra 1,04 100% off_", now)).await.unwrap(),
+                Stored::Duplicate(id)
+            );
+            assert_eq!(db.store_signal(&row(1, "BOVAW32", "edited", now)).await.unwrap(), Stored::Updated(id));
+            let old = now - chrono::Duration::days(40);
+            db.store_signal(&row(2, "PETR4", "Compra 38,50", old)).await.unwrap();
+            let got = db.signal(id).await.unwrap().unwrap();
+            assert_eq!(
+                (got.raw_message.as_str(), got.targets.as_slice(), got.buy_min),
+                ("edited", &[35_000][..], Some(10_400))
+            );
 
-    pub async fn list_model_signals(&self, limit: i64, offset: i64) -> Result<(Vec<ModelSignal>, i64), StoreError> {
-        let total: i64 = sqlx::query("SELECT COUNT(*) FROM model_signals").fetch_one(self.pool()).await?.try_get(0)?;
-        let rows = sqlx::query("SELECT * FROM model_signals ORDER BY id DESC LIMIT $1 OFFSET $2")
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(self.pool())
-            .await?;
-        let list = rows
-            .iter()
-            .map(|r| {
-                Ok(ModelSignal {
-                    id: r.try_get("id")?,
-                    symbol: r.try_get("symbol")?,
-                    action: r.try_get("action")?,
-                    confidence: r.try_get("confidence")?,
-                    price_target: r.try_get("price_target")?,
-                    stop_loss: r.try_get("stop_loss")?,
-                    model_version: r.try_get("model_version")?,
-                    decision: r.try_get("decision")?,
-                    created_by: r.try_get("created_by")?,
-                    created_at: parse_ts(&r.try_get::<String, _>("created_at")?),
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()?;
-        Ok((list, total))
-    }
+            let all = SignalFilter { limit: 10, ..Default::default() };
+            let (rows, total) = db.list_signals(&all).await.unwrap();
+            assert_eq!((rows.len(), total, rows[0].asset.as_str()), (2, 2, "BOVAW32"), "newest first");
+            let f = SignalFilter { search: Some("COMPRA 38".into()), ..all.clone() };
+            assert_eq!(db.list_signals(&f).await.unwrap().1, 1);
+            // LIKE wildcards in the search are literal.
+            let f = SignalFilter { search: Some("%".into()), ..all.clone() };
+            assert_eq!(db.list_signals(&f).await.unwrap().1, 0);
+            let f = SignalFilter { from: Some(now - chrono::Duration::days(1)), ..all.clone() };
+            assert_eq!(db.list_signals(&f).await.unwrap().1, 1);
+            let f = SignalFilter { limit: 1, offset: 1, ..all.clone() };
+            let (page, total) = db.list_signals(&f).await.unwrap();
+            assert_eq!((page.len(), total, page[0].asset.as_str()), (1, 2, "PETR4"));
+            assert_eq!(db.channel_stats().await.unwrap()[0].1, 2);
 
-    /// Stores a bracket's state (JSON) under its key.
-    pub async fn save_bracket(&self, key: &str, closed: bool, state: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO signal_brackets (key, closed, state, updated_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (key) DO UPDATE SET closed = $5, state = $6, updated_at = $7",
-        )
-        .bind(key)
-        .bind(closed)
-        .bind(state)
-        .bind(Utc::now().to_rfc3339())
-        .bind(closed)
-        .bind(state)
-        .bind(Utc::now().to_rfc3339())
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
+            let deleted = db.delete_signal(id, "alice").await.unwrap();
+            assert_eq!(deleted.asset, "BOVAW32");
+            assert!(db.signal(id).await.unwrap().is_none());
+            assert!(matches!(db.delete_signal(id, "alice").await, Err(StoreError::NotFound(_))));
+            let old = db.signals_before(now - chrono::Duration::days(30)).await.unwrap();
+            assert_eq!(old.len(), 1);
+            // Only what was exported, and only if unchanged since: an edited row waits for the next run.
+            let mut edited = old.clone();
+            edited[0].updated_at -= chrono::Duration::seconds(1);
+            assert_eq!(db.purge_exported_signals(&edited).await.unwrap(), 0);
+            assert_eq!(db.purge_exported_signals(&old).await.unwrap(), 1);
 
-    pub async fn bracket(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT state FROM signal_brackets WHERE key = $1")
-            .bind(key)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
-    }
+            db.log_ingest("warn", Some("-1001"), Some(3), "unregistered", "x").await.unwrap();
+            db.log_ingest("info", None, None, "ignored", "y").await.unwrap();
+            assert_eq!(db.ingest_log(None, 10).await.unwrap()[0].outcome, "ignored");
+            assert_eq!(db.ingest_log(Some("warn"), 10).await.unwrap().len(), 1);
+            let later = now + chrono::Duration::days(1);
+            assert_eq!(db.purge_signal_archive_and_log(later, now - chrono::Duration::days(1)).await.unwrap(), (1, 0));
+            assert_eq!(db.purge_signal_archive_and_log(later, later).await.unwrap(), (0, 2));
 
-    pub async fn open_brackets(&self) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT state FROM signal_brackets WHERE closed = $1")
-            .bind(false)
-            .fetch_all(self.pool())
-            .await?;
-        Ok(rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<_, _>>()?)
-    }
-
-    pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $3")
-            .bind(key)
-            .bind(value)
-            .bind(value)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+            // A bot token stored in plaintext by an older version is replaced by its fingerprint at the next migrate.
+            sqlx::query(
+                "INSERT INTO tp_bots (id, username, token, bot_type, status, created_at, updated_at) \
+                 VALUES ('b1', 'old_bot', '123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw', 'ingestion', 'active', \
+                 '2025-01-01T00:00:00+00:00', '2025-01-01T00:00:00+00:00')",
+            )
+            .execute(db.pool())
+            .await
+            .unwrap();
+            db.migrate().await.unwrap();
+            let bot = db.bot("b1").await.unwrap().unwrap();
+            assert_eq!(bot.token_sha256, BotToken::new("123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw").sha256);
+            assert_eq!(bot.token_hint, "123456789:…Dsaw");
+            db.delete_bot("b1").await.unwrap();
+        })
+        .await;
     }
 }
