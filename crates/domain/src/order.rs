@@ -469,7 +469,19 @@ impl Order {
                     detail: "non-positive fill quantity",
                 });
             }
-            filled_after = self.filled_quantity.saturating_add(fill.quantity);
+            // Checked, never saturated: a fill that would overflow the books is refused, not clipped.
+            let value =
+                fill.price.units().checked_mul(fill.quantity).and_then(|v| self.filled_value.units().checked_add(v));
+            filled_after = match (self.filled_quantity.checked_add(fill.quantity), value) {
+                (Some(q), Some(_)) => q,
+                _ => {
+                    return Err(IllegalTransition {
+                        from: self.status,
+                        event: "filled",
+                        detail: "fill overflows the order's totals",
+                    })
+                }
+            };
         }
         let next = transition(self.status, event, filled_after, self.quantity)?;
         match event {
@@ -480,8 +492,8 @@ impl Order {
             }
             OrderEvent::Filled(fill) => {
                 self.filled_quantity = filled_after;
-                self.filled_value =
-                    Price(self.filled_value.units().saturating_add(fill.price.units().saturating_mul(fill.quantity)));
+                // Checked above: this cannot overflow.
+                self.filled_value = Price(self.filled_value.units() + fill.price.units() * fill.quantity);
                 self.fills.push(fill.clone());
             }
             OrderEvent::CancelRejected { .. }

@@ -12,12 +12,14 @@ use std::time::Duration;
 // One module per domain, each adding its methods to `Db`.
 pub mod accounts;
 pub mod ideas;
+pub mod kinds;
 pub mod settings;
 pub mod systems;
 pub mod tp_capital;
 pub mod trading;
 pub use accounts::{ApiKey, User};
 pub use ideas::{Category, IdeaAudit, IdeaFilter, IdeaRow, IdeaStats};
+pub use kinds::{Activity, BotType, ChannelType};
 pub use systems::SystemRow;
 pub use tp_capital::{token_hint, Bot, BotToken, Channel, LogEntry, SignalFilter, SignalRow, Stored};
 pub use trading::ModelSignal;

@@ -63,7 +63,7 @@ mod tests {
             ingested_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
             asset: "BEEFW655".into(),
-            side: "BUY".into(),
+            side: domain::order::Side::Buy,
             signal_type: "Swing Trade".into(),
             buy_min: Some(2_500),
             buy_max: Some(2_700),

@@ -82,8 +82,8 @@ pub fn row(
         updated_at: now,
         asset: sig.asset.clone(),
         side: match sig.side {
-            signal_parser::Side::Buy => "BUY".into(),
-            signal_parser::Side::Sell => "SELL".into(),
+            signal_parser::Side::Buy => domain::order::Side::Buy,
+            signal_parser::Side::Sell => domain::order::Side::Sell,
         },
         signal_type: sig.signal_type.to_string(),
         buy_min: units(sig.buy_min),
@@ -110,7 +110,7 @@ pub struct SignalView {
     pub ingested_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub asset: String,
-    pub side: String,
+    pub side: domain::order::Side,
     pub signal_type: String,
     pub buy_min: Option<domain::Price>,
     pub buy_max: Option<domain::Price>,
@@ -203,7 +203,9 @@ impl Ingestor {
         source: &str,
     ) -> Result<Outcome, StoreError> {
         let channel = self.db.channel_by_telegram_id(chat_id).await?;
-        let Some(channel) = channel.filter(|c| c.status == "active" && c.channel_type == "source") else {
+        let Some(channel) =
+            channel.filter(|c| c.status == storage::Activity::Active && c.channel_type == storage::ChannelType::Source)
+        else {
             return Ok(Outcome::Unregistered { chat_id: chat_id.to_string() });
         };
         let Some(text) = msg.text.as_deref().or(msg.caption.as_deref()) else {

@@ -354,13 +354,12 @@ fn start_tp_capital(
     let auto = trader.clone();
     jobs.task("auto-trade", async move {
         while let Some(s) = auto_rx.recv().await {
-            let side = if s.side == "SELL" { domain::order::Side::Sell } else { domain::order::Side::Buy };
             let signal = signal_trading::ChannelSignal {
                 id: s.id,
                 channel_id: &s.channel_id,
                 signal_type: &s.signal_type,
                 asset: &s.asset,
-                side,
+                side: s.side,
                 buy_min: s.buy_min,
                 buy_max: s.buy_max,
                 stop: s.stop,

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use storage::{Bot, BotToken};
+use storage::{Activity, Bot, BotToken, BotType};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct BotView {
@@ -19,10 +19,9 @@ pub struct BotView {
     username: String,
     /// Never the whole token: the bot id and the last four characters.
     token_hint: String,
-    /// sender, forwarder, ingestion or monitor.
-    bot_type: String,
+    bot_type: BotType,
     description: String,
-    status: String,
+    status: Activity,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -48,11 +47,11 @@ pub struct BotBody {
     username: String,
     /// Required on create; on update, leave it out to keep the stored one.
     token: Option<String>,
-    bot_type: String,
+    bot_type: BotType,
     #[serde(default)]
     description: String,
     #[serde(default = "active")]
-    status: String,
+    status: Activity,
 }
 
 fn check_bot(b: &BotBody, creating: bool) -> ApiResult<()> {
@@ -70,12 +69,6 @@ fn check_bot(b: &BotBody, creating: bool) -> ApiResult<()> {
             return Err(ApiError::invalid("token", "token: the bot token BotFather gave, like 123456789:AA..."));
         }
         _ => {}
-    }
-    if !matches!(b.bot_type.as_str(), "sender" | "forwarder" | "ingestion" | "monitor") {
-        return Err(ApiError::invalid("bot_type", "bot_type: sender, forwarder, ingestion or monitor"));
-    }
-    if !matches!(b.status.as_str(), "active" | "inactive") {
-        return Err(ApiError::invalid("status", "status: active or inactive"));
     }
     Ok(())
 }

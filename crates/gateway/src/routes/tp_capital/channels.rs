@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use storage::Channel;
+use storage::{Activity, Channel, ChannelType};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ChannelView {
@@ -18,11 +18,9 @@ pub struct ChannelView {
     label: String,
     /// Telegram's id, e.g. -1001649127710.
     channel_id: String,
-    /// source or destination.
-    channel_type: String,
+    channel_type: ChannelType,
     description: String,
-    /// active or inactive.
-    status: String,
+    status: Activity,
     /// Signals from this channel become orders (through the risk engine).
     auto_trade: bool,
     signal_count: i64,
@@ -36,18 +34,18 @@ pub struct ChannelView {
 pub struct ChannelBody {
     label: String,
     channel_id: String,
-    channel_type: String,
+    channel_type: ChannelType,
     #[serde(default)]
     description: String,
     #[serde(default = "active")]
-    status: String,
+    status: Activity,
     /// Off unless asked for.
     #[serde(default)]
     auto_trade: bool,
 }
 
-pub(super) fn active() -> String {
-    "active".into()
+pub(super) fn active() -> Activity {
+    Activity::Active
 }
 
 fn check_channel(b: &ChannelBody) -> ApiResult<()> {
@@ -57,12 +55,6 @@ fn check_channel(b: &ChannelBody) -> ApiResult<()> {
     let id = b.channel_id.trim();
     if id.is_empty() || !id.trim_start_matches('-').chars().all(|c| c.is_ascii_digit()) || id.len() > 20 {
         return Err(ApiError::invalid("channel_id", "channel_id: Telegram's numeric id, such as -1001649127710"));
-    }
-    if !matches!(b.channel_type.as_str(), "source" | "destination") {
-        return Err(ApiError::invalid("channel_type", "channel_type: source or destination"));
-    }
-    if !matches!(b.status.as_str(), "active" | "inactive") {
-        return Err(ApiError::invalid("status", "status: active or inactive"));
     }
     Ok(())
 }

@@ -1,0 +1,103 @@
+//! Closed sets of values stored as text: enums at the storage edge, so a value the code does not know is an error
+//! when it is read (naming the column), never a string compared somewhere later. The HTTP edge uses the same
+//! types: a body with another value is a 422 naming the field.
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+/// Declares a text enum: its variants with their stored spelling, `as_str`, `parse` and the row reader.
+macro_rules! text_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        pub enum $name {
+            $($(#[$vdoc])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            pub fn parse(text: &str) -> Option<$name> {
+                match text {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+
+            /// The values, as a person reads them in an error message.
+            pub fn choices() -> String {
+                Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// Whether a channel's messages are read as signals or one is written to.
+    ChannelType { Source = "source", Destination = "destination" }
+}
+
+text_enum! {
+    /// Whether a registered channel or bot is in use.
+    Activity { Active = "active", Inactive = "inactive" }
+}
+
+text_enum! {
+    /// What a registered Telegram bot does.
+    BotType { Sender = "sender", Forwarder = "forwarder", Ingestion = "ingestion", Monitor = "monitor" }
+}
+
+/// A side as stored: `BUY` or `SELL` (the domain's own spelling).
+pub fn parse_side(text: &str) -> Option<domain::order::Side> {
+    match text {
+        "BUY" => Some(domain::order::Side::Buy),
+        "SELL" => Some(domain::order::Side::Sell),
+        _ => None,
+    }
+}
+
+pub fn side_str(side: domain::order::Side) -> &'static str {
+    match side {
+        domain::order::Side::Buy => "BUY",
+        domain::order::Side::Sell => "SELL",
+    }
+}
+
+/// Reads a text enum column; a value outside the set is a decode error naming the column.
+pub(crate) fn get_enum<T>(r: &AnyRow, col: &str, parse: fn(&str) -> Option<T>) -> Result<T, sqlx::Error> {
+    let text: String = r.try_get(col)?;
+    parse(&text).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: col.to_string(),
+        source: format!("stored value {:?} is not one this version knows", text.chars().take(40).collect::<String>())
+            .into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_value_reads_back_and_serializes_as_stored() {
+        for v in BotType::ALL {
+            assert_eq!(BotType::parse(v.as_str()), Some(*v));
+            assert_eq!(serde_json::to_value(v).unwrap(), serde_json::json!(v.as_str()));
+        }
+        assert_eq!(ChannelType::parse("Source"), None);
+        assert_eq!(Activity::choices(), "active, inactive");
+    }
+}
