@@ -29,32 +29,8 @@ pub const AUTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2
 /// Entries per cache; beyond it, expired entries go first, then everything (the next requests read again).
 const AUTH_CACHE_MAX: usize = 10_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Viewer,
-    Trader,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Trader => "trader",
-            Role::Admin => "admin",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "viewer" => Some(Role::Viewer),
-            "trader" => Some(Role::Trader),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-}
+/// Roles are stored as an enum by `storage` (the edge that keeps them); the gateway checks them.
+pub use storage::Role;
 
 pub fn hash_password(password: &str) -> Result<String, String> {
     let salt = SaltString::generate(&mut OsRng);
@@ -225,7 +201,7 @@ impl AuthCache {
             return Ok(u);
         }
         let standing = db.user_by_name(username).await?.map(|u| UserStanding {
-            role: Role::parse(&u.role),
+            role: Some(u.role),
             disabled: u.disabled,
             token_version: u.token_version,
         });
@@ -243,7 +219,7 @@ impl AuthCache {
         }
         let found = db.api_key_by_hash(key_hash).await?.filter(|k| k.revoked_at.is_none());
         Ok(found.map(|k| {
-            let standing = KeyStanding { name: k.name, role: Role::parse(&k.role) };
+            let standing = KeyStanding { name: k.name, role: Some(k.role) };
             keep(&mut self.keys.lock(), key_hash.to_string(), standing.clone());
             standing
         }))

@@ -1,5 +1,6 @@
 //! Accounts: users (roles, disabling, token versions) and API keys (stored as hashes).
 
+use crate::kinds::{get_enum, Role};
 use crate::{fmt_ts, is_unique_violation, opt_ts, ts, Db, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
@@ -10,7 +11,7 @@ pub struct User {
     pub id: String,
     pub username: String,
     pub password_hash: String,
-    pub role: String,
+    pub role: Role,
     pub created_at: DateTime<Utc>,
     pub disabled: bool,
     /// Bearer tokens issued at another version are no longer valid (see `set_password`, `update_user`).
@@ -23,7 +24,7 @@ pub struct ApiKey {
     pub name: String,
     pub key_hash: String,
     pub prefix: String,
-    pub role: String,
+    pub role: Role,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -35,19 +36,19 @@ impl Db {
             id: r.try_get("id")?,
             username: r.try_get("username")?,
             password_hash: r.try_get("password_hash")?,
-            role: r.try_get("role")?,
+            role: get_enum(r, "role", Role::parse)?,
             created_at: ts(r, "created_at")?,
             disabled: r.try_get::<bool, _>("disabled").or_else(|_| r.try_get::<i64, _>("disabled").map(|v| v != 0))?,
             token_version: r.try_get("token_version")?,
         })
     }
 
-    pub async fn create_user(&self, username: &str, password_hash: &str, role: &str) -> Result<User, StoreError> {
+    pub async fn create_user(&self, username: &str, password_hash: &str, role: Role) -> Result<User, StoreError> {
         let user = User {
             id: uuid::Uuid::now_v7().to_string(),
             username: username.to_string(),
             password_hash: password_hash.to_string(),
-            role: role.to_string(),
+            role,
             created_at: Utc::now(),
             disabled: false,
             token_version: 0,
@@ -58,7 +59,7 @@ impl Db {
         .bind(&user.id)
         .bind(&user.username)
         .bind(&user.password_hash)
-        .bind(&user.role)
+        .bind(user.role.as_str())
         .bind(fmt_ts(&user.created_at))
         .execute(&self.pool)
         .await;
@@ -122,7 +123,7 @@ impl Db {
 
     /// Disables or enables a user and/or changes its role. Disabling ends every session (its tokens stay
     /// invalid after a later enable); a role change applies to existing sessions from their next request.
-    pub async fn update_user(&self, id: &str, disabled: Option<bool>, role: Option<&str>) -> Result<User, StoreError> {
+    pub async fn update_user(&self, id: &str, disabled: Option<bool>, role: Option<Role>) -> Result<User, StoreError> {
         let mut tx = self.pool.begin().await?;
         let found = sqlx::query("SELECT id FROM users WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
         if found.is_none() {
@@ -137,7 +138,7 @@ impl Db {
                 .await?;
         }
         if let Some(r) = role {
-            sqlx::query("UPDATE users SET role = $1 WHERE id = $2").bind(r).bind(id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE users SET role = $1 WHERE id = $2").bind(r.as_str()).bind(id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         self.user_by_id_or_name(id).await?.ok_or_else(|| StoreError::NotFound(format!("user {id:?}")))
@@ -151,7 +152,7 @@ impl Db {
             name: r.try_get("name")?,
             key_hash: r.try_get("key_hash")?,
             prefix: r.try_get("prefix")?,
-            role: r.try_get("role")?,
+            role: get_enum(r, "role", Role::parse)?,
             created_by: r.try_get("created_by")?,
             created_at: ts(r, "created_at")?,
             revoked_at: opt_ts(r, "revoked_at")?,
@@ -163,7 +164,7 @@ impl Db {
         name: &str,
         key_hash: &str,
         prefix: &str,
-        role: &str,
+        role: Role,
         created_by: &str,
     ) -> Result<ApiKey, StoreError> {
         let key = ApiKey {
@@ -171,7 +172,7 @@ impl Db {
             name: name.to_string(),
             key_hash: key_hash.to_string(),
             prefix: prefix.to_string(),
-            role: role.to_string(),
+            role,
             created_by: created_by.to_string(),
             created_at: Utc::now(),
             revoked_at: None,
@@ -181,7 +182,7 @@ impl Db {
             .bind(&key.name)
             .bind(&key.key_hash)
             .bind(&key.prefix)
-            .bind(&key.role)
+            .bind(key.role.as_str())
             .bind(&key.created_by)
             .bind(fmt_ts(&key.created_at))
             .execute(&self.pool)
@@ -234,8 +235,8 @@ mod tests {
     async fn accounts_on_every_backend() {
         crate::on_every_backend(async |db: &Db| {
             assert_eq!(db.count_users().await.unwrap(), 0);
-            let u = db.create_user("alice", "hash1", "trader").await.unwrap();
-            assert!(matches!(db.create_user("alice", "x", "viewer").await, Err(StoreError::Conflict(_))));
+            let u = db.create_user("alice", "hash1", Role::Trader).await.unwrap();
+            assert!(matches!(db.create_user("alice", "x", Role::Viewer).await, Err(StoreError::Conflict(_))));
             let got = db.user_by_name("alice").await.unwrap().unwrap();
             assert_eq!((got.id.as_str(), got.role.as_str(), got.disabled), (u.id.as_str(), "trader", false));
             db.set_password("alice", "hash2").await.unwrap();
@@ -244,9 +245,9 @@ mod tests {
             assert!(db.user_by_name("bob").await.unwrap().is_none());
             assert_eq!(db.list_users().await.unwrap().len(), 1);
 
-            let k = db.create_api_key("bot", "deadbeef", "ts_dead", "trader", "admin").await.unwrap();
+            let k = db.create_api_key("bot", "deadbeef", "ts_dead", Role::Trader, "admin").await.unwrap();
             assert_eq!(db.api_key_by_hash("deadbeef").await.unwrap().unwrap().id, k.id);
-            let twin = db.create_api_key("bot", "cafebabe", "ts_cafe", "trader", "admin").await.unwrap();
+            let twin = db.create_api_key("bot", "cafebabe", "ts_cafe", Role::Trader, "admin").await.unwrap();
             assert!(matches!(db.revoke_api_key("bot").await, Err(StoreError::NotFound(_))), "by id only");
             let revoked = db.revoke_api_key(&k.id).await.unwrap();
             assert!(revoked.revoked_at.is_some());
@@ -260,7 +261,7 @@ mod tests {
 
             // Disabling ends sessions (the version moves); a role change does not; a password change does.
             let v0 = db.user_by_name("alice").await.unwrap().unwrap().token_version;
-            let d = db.update_user(&u.id, Some(true), Some("viewer")).await.unwrap();
+            let d = db.update_user(&u.id, Some(true), Some(Role::Viewer)).await.unwrap();
             assert_eq!((d.disabled, d.role.as_str(), d.token_version), (true, "viewer", v0 + 1));
             let e = db.update_user(&u.id, Some(false), None).await.unwrap();
             assert_eq!((e.disabled, e.role.as_str(), e.token_version), (false, "viewer", v0 + 1));

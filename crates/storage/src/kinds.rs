@@ -10,7 +10,7 @@ use sqlx::Row;
 macro_rules! text_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum $name {
             $($(#[$vdoc])* #[serde(rename = $text)] $variant),+
@@ -49,6 +49,11 @@ macro_rules! text_enum {
 text_enum! {
     /// Whether a channel's messages are read as signals or one is written to.
     ChannelType { Source = "source", Destination = "destination" }
+}
+
+text_enum! {
+    /// What a user or an API key may do, in increasing order: each role can do what the ones before it can.
+    Role { Viewer = "viewer", Trader = "trader", Admin = "admin" }
 }
 
 text_enum! {

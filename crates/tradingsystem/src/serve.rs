@@ -37,7 +37,7 @@ pub async fn ensure_admin(db: &Db) -> Result<()> {
     let hash = tokio::task::spawn_blocking(move || hash_password(&password).map(|h| (h, password)))
         .await?
         .map_err(anyhow::Error::msg)?;
-    db.create_user("admin", &hash.0, "admin").await?;
+    db.create_user("admin", &hash.0, storage::Role::Admin).await?;
     if generated {
         // Printed once, on stderr only, never into the log files.
         eprintln!("\n  First start: created user 'admin' with password: {}\n  (set TS_ADMIN_PASSWORD to choose it; change it with `tradingsystem user passwd admin`)\n", hash.1);

@@ -49,7 +49,7 @@ pub async fn login(State(st): State<AppState>, JsonBody(b, _): JsonBody<LoginBod
             return Err(ApiError::unauthorized("invalid username or password"));
         }
     };
-    let role = Role::parse(&user.role).ok_or_else(|| ApiError::internal("user has an unknown role"))?;
+    let role = user.role;
     let (token, expires_at) = st.jwt.issue(&user.username, role, user.token_version).map_err(ApiError::internal)?;
     tracing::info!(user = %user.username, "login");
     Ok(Json(LoginResponse { token, expires_at, role }))
@@ -68,7 +68,7 @@ pub async fn refresh(State(st): State<AppState>, Authorized(principal): AsViewer
     }
     let user = st.db.user_by_name(&principal.name).await?;
     let user = user.filter(|u| !u.disabled).ok_or_else(|| ApiError::unauthorized("the user no longer exists"))?;
-    let role = Role::parse(&user.role).ok_or_else(|| ApiError::internal("user has an unknown role"))?;
+    let role = user.role;
     let (token, expires_at) = st.jwt.issue(&user.username, role, user.token_version).map_err(ApiError::internal)?;
     Ok(Json(LoginResponse { token, expires_at, role }))
 }
@@ -77,7 +77,7 @@ pub async fn refresh(State(st): State<AppState>, Authorized(principal): AsViewer
 pub struct UserView {
     id: String,
     username: String,
-    role: String,
+    role: Role,
     created_at: DateTime<Utc>,
     disabled: bool,
 }
@@ -115,7 +115,7 @@ pub async fn create_user(
         .await
         .map_err(|_| ApiError::internal("hashing failed"))?
         .map_err(ApiError::internal)?;
-    let user = st.db.create_user(&b.username, &hash, b.role.as_str()).await?;
+    let user = st.db.create_user(&b.username, &hash, b.role).await?;
     tracing::info!(user = %user.username, role = %user.role, by = %principal.name, "user created");
     Ok((StatusCode::CREATED, Json(user.into())))
 }
@@ -141,7 +141,7 @@ pub async fn update_user(
     }
     let user =
         st.db.user_by_id_or_name(&id).await?.ok_or_else(|| ApiError::not_found(format!("user {id} not found")))?;
-    let loses_admin = user.role == "admin"
+    let loses_admin = user.role == Role::Admin
         && !user.disabled
         && (b.disabled == Some(true) || b.role.is_some_and(|r| r != Role::Admin));
     if loses_admin {
@@ -151,12 +151,12 @@ pub async fn update_user(
                 "you cannot disable or demote yourself; another admin can",
             ));
         }
-        let admins = st.db.list_users().await?.into_iter().filter(|u| u.role == "admin" && !u.disabled).count();
+        let admins = st.db.list_users().await?.into_iter().filter(|u| u.role == Role::Admin && !u.disabled).count();
         if admins <= 1 {
             return Err(ApiError::conflict(format!("{} is the last enabled admin", user.username)));
         }
     }
-    let updated = st.db.update_user(&user.id, b.disabled, b.role.map(Role::as_str)).await?;
+    let updated = st.db.update_user(&user.id, b.disabled, b.role).await?;
     st.auth_cache.forget_user(&updated.username);
     tracing::info!(user = %updated.username, role = %updated.role, disabled = updated.disabled, by = %principal.name, "user changed");
     Ok(Json(updated.into()))
@@ -167,7 +167,7 @@ pub struct ApiKeyView {
     id: String,
     name: String,
     prefix: String,
-    role: String,
+    role: Role,
     created_by: String,
     created_at: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
@@ -215,7 +215,7 @@ pub async fn create_api_key(
         return Err(ApiError::invalid("name", "name: 1 to 64 characters"));
     }
     let (key, prefix, hash) = new_api_key();
-    let stored = st.db.create_api_key(name, &hash, &prefix, b.role.as_str(), &principal.name).await?;
+    let stored = st.db.create_api_key(name, &hash, &prefix, b.role, &principal.name).await?;
     tracing::info!(key_name = %stored.name, prefix = %stored.prefix, by = %principal.name, "API key created");
     let mut view = ApiKeyView::from(stored);
     view.key = Some(key);

@@ -85,7 +85,7 @@ pub async fn user_cmd(cfg: &config::Config, cmd: UserCmd) -> Result<()> {
             check_password_policy(&pw).map_err(|m| anyhow::anyhow!("password: {m}"))?;
             let role = Role::parse(&role).context("unknown role")?;
             let hash = hash_password(&pw).map_err(anyhow::Error::msg)?;
-            db.create_user(&username, &hash, role.as_str()).await?;
+            db.create_user(&username, &hash, role).await?;
             println!("created user {username} with role {}", role.as_str());
             if generated {
                 println!("password: {pw}");
@@ -121,7 +121,8 @@ pub async fn user_cmd(cfg: &config::Config, cmd: UserCmd) -> Result<()> {
         }
         UserCmd::Role { username, role } => {
             let u = db.user_by_name(&username).await?.with_context(|| format!("no user named {username:?}"))?;
-            db.update_user(&u.id, None, Some(&role)).await?;
+            let role = Role::parse(&role).context("unknown role")?;
+            db.update_user(&u.id, None, Some(role)).await?;
             println!("user {username} now has role {role}");
         }
     }
@@ -136,7 +137,7 @@ pub async fn apikey_cmd(cfg: &config::Config, cmd: ApiKeyCmd) -> Result<()> {
         ApiKeyCmd::Create { name, role } => {
             let role = Role::parse(&role).context("unknown role")?;
             let (key, prefix, hash) = new_api_key();
-            let k = db.create_api_key(&name, &hash, &prefix, role.as_str(), "cli").await?;
+            let k = db.create_api_key(&name, &hash, &prefix, role, "cli").await?;
             println!("created API key {} ({}) with role {}", k.name, k.id, k.role);
             println!("key (shown once): {key}");
         }
