@@ -1,7 +1,7 @@
 //! Health probes of the systems registry: each registered URL is asked for, and its status stored.
 
 use chrono::Utc;
-use storage::{Db, SystemRow};
+use storage::{Db, SystemRow, SystemStatus};
 
 /// The HTTP client of the probes: no redirects are followed beyond reqwest's default, every probe times out.
 pub fn client() -> reqwest::Client {
@@ -9,11 +9,11 @@ pub fn client() -> reqwest::Client {
 }
 
 /// Probes `url`: 2xx/3xx online, another status error, no answer offline.
-pub async fn probe(client: &reqwest::Client, url: &str) -> &'static str {
+pub async fn probe(client: &reqwest::Client, url: &str) -> SystemStatus {
     match client.get(url).timeout(std::time::Duration::from_secs(3)).send().await {
-        Ok(r) if r.status().is_success() || r.status().is_redirection() => "online",
-        Ok(_) => "error",
-        Err(_) => "offline",
+        Ok(r) if r.status().is_success() || r.status().is_redirection() => SystemStatus::Online,
+        Ok(_) => SystemStatus::Error,
+        Err(_) => SystemStatus::Offline,
     }
 }
 
@@ -28,7 +28,7 @@ pub async fn probe_all(db: Db, client: reqwest::Client) {
     };
     for s in systems {
         let status = probe(&client, &s.url).await;
-        let s = SystemRow { status: status.into(), last_check: Some(Utc::now()), ..s };
+        let s = SystemRow { status, last_check: Some(Utc::now()), ..s };
         if let Err(e) = db.update_system(&s).await {
             tracing::warn!(error = %e, "system health probe not stored");
         }

@@ -57,6 +57,16 @@ text_enum! {
 }
 
 text_enum! {
+    /// What a system of the documentation registry is.
+    SystemType { Api = "api", Webapp = "webapp", Docs = "docs", Tool = "tool" }
+}
+
+text_enum! {
+    /// What a system's last health probe found.
+    SystemStatus { Online = "online", Offline = "offline", Error = "error", Unknown = "unknown" }
+}
+
+text_enum! {
     /// Whether a registered channel or bot is in use.
     Activity { Active = "active", Inactive = "inactive" }
 }

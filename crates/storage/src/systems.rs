@@ -1,5 +1,6 @@
 //! The systems registry of the Documentation API, with the status its health probes store.
 
+use crate::kinds::{get_enum, SystemStatus, SystemType};
 use crate::{fmt_ts, opt_ts, ts, unique, updated_one, Db, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
@@ -11,12 +12,12 @@ pub struct SystemRow {
     pub id: String,
     pub name: String,
     /// api, webapp, docs or tool.
-    pub system_type: String,
+    pub system_type: SystemType,
     pub url: String,
     pub owner: String,
     pub tags: Vec<String>,
     /// online, offline, error or unknown.
-    pub status: String,
+    pub status: SystemStatus,
     pub last_check: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -26,11 +27,11 @@ fn system_from_row(r: &AnyRow) -> Result<SystemRow, sqlx::Error> {
     Ok(SystemRow {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
-        system_type: r.try_get("system_type")?,
+        system_type: get_enum(r, "system_type", SystemType::parse)?,
         url: r.try_get("url")?,
         owner: r.try_get("owner")?,
         tags: serde_json::from_str(&r.try_get::<String, _>("tags")?).unwrap_or_default(),
-        status: r.try_get("status")?,
+        status: get_enum(r, "status", SystemStatus::parse)?,
         last_check: opt_ts(r, "last_check")?,
         created_at: ts(r, "created_at")?,
         updated_at: ts(r, "updated_at")?,
@@ -45,11 +46,11 @@ impl Db {
         )
         .bind(&s.id)
         .bind(&s.name)
-        .bind(&s.system_type)
+        .bind(s.system_type.as_str())
         .bind(&s.url)
         .bind(&s.owner)
         .bind(serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into()))
-        .bind(&s.status)
+        .bind(s.status.as_str())
         .bind(s.last_check.map(|t| fmt_ts(&t)))
         .bind(fmt_ts(&s.created_at))
         .bind(fmt_ts(&s.updated_at))
@@ -76,11 +77,11 @@ impl Db {
              last_check = $7, updated_at = $8 WHERE id = $9",
         )
         .bind(&s.name)
-        .bind(&s.system_type)
+        .bind(s.system_type.as_str())
         .bind(&s.url)
         .bind(&s.owner)
         .bind(serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into()))
-        .bind(&s.status)
+        .bind(s.status.as_str())
         .bind(s.last_check.map(|t| fmt_ts(&t)))
         .bind(fmt_ts(&s.updated_at))
         .bind(&s.id)
@@ -108,11 +109,11 @@ mod tests {
             let sys = |id: &str, name: &str| SystemRow {
                 id: id.into(),
                 name: name.into(),
-                system_type: "api".into(),
+                system_type: SystemType::Api,
                 url: "http://127.0.0.1:9/".into(),
                 owner: "desk".into(),
                 tags: vec![],
-                status: "unknown".into(),
+                status: SystemStatus::Unknown,
                 last_check: None,
                 created_at: now,
                 updated_at: now,

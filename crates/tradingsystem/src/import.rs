@@ -120,17 +120,17 @@ fn system_row(v: &Value) -> Result<SystemRow, String> {
         return Err("not an object".into());
     }
     let name = text(v, &["name"]).filter(|n| !n.is_empty() && n.len() <= 100).ok_or("name: 1 to 100 characters")?;
-    let system_type = text(v, &["type", "system_type"]).unwrap_or_else(|| "tool".into()).to_ascii_lowercase();
-    if !matches!(system_type.as_str(), "api" | "webapp" | "docs" | "tool") {
-        return Err(format!("type: unknown type {system_type:?} (api, webapp, docs, tool)"));
-    }
+    let given = text(v, &["type", "system_type"]).unwrap_or_else(|| "tool".into()).to_ascii_lowercase();
+    let system_type = storage::SystemType::parse(&given)
+        .ok_or_else(|| format!("type: unknown type {given:?} ({})", storage::SystemType::choices()))?;
     let url = text(v, &["url"]).unwrap_or_default();
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(format!("url: {url:?} is not an http(s) URL"));
     }
-    let status = text(v, &["status"]).unwrap_or_else(|| "unknown".into()).to_ascii_lowercase();
-    let status =
-        if matches!(status.as_str(), "online" | "offline" | "error" | "unknown") { status } else { "unknown".into() };
+    // A status the import does not know is a status nobody has checked yet.
+    let status = text(v, &["status"])
+        .and_then(|s| storage::SystemStatus::parse(&s.to_ascii_lowercase()))
+        .unwrap_or(storage::SystemStatus::Unknown);
     let tags = match v.get("tags") {
         Some(Value::Array(a)) => a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect(),
         _ => Vec::new(),

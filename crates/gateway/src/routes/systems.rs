@@ -11,20 +11,19 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use storage::SystemRow;
+use storage::{SystemRow, SystemStatus, SystemType};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct SystemView {
     id: String,
     name: String,
-    /// api, webapp, docs or tool.
     #[serde(rename = "type")]
-    system_type: String,
+    system_type: SystemType,
     url: String,
     owner: String,
     tags: Vec<String>,
-    /// online, offline, error or unknown (from the last health probe).
-    status: String,
+    /// From the last health probe.
+    status: SystemStatus,
     last_check: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -52,7 +51,7 @@ impl From<SystemRow> for SystemView {
 pub struct SystemBody {
     name: String,
     #[serde(rename = "type")]
-    system_type: String,
+    system_type: SystemType,
     url: String,
     #[serde(default)]
     owner: String,
@@ -63,9 +62,6 @@ pub struct SystemBody {
 fn check_system(b: &SystemBody) -> ApiResult<()> {
     if b.name.trim().is_empty() || b.name.len() > 100 {
         return Err(ApiError::invalid("name", "name: 1 to 100 characters"));
-    }
-    if !matches!(b.system_type.as_str(), "api" | "webapp" | "docs" | "tool") {
-        return Err(ApiError::invalid("type", "type: api, webapp, docs or tool"));
     }
     if !(b.url.starts_with("http://") || b.url.starts_with("https://")) || b.url.len() > 500 {
         return Err(ApiError::invalid("url", "url: an http(s) URL"));
@@ -99,7 +95,7 @@ pub async fn create_system(
         url: b.url,
         owner: b.owner,
         tags,
-        status: "unknown".into(),
+        status: SystemStatus::Unknown,
         last_check: None,
         created_at: now,
         updated_at: now,
@@ -164,6 +160,6 @@ pub async fn check_system_now(
 ) -> ApiResult<Json<SystemView>> {
     let s = st.db.system(&id).await?.ok_or_else(|| ApiError::not_found(format!("system {id} not found")))?;
     let status = crate::systems::probe(&crate::systems::client(), &s.url).await;
-    let s = SystemRow { status: status.into(), last_check: Some(Utc::now()), ..s };
+    let s = SystemRow { status, last_check: Some(Utc::now()), ..s };
     Ok(Json(st.db.update_system(&s).await?.into()))
 }
