@@ -9,8 +9,6 @@ use storage::{Db, IdeaFilter, IdeaRow};
 
 const CATEGORIES: [&str; 6] =
     ["documentacao", "coleta-dados", "banco-dados", "analise-dados", "gestao-riscos", "dashboard"];
-const STATUSES: [&str; 5] = ["new", "review", "in-progress", "completed", "rejected"];
-const PRIORITIES: [&str; 4] = ["low", "medium", "high", "critical"];
 const WORDS: [&str; 12] = [
     "painel",
     "coletor",
@@ -49,8 +47,8 @@ fn main() {
                         WORDS[(i * 3) % 12]
                     ),
                     category: CATEGORIES[i % 6].into(),
-                    priority: PRIORITIES[i % 4].into(),
-                    status: STATUSES[i % 5].into(),
+                    priority: idea_bank::Priority::ALL[i % 4],
+                    status: idea_bank::Status::ALL[i % 5],
                     tags: vec![WORDS[(i * 11) % 12].into(), format!("t{}", i % 100)],
                     metadata: serde_json::json!({}),
                     created_by: "bench".into(),
@@ -71,7 +69,11 @@ fn main() {
             ("category", IdeaFilter { category: Some("gestao-riscos".into()), ..base.clone() }),
             (
                 "status + priority",
-                IdeaFilter { status: Some("review".into()), priority: Some("high".into()), ..base.clone() },
+                IdeaFilter {
+                    status: Some(idea_bank::Status::Review),
+                    priority: Some(idea_bank::Priority::High),
+                    ..base.clone()
+                },
             ),
             ("tag", IdeaFilter { tag: Some("t42".into()), ..base.clone() }),
             ("search", IdeaFilter { search: Some("latência".into()), ..base.clone() }),

@@ -1,8 +1,10 @@
 //! The Idea Bank's tables: categories, ideas and their audit log. Rules (workflow, validation) live in the
 //! `idea-bank` crate; this is only storage.
 
+use crate::kinds::get_enum;
 use crate::{fmt_ts, get_bool, like_pattern, ts, unique, Db, Filters, StoreError};
 use chrono::{DateTime, Utc};
+use idea_bank::{Priority, Status};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -26,8 +28,8 @@ pub struct IdeaRow {
     pub title: String,
     pub description: String,
     pub category: String,
-    pub priority: String,
-    pub status: String,
+    pub priority: Priority,
+    pub status: Status,
     pub tags: Vec<String>,
     pub metadata: serde_json::Value,
     pub created_by: String,
@@ -39,8 +41,8 @@ pub struct IdeaRow {
 #[derive(Debug, Clone, Default)]
 pub struct IdeaFilter {
     pub category: Option<String>,
-    pub status: Option<String>,
-    pub priority: Option<String>,
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
     pub tag: Option<String>,
     /// Case-insensitive, over title, description and tags.
     pub search: Option<String>,
@@ -88,8 +90,8 @@ fn idea_from_row(r: &AnyRow) -> Result<IdeaRow, sqlx::Error> {
         title: r.try_get("title")?,
         description: r.try_get("description")?,
         category: r.try_get("category")?,
-        priority: r.try_get("priority")?,
-        status: r.try_get("status")?,
+        priority: get_enum(r, "priority", |t| Priority::ALL.into_iter().find(|p| p.as_str() == t))?,
+        status: get_enum(r, "status", |t| Status::ALL.into_iter().find(|s| s.as_str() == t))?,
         tags: serde_json::from_str(&tags).unwrap_or_default(),
         metadata: serde_json::from_str(&metadata).unwrap_or_else(|_| serde_json::json!({})),
         created_by: r.try_get("created_by")?,
@@ -197,8 +199,8 @@ impl Db {
         .bind(&i.title)
         .bind(&i.description)
         .bind(&i.category)
-        .bind(&i.priority)
-        .bind(&i.status)
+        .bind(i.priority.as_str())
+        .bind(i.status.as_str())
         .bind(serde_json::to_string(&i.tags).unwrap_or_else(|_| "[]".into()))
         .bind(i.metadata.to_string())
         .bind(&i.created_by)
@@ -262,8 +264,8 @@ impl Db {
         diff("title", old.title.clone().into(), new.title.clone().into());
         diff("description", old.description.clone().into(), new.description.clone().into());
         diff("category", old.category.clone().into(), new.category.clone().into());
-        diff("priority", old.priority.clone().into(), new.priority.clone().into());
-        diff("status", old.status.clone().into(), new.status.clone().into());
+        diff("priority", old.priority.as_str().into(), new.priority.as_str().into());
+        diff("status", old.status.as_str().into(), new.status.as_str().into());
         diff("tags", serde_json::json!(old.tags), serde_json::json!(new.tags));
         diff("metadata", old.metadata.clone(), new.metadata.clone());
         if changes.is_empty() {
@@ -277,8 +279,8 @@ impl Db {
         .bind(&new.title)
         .bind(&new.description)
         .bind(&new.category)
-        .bind(&new.priority)
-        .bind(&new.status)
+        .bind(new.priority.as_str())
+        .bind(new.status.as_str())
         .bind(serde_json::to_string(&new.tags).unwrap_or_else(|_| "[]".into()))
         .bind(new.metadata.to_string())
         .bind(&new.updated_by)
@@ -310,11 +312,11 @@ impl Db {
         if let Some(v) = &f.category {
             w.push("category = ?", v.clone());
         }
-        if let Some(v) = &f.status {
-            w.push("status = ?", v.clone());
+        if let Some(v) = f.status {
+            w.push("status = ?", v.as_str().to_string());
         }
-        if let Some(v) = &f.priority {
-            w.push("priority = ?", v.clone());
+        if let Some(v) = f.priority {
+            w.push("priority = ?", v.as_str().to_string());
         }
         if let Some(t) = &f.tag {
             // Tags are a JSON array of strings: match the quoted element.
@@ -400,8 +402,8 @@ mod tests {
                 title: title.into(),
                 description: "d".into(),
                 category: "dashboard".into(),
-                priority: "high".into(),
-                status: "new".into(),
+                priority: Priority::High,
+                status: Status::New,
                 tags: tags.iter().map(|t| t.to_string()).collect(),
                 metadata: serde_json::json!({"k": 1}),
                 created_by: "alice".into(),
@@ -430,7 +432,7 @@ mod tests {
             assert_eq!(db.list_ideas(&IdeaFilter { search: Some("coletor".into()), ..f.clone() }).await.unwrap().1, 1);
             assert_eq!(db.list_ideas(&IdeaFilter { limit: 1, offset: 1, ..f.clone() }).await.unwrap().0.len(), 1);
             let later = IdeaRow {
-                status: "review".into(),
+                status: Status::Review,
                 updated_by: "bob".into(),
                 updated_at: now + chrono::Duration::seconds(1),
                 ..a.clone()

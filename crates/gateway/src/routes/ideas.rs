@@ -26,10 +26,8 @@ pub struct IdeaView {
     title: String,
     description: String,
     category: String,
-    /// low, medium, high, critical.
-    priority: String,
-    /// new, review, in-progress, completed, rejected.
-    status: String,
+    priority: Priority,
+    status: Status,
     tags: Vec<String>,
     #[schema(value_type = Object)]
     metadata: Value,
@@ -112,10 +110,8 @@ async fn check_category(st: &AppState, name: &str) -> ApiResult<String> {
     }
 }
 
-fn priority(p: &str) -> ApiResult<&'static str> {
-    Priority::parse(p)
-        .map(Priority::as_str)
-        .ok_or_else(|| ApiError::invalid("priority", "priority: low, medium, high or critical"))
+fn priority(p: &str) -> ApiResult<Priority> {
+    Priority::parse(p).ok_or_else(|| ApiError::invalid("priority", "priority: low, medium, high or critical"))
 }
 
 fn status(s: &str) -> ApiResult<Status> {
@@ -124,8 +120,7 @@ fn status(s: &str) -> ApiResult<Status> {
 }
 
 /// 409 naming the allowed moves.
-fn moved(from: &str, to: Status) -> ApiResult<()> {
-    let from = Status::parse(from).unwrap_or(Status::New);
+fn moved(from: Status, to: Status) -> ApiResult<()> {
     idea_bank::check_transition(from, to).map_err(|e| {
         ApiError::new(StatusCode::CONFLICT, "ILLEGAL_TRANSITION", e.to_string())
             .with_details(json!({ "from": from.as_str(), "to": to.as_str(), "allowed": e.allowed() }))
@@ -166,8 +161,8 @@ pub async fn list(
 ) -> ApiResult<Json<List<IdeaView>>> {
     let f = IdeaFilter {
         category: text(&q.category).map(|c| c.to_ascii_lowercase()),
-        status: text(&q.status).map(|s| status(&s).map(|s| s.as_str().to_string())).transpose()?,
-        priority: text(&q.priority).map(|p| priority(&p).map(str::to_string)).transpose()?,
+        status: text(&q.status).map(|s| status(&s)).transpose()?,
+        priority: text(&q.priority).map(|p| priority(&p)).transpose()?,
         tag: text(&q.tag),
         search: text(&q.search),
         limit: q.limit.0 as i64,
@@ -225,8 +220,8 @@ pub async fn create(
         title,
         description,
         category,
-        priority: priority.into(),
-        status: Status::New.as_str().into(),
+        priority,
+        status: Status::New,
         tags,
         metadata: b.metadata,
         created_by: p.name.clone(),
@@ -271,7 +266,7 @@ pub async fn update(
         new.category = check_category(&st, c).await?;
     }
     if let Some(pr) = &b.priority {
-        new.priority = priority(pr)?.into();
+        new.priority = priority(pr)?;
     }
     if let Some(t) = &b.tags {
         new.tags = idea_bank::check_tags(t).map_err(invalid)?;
@@ -282,8 +277,8 @@ pub async fn update(
     }
     if let Some(s) = &b.status {
         let to = status(s)?;
-        moved(&old.status, to)?;
-        new.status = to.as_str().into();
+        moved(old.status, to)?;
+        new.status = to;
     }
     new.updated_by = p.name.clone();
     new.updated_at = Utc::now();
@@ -302,8 +297,8 @@ pub async fn transition(
 ) -> ApiResult<Json<IdeaView>> {
     let to = status(&b.status)?;
     let old = load(&st, &id).await?;
-    moved(&old.status, to)?;
-    let new = IdeaRow { status: to.as_str().into(), updated_by: p.name.clone(), updated_at: Utc::now(), ..old.clone() };
+    moved(old.status, to)?;
+    let new = IdeaRow { status: to, updated_by: p.name.clone(), updated_at: Utc::now(), ..old.clone() };
     Ok(Json(st.db.update_idea(&old, &new, &p.name, "transition").await?.into()))
 }
 
