@@ -415,8 +415,10 @@ impl Journal {
         let moved = st.chain.archive_through(seq)?;
         drop(st);
         if moved > 0 {
+            // Both directory entries changed: the renames are durable once both directories are synced.
             sync_dir(&self.shared.path)?;
-            sync_dir(&segments::archive_dir(&self.shared.path).join("x"))?;
+            let archive = segments::archive_dir(&self.shared.path);
+            File::open(&archive).and_then(|d| d.sync_all()).map_err(io_err(&archive))?;
         }
         Ok(moved)
     }
