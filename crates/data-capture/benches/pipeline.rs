@@ -6,7 +6,7 @@
 use chrono::{Duration, TimeZone, Utc};
 use data_capture::feed::{ReplayFeed, Speed};
 use data_capture::DataCapture;
-use domain::{Instruments, Price};
+use domain::{Instruments, Price, Qty};
 use market_data::{Aggressor, Trade, TradeKind};
 use std::time::Instant;
 
@@ -26,7 +26,7 @@ fn main() {
                 symbol: symbols[(i % 4) as usize].to_string(),
                 trade_id: i / 4 + 1,
                 price: Price(300_000 + ((i * 7919) % 200) as i64 * 100),
-                quantity: 100,
+                quantity: Qty(100),
                 aggressor: if i.is_multiple_of(2) { Aggressor::Buy } else { Aggressor::Sell },
                 buyer_agent: 3,
                 seller_agent: 8,

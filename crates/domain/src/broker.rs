@@ -5,7 +5,7 @@
 //! adapter's event stream, which the adapter hands over at construction.
 
 use crate::order::{Order, OrderEvent, OrderId};
-use crate::price::Qty;
+use crate::quantity::Qty;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

@@ -1,6 +1,7 @@
 //! B3 instruments: tick size, lot, contract multiplier, exchange segment.
 
-use crate::price::{Money, Price, Qty};
+use crate::price::{Money, Price};
+use crate::quantity::Qty;
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -118,7 +119,7 @@ impl Instruments {
             kind: InstrumentKind::Stock,
             exchange: Exchange::Bovespa,
             tick_size: Price(100),
-            lot: 100,
+            lot: Qty(100),
             multiplier: Money::from_brl(1),
             currency: "BRL".into(),
             description: desc.into(),
@@ -129,7 +130,7 @@ impl Instruments {
             stock("ITUB4", "Itaú Unibanco PN"),
             stock("BBDC4", "Bradesco PN"),
             stock("B3SA3", "B3 ON"),
-            Instrument { lot: 10, kind: InstrumentKind::Etf, ..stock("BOVA11", "iShares Ibovespa ETF") },
+            Instrument { lot: Qty(10), kind: InstrumentKind::Etf, ..stock("BOVA11", "iShares Ibovespa ETF") },
         ];
         let (wy, wm) = front_month("WIN", today);
         list.push(Instrument {
@@ -137,7 +138,7 @@ impl Instruments {
             kind: InstrumentKind::Future,
             exchange: Exchange::Bmf,
             tick_size: Price(50_000),
-            lot: 1,
+            lot: Qty(1),
             multiplier: Money(2_000),
             currency: "BRL".into(),
             description: "Mini Ibovespa future".into(),
@@ -148,7 +149,7 @@ impl Instruments {
             kind: InstrumentKind::Future,
             exchange: Exchange::Bmf,
             tick_size: Price(5_000),
-            lot: 1,
+            lot: Qty(1),
             multiplier: Money::from_brl(10),
             currency: "BRL".into(),
             description: "Mini US dollar future".into(),
@@ -212,8 +213,8 @@ mod tests {
     fn defaults_follow_the_spec_table() {
         let ins = Instruments::b3_defaults(d(2025, 11, 24));
         let petr = ins.get("PETR4").unwrap();
-        assert_eq!((petr.tick_size, petr.lot, petr.exchange), (Price(100), 100, Exchange::Bovespa));
-        assert_eq!(ins.get("BOVA11").unwrap().lot, 10);
+        assert_eq!((petr.tick_size, petr.lot, petr.exchange), (Price(100), Qty(100), Exchange::Bovespa));
+        assert_eq!(ins.get("BOVA11").unwrap().lot, Qty(10));
         let win = ins.get("WINZ25").unwrap();
         assert_eq!((win.tick_size, win.multiplier, win.exchange), (Price(50_000), Money(2_000), Exchange::Bmf));
         let wdo = ins.get("WDOZ25").unwrap();

@@ -9,6 +9,7 @@ pub mod instrument;
 pub mod order;
 pub mod position;
 pub mod price;
+pub mod quantity;
 pub mod risk;
 
 pub use instrument::{Exchange, Instrument, InstrumentKind, Instruments};
@@ -16,7 +17,8 @@ pub use order::{
     Fill, Order, OrderEvent, OrderRequest, OrderStatus, OrderType, PositionType, Side, TimeInForce, ValidationError,
 };
 pub use position::{Position, PositionBook};
-pub use price::{Money, Price, Qty, PRICE_SCALE};
+pub use price::{Money, Price, PRICE_SCALE};
+pub use quantity::Qty;
 
 /// The domain takes time as an argument and never reads a clock: a backtest runs the very code that trades, at the
 /// data's time. This keeps it so (tests may use the clock).

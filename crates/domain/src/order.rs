@@ -1,7 +1,8 @@
 //! Orders, their validation and their state machine.
 
 use crate::instrument::Instrument;
-use crate::price::{Price, Qty};
+use crate::price::Price;
+use crate::quantity::Qty;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -207,7 +208,7 @@ pub fn transition(
         // Unsolicited cancels (exchange, broker risk) arrive without a pending request.
         (New | PartiallyFilled | PendingCancel, OrderEvent::Canceled { .. }) => Canceled,
         (PendingCancel, OrderEvent::CancelRejected { .. }) => {
-            if filled_after > 0 {
+            if filled_after.is_positive() {
                 PartiallyFilled
             } else {
                 New
@@ -258,7 +259,7 @@ pub const MAX_CLIENT_ORDER_ID_LEN: usize = 64;
 pub const MAX_JUSTIFICATION_LEN: usize = 1000;
 /// The largest quantity one order may carry, whatever the risk limits say. It keeps every product of a
 /// quantity with a price or a position far inside `i64`, so the arithmetic after validation cannot overflow.
-pub const MAX_ORDER_QUANTITY: Qty = 1_000_000_000;
+pub const MAX_ORDER_QUANTITY: Qty = Qty(1_000_000_000);
 
 /// Checks everything about an order that does not depend on risk limits.
 ///
@@ -267,13 +268,13 @@ pub const MAX_ORDER_QUANTITY: Qty = 1_000_000_000;
 /// the trigger from the market's point of view: a BUY's limit is at or above its stop, a SELL's at or below, so
 /// the order is marketable at the moment it triggers.
 pub fn validate(req: &OrderRequest, instrument: &Instrument, last_trade: Option<Price>) -> Result<(), ValidationError> {
-    if req.quantity <= 0 {
+    if !req.quantity.is_positive() {
         return Err(invalid("quantity", "must be a positive integer"));
     }
     if req.quantity > MAX_ORDER_QUANTITY {
         return Err(invalid("quantity", format!("must be at most {MAX_ORDER_QUANTITY}")));
     }
-    if req.quantity % instrument.lot != 0 {
+    if !req.quantity.is_multiple_of_lot(instrument.lot) {
         return Err(invalid(
             "quantity",
             format!("must be a multiple of the lot size {} for {}", instrument.lot, instrument.symbol),
@@ -432,7 +433,7 @@ impl Order {
             justification: req.justification.clone(),
             source: req.source.clone().unwrap_or_else(|| "manual".to_string()),
             status: OrderStatus::PendingNew,
-            filled_quantity: 0,
+            filled_quantity: Qty::ZERO,
             filled_value: Price::ZERO,
             fills: Vec::new(),
             reject_code: None,
@@ -444,15 +445,15 @@ impl Order {
 
     pub fn leaves_quantity(&self) -> Qty {
         if self.status.is_terminal() {
-            0
+            Qty::ZERO
         } else {
             self.quantity - self.filled_quantity
         }
     }
 
     pub fn avg_fill_price(&self) -> Option<f64> {
-        (self.filled_quantity > 0)
-            .then(|| self.filled_value.units() as f64 / self.filled_quantity as f64 / crate::PRICE_SCALE as f64)
+        (self.filled_quantity.is_positive())
+            .then(|| self.filled_value.units() as f64 / self.filled_quantity.get() as f64 / crate::PRICE_SCALE as f64)
     }
 
     /// Applies an event through the transition table. Illegal events leave the order untouched.
@@ -462,7 +463,7 @@ impl Order {
             if self.fills.iter().any(|f| f.exec_id == fill.exec_id) {
                 return Ok(Applied::DuplicateFill);
             }
-            if fill.quantity <= 0 {
+            if !fill.quantity.is_positive() {
                 return Err(IllegalTransition {
                     from: self.status,
                     event: "filled",
@@ -470,8 +471,11 @@ impl Order {
                 });
             }
             // Checked, never saturated: a fill that would overflow the books is refused, not clipped.
-            let value =
-                fill.price.units().checked_mul(fill.quantity).and_then(|v| self.filled_value.units().checked_add(v));
+            let value = fill
+                .price
+                .units()
+                .checked_mul(fill.quantity.get())
+                .and_then(|v| self.filled_value.units().checked_add(v));
             filled_after = match (self.filled_quantity.checked_add(fill.quantity), value) {
                 (Some(q), Some(_)) => q,
                 _ => {
@@ -493,7 +497,7 @@ impl Order {
             OrderEvent::Filled(fill) => {
                 self.filled_quantity = filled_after;
                 // Checked above: this cannot overflow.
-                self.filled_value = Price(self.filled_value.units() + fill.price.units() * fill.quantity);
+                self.filled_value = Price(self.filled_value.units() + fill.price.units() * fill.quantity.get());
                 self.fills.push(fill.clone());
             }
             OrderEvent::CancelRejected { .. }
@@ -540,20 +544,20 @@ mod tests {
 
     #[test]
     fn validation_fields() {
-        assert_eq!(check(&req(OrderType::Limit, Side::Buy, 100, Some(30.0), None)), Ok(()));
-        assert_eq!(check(&req(OrderType::Limit, Side::Buy, 0, Some(30.0), None)), Err("quantity"));
-        assert_eq!(check(&req(OrderType::Limit, Side::Buy, 150, Some(30.0), None)), Err("quantity"));
-        assert_eq!(check(&req(OrderType::Limit, Side::Buy, 100, None, None)), Err("price"));
-        assert_eq!(check(&req(OrderType::Limit, Side::Buy, 100, Some(30.005), None)), Err("price"));
-        assert_eq!(check(&req(OrderType::Limit, Side::Buy, 100, Some(-1.0), None)), Err("price"));
-        assert_eq!(check(&req(OrderType::Market, Side::Buy, 100, Some(30.0), None)), Err("price"));
-        assert_eq!(check(&req(OrderType::Market, Side::Buy, 100, None, None)), Ok(()));
-        assert_eq!(check(&req(OrderType::Stop, Side::Buy, 100, None, None)), Err("stop_price"));
-        assert_eq!(check(&req(OrderType::Limit, Side::Buy, 100, Some(30.0), Some(31.0))), Err("stop_price"));
-        let mut gtc = req(OrderType::Market, Side::Buy, 100, None, None);
+        assert_eq!(check(&req(OrderType::Limit, Side::Buy, Qty(100), Some(30.0), None)), Ok(()));
+        assert_eq!(check(&req(OrderType::Limit, Side::Buy, Qty(0), Some(30.0), None)), Err("quantity"));
+        assert_eq!(check(&req(OrderType::Limit, Side::Buy, Qty(150), Some(30.0), None)), Err("quantity"));
+        assert_eq!(check(&req(OrderType::Limit, Side::Buy, Qty(100), None, None)), Err("price"));
+        assert_eq!(check(&req(OrderType::Limit, Side::Buy, Qty(100), Some(30.005), None)), Err("price"));
+        assert_eq!(check(&req(OrderType::Limit, Side::Buy, Qty(100), Some(-1.0), None)), Err("price"));
+        assert_eq!(check(&req(OrderType::Market, Side::Buy, Qty(100), Some(30.0), None)), Err("price"));
+        assert_eq!(check(&req(OrderType::Market, Side::Buy, Qty(100), None, None)), Ok(()));
+        assert_eq!(check(&req(OrderType::Stop, Side::Buy, Qty(100), None, None)), Err("stop_price"));
+        assert_eq!(check(&req(OrderType::Limit, Side::Buy, Qty(100), Some(30.0), Some(31.0))), Err("stop_price"));
+        let mut gtc = req(OrderType::Market, Side::Buy, Qty(100), None, None);
         gtc.time_in_force = TimeInForce::Gtc;
         assert_eq!(check(&gtc), Err("time_in_force"));
-        let mut coid = req(OrderType::Market, Side::Buy, 100, None, None);
+        let mut coid = req(OrderType::Market, Side::Buy, Qty(100), None, None);
         coid.client_order_id = Some("x".repeat(65));
         assert_eq!(check(&coid), Err("client_order_id"));
     }
@@ -561,21 +565,21 @@ mod tests {
     #[test]
     fn stops_that_would_trigger_at_once_are_refused_on_both_sides() {
         // Last trade is 30.00.
-        assert_eq!(check(&req(OrderType::Stop, Side::Buy, 100, None, Some(31.0))), Ok(()));
-        assert_eq!(check(&req(OrderType::Stop, Side::Buy, 100, None, Some(30.0))), Err("stop_price"));
-        assert_eq!(check(&req(OrderType::Stop, Side::Buy, 100, None, Some(29.0))), Err("stop_price"));
-        assert_eq!(check(&req(OrderType::Stop, Side::Sell, 100, None, Some(29.0))), Ok(()));
-        assert_eq!(check(&req(OrderType::Stop, Side::Sell, 100, None, Some(30.0))), Err("stop_price"));
-        assert_eq!(check(&req(OrderType::Stop, Side::Sell, 100, None, Some(31.0))), Err("stop_price"));
+        assert_eq!(check(&req(OrderType::Stop, Side::Buy, Qty(100), None, Some(31.0))), Ok(()));
+        assert_eq!(check(&req(OrderType::Stop, Side::Buy, Qty(100), None, Some(30.0))), Err("stop_price"));
+        assert_eq!(check(&req(OrderType::Stop, Side::Buy, Qty(100), None, Some(29.0))), Err("stop_price"));
+        assert_eq!(check(&req(OrderType::Stop, Side::Sell, Qty(100), None, Some(29.0))), Ok(()));
+        assert_eq!(check(&req(OrderType::Stop, Side::Sell, Qty(100), None, Some(30.0))), Err("stop_price"));
+        assert_eq!(check(&req(OrderType::Stop, Side::Sell, Qty(100), None, Some(31.0))), Err("stop_price"));
     }
 
     #[test]
     fn stop_limit_rule_per_side() {
-        assert_eq!(check(&req(OrderType::StopLimit, Side::Buy, 100, Some(31.5), Some(31.0))), Ok(()));
-        assert_eq!(check(&req(OrderType::StopLimit, Side::Buy, 100, Some(31.0), Some(31.0))), Ok(()));
-        assert_eq!(check(&req(OrderType::StopLimit, Side::Buy, 100, Some(30.9), Some(31.0))), Err("price"));
-        assert_eq!(check(&req(OrderType::StopLimit, Side::Sell, 100, Some(28.5), Some(29.0))), Ok(()));
-        assert_eq!(check(&req(OrderType::StopLimit, Side::Sell, 100, Some(29.1), Some(29.0))), Err("price"));
+        assert_eq!(check(&req(OrderType::StopLimit, Side::Buy, Qty(100), Some(31.5), Some(31.0))), Ok(()));
+        assert_eq!(check(&req(OrderType::StopLimit, Side::Buy, Qty(100), Some(31.0), Some(31.0))), Ok(()));
+        assert_eq!(check(&req(OrderType::StopLimit, Side::Buy, Qty(100), Some(30.9), Some(31.0))), Err("price"));
+        assert_eq!(check(&req(OrderType::StopLimit, Side::Sell, Qty(100), Some(28.5), Some(29.0))), Ok(()));
+        assert_eq!(check(&req(OrderType::StopLimit, Side::Sell, Qty(100), Some(29.1), Some(29.0))), Err("price"));
     }
 
     fn fill(id: &str, q: Qty) -> OrderEvent {
@@ -585,42 +589,42 @@ mod tests {
     #[test]
     fn lifecycle_and_duplicate_fills() {
         let now = Utc::now();
-        let mut o = Order::new(1, "t", &req(OrderType::Limit, Side::Buy, 300, Some(30.0), None), now);
+        let mut o = Order::new(1, "t", &req(OrderType::Limit, Side::Buy, Qty(300), Some(30.0), None), now);
         assert_eq!(o.status, OrderStatus::PendingNew);
         o.apply(&OrderEvent::Accepted { broker_order_id: "B1".into() }, now).unwrap();
         assert_eq!(o.status, OrderStatus::New);
-        o.apply(&fill("e1", 100), now).unwrap();
+        o.apply(&fill("e1", Qty(100)), now).unwrap();
         assert_eq!(o.status, OrderStatus::PartiallyFilled);
-        assert_eq!(o.apply(&fill("e1", 100), now), Ok(Applied::DuplicateFill));
-        assert_eq!(o.filled_quantity, 100);
+        assert_eq!(o.apply(&fill("e1", Qty(100)), now), Ok(Applied::DuplicateFill));
+        assert_eq!(o.filled_quantity, Qty(100));
         o.apply(&OrderEvent::CancelRequested, now).unwrap();
-        o.apply(&fill("e2", 100), now).unwrap();
+        o.apply(&fill("e2", Qty(100)), now).unwrap();
         assert_eq!(o.status, OrderStatus::PendingCancel);
         o.apply(&OrderEvent::CancelRejected { reason: "too late".into() }, now).unwrap();
         assert_eq!(o.status, OrderStatus::PartiallyFilled);
-        o.apply(&fill("e3", 100), now).unwrap();
+        o.apply(&fill("e3", Qty(100)), now).unwrap();
         assert_eq!(o.status, OrderStatus::Filled);
         assert_eq!(o.avg_fill_price(), Some(30.0));
         let before = o.clone();
         assert!(o.apply(&OrderEvent::Canceled { reason: "x".into() }, now).is_err());
-        assert!(o.apply(&fill("e4", 1), now).is_err());
+        assert!(o.apply(&fill("e4", Qty(1)), now).is_err());
         assert_eq!(o, before, "a refused transition changes nothing");
     }
 
     #[test]
     fn overfill_is_refused() {
         let now = Utc::now();
-        let mut o = Order::new(1, "t", &req(OrderType::Limit, Side::Buy, 100, Some(30.0), None), now);
+        let mut o = Order::new(1, "t", &req(OrderType::Limit, Side::Buy, Qty(100), Some(30.0), None), now);
         o.apply(&OrderEvent::Accepted { broker_order_id: "B1".into() }, now).unwrap();
-        assert!(o.apply(&fill("e1", 200), now).is_err());
-        assert_eq!(o.filled_quantity, 0);
+        assert!(o.apply(&fill("e1", Qty(200)), now).is_err());
+        assert_eq!(o.filled_quantity, Qty::ZERO);
         assert_eq!(o.status, OrderStatus::New);
     }
 
     #[test]
     fn cancel_from_pending_new_is_illegal() {
         let now = Utc::now();
-        let mut o = Order::new(1, "t", &req(OrderType::Limit, Side::Buy, 100, Some(30.0), None), now);
+        let mut o = Order::new(1, "t", &req(OrderType::Limit, Side::Buy, Qty(100), Some(30.0), None), now);
         assert!(o.apply(&OrderEvent::CancelRequested, now).is_err());
         assert!(o.apply(&OrderEvent::Expired { reason: "x".into() }, now).is_err());
     }
@@ -637,7 +641,7 @@ mod proptests {
             Just(OrderEvent::Rejected { code: "X".into(), reason: "r".into() }),
             ("e[0-9]{1,2}", 1i64..400, 1i64..1000).prop_map(|(id, q, p)| OrderEvent::Filled(Fill {
                 exec_id: id,
-                quantity: q,
+                quantity: Qty(q),
                 price: Price(p * 100),
                 ts: DateTime::<Utc>::UNIX_EPOCH,
             })),
@@ -653,7 +657,7 @@ mod proptests {
         fn never_an_illegal_state(qty in 1i64..1000, events in proptest::collection::vec(arb_event(), 0..60)) {
             let now = DateTime::<Utc>::UNIX_EPOCH;
             let req = OrderRequest {
-                symbol: "PETR4".into(), side: Side::Buy, order_type: OrderType::Limit, quantity: qty,
+                symbol: "PETR4".into(), side: Side::Buy, order_type: OrderType::Limit, quantity: Qty(qty),
                 price: Some(Price(100)), stop_price: None, time_in_force: TimeInForce::Day,
                 client_order_id: None, position_type: PositionType::Daytrade, justification: None, source: None,
             };
@@ -674,19 +678,19 @@ mod proptests {
                     Err(_) => prop_assert_eq!(&o, &before),
                 }
                 prop_assert!(o.filled_quantity <= o.quantity);
-                prop_assert!(o.filled_quantity >= 0);
+                prop_assert!(o.filled_quantity >= Qty::ZERO);
                 // Fills are never double counted: the cumulative quantity is the sum of distinct executions.
                 prop_assert_eq!(o.filled_quantity, seen.values().sum::<Qty>());
                 prop_assert_eq!(o.fills.len(), seen.len());
                 prop_assert_eq!(o.status == OrderStatus::Filled, o.filled_quantity == o.quantity);
                 if o.status == OrderStatus::PartiallyFilled {
-                    prop_assert!(o.filled_quantity > 0 && o.filled_quantity < o.quantity);
+                    prop_assert!(o.filled_quantity.is_positive() && o.filled_quantity < o.quantity);
                 }
                 if o.status == OrderStatus::New || o.status == OrderStatus::PendingNew {
-                    prop_assert_eq!(o.filled_quantity, 0);
+                    prop_assert_eq!(o.filled_quantity, Qty::ZERO);
                 }
                 if o.status == OrderStatus::Rejected {
-                    prop_assert_eq!(o.filled_quantity, 0);
+                    prop_assert_eq!(o.filled_quantity, Qty::ZERO);
                 }
             }
         }

@@ -9,6 +9,7 @@
 //! us ([`Price::from_f64`], a TOML file) is read through its shortest round-trip decimal text, the same text the
 //! writer printed.
 
+use crate::quantity::Qty;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::Cell;
 use std::fmt;
@@ -17,9 +18,6 @@ use std::fmt;
 pub const PRICE_SCALE: i64 = 10_000;
 /// Decimal places [`PRICE_SCALE`] holds.
 pub const PRICE_DECIMALS: u32 = 4;
-
-/// Quantities are whole shares or contracts.
-pub type Qty = i64;
 
 /// Why a decimal text is not a price or an amount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -368,15 +366,11 @@ pub(crate) fn div_round(num: i128, den: i128) -> i128 {
     }
 }
 
-/// Clamps an i128 intermediate back into the i64 domain; amounts beyond ±922 trillion BRL are not real.
-pub(crate) fn clamp_i64(v: i128) -> i64 {
-    v.clamp(i64::MIN as i128, i64::MAX as i128) as i64
-}
-
-/// Cash value of `qty` at `price` for an instrument with `multiplier` (BRL per point, itself fixed-point).
-pub fn notional(price: Price, qty: Qty, multiplier: Money) -> Money {
-    let v = price.0 as i128 * qty as i128 * multiplier.0 as i128;
-    Money(clamp_i64(div_round(v, PRICE_SCALE as i128)))
+/// Cash value of `qty` at `price` for an instrument with `multiplier` (BRL per point, itself fixed-point);
+/// `None` beyond ±922 trillion BRL, which no order can be worth (never clipped to the limit).
+pub fn notional(price: Price, qty: Qty, multiplier: Money) -> Option<Money> {
+    let v = (price.0 as i128 * i128::from(qty)).checked_mul(multiplier.0 as i128)?;
+    i64::try_from(div_round(v, PRICE_SCALE as i128)).ok().map(Money)
 }
 
 #[cfg(test)]
@@ -503,8 +497,9 @@ mod tests {
     #[test]
     fn notional_with_multiplier() {
         // 10 WIN contracts at 128,000 points, R$ 0.20 per point = R$ 256,000.
-        let n = notional(Price::from_f64(128_000.0).unwrap(), 10, Money::from_f64(0.2).unwrap());
-        assert_eq!(n, Money::from_brl(256_000));
+        let n = notional(Price::from_f64(128_000.0).unwrap(), Qty(10), Money::from_f64(0.2).unwrap());
+        assert_eq!(n, Some(Money::from_brl(256_000)));
+        assert_eq!(notional(Price(i64::MAX), Qty(1_000_000_000), Money::from_brl(10)), None);
     }
 }
 

@@ -2,7 +2,8 @@
 
 use crate::instrument::{Instrument, InstrumentKind};
 use crate::order::{OrderRequest, OrderType, Side};
-use crate::price::{notional, Money, Price, Qty};
+use crate::price::{notional, Money, Price};
+use crate::quantity::Qty;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -88,12 +89,12 @@ impl Default for RiskLimits {
     fn default() -> Self {
         RiskLimits {
             max_orders_per_second: 50,
-            max_order_qty_stock: 10_000,
-            max_order_qty_future: 100,
+            max_order_qty_stock: Qty(10_000),
+            max_order_qty_future: Qty(100),
             max_notional: Money::from_brl(1_000_000),
             price_band_bps: 1_000,
-            position_limit_stock: 10_000,
-            position_limit_future: 50,
+            position_limit_stock: Qty(10_000),
+            position_limit_future: Qty(50),
             daily_loss_limit: Money::from_brl(5_000),
             trading_state: TradingState::Normal,
             symbols: BTreeMap::new(),
@@ -125,15 +126,15 @@ impl RiskLimits {
             ("position_limit_stock", self.position_limit_stock),
             ("position_limit_future", self.position_limit_future),
         ] {
-            if v <= 0 {
+            if !v.is_positive() {
                 return Err((field, "must be positive".into()));
             }
         }
         for limits in self.symbols.values() {
-            if limits.max_order_qty.is_some_and(|q| q <= 0) {
+            if limits.max_order_qty.is_some_and(|q| !q.is_positive()) {
                 return Err(("symbols.max_order_qty", "must be positive".into()));
             }
-            if limits.position_limit.is_some_and(|q| q <= 0) {
+            if limits.position_limit.is_some_and(|q| !q.is_positive()) {
                 return Err(("symbols.position_limit", "must be positive".into()));
             }
         }
@@ -167,7 +168,8 @@ pub struct RiskContext<'a> {
     pub net_position: Qty,
     /// Unfilled quantity of open orders in the symbol on the same side as the new order.
     pub open_same_side: Qty,
-    pub daily_pnl: Money,
+    /// `None` when the day's P&L does not fit the books: judged a breach, never clipped.
+    pub daily_pnl: Option<Money>,
 }
 
 /// The stateful part of risk: per-account order-rate windows.
@@ -187,9 +189,13 @@ pub enum LossLevel {
     Breached,
 }
 
-/// Where the day's P&L stands against the loss limit.
-pub fn loss_level(daily_pnl: Money, limit: Money) -> LossLevel {
-    let loss = -daily_pnl.0 as i128;
+/// Where the day's P&L stands against the loss limit. A P&L too large to book (`None`) is a breach: nothing
+/// should trade on figures the desk cannot represent.
+pub fn loss_level(daily_pnl: Option<Money>, limit: Money) -> LossLevel {
+    let Some(daily_pnl) = daily_pnl else {
+        return LossLevel::Breached;
+    };
+    let loss = -(daily_pnl.0 as i128);
     let limit = limit.0 as i128;
     if loss >= limit {
         LossLevel::Breached
@@ -248,7 +254,12 @@ impl RiskEngine {
         let Some(reference) = reference else {
             return reject(RiskCheck::MaxNotional, format!("no last trade for {} to value a MARKET order", ins.symbol));
         };
-        let value = notional(reference, req.quantity, ins.multiplier);
+        let Some(value) = notional(reference, req.quantity, ins.multiplier) else {
+            return reject(
+                RiskCheck::MaxNotional,
+                format!("the notional of {} {} is beyond range", req.quantity, ins.symbol),
+            );
+        };
         if value > limits.max_notional {
             return reject(
                 RiskCheck::MaxNotional,
@@ -283,7 +294,10 @@ impl RiskEngine {
         if loss_level(ctx.daily_pnl, limits.daily_loss_limit) == LossLevel::Breached {
             return reject(
                 RiskCheck::DailyLossLimit,
-                format!("daily P&L {} is beyond the loss limit {}", ctx.daily_pnl, limits.daily_loss_limit),
+                match ctx.daily_pnl {
+                    Some(pnl) => format!("daily P&L {pnl} is beyond the loss limit {}", limits.daily_loss_limit),
+                    None => "daily P&L is beyond the range of the books".to_string(),
+                },
             );
         }
         self.record(ctx);
@@ -361,9 +375,9 @@ mod tests {
             kill_switch_active: false,
             market_open: true,
             last_price: Price::from_f64(30.0),
-            net_position: 0,
-            open_same_side: 0,
-            daily_pnl: Money::ZERO,
+            net_position: Qty::ZERO,
+            open_same_side: Qty::ZERO,
+            daily_pnl: Some(Money::ZERO),
         }
     }
 
@@ -373,12 +387,12 @@ mod tests {
 
     #[test]
     fn passes_a_normal_order() {
-        assert_eq!(run(&limit_req("PETR4", Side::Buy, 100, 30.0), &ctx(), &RiskLimits::default()), Ok(()));
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, Qty(100), 30.0), &ctx(), &RiskLimits::default()), Ok(()));
     }
 
     #[test]
     fn kill_switch_both_ways() {
-        let r = limit_req("PETR4", Side::Buy, 100, 30.0);
+        let r = limit_req("PETR4", Side::Buy, Qty(100), 30.0);
         assert_eq!(
             run(&r, &RiskContext { kill_switch_active: true, ..ctx() }, &RiskLimits::default()),
             Err("KILL_SWITCH_ACTIVE")
@@ -389,25 +403,25 @@ mod tests {
     #[test]
     fn reducing_state_both_ways() {
         let limits = RiskLimits { trading_state: TradingState::Reducing, ..RiskLimits::default() };
-        let long = RiskContext { net_position: 500, ..ctx() };
-        assert_eq!(run(&limit_req("PETR4", Side::Sell, 200, 30.0), &long, &limits), Ok(()));
-        assert_eq!(run(&limit_req("PETR4", Side::Sell, 500, 30.0), &long, &limits), Ok(()));
-        assert_eq!(run(&limit_req("PETR4", Side::Buy, 100, 30.0), &long, &limits), Err("REDUCE_ONLY"));
+        let long = RiskContext { net_position: Qty(500), ..ctx() };
+        assert_eq!(run(&limit_req("PETR4", Side::Sell, Qty(200), 30.0), &long, &limits), Ok(()));
+        assert_eq!(run(&limit_req("PETR4", Side::Sell, Qty(500), 30.0), &long, &limits), Ok(()));
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, Qty(100), 30.0), &long, &limits), Err("REDUCE_ONLY"));
         // Selling through zero would open a short: not a reduction.
-        assert_eq!(run(&limit_req("PETR4", Side::Sell, 600, 30.0), &long, &limits), Err("REDUCE_ONLY"));
-        assert_eq!(run(&limit_req("PETR4", Side::Sell, 100, 30.0), &ctx(), &limits), Err("REDUCE_ONLY"));
+        assert_eq!(run(&limit_req("PETR4", Side::Sell, Qty(600), 30.0), &long, &limits), Err("REDUCE_ONLY"));
+        assert_eq!(run(&limit_req("PETR4", Side::Sell, Qty(100), 30.0), &ctx(), &limits), Err("REDUCE_ONLY"));
         // Positions at the edge of i64 are judged, not overflowed.
-        let huge = RiskContext { net_position: i64::MAX, open_same_side: i64::MAX, ..ctx() };
-        assert_eq!(run(&limit_req("PETR4", Side::Buy, i64::MAX, 30.0), &huge, &limits), Err("REDUCE_ONLY"));
-        let huge_short = RiskContext { net_position: i64::MIN + 1, ..ctx() };
-        assert_eq!(run(&limit_req("PETR4", Side::Sell, i64::MAX, 30.0), &huge_short, &limits), Err("REDUCE_ONLY"));
+        let huge = RiskContext { net_position: Qty(i64::MAX), open_same_side: Qty(i64::MAX), ..ctx() };
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, Qty(i64::MAX), 30.0), &huge, &limits), Err("REDUCE_ONLY"));
+        let huge_short = RiskContext { net_position: Qty(i64::MIN + 1), ..ctx() };
+        assert_eq!(run(&limit_req("PETR4", Side::Sell, Qty(i64::MAX), 30.0), &huge_short, &limits), Err("REDUCE_ONLY"));
         let open = RiskLimits::default();
-        assert_eq!(run(&limit_req("PETR4", Side::Buy, 100, 30.0), &huge, &open), Err("POSITION_LIMIT"));
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, Qty(100), 30.0), &huge, &open), Err("POSITION_LIMIT"));
     }
 
     #[test]
     fn trading_hours_both_ways() {
-        let r = limit_req("PETR4", Side::Buy, 100, 30.0);
+        let r = limit_req("PETR4", Side::Buy, Qty(100), 30.0);
         assert_eq!(
             run(&r, &RiskContext { market_open: false, ..ctx() }, &RiskLimits::default()),
             Err("OUTSIDE_TRADING_HOURS")
@@ -419,7 +433,7 @@ mod tests {
     fn order_rate_both_ways() {
         let limits = RiskLimits::default();
         let mut engine = RiskEngine::default();
-        let r = limit_req("PETR4", Side::Buy, 100, 30.0);
+        let r = limit_req("PETR4", Side::Buy, Qty(100), 30.0);
         let i = ins("PETR4");
         let c = ctx();
         for _ in 0..50 {
@@ -437,20 +451,20 @@ mod tests {
     fn max_order_qty_both_ways() {
         let limits = RiskLimits::default();
         let c = RiskContext { last_price: Price::from_f64(10.0), ..ctx() };
-        assert_eq!(run(&limit_req("PETR4", Side::Buy, 10_000, 10.0), &c, &limits), Ok(()));
-        assert_eq!(run(&limit_req("PETR4", Side::Buy, 10_100, 10.0), &c, &limits), Err("MAX_ORDER_QTY"));
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, Qty(10_000), 10.0), &c, &limits), Ok(()));
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, Qty(10_100), 10.0), &c, &limits), Err("MAX_ORDER_QTY"));
         let win = ins("WINZ25");
         let wc = RiskContext { last_price: Price::from_f64(128_000.0), ..ctx() };
         let big = RiskLimits {
-            position_limit_future: 1_000,
+            position_limit_future: Qty(1_000),
             max_notional: Money::from_brl(10_000_000),
             ..RiskLimits::default()
         };
-        assert_eq!(run(&limit_req(&win.symbol, Side::Buy, 100, 128_000.0), &wc, &big), Ok(()));
-        assert_eq!(run(&limit_req(&win.symbol, Side::Buy, 101, 128_000.0), &wc, &big), Err("MAX_ORDER_QTY"));
+        assert_eq!(run(&limit_req(&win.symbol, Side::Buy, Qty(100), 128_000.0), &wc, &big), Ok(()));
+        assert_eq!(run(&limit_req(&win.symbol, Side::Buy, Qty(101), 128_000.0), &wc, &big), Err("MAX_ORDER_QTY"));
         let mut per_symbol = RiskLimits::default();
-        per_symbol.symbols.insert("PETR4".into(), SymbolLimits { max_order_qty: Some(500), position_limit: None });
-        assert_eq!(run(&limit_req("PETR4", Side::Buy, 600, 10.0), &c, &per_symbol), Err("MAX_ORDER_QTY"));
+        per_symbol.symbols.insert("PETR4".into(), SymbolLimits { max_order_qty: Some(Qty(500)), position_limit: None });
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, Qty(600), 10.0), &c, &per_symbol), Err("MAX_ORDER_QTY"));
     }
 
     #[test]
@@ -458,9 +472,9 @@ mod tests {
         let limits = RiskLimits::default();
         let c = RiskContext { last_price: Price::from_f64(100.0), ..ctx() };
         // 10,000 × R$ 100 = R$ 1,000,000: at the limit passes.
-        assert_eq!(run(&limit_req("PETR4", Side::Buy, 10_000, 100.0), &c, &limits), Ok(()));
-        assert_eq!(run(&limit_req("PETR4", Side::Buy, 10_000, 100.01), &c, &limits), Err("MAX_NOTIONAL"));
-        let mut market = limit_req("PETR4", Side::Buy, 100, 30.0);
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, Qty(10_000), 100.0), &c, &limits), Ok(()));
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, Qty(10_000), 100.01), &c, &limits), Err("MAX_NOTIONAL"));
+        let mut market = limit_req("PETR4", Side::Buy, Qty(100), 30.0);
         market.order_type = OrderType::Market;
         market.price = None;
         assert_eq!(run(&market, &RiskContext { last_price: None, ..ctx() }, &limits), Err("MAX_NOTIONAL"));
@@ -470,36 +484,41 @@ mod tests {
     #[test]
     fn price_band_both_ways() {
         let limits = RiskLimits::default();
-        assert_eq!(run(&limit_req("PETR4", Side::Buy, 100, 33.0), &ctx(), &limits), Ok(()));
-        assert_eq!(run(&limit_req("PETR4", Side::Buy, 100, 27.0), &ctx(), &limits), Ok(()));
-        assert_eq!(run(&limit_req("PETR4", Side::Buy, 100, 33.01), &ctx(), &limits), Err("PRICE_BAND"));
-        assert_eq!(run(&limit_req("PETR4", Side::Sell, 100, 26.99), &ctx(), &limits), Err("PRICE_BAND"));
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, Qty(100), 33.0), &ctx(), &limits), Ok(()));
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, Qty(100), 27.0), &ctx(), &limits), Ok(()));
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, Qty(100), 33.01), &ctx(), &limits), Err("PRICE_BAND"));
+        assert_eq!(run(&limit_req("PETR4", Side::Sell, Qty(100), 26.99), &ctx(), &limits), Err("PRICE_BAND"));
     }
 
     #[test]
     fn position_limit_both_ways_counting_open_orders() {
         let limits = RiskLimits::default();
-        let c = RiskContext { last_price: Price::from_f64(10.0), net_position: 5_000, open_same_side: 4_000, ..ctx() };
-        assert_eq!(run(&limit_req("PETR4", Side::Buy, 1_000, 10.0), &c, &limits), Ok(()));
-        assert_eq!(run(&limit_req("PETR4", Side::Buy, 1_100, 10.0), &c, &limits), Err("POSITION_LIMIT"));
+        let c = RiskContext {
+            last_price: Price::from_f64(10.0),
+            net_position: Qty(5_000),
+            open_same_side: Qty(4_000),
+            ..ctx()
+        };
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, Qty(1_000), 10.0), &c, &limits), Ok(()));
+        assert_eq!(run(&limit_req("PETR4", Side::Buy, Qty(1_100), 10.0), &c, &limits), Err("POSITION_LIMIT"));
         // Selling reduces: passes even though open buys are large.
-        let sell = RiskContext { open_same_side: 0, ..c.clone() };
-        assert_eq!(run(&limit_req("PETR4", Side::Sell, 10_000, 10.0), &sell, &limits), Ok(()));
-        let short = RiskContext { net_position: -9_000, open_same_side: 1_000, ..c };
-        assert_eq!(run(&limit_req("PETR4", Side::Sell, 100, 10.0), &short, &limits), Err("POSITION_LIMIT"));
-        let wc = RiskContext { last_price: Price::from_f64(128_000.0), net_position: 50, ..ctx() };
+        let sell = RiskContext { open_same_side: Qty::ZERO, ..c.clone() };
+        assert_eq!(run(&limit_req("PETR4", Side::Sell, Qty(10_000), 10.0), &sell, &limits), Ok(()));
+        let short = RiskContext { net_position: Qty(-9_000), open_same_side: Qty(1_000), ..c };
+        assert_eq!(run(&limit_req("PETR4", Side::Sell, Qty(100), 10.0), &short, &limits), Err("POSITION_LIMIT"));
+        let wc = RiskContext { last_price: Price::from_f64(128_000.0), net_position: Qty(50), ..ctx() };
         let win = ins("WINZ25").symbol;
-        assert_eq!(run(&limit_req(&win, Side::Buy, 1, 128_000.0), &wc, &limits), Err("POSITION_LIMIT"));
-        assert_eq!(run(&limit_req(&win, Side::Sell, 1, 128_000.0), &wc, &limits), Ok(()));
+        assert_eq!(run(&limit_req(&win, Side::Buy, Qty(1), 128_000.0), &wc, &limits), Err("POSITION_LIMIT"));
+        assert_eq!(run(&limit_req(&win, Side::Sell, Qty(1), 128_000.0), &wc, &limits), Ok(()));
     }
 
     #[test]
     fn daily_loss_both_ways() {
         let limits = RiskLimits::default();
-        let r = limit_req("PETR4", Side::Buy, 100, 30.0);
-        assert_eq!(run(&r, &RiskContext { daily_pnl: Money::from_brl(-4_999), ..ctx() }, &limits), Ok(()));
+        let r = limit_req("PETR4", Side::Buy, Qty(100), 30.0);
+        assert_eq!(run(&r, &RiskContext { daily_pnl: Some(Money::from_brl(-4_999)), ..ctx() }, &limits), Ok(()));
         assert_eq!(
-            run(&r, &RiskContext { daily_pnl: Money::from_brl(-5_000), ..ctx() }, &limits),
+            run(&r, &RiskContext { daily_pnl: Some(Money::from_brl(-5_000)), ..ctx() }, &limits),
             Err("DAILY_LOSS_LIMIT")
         );
     }
@@ -508,9 +527,13 @@ mod tests {
     fn order_of_checks() {
         // Everything wrong at once: the kill switch decides first, then trading hours, then quantity.
         let limits = RiskLimits::default();
-        let all_bad =
-            RiskContext { kill_switch_active: true, market_open: false, daily_pnl: Money::from_brl(-10_000), ..ctx() };
-        let r = limit_req("PETR4", Side::Buy, 20_000, 99.0);
+        let all_bad = RiskContext {
+            kill_switch_active: true,
+            market_open: false,
+            daily_pnl: Some(Money::from_brl(-10_000)),
+            ..ctx()
+        };
+        let r = limit_req("PETR4", Side::Buy, Qty(20_000), 99.0);
         assert_eq!(run(&r, &all_bad, &limits), Err("KILL_SWITCH_ACTIVE"));
         assert_eq!(
             run(&r, &RiskContext { kill_switch_active: false, ..all_bad.clone() }, &limits),
@@ -525,10 +548,11 @@ mod tests {
     #[test]
     fn loss_levels() {
         let limit = Money::from_brl(5_000);
-        assert_eq!(loss_level(Money::from_brl(-3_999), limit), LossLevel::Normal);
-        assert_eq!(loss_level(Money::from_brl(-4_000), limit), LossLevel::Warning);
-        assert_eq!(loss_level(Money::from_brl(-5_000), limit), LossLevel::Breached);
-        assert_eq!(loss_level(Money::from_brl(1_000), limit), LossLevel::Normal);
+        assert_eq!(loss_level(Some(Money::from_brl(-3_999)), limit), LossLevel::Normal);
+        assert_eq!(loss_level(Some(Money::from_brl(-4_000)), limit), LossLevel::Warning);
+        assert_eq!(loss_level(Some(Money::from_brl(-5_000)), limit), LossLevel::Breached);
+        assert_eq!(loss_level(Some(Money::from_brl(1_000)), limit), LossLevel::Normal);
+        assert_eq!(loss_level(None, limit), LossLevel::Breached, "a P&L beyond the books is a breach");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde::Serialize;
 pub struct OrderView {
     #[serde(flatten)]
     pub order: Order,
-    pub leaves_quantity: i64,
+    pub leaves_quantity: domain::Qty,
     pub avg_fill_price: Option<f64>,
 }
 
@@ -22,9 +22,10 @@ pub struct PositionView {
     #[serde(flatten)]
     pub position: Position,
     pub avg_price: Option<f64>,
-    pub unrealized: domain::Money,
-    pub daily_pnl: domain::Money,
-    pub exposure: domain::Money,
+    /// null only when the figure does not fit the books (never clipped to a wrong number).
+    pub unrealized: Option<domain::Money>,
+    pub daily_pnl: Option<domain::Money>,
+    pub exposure: Option<domain::Money>,
 }
 
 impl From<Position> for PositionView {

@@ -3,7 +3,7 @@
 //! `cargo bench -p market-data --bench processing`
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
-use domain::{Instruments, Price};
+use domain::{Instruments, Price, Qty};
 use market_data::{Aggressor, ProcessorConfig, TickProcessor, Trade, TradeKind};
 use std::time::Instant;
 
@@ -23,7 +23,7 @@ fn main() {
                 symbol: symbols[(i % symbols.len() as u64) as usize].to_string(),
                 trade_id: if id.is_multiple_of(1000) { id + 1 } else { id },
                 price: Price(300_000 + ((i * 7919) % 200) as i64 * 100),
-                quantity: 100 * (1 + (i % 5) as i64),
+                quantity: Qty(100) * (1 + (i % 5) as i64),
                 aggressor: if i.is_multiple_of(2) { Aggressor::Buy } else { Aggressor::Sell },
                 buyer_agent: 3,
                 seller_agent: 8,

@@ -40,7 +40,7 @@ impl L2Book {
                 BookSide::Bid => &mut self.bids,
                 BookSide::Ask => &mut self.asks,
             };
-            if c.quantity <= 0 {
+            if !c.quantity.is_positive() {
                 side.remove(&c.price);
             } else {
                 side.insert(c.price, c.quantity);
@@ -87,7 +87,7 @@ pub fn diff(symbol: &str, seq: u64, before: &BookSnapshot, after: &BookSnapshot)
         }
         for p in old.keys() {
             if !new.contains_key(p) {
-                changes.push(crate::types::LevelChange { side, price: *p, quantity: 0 });
+                changes.push(crate::types::LevelChange { side, price: *p, quantity: Qty::ZERO });
             }
         }
     }
@@ -100,7 +100,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn levels(v: &[(i64, i64)]) -> Vec<Level> {
-        v.iter().map(|&(p, q)| Level { price: Price(p), quantity: q }).collect()
+        v.iter().map(|&(p, q)| Level { price: Price(p), quantity: Qty(q) }).collect()
     }
 
     fn snap(bids: &[(i64, i64)], asks: &[(i64, i64)]) -> BookSnapshot {
@@ -119,7 +119,7 @@ mod tests {
         );
         assert_eq!(b.apply(&u), Applied::Applied);
         assert_eq!(b.snapshot("PETR4", 10), snap(&[(100, 2)], &[(101, 4), (103, 9)]));
-        assert_eq!(b.best_bid(), Some(Level { price: Price(100), quantity: 2 }));
+        assert_eq!(b.best_bid(), Some(Level { price: Price(100), quantity: Qty(2) }));
         let skipped = BookUpdate { seq: 10, ..u };
         assert_eq!(b.apply(&skipped), Applied::Gap);
         assert!(b.stale);

@@ -213,7 +213,7 @@ impl TickProcessor {
         if !t.price.is_on_grid(ins.tick_size) {
             return Err(format!("price {} is off the tick grid ({})", t.price, ins.tick_size));
         }
-        if t.kind != TradeKind::Cancel && t.quantity <= 0 {
+        if t.kind != TradeKind::Cancel && !t.quantity.is_positive() {
             return Err(format!("non-positive quantity {}", t.quantity));
         }
         if t.exchange_ts > t.receive_ts + self.config.max_future_skew {
@@ -514,12 +514,12 @@ mod tests {
         Utc.with_ymd_and_hms(2025, 11, 24, h, m, s).unwrap()
     }
 
-    fn trade(id: u64, price: f64, qty: Qty, at: DateTime<Utc>) -> Trade {
+    fn trade(id: u64, price: f64, qty: i64, at: DateTime<Utc>) -> Trade {
         Trade {
             symbol: "PETR4".into(),
             trade_id: id,
             price: Price::from_f64(price).unwrap(),
-            quantity: qty,
+            quantity: Qty(qty),
             aggressor: Aggressor::Buy,
             buyer_agent: 1,
             seller_agent: 2,
@@ -545,7 +545,7 @@ mod tests {
             Trade { symbol: "NOPE3".into(), ..ok.clone() },
             Trade { price: Price::from_f64(30.005).unwrap(), trade_id: 2, ..ok.clone() },
             Trade { price: Price(0), trade_id: 3, ..ok.clone() },
-            Trade { quantity: 0, trade_id: 4, ..ok.clone() },
+            Trade { quantity: Qty(0), trade_id: 4, ..ok.clone() },
             Trade { exchange_ts: ok.receive_ts + Duration::seconds(60), trade_id: 5, ..ok.clone() },
             Trade { exchange_ts: ok.receive_ts - Duration::days(3), trade_id: 6, ..ok.clone() },
         ];
@@ -596,20 +596,20 @@ mod tests {
         let c = &m1[0];
         assert_eq!(
             (c.open, c.high, c.low, c.close, c.volume, c.trade_count),
-            (Price(300_000), Price(305_000), Price(299_000), Price(299_000), 400, 3)
+            (Price(300_000), Price(305_000), Price(299_000), Price(299_000), Qty(400), 3)
         );
         let m5 = p.candles("PETR4", Interval::M5, None, None, 100);
         assert_eq!(m5.len(), 2);
         assert_eq!(
             (m5[0].open, m5[0].close, m5[0].volume, m5[0].trade_count),
-            (Price(300_000), Price(301_000), 700, 4)
+            (Price(300_000), Price(301_000), Qty(700), 4)
         );
         assert_eq!(m5[1].open_time, ts(13, 5, 0));
         let d1 = p.candles("PETR4", Interval::D1, None, None, 100);
         assert_eq!(d1.len(), 1);
         // 13:00 UTC on the 24th is the 24th in São Paulo; the day starts at 03:00 UTC.
         assert_eq!(d1[0].open_time, ts(3, 0, 0));
-        assert_eq!((d1[0].high, d1[0].low, d1[0].volume), (Price(305_000), Price(299_000), 800));
+        assert_eq!((d1[0].high, d1[0].low, d1[0].volume), (Price(305_000), Price(299_000), Qty(800)));
         let from = p.candles("PETR4", Interval::M1, Some(ts(13, 1, 0)), Some(ts(13, 1, 0)), 100);
         assert_eq!(from.len(), 1);
         assert_eq!(p.candles("PETR4", Interval::M1, None, None, 1)[0].open_time, ts(13, 7, 0));
@@ -624,11 +624,11 @@ mod tests {
         let cancel = Trade { kind: TradeKind::Cancel, ..trade(2, 31.00, 200, ts(13, 0, 30)) };
         assert_eq!(p.on_trade(cancel).outcome, Outcome::Canceled);
         let c = &p.candles("PETR4", Interval::M1, None, None, 10)[0];
-        assert_eq!((c.high, c.volume, c.trade_count), (Price(302_000), 200, 2), "the canceled high is gone");
+        assert_eq!((c.high, c.volume, c.trade_count), (Price(302_000), Qty(200), 2), "the canceled high is gone");
         let edit = Trade { kind: TradeKind::Edit, ..trade(3, 29.50, 300, ts(13, 0, 50)) };
         assert_eq!(p.on_trade(edit).outcome, Outcome::Edited);
         let c = &p.candles("PETR4", Interval::M1, None, None, 10)[0];
-        assert_eq!((c.low, c.close, c.volume), (Price(295_000), Price(295_000), 400));
+        assert_eq!((c.low, c.close, c.volume), (Price(295_000), Price(295_000), Qty(400)));
         assert_eq!(p.last_trades("PETR4", 10).len(), 2);
         let unknown = Trade { kind: TradeKind::Cancel, ..trade(99, 30.0, 100, ts(13, 0, 50)) };
         assert!(matches!(p.on_trade(unknown).outcome, Outcome::Invalid(_)));
@@ -653,7 +653,7 @@ mod proptests {
             let (mut hw, mut first) = (0u64, 0u64);
             for id in &ids {
                 let t = Trade {
-                    symbol: "PETR4".into(), trade_id: *id, price: Price(300_000), quantity: 100, aggressor: Aggressor::Sell,
+                    symbol: "PETR4".into(), trade_id: *id, price: Price(300_000), quantity: Qty(100), aggressor: Aggressor::Sell,
                     buyer_agent: 1, seller_agent: 2, exchange_ts: base + Duration::seconds(*id as i64), receive_ts: base + Duration::seconds(100),
                     kind: TradeKind::New,
                 };
@@ -671,8 +671,8 @@ mod proptests {
             }
             let st = p.stats("PETR4").unwrap();
             prop_assert_eq!(st.trades, seen.len() as u64);
-            let volume: i64 = p.candles("PETR4", Interval::M1, None, None, 10_000).iter().map(|c| c.volume).sum();
-            prop_assert_eq!(volume, 100 * seen.len() as i64);
+            let volume: Qty = p.candles("PETR4", Interval::M1, None, None, 10_000).iter().map(|c| c.volume).sum();
+            prop_assert_eq!(volume, Qty(100 * seen.len() as i64));
             let missing: Vec<u64> = (first..=hw).filter(|i| !seen.contains(i)).collect();
             let in_gaps: Vec<u64> = st.open_gaps.iter().flat_map(|g| g.from..=g.to).collect();
             prop_assert_eq!(in_gaps, missing);

@@ -210,7 +210,7 @@ impl SymbolSim {
             Side::Buy => &mut self.asks,
             Side::Sell => &mut self.bids,
         };
-        while left > 0 {
+        while left.is_positive() {
             let Some(top) = book.first_mut() else { break };
             let acceptable = match (side, limit) {
                 (_, None) => true,
@@ -224,7 +224,7 @@ impl SymbolSim {
             out.push((top.price, q));
             top.quantity -= q;
             left -= q;
-            if top.quantity == 0 {
+            if top.quantity.is_zero() {
                 book.remove(0);
             }
         }
@@ -348,9 +348,9 @@ impl SymbolSim {
             let lot = self.ins.lot;
             let book = if side_bids { &mut self.bids } else { &mut self.asks };
             if let Some(level) = book.get_mut(i) {
-                let cut = (level.quantity / 2 / lot) * lot;
+                let cut = lot * (level.quantity.get() / 2 / lot.get());
                 level.quantity -= cut;
-                if level.quantity == 0 {
+                if level.quantity.is_zero() {
                     book.remove(i);
                 }
             }
@@ -476,7 +476,7 @@ impl SimMarket {
     /// How much could execute right now without crossing `limit` (for FOK).
     pub fn available(&self, symbol: &str, side: Side, limit: Option<Price>) -> Qty {
         let Some(sim) = self.inner.symbols.get(symbol) else {
-            return 0;
+            return Qty::ZERO;
         };
         let s = sim.lock();
         let book = match side {
@@ -591,7 +591,7 @@ mod tests {
             for _ in 0..2_000 {
                 for t in m.step(&ins.symbol, now) {
                     assert!(t.price.is_on_grid(ins.tick_size), "{} off grid: {}", ins.symbol, t.price);
-                    assert!(t.quantity > 0 && t.quantity % ins.lot == 0);
+                    assert!(t.quantity.is_positive() && t.quantity.is_multiple_of_lot(ins.lot));
                     assert_eq!(t.trade_id, prev_id + 1, "trade ids are a gapless sequence");
                     prev_id = t.trade_id;
                 }
@@ -604,7 +604,7 @@ mod tests {
                     .bids
                     .iter()
                     .chain(&book.asks)
-                    .all(|l| l.quantity > 0 && l.price.is_on_grid(ins.tick_size)));
+                    .all(|l| l.quantity.is_positive() && l.price.is_on_grid(ins.tick_size)));
             }
         }
     }
@@ -654,7 +654,7 @@ mod tests {
         assert!(after.asks[0].price >= best_ask.price);
         // A limit below the best ask takes nothing.
         let below = Price(after.asks[0].price.units() - 100);
-        assert!(m.execute("PETR4", Side::Buy, 100, Some(below), now).is_empty());
+        assert!(m.execute("PETR4", Side::Buy, Qty(100), Some(below), now).is_empty());
         assert_eq!(m.last_trade("PETR4").unwrap().buyer_agent, PAPER_AGENT);
     }
 }

@@ -3,7 +3,7 @@
 //! `cargo bench -p market-store --bench parquet_write`. Files go to `TS_BENCH_DIR` (default the system temp dir).
 
 use chrono::{Duration, TimeZone, Utc};
-use domain::Price;
+use domain::{Price, Qty};
 use market_data::{Aggressor, Trade, TradeKind};
 use market_store::ParquetStore;
 use std::time::Instant;
@@ -26,7 +26,7 @@ fn main() {
                     symbol: "PETR4".into(),
                     trade_id: n as u64 + 1,
                     price: Price(380_000 + (n * 7919 % 400) * 100),
-                    quantity: 100 * (1 + n % 9),
+                    quantity: Qty(100) * (1 + n % 9),
                     aggressor: if n % 3 == 0 { Aggressor::Buy } else { Aggressor::Sell },
                     buyer_agent: (n % 120) as u32,
                     seller_agent: (n % 97) as u32,

@@ -172,7 +172,7 @@ pub fn trades_batch(rows: &[&Trade]) -> Result<RecordBatch, String> {
         vec![
             Arc::new(UInt64Array::from(rows.iter().map(|t| t.trade_id).collect::<Vec<_>>())),
             Arc::new(Float64Array::from(rows.iter().map(|t| px(t.price)).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(rows.iter().map(|t| t.quantity).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from(rows.iter().map(|t| t.quantity.get()).collect::<Vec<_>>())),
             dict_col(rows.iter().map(|t| t.aggressor.as_str())),
             Arc::new(UInt32Array::from(rows.iter().map(|t| t.buyer_agent).collect::<Vec<_>>())),
             Arc::new(UInt32Array::from(rows.iter().map(|t| t.seller_agent).collect::<Vec<_>>())),
@@ -190,9 +190,9 @@ pub fn quotes_batch(rows: &[&Quote]) -> Result<RecordBatch, String> {
     let mut aq = Int64Builder::new();
     for q in rows {
         bp.append_option(q.bid.map(|l| px(l.price)));
-        bq.append_option(q.bid.map(|l| l.quantity));
+        bq.append_option(q.bid.map(|l| l.quantity.get()));
         ap.append_option(q.ask.map(|l| px(l.price)));
-        aq.append_option(q.ask.map(|l| l.quantity));
+        aq.append_option(q.ask.map(|l| l.quantity.get()));
     }
     batch(
         quotes_schema(),
@@ -219,7 +219,7 @@ pub fn books_batch(rows: &[&BookSnapshot]) -> Result<RecordBatch, String> {
                 side.push(name);
                 level.push(i.min(255) as u8);
                 price.push(px(l.price));
-                qty.push(l.quantity);
+                qty.push(l.quantity.get());
             }
         }
     }
@@ -245,7 +245,7 @@ pub fn candles_batch(rows: &[&Candle]) -> Result<RecordBatch, String> {
             Arc::new(Float64Array::from(rows.iter().map(|c| px(c.high)).collect::<Vec<_>>())),
             Arc::new(Float64Array::from(rows.iter().map(|c| px(c.low)).collect::<Vec<_>>())),
             Arc::new(Float64Array::from(rows.iter().map(|c| px(c.close)).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(rows.iter().map(|c| c.volume).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from(rows.iter().map(|c| c.volume.get()).collect::<Vec<_>>())),
             Arc::new(UInt64Array::from(rows.iter().map(|c| c.trade_count).collect::<Vec<_>>())),
         ],
     )
@@ -444,7 +444,7 @@ pub fn read_trades(path: &Path) -> Result<Vec<Trade>, StoreError> {
                     symbol: symbol.clone(),
                     trade_id: ids.value(i),
                     price: price_of(prices.value(i), &f)?,
-                    quantity: qtys.value(i) as Qty,
+                    quantity: Qty(qtys.value(i)),
                     aggressor: match aggressors[i].as_str() {
                         "B" => Aggressor::Buy,
                         "S" => Aggressor::Sell,
@@ -535,7 +535,7 @@ mod tests {
             symbol: sym.into(),
             trade_id: id,
             price: Price::from_f64(price).unwrap(),
-            quantity: 100,
+            quantity: Qty(100),
             aggressor: if id.is_multiple_of(2) { Aggressor::Buy } else { Aggressor::Sell },
             buyer_agent: 3,
             seller_agent: 8,
@@ -593,7 +593,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = ParquetStore::new(dir.path());
         let at = Utc.with_ymd_and_hms(2025, 11, 24, 13, 0, 0).unwrap();
-        let lvl = |p: f64, q: i64| Level { price: Price::from_f64(p).unwrap(), quantity: q };
+        let lvl = |p: f64, q: i64| Level { price: Price::from_f64(p).unwrap(), quantity: Qty(q) };
         let book = BookSnapshot {
             symbol: "PETR4".into(),
             bids: vec![lvl(29.99, 100), lvl(29.98, 200)],
@@ -616,7 +616,7 @@ mod tests {
             high: Price(301_000),
             low: Price(299_000),
             close: Price(300_500),
-            volume: 1_000,
+            volume: Qty(1_000),
             trade_count: 7,
         };
         assert_eq!(store.write_candles(&[c]).unwrap().len(), 1);

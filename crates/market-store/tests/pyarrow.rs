@@ -1,7 +1,7 @@
 //! Our Parquet files are readable as they are by pyarrow, with the types the spec names.
 
 use chrono::{TimeZone, Utc};
-use domain::Price;
+use domain::{Price, Qty};
 use market_data::{Aggressor, BookSnapshot, Candle, Interval, Level, Trade, TradeKind};
 use market_store::ParquetStore;
 use std::process::Command;
@@ -51,7 +51,7 @@ fn pyarrow_reads_our_files() {
             symbol: symbols[(i % 3) as usize].into(),
             trade_id: i + 1,
             price: Price(300_000 + (i % 5) as i64 * 100),
-            quantity: 100,
+            quantity: Qty(100),
             aggressor: [Aggressor::Buy, Aggressor::Sell, Aggressor::Unknown][(i % 3) as usize],
             buyer_agent: 3,
             seller_agent: 8,
@@ -61,7 +61,7 @@ fn pyarrow_reads_our_files() {
         })
         .collect();
     store.write_trades(&trades).unwrap();
-    let level = |p: i64| Level { price: Price(p), quantity: 100 };
+    let level = |p: i64| Level { price: Price(p), quantity: Qty(100) };
     let book = BookSnapshot {
         symbol: "PETR4".into(),
         bids: vec![level(299_900), level(299_800)],
@@ -78,7 +78,7 @@ fn pyarrow_reads_our_files() {
         high: Price(300_400),
         low: Price(300_000),
         close: Price(300_200),
-        volume: 10_000,
+        volume: Qty(10_000),
         trade_count: 100,
     };
     store.write_candles(&[candle]).unwrap();

@@ -11,7 +11,7 @@ use domain::broker::{Broker, BrokerConnection, BrokerError, BrokerOrderSnapshot}
 use domain::calendar::TradingCalendar;
 use domain::order::{Order, OrderId, OrderRequest, OrderType, PositionType, Side, TimeInForce};
 use domain::risk::{RiskLimits, SymbolLimits};
-use domain::{Instruments, Price};
+use domain::{Instruments, Price, Qty};
 use hdrhistogram::Histogram;
 use market_sim::{SimConfig, SimMarket};
 use order_manager::{Actor, OrderManager, SystemClock};
@@ -58,7 +58,7 @@ fn request(last: Price, i: usize) -> OrderRequest {
         symbol: "PETR4".into(),
         side,
         order_type: OrderType::Limit,
-        quantity: 100,
+        quantity: Qty(100),
         price: Some(price),
         stop_price: None,
         time_in_force: TimeInForce::Ioc,
@@ -86,7 +86,9 @@ async fn setup(dir: &std::path::Path) -> (OrderManager, Arc<TimedBroker>, Price)
     let broker = Arc::new(TimedBroker { inner: paper, last_accept: Mutex::new(None) });
     oms.attach_broker(broker.clone(), events, &report).await.expect("attach");
     let mut limits = RiskLimits { max_orders_per_second: 100_000, ..RiskLimits::default() };
-    limits.symbols.insert("PETR4".into(), SymbolLimits { max_order_qty: None, position_limit: Some(1_000_000_000) });
+    limits
+        .symbols
+        .insert("PETR4".into(), SymbolLimits { max_order_qty: None, position_limit: Some(Qty(1_000_000_000)) });
     oms.set_limits(limits, "benchmark", &Actor::new("bench")).await.expect("limits");
     (oms, broker, last)
 }

@@ -9,7 +9,7 @@
 use chrono::{Duration, Utc};
 use domain::calendar::TradingCalendar;
 use domain::order::{Fill, Order, OrderEvent, OrderRequest, OrderType, PositionType, Side, TimeInForce};
-use domain::{Instruments, Price};
+use domain::{Instruments, Price, Qty};
 use order_manager::{Entry, OrderManager, Record, SystemClock};
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,7 +36,7 @@ fn write_journal(dir: &std::path::Path, records: u64) {
             symbol: symbol.into(),
             side,
             order_type: OrderType::Limit,
-            quantity: 100,
+            quantity: Qty(100),
             price: Some(Price(37_1200 + (id % 50) as i64 * 100)),
             stop_price: None,
             time_in_force: TimeInForce::Day,
@@ -52,7 +52,7 @@ fn write_journal(dir: &std::path::Path, records: u64) {
             Entry::OrderEvent { order_id: id, event: OrderEvent::Accepted { broker_order_id: format!("P{id}") } },
             Entry::OrderEvent {
                 order_id: id,
-                event: OrderEvent::Filled(Fill { exec_id: format!("E{id}"), quantity: 100, price, ts }),
+                event: OrderEvent::Filled(Fill { exec_id: format!("E{id}"), quantity: Qty(100), price, ts }),
             },
         ];
         for entry in entries {

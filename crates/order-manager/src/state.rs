@@ -100,8 +100,8 @@ impl OmsState {
         };
         let (leaves_after, status) = (o.leaves_quantity(), o.status);
         let delta = leaves_after - leaves_before;
-        if delta != 0 {
-            *self.open_qty.entry((o.symbol.clone(), o.side)).or_insert(0) += delta;
+        if !delta.is_zero() {
+            *self.open_qty.entry((o.symbol.clone(), o.side)).or_insert(Qty::ZERO) += delta;
         }
         if status.is_open() {
             self.open.insert(order_id);
@@ -118,7 +118,7 @@ impl OmsState {
             self.by_client_id.insert((order.account.clone(), c.clone()), id);
         }
         let before = self.orders.insert(id, order).map(|o| (o.leaves_quantity(), o.status));
-        let (leaves, status) = before.map_or((0, None), |(l, s)| (l, Some(s)));
+        let (leaves, status) = before.map_or((Qty::ZERO, None), |(l, s)| (l, Some(s)));
         self.track_open(id, leaves, status);
     }
 
@@ -150,18 +150,32 @@ impl OmsState {
                     return fx;
                 };
                 let (leaves_before, status_before) = (order.leaves_quantity(), order.status);
+                // A fill's effect on the position is computed first: one that would overflow the books is refused
+                // before the order changes, so order and position never disagree.
+                let mut position_effect = None;
+                if let OrderEvent::Filled(fill) = event {
+                    let multiplier = instruments
+                        .get(&order.symbol)
+                        .map(|i| i.multiplier)
+                        .or_else(|| domain::instrument::contract_multiplier(&order.symbol))
+                        .unwrap_or(domain::Money::from_brl(1));
+                    let effect =
+                        self.positions.effect_of_fill(&order.symbol, multiplier, order.side, fill.quantity, fill.price);
+                    let Some(effect) = effect else {
+                        self.illegal_transitions += 1;
+                        fx.illegal =
+                            Some(format!("order {order_id}: the fill {} overflows the position", fill.exec_id));
+                        return fx;
+                    };
+                    position_effect = Some((multiplier, effect));
+                }
                 match order.apply(event, record.ts) {
                     Ok(Applied::Changed) => {
                         fx.order_changed = Some(*order_id);
-                        if let OrderEvent::Filled(fill) = event {
+                        if let (OrderEvent::Filled(fill), Some((multiplier, effect))) = (event, position_effect) {
                             fx.fill = true;
-                            let (symbol, side) = (order.symbol.clone(), order.side);
-                            let multiplier = instruments
-                                .get(&symbol)
-                                .map(|i| i.multiplier)
-                                .or_else(|| domain::instrument::contract_multiplier(&symbol))
-                                .unwrap_or(domain::Money::from_brl(1));
-                            self.positions.apply_fill(&symbol, multiplier, side, fill.quantity, fill.price);
+                            let symbol = order.symbol.clone();
+                            self.positions.commit_fill(&symbol, multiplier, fill.price, effect);
                             if let Some(last) = self.last_prices.get(&symbol) {
                                 self.positions.mark(&symbol, *last);
                             }
@@ -232,7 +246,7 @@ impl OmsState {
     }
 
     pub fn open_same_side(&self, symbol: &str, side: Side) -> Qty {
-        self.open_qty.get(&(symbol.to_string(), side)).copied().unwrap_or(0)
+        self.open_qty.get(&(symbol.to_string(), side)).copied().unwrap_or(Qty::ZERO)
     }
 
     pub fn open_ids(&self) -> impl Iterator<Item = OrderId> + '_ {

@@ -7,7 +7,7 @@ use domain::order::{
     Fill, Order, OrderEvent, OrderId, OrderRequest, OrderStatus, OrderType, PositionType, Side, TimeInForce,
 };
 use domain::risk::RiskLimits;
-use domain::{Instruments, Money, Price};
+use domain::{Instruments, Money, Price, Qty};
 use order_manager::{Actor, OmsError, OrderManager, SubmitOutcome, SystemClock};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -71,7 +71,7 @@ fn limit(side: Side, qty: i64, price: f64) -> OrderRequest {
         symbol: "PETR4".into(),
         side,
         order_type: OrderType::Limit,
-        quantity: qty,
+        quantity: Qty(qty),
         price: Price::from_f64(price),
         stop_price: None,
         time_in_force: TimeInForce::Day,
@@ -89,7 +89,7 @@ fn ev(order_id: OrderId, event: OrderEvent) -> BrokerEvent {
 fn fill(exec: &str, qty: i64, price: f64) -> OrderEvent {
     OrderEvent::Filled(Fill {
         exec_id: exec.into(),
-        quantity: qty,
+        quantity: Qty(qty),
         price: Price::from_f64(price).unwrap(),
         ts: DateTime::<Utc>::UNIX_EPOCH,
     })
@@ -125,10 +125,10 @@ async fn duplicate_fills_do_not_double_positions_and_replay_restores_everything(
     tx.send(ev(o.id, fill("f2", 200, 29.99))).unwrap();
     tx.send(ev(o.id, fill("f2", 200, 29.99))).unwrap();
     let o = settle(&oms, o.id, |o| o.status == OrderStatus::Filled).await;
-    assert_eq!(o.filled_quantity, 300);
+    assert_eq!(o.filled_quantity, Qty(300));
     // Both repeats were processed (and refused as duplicates), not merely not yet seen.
     wait_for(|| oms.refused_events().1 == 2).await;
-    assert_eq!(oms.positions().positions[0].quantity, 300, "re-sent fills must not double the position");
+    assert_eq!(oms.positions().positions[0].quantity, Qty(300), "re-sent fills must not double the position");
 
     // An illegal event (a fill on a filled order) is refused and changes nothing.
     let before = oms.durable_state();
@@ -152,7 +152,7 @@ async fn duplicate_fills_do_not_double_positions_and_replay_restores_everything(
     tx.send(ev(r.id, OrderEvent::Canceled { reason: "ok".into() })).unwrap();
     settle(&oms, r.id, |o| o.status == OrderStatus::Canceled).await;
     let realized = oms.positions().realized_today;
-    assert!(realized > Money::ZERO);
+    assert!(realized > Some(Money::ZERO));
 
     let state = oms.durable_state();
     oms.shutdown();
@@ -190,7 +190,7 @@ async fn client_order_id_is_idempotent_and_rejections_are_recorded() {
     assert_eq!(broker.submitted.lock().unwrap().len(), 1, "never a second order at the broker");
     // The same key with different terms is not the same request: refused, naming what differs.
     for (changed, field) in [
-        (OrderRequest { quantity: -100, ..req.clone() }, "quantity"),
+        (OrderRequest { quantity: Qty(-100), ..req.clone() }, "quantity"),
         (OrderRequest { symbol: "VALE3".into(), ..req.clone() }, "symbol"),
         (OrderRequest { side: Side::Sell, ..req.clone() }, "side"),
         (OrderRequest { price: Some(Price::from_f64(30.01).unwrap()), ..req.clone() }, "price"),
@@ -254,7 +254,7 @@ async fn reconciliation_records_what_it_corrects() {
     broker.working.lock().unwrap().push(BrokerOrderSnapshot {
         order_id: 99,
         broker_order_id: "B-99".into(),
-        filled_quantity: 0,
+        filled_quantity: Qty(0),
     });
     let (_tx, rx) = mpsc::unbounded_channel();
     let oms = open(&path, broker.clone(), rx).await;
@@ -319,7 +319,7 @@ async fn kill_switch_with_the_paper_broker_cancels_and_flattens() {
 
     oms.activate_kill_switch(&t, "desk stop", true, true).await.unwrap();
     settle(&oms, resting.id, |o| o.status == OrderStatus::Canceled).await;
-    wait_for(|| oms.positions().positions.iter().all(|p| p.quantity == 0)).await;
+    wait_for(|| oms.positions().positions.iter().all(|p| p.quantity.is_zero())).await;
     let flatten = oms.list(&order_manager::OrderFilter { limit: 10, ..Default::default() }).0;
     let flatten = flatten.iter().find(|o| o.source == "kill-switch-flatten").expect("a flatten order");
     assert_eq!(flatten.status, OrderStatus::Filled);

@@ -136,7 +136,7 @@ fn working_from(o: &Order, session: NaiveDate) -> Working {
         stop_price: o.stop_price,
         tif: o.time_in_force,
         // A restored stop that had partially filled must have triggered.
-        triggered: o.filled_quantity > 0,
+        triggered: o.filled_quantity.is_positive(),
         session,
     }
 }
@@ -226,7 +226,7 @@ impl Engine {
 
     fn on_new(&self, order: Order, now: DateTime<Utc>) {
         let mut w = working_from(&order, self.calendar.session_date(now));
-        w.filled = 0;
+        w.filled = Qty::ZERO;
         w.fills = 0;
         w.triggered = false;
         if self.market.instruments().get(&order.symbol).is_none() {
@@ -260,7 +260,7 @@ impl Engine {
 
     /// After an aggressive pass: IOC/FOK remainders expire, filled orders leave, the rest works.
     fn rest_or_finish(&self, w: Working, now: DateTime<Utc>) {
-        if w.leaves() == 0 {
+        if w.leaves().is_zero() {
             return;
         }
         let immediate = matches!(w.tif, TimeInForce::Ioc | TimeInForce::Fok);
@@ -349,12 +349,12 @@ impl Engine {
                     Side::Buy => t.price < limit,
                     Side::Sell => t.price > limit,
                 };
-                if through && w.leaves() > 0 {
+                if through && w.leaves().is_positive() {
                     let q = w.leaves().min(t.quantity);
                     self.fill(&mut w, limit, q, now);
                 }
             }
-            if w.leaves() > 0 {
+            if w.leaves().is_positive() {
                 self.working.lock().insert(id, w);
             }
         }
@@ -457,7 +457,7 @@ mod tests {
         let book = market.book("PETR4", 1, Utc::now()).unwrap();
         let best = book.asks[0];
         let mut ioc =
-            order(1, Side::Buy, OrderType::Limit, best.quantity + 100, Some(best.price), None, TimeInForce::Ioc);
+            order(1, Side::Buy, OrderType::Limit, best.quantity + Qty(100), Some(best.price), None, TimeInForce::Ioc);
         broker.submit(&ioc).unwrap();
         drive(&mut ioc, &mut rx).await;
         assert_eq!(ioc.status, OrderStatus::Expired);
@@ -465,18 +465,19 @@ mod tests {
 
         let ask = market.book("PETR4", 1, Utc::now()).unwrap().asks[0];
         let mut fok =
-            order(2, Side::Buy, OrderType::Limit, ask.quantity + 100, Some(ask.price), None, TimeInForce::Fok);
+            order(2, Side::Buy, OrderType::Limit, ask.quantity + Qty(100), Some(ask.price), None, TimeInForce::Fok);
         broker.submit(&fok).unwrap();
         drive(&mut fok, &mut rx).await;
         assert_eq!(fok.status, OrderStatus::Expired);
-        assert_eq!(fok.filled_quantity, 0);
+        assert_eq!(fok.filled_quantity, Qty::ZERO);
     }
 
     #[tokio::test]
     async fn resting_limit_cancel_and_cancel_reject() {
         let (market, broker, mut rx) = setup();
         let bid = market.book("PETR4", 10, Utc::now()).unwrap().bids[9].price;
-        let mut o = order(1, Side::Buy, OrderType::Limit, 100, Some(Price(bid.units() - 500)), None, TimeInForce::Gtc);
+        let mut o =
+            order(1, Side::Buy, OrderType::Limit, Qty(100), Some(Price(bid.units() - 500)), None, TimeInForce::Gtc);
         broker.submit(&o).unwrap();
         assert!(matches!(next(&mut rx).await, OrderEvent::Accepted { .. }));
         o.apply(&OrderEvent::Accepted { broker_order_id: "PB-1".into() }, Utc::now()).unwrap();
@@ -493,7 +494,7 @@ mod tests {
         let (market, broker, mut rx) = setup();
         let last = market.last_price("PETR4").unwrap();
         let stop = Price(last.units() + 100);
-        let mut o = order(1, Side::Buy, OrderType::Stop, 100, None, Some(stop), TimeInForce::Day);
+        let mut o = order(1, Side::Buy, OrderType::Stop, Qty(100), None, Some(stop), TimeInForce::Day);
         broker.submit(&o).unwrap();
         drive(&mut o, &mut rx).await;
         assert_eq!(o.status, OrderStatus::New, "not triggered yet");
@@ -503,7 +504,7 @@ mod tests {
             if market.last_price("PETR4").unwrap() >= stop {
                 break;
             }
-            market.execute("PETR4", Side::Buy, 100, None, now);
+            market.execute("PETR4", Side::Buy, Qty(100), None, now);
         }
         // Our own prints do trigger stops (the tape is the tape); let the engine see them.
         market.step("PETR4", Utc::now());
@@ -517,9 +518,10 @@ mod tests {
         let ins = Instruments::b3_defaults(Utc::now().date_naive());
         let market = SimMarket::new(ins, SimConfig::default());
         market.warm_up(Utc::now());
-        let mut resting = order(7, Side::Sell, OrderType::Limit, 100, Some(Price(999_900)), None, TimeInForce::Gtc);
+        let mut resting =
+            order(7, Side::Sell, OrderType::Limit, Qty(100), Some(Price(999_900)), None, TimeInForce::Gtc);
         resting.apply(&OrderEvent::Accepted { broker_order_id: "PB-7".into() }, Utc::now()).unwrap();
-        let fresh = order(8, Side::Sell, OrderType::Limit, 100, Some(Price(999_800)), None, TimeInForce::Gtc);
+        let fresh = order(8, Side::Sell, OrderType::Limit, Qty(100), Some(Price(999_800)), None, TimeInForce::Gtc);
         let (broker, mut rx) = PaperBroker::start(market, TradingCalendar::Continuous, vec![resting, fresh]);
         // The PENDING_NEW one is processed as a new submission.
         let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();

@@ -105,11 +105,12 @@ impl Sizing {
     }
 
     pub fn quantity(&self, ins: &Instrument, price: Option<Price>) -> Qty {
-        let lot = ins.lot.max(1);
+        let lot = ins.lot.max(Qty(1));
         let lots = match (self, price) {
             (Sizing::Lots(n), _) => *n,
             (Sizing::Notional(m), Some(p)) if p.units() > 0 => {
-                let per_lot = domain::price::notional(p, lot, ins.multiplier).0.max(1);
+                // A lot worth more than the books can hold buys the minimum, one lot (risk then judges it).
+                let per_lot = domain::price::notional(p, lot, ins.multiplier).map_or(i64::MAX, |v| v.0.max(1));
                 m.0 / per_lot
             }
             (Sizing::Notional(_), _) => 1,
@@ -329,7 +330,7 @@ impl Trader {
             plan,
             phase: Phase::Entry,
             entry_order: None,
-            filled: 0,
+            filled: Qty::ZERO,
             stop_orders: Vec::new(),
             take_profits: Vec::new(),
             notes: Vec::new(),
@@ -409,7 +410,7 @@ impl Trader {
         let before = b.clone();
         self.step_bracket(&mut b).await;
         if b != before {
-            tracing::info!(key, phase = ?b.phase, filled = b.filled, "signal bracket moved");
+            tracing::info!(key, phase = ?b.phase, filled = b.filled.get(), "signal bracket moved");
             self.index(b.clone());
             self.save(&b).await;
         }
@@ -423,7 +424,7 @@ impl Trader {
                 return;
             }
             b.filled = entry.filled_quantity;
-            if b.filled == 0 {
+            if b.filled.is_zero() {
                 note(b, format!("entry ended {} without a fill", entry.status));
                 b.phase = Phase::Closed;
                 return;
@@ -437,7 +438,7 @@ impl Trader {
             let out: Qty = tps.iter().chain(stops.iter()).map(|o| o.filled_quantity).sum();
             let remaining = b.filled - out;
             let working_stop = stops.last().filter(|o| !o.status.is_terminal());
-            if remaining <= 0 {
+            if !remaining.is_positive() {
                 b.phase = Phase::Closing;
             } else if let Some(stop_price) = b.plan.stop {
                 match working_stop {
@@ -471,7 +472,9 @@ impl Trader {
                 }
             }
             // A stop that filled leaves nothing for the take-profits.
-            if b.phase == Phase::Exits && stops.iter().any(|o| o.filled_quantity > 0 && o.status.is_terminal()) {
+            if b.phase == Phase::Exits
+                && stops.iter().any(|o| o.filled_quantity.is_positive() && o.status.is_terminal())
+            {
                 b.phase = Phase::Closing;
             }
         }
@@ -614,8 +617,8 @@ impl Trader {
 
     /// Splits the filled quantity over the targets, in lots, nearest target first.
     async fn place_take_profits(&self, b: &mut Bracket, side: Side) {
-        let lot = self.oms.instruments().get(&b.plan.symbol).map_or(1, |i| i.lot.max(1));
-        let lots = b.filled / lot;
+        let lot = self.oms.instruments().get(&b.plan.symbol).map_or(Qty(1), |i| i.lot.max(Qty(1)));
+        let (lots, odd) = b.filled.in_lots(lot);
         let targets: Vec<Price> = b.plan.targets.iter().copied().take(lots.max(0) as usize).collect();
         if targets.is_empty() {
             return;
@@ -625,7 +628,7 @@ impl Trader {
             let mut q = lots / n * lot;
             if i == 0 {
                 // Lots that do not divide evenly go to the nearest target; any odd shares too.
-                q += lots % n * lot + b.filled % lot;
+                q += lots % n * lot + odd;
             }
             let kind = (OrderType::Limit, TimeInForce::Gtc);
             let req = Self::request(&b.plan, side, kind, q, (Some(*price), None), &format!("tp{}", i + 1));

@@ -48,7 +48,7 @@ fn print(market: &SimMarket, symbol: &str, price: Price) {
     let mut t = market.last_trade(symbol).unwrap();
     t.trade_id += 1;
     t.price = price;
-    t.quantity = 10_000;
+    t.quantity = Qty(10_000);
     // Other participants (not the paper broker's own prints).
     t.buyer_agent = 3;
     t.seller_agent = 8;
@@ -78,7 +78,7 @@ async fn a_bracket_protects_the_fill_and_its_exits_cancel_each_other() {
         key: "tp-1".into(),
         symbol: "PETR4".into(),
         side: Side::Buy,
-        quantity: 200,
+        quantity: Qty(200),
         entry: None,
         stop: Some(stop),
         targets: vec![tp1, tp2],
@@ -87,28 +87,28 @@ async fn a_bracket_protects_the_fill_and_its_exits_cancel_each_other() {
     };
     r.trader.open(plan).await;
     let b = until(&r.trader, "tp-1", "exits placed", |b| b.phase == Phase::Exits && b.stop_orders.len() == 1).await;
-    assert_eq!((b.filled, b.take_profits.len()), (200, 2));
+    assert_eq!((b.filled, b.take_profits.len()), (Qty(200), 2));
     let oms = r.trader.oms();
     let stop_order = oms.get(b.stop_orders[0]).unwrap();
-    assert_eq!((stop_order.side, stop_order.quantity, stop_order.stop_price), (Side::Sell, 200, Some(stop)));
+    assert_eq!((stop_order.side, stop_order.quantity, stop_order.stop_price), (Side::Sell, Qty(200), Some(stop)));
     assert_eq!(stop_order.client_order_id.as_deref(), Some("tp-1-stop-1"));
     assert_eq!(stop_order.source, "tp-capital:1");
     let tps: Vec<_> = b.take_profits.iter().map(|id| oms.get(*id).unwrap()).collect();
-    assert_eq!((tps[0].quantity, tps[0].price, tps[1].price), (100, Some(tp1), Some(tp2)));
+    assert_eq!((tps[0].quantity, tps[0].price, tps[1].price), (Qty(100), Some(tp1), Some(tp2)));
 
     // The first target trades: its take-profit fills and the stop shrinks to the 100 left.
     print(&r.market, "PETR4", Price(tp1.units() + 100));
     let b = until(&r.trader, "tp-1", "stop resized", |b| b.stop_orders.len() == 2).await;
     let new_stop = oms.get(b.stop_orders[1]).unwrap();
-    assert_eq!((new_stop.quantity, new_stop.client_order_id.as_deref()), (100, Some("tp-1-stop-2")));
+    assert_eq!((new_stop.quantity, new_stop.client_order_id.as_deref()), (Qty(100), Some("tp-1-stop-2")));
     assert_eq!(oms.get(b.stop_orders[0]).unwrap().status, OrderStatus::Canceled);
-    assert_eq!(oms.positions().positions.iter().find(|p| p.symbol == "PETR4").unwrap().quantity, 100);
+    assert_eq!(oms.positions().positions.iter().find(|p| p.symbol == "PETR4").unwrap().quantity, Qty(100));
 
     // Then the stop: it fills, and the second take-profit is canceled.
     print(&r.market, "PETR4", Price(stop.units() - 100));
     let b = until(&r.trader, "tp-1", "closed", |b| b.phase == Phase::Closed).await;
     assert_eq!(oms.get(b.take_profits[1]).unwrap().status, OrderStatus::Canceled);
-    assert_eq!(oms.positions().positions.iter().find(|p| p.symbol == "PETR4").unwrap().quantity, 0, "flat");
+    assert_eq!(oms.positions().positions.iter().find(|p| p.symbol == "PETR4").unwrap().quantity, Qty::ZERO, "flat");
     // Stored: a new trader built from the database (a restart) knows it is closed and does not trade it again.
     let restarted =
         Trader::new(oms.clone(), r.db.clone(), "signals", Sizing::Lots(2), Unprotected::Flatten).await.unwrap();
@@ -127,7 +127,7 @@ async fn a_rejected_entry_closes_the_bracket_with_the_reason() {
         key: "ml-7".into(),
         symbol: "VALE3".into(),
         side: Side::Sell,
-        quantity: 100,
+        quantity: Qty(100),
         entry: None,
         stop: None,
         targets: vec![],
@@ -145,7 +145,7 @@ fn plan(key: &str, side: Side, entry: Option<Price>, stop: Option<Price>, target
         key: key.into(),
         symbol: "PETR4".into(),
         side,
-        quantity: 200,
+        quantity: Qty(200),
         entry,
         stop,
         targets,
@@ -194,7 +194,11 @@ async fn a_fill_left_without_its_stop_alerts_and_is_flattened() {
     let b = until(&r.trader, "tp-9", "closed after flattening", |b| b.phase == Phase::Closed).await;
     assert!(b.unprotected, "{b:?}");
     assert!(b.notes.iter().any(|n| n.contains("left without its stop")), "{:?}", b.notes);
-    assert_eq!(oms.positions().positions.iter().find(|p| p.symbol == "PETR4").map_or(0, |p| p.quantity), 0, "flat");
+    assert_eq!(
+        oms.positions().positions.iter().find(|p| p.symbol == "PETR4").map_or(Qty::ZERO, |p| p.quantity),
+        Qty::ZERO,
+        "flat"
+    );
     oms.sync_journal().await.unwrap();
     let (trail, _) = oms.audit(0, 10_000, None).unwrap();
     assert!(trail.iter().any(|a| a.action == "alert" && a.result == "unprotected_position"), "in the audit trail");
@@ -215,7 +219,7 @@ async fn a_busy_bracket_does_not_hold_up_another() {
         key: "ml-8".into(),
         symbol: "VALE3".into(),
         side: Side::Buy,
-        quantity: 100,
+        quantity: Qty(100),
         entry: None,
         stop: None,
         targets: vec![],
@@ -235,7 +239,7 @@ fn a_repeated_failure_is_noted_once_and_notes_are_bounded() {
         key: "k".into(),
         symbol: "PETR4".into(),
         side: Side::Buy,
-        quantity: 100,
+        quantity: Qty(100),
         entry: None,
         stop: None,
         targets: vec![],
@@ -246,7 +250,7 @@ fn a_repeated_failure_is_noted_once_and_notes_are_bounded() {
         plan,
         phase: Phase::Exits,
         entry_order: None,
-        filled: 0,
+        filled: Qty::ZERO,
         stop_orders: vec![],
         take_profits: vec![],
         notes: vec![],
@@ -266,11 +270,11 @@ fn a_repeated_failure_is_noted_once_and_notes_are_bounded() {
 fn sizing_is_whole_lots() {
     let ins = Instruments::b3_defaults(Utc::now().date_naive());
     let petr = ins.get("PETR4").unwrap();
-    assert_eq!(Sizing::parse("lots:3").unwrap().quantity(petr, None), 300);
+    assert_eq!(Sizing::parse("lots:3").unwrap().quantity(petr, None), Qty(300));
     // R$ 10,000 at R$ 38.50 is 259 shares: two lots.
-    assert_eq!(Sizing::parse("notional:10000").unwrap().quantity(petr, Some(Price(385_000))), 200);
+    assert_eq!(Sizing::parse("notional:10000").unwrap().quantity(petr, Some(Price(385_000))), Qty(200));
     // Never less than one lot.
-    assert_eq!(Sizing::parse("notional:10").unwrap().quantity(petr, Some(Price(385_000))), 100);
+    assert_eq!(Sizing::parse("notional:10").unwrap().quantity(petr, Some(Price(385_000))), Qty(100));
     for bad in ["lots", "lots:0", "notional:-5", "shares:3", "lots:x"] {
         assert!(Sizing::parse(bad).is_err(), "{bad}");
     }
@@ -296,7 +300,7 @@ async fn a_channel_signal_becomes_a_limit_bracket_at_the_far_end_of_its_range() 
     assert_eq!((plan.key.as_str(), plan.source.as_str()), ("tp-7", "tp-capital:7"));
     assert_eq!((plan.side, plan.entry, plan.stop), (Side::Buy, Some(p(386_000)), Some(p(375_000))));
     assert_eq!(plan.targets, vec![p(400_000), p(410_000)], "each target once");
-    assert_eq!(plan.quantity, 200, "sized by the trader's Sizing (2 lots)");
+    assert_eq!(plan.quantity, Qty(200), "sized by the trader's Sizing (2 lots)");
     let sell = ChannelSignal { side: Side::Sell, ..buy.clone() };
     assert_eq!(r.trader.channel_plan(&sell).unwrap().entry, Some(p(385_000)), "a sale enters at the low end");
     let no_entry = ChannelSignal { buy_min: None, buy_max: None, ..buy.clone() };
@@ -315,7 +319,7 @@ fn model_decisions() {
         plan: plan.clone(),
         phase: Phase::Closed,
         entry_order: None,
-        filled: 0,
+        filled: Qty::ZERO,
         stop_orders: vec![],
         take_profits: vec![],
         notes: notes.into_iter().map(String::from).collect(),

@@ -90,7 +90,9 @@ async fn run(mode: Mode, n: usize) {
     let broker = Arc::new(TimedBroker { inner: paper, accepted: Mutex::new(HashMap::new()) });
     oms.attach_broker(broker.clone(), events, &report).await.expect("attach");
     let mut limits = RiskLimits { max_orders_per_second: 100_000, ..RiskLimits::default() };
-    limits.symbols.insert("PETR4".into(), SymbolLimits { max_order_qty: None, position_limit: Some(1_000_000_000) });
+    limits
+        .symbols
+        .insert("PETR4".into(), SymbolLimits { max_order_qty: None, position_limit: Some(domain::Qty(1_000_000_000)) });
     oms.set_limits(limits, "benchmark", &Actor::new("bench")).await.expect("limits");
     let bus = bus::Bus::new();
     // When the feed received each trade, and when the market printed it.

@@ -97,7 +97,9 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
                 metrics::gauge!("ts_orders", "status" => status.as_str()).set(n as f64);
             }
             let rs = st.oms.risk_status();
-            metrics::gauge!("ts_daily_pnl_brl").set(rs.daily_pnl.to_f64());
+            if let Some(pnl) = rs.daily_pnl {
+                metrics::gauge!("ts_daily_pnl_brl").set(pnl.to_f64());
+            }
             metrics::gauge!("ts_open_orders").set(rs.open_orders as f64);
             metrics::gauge!("ts_kill_switch_active").set(if rs.kill_switch.active { 1.0 } else { 0.0 });
             ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render()).into_response()

@@ -21,7 +21,7 @@ pub struct OrderBody {
     side: Side,
     #[serde(rename = "type")]
     order_type: OrderType,
-    quantity: i64,
+    quantity: domain::Qty,
     #[schema(value_type = Option<f64>)]
     price: Option<Exact<Price>>,
     #[schema(value_type = Option<f64>)]

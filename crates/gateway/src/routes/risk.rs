@@ -22,11 +22,12 @@ pub struct PositionsResponse {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+/// A total is null only when it does not fit the books (never clipped to a wrong number).
 struct Totals {
-    realized_today: Money,
-    unrealized: Money,
-    daily_pnl: Money,
-    exposure: Money,
+    realized_today: Option<Money>,
+    unrealized: Option<Money>,
+    daily_pnl: Option<Money>,
+    exposure: Option<Money>,
 }
 
 #[utoipa::path(get, path = "/api/v1/positions", tag = "positions", summary = "Positions with realized/unrealized P&L", security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), responses((status = 200, body = PositionsResponse), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
@@ -57,13 +58,13 @@ pub async fn get_limits(State(st): State<AppState>, Authorized(_): AsViewer) -> 
 pub struct LimitsPatch {
     reason: String,
     max_orders_per_second: Option<u32>,
-    max_order_qty_stock: Option<i64>,
-    max_order_qty_future: Option<i64>,
+    max_order_qty_stock: Option<domain::Qty>,
+    max_order_qty_future: Option<domain::Qty>,
     #[schema(value_type = Option<f64>)]
     max_notional: Option<Exact<Money>>,
     price_band_bps: Option<u32>,
-    position_limit_stock: Option<i64>,
-    position_limit_future: Option<i64>,
+    position_limit_stock: Option<domain::Qty>,
+    position_limit_future: Option<domain::Qty>,
     #[schema(value_type = Option<f64>)]
     daily_loss_limit: Option<Exact<Money>>,
     trading_state: Option<TradingState>,

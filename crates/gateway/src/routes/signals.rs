@@ -39,7 +39,7 @@ pub struct BracketView {
     /// entry, exits, closing, closed.
     phase: String,
     entry_order: Option<OrderId>,
-    filled: i64,
+    filled: domain::Qty,
     stop_orders: Vec<OrderId>,
     take_profits: Vec<OrderId>,
     notes: Vec<String>,

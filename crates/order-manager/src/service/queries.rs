@@ -45,12 +45,13 @@ impl OrderFilter {
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// Totals are `None` (JSON null) only when they do not fit the books: never clipped to a wrong number.
 pub struct PositionsView {
     pub positions: Vec<Position>,
-    pub realized_today: Money,
-    pub unrealized: Money,
-    pub daily_pnl: Money,
-    pub exposure: Money,
+    pub realized_today: Option<Money>,
+    pub unrealized: Option<Money>,
+    pub daily_pnl: Option<Money>,
+    pub exposure: Option<Money>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -59,12 +60,13 @@ pub struct RiskStatus {
     pub kill_switch: KillSwitchState,
     pub trading_state: TradingState,
     pub market_open: bool,
-    pub daily_pnl: Money,
-    pub realized_today: Money,
-    pub unrealized: Money,
+    /// `None` (JSON null) only when the figure does not fit the books; the loss level is then BREACHED.
+    pub daily_pnl: Option<Money>,
+    pub realized_today: Option<Money>,
+    pub unrealized: Option<Money>,
     pub daily_loss_limit: Money,
     pub loss_level: LossLevel,
-    pub exposure: Money,
+    pub exposure: Option<Money>,
     pub open_orders: usize,
     pub session_date: Option<chrono::NaiveDate>,
     pub broker_can_route: bool,

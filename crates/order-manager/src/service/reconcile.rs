@@ -3,6 +3,7 @@
 use super::{Actor, Desk, OmsError, OrderManager};
 use crate::record::Entry;
 use domain::order::{OrderEvent, OrderId, OrderStatus};
+use domain::Qty;
 use std::collections::HashMap;
 
 impl OrderManager {
@@ -10,7 +11,7 @@ impl OrderManager {
         let broker = self.broker()?.clone();
         let reconciler = Actor::new("reconciler");
         let theirs: HashMap<OrderId, _> = broker.working_orders().into_iter().map(|w| (w.order_id, w)).collect();
-        let ours: Vec<(OrderId, Option<String>, i64, OrderStatus)> =
+        let ours: Vec<(OrderId, Option<String>, Qty, OrderStatus)> =
             desk.state.open_orders().map(|o| (o.id, o.broker_order_id.clone(), o.filled_quantity, o.status)).collect();
         for (id, broker_id, filled, status) in &ours {
             // PENDING_NEW orders were handed to the broker as new submissions; their acknowledgement follows.

@@ -8,7 +8,7 @@ use crate::state::KillSwitchState;
 use chrono::{DateTime, Utc};
 use domain::order::{Order, OrderId, OrderRequest, OrderType, TimeInForce, ValidationError};
 use domain::risk::{flatten_side, loss_level, LossLevel, RiskLimits};
-use domain::Price;
+use domain::{Price, Qty};
 
 impl OrderManager {
     /// Starts a new trading date when the clock has moved past the recorded one.
@@ -39,17 +39,22 @@ impl OrderManager {
 
     pub(super) fn check_daily_loss_locked(&self, desk: &mut Desk) {
         let pnl = desk.state.positions().daily_pnl();
-        metrics::gauge!("ts_daily_pnl_brl").set(pnl.to_f64());
+        if let Some(pnl) = pnl {
+            metrics::gauge!("ts_daily_pnl_brl").set(pnl.to_f64());
+        }
         let limit = desk.state.limits().daily_loss_limit;
-        match loss_level(pnl, limit) {
-            LossLevel::Breached if !desk.state.kill_switch().active => {
-                let reason = format!("automatic: daily P&L {pnl} reached the loss limit {limit}");
+        match (loss_level(pnl, limit), pnl) {
+            (LossLevel::Breached, _) if !desk.state.kill_switch().active => {
+                let reason = match pnl {
+                    Some(pnl) => format!("automatic: daily P&L {pnl} reached the loss limit {limit}"),
+                    None => "automatic: the daily P&L is beyond the range of the books".to_string(),
+                };
                 tracing::warn!(%reason, "daily loss limit breached; activating the kill switch");
                 if let Err(e) = self.activate_locked(desk, &Actor::new("risk-engine"), &reason, true, false, true) {
                     tracing::error!(error = %e, "could not activate the kill switch automatically");
                 }
             }
-            LossLevel::Warning | LossLevel::Breached if !desk.state.loss_warned() => {
+            (LossLevel::Warning | LossLevel::Breached, Some(pnl)) if !desk.state.loss_warned() => {
                 let entry = Entry::LossWarning { daily_pnl: pnl, limit };
                 if self.append(desk, &Actor::new("risk-engine"), entry).is_ok() {
                     tracing::warn!(daily_pnl = %pnl, %limit, "daily loss at 80% of the limit");
@@ -84,7 +89,7 @@ impl OrderManager {
         let mut flatten_orders = Vec::new();
         if flatten {
             let now = self.now();
-            let positions: Vec<(String, i64)> =
+            let positions: Vec<(String, Qty)> =
                 desk.state.positions().iter().map(|p| (p.symbol.clone(), p.quantity)).collect();
             for (symbol, qty) in positions {
                 let Some(side) = flatten_side(qty) else {
