@@ -3,6 +3,7 @@
 //! Everything here is pure: no clocks, no files, no sockets. Time comes in as arguments so that live trading,
 //! paper trading, backtests and journal replay all compute exactly the same thing from the same inputs.
 
+pub mod account;
 pub mod broker;
 pub mod calendar;
 pub mod instrument;
@@ -12,6 +13,7 @@ pub mod price;
 pub mod quantity;
 pub mod risk;
 
+pub use account::AccountId;
 pub use instrument::{Exchange, Instrument, InstrumentKind, Instruments};
 pub use order::{
     Fill, Order, OrderEvent, OrderRequest, OrderStatus, OrderType, PositionType, Side, TimeInForce, ValidationError,

@@ -1,5 +1,6 @@
 //! Orders, their validation and their state machine.
 
+use crate::account::AccountId;
 use crate::instrument::Instrument;
 use crate::price::Price;
 use crate::quantity::Qty;
@@ -366,7 +367,7 @@ pub struct Order {
     pub id: OrderId,
     pub client_order_id: Option<String>,
     pub broker_order_id: Option<String>,
-    pub account: String,
+    pub account: AccountId,
     pub symbol: String,
     pub side: Side,
     #[serde(rename = "type")]
@@ -416,12 +417,12 @@ impl Order {
         terms.into_iter().find(|(_, same)| !same).map(|(name, _)| name)
     }
 
-    pub fn new(id: OrderId, account: &str, req: &OrderRequest, now: DateTime<Utc>) -> Order {
+    pub fn new(id: OrderId, account: &AccountId, req: &OrderRequest, now: DateTime<Utc>) -> Order {
         Order {
             id,
             client_order_id: req.client_order_id.clone(),
             broker_order_id: None,
-            account: account.to_string(),
+            account: account.clone(),
             symbol: req.symbol.clone(),
             side: req.side,
             order_type: req.order_type,
@@ -589,7 +590,8 @@ mod tests {
     #[test]
     fn lifecycle_and_duplicate_fills() {
         let now = Utc::now();
-        let mut o = Order::new(1, "t", &req(OrderType::Limit, Side::Buy, Qty(300), Some(30.0), None), now);
+        let mut o =
+            Order::new(1, &AccountId::new("t"), &req(OrderType::Limit, Side::Buy, Qty(300), Some(30.0), None), now);
         assert_eq!(o.status, OrderStatus::PendingNew);
         o.apply(&OrderEvent::Accepted { broker_order_id: "B1".into() }, now).unwrap();
         assert_eq!(o.status, OrderStatus::New);
@@ -614,7 +616,8 @@ mod tests {
     #[test]
     fn overfill_is_refused() {
         let now = Utc::now();
-        let mut o = Order::new(1, "t", &req(OrderType::Limit, Side::Buy, Qty(100), Some(30.0), None), now);
+        let mut o =
+            Order::new(1, &AccountId::new("t"), &req(OrderType::Limit, Side::Buy, Qty(100), Some(30.0), None), now);
         o.apply(&OrderEvent::Accepted { broker_order_id: "B1".into() }, now).unwrap();
         assert!(o.apply(&fill("e1", Qty(200)), now).is_err());
         assert_eq!(o.filled_quantity, Qty::ZERO);
@@ -624,7 +627,8 @@ mod tests {
     #[test]
     fn cancel_from_pending_new_is_illegal() {
         let now = Utc::now();
-        let mut o = Order::new(1, "t", &req(OrderType::Limit, Side::Buy, Qty(100), Some(30.0), None), now);
+        let mut o =
+            Order::new(1, &AccountId::new("t"), &req(OrderType::Limit, Side::Buy, Qty(100), Some(30.0), None), now);
         assert!(o.apply(&OrderEvent::CancelRequested, now).is_err());
         assert!(o.apply(&OrderEvent::Expired { reason: "x".into() }, now).is_err());
     }
@@ -661,7 +665,7 @@ mod proptests {
                 price: Some(Price(100)), stop_price: None, time_in_force: TimeInForce::Day,
                 client_order_id: None, position_type: PositionType::Daytrade, justification: None, source: None,
             };
-            let mut o = Order::new(1, "t", &req, now);
+            let mut o = Order::new(1, &AccountId::new("t"), &req, now);
             let mut seen = std::collections::HashMap::<String, Qty>::new();
             for ev in &events {
                 let before = o.clone();

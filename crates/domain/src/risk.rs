@@ -1,5 +1,6 @@
 //! The pre-trade risk engine. Checks run in the order of the spec table; the first failure decides.
 
+use crate::account::AccountId;
 use crate::instrument::{Instrument, InstrumentKind};
 use crate::order::{OrderRequest, OrderType, Side};
 use crate::price::{notional, Money, Price};
@@ -159,7 +160,7 @@ impl RiskLimits {
 /// Everything outside the order that a decision depends on, gathered by the Order Manager.
 #[derive(Debug, Clone)]
 pub struct RiskContext<'a> {
-    pub account: &'a str,
+    pub account: &'a AccountId,
     pub now: DateTime<Utc>,
     pub kill_switch_active: bool,
     pub market_open: bool,
@@ -175,7 +176,7 @@ pub struct RiskContext<'a> {
 /// The stateful part of risk: per-account order-rate windows.
 #[derive(Debug, Default)]
 pub struct RiskEngine {
-    rate_windows: HashMap<String, VecDeque<DateTime<Utc>>>,
+    rate_windows: HashMap<AccountId, VecDeque<DateTime<Utc>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,9 +305,9 @@ impl RiskEngine {
         Ok(())
     }
 
-    fn window(&mut self, account: &str, now: DateTime<Utc>) -> &mut VecDeque<DateTime<Utc>> {
+    fn window(&mut self, account: &AccountId, now: DateTime<Utc>) -> &mut VecDeque<DateTime<Utc>> {
         if !self.rate_windows.contains_key(account) {
-            self.rate_windows.insert(account.to_string(), VecDeque::new());
+            self.rate_windows.insert(account.clone(), VecDeque::new());
         }
         let w = self.rate_windows.get_mut(account).expect("inserted above");
         let horizon = now - chrono::Duration::seconds(1);
@@ -370,7 +371,7 @@ mod tests {
 
     fn ctx() -> RiskContext<'static> {
         RiskContext {
-            account: "trader",
+            account: Box::leak(Box::new(AccountId::new("trader"))),
             now: DateTime::<Utc>::UNIX_EPOCH,
             kill_switch_active: false,
             market_open: true,
@@ -441,7 +442,10 @@ mod tests {
         }
         assert_eq!(engine.check(&r, &i, &limits, &c).map_err(|e| e.code()), Err("RATE_LIMIT"));
         // Another account has its own window.
-        assert_eq!(engine.check(&r, &i, &limits, &RiskContext { account: "other", ..c.clone() }), Ok(()));
+        assert_eq!(
+            engine.check(&r, &i, &limits, &RiskContext { account: &AccountId::new("other"), ..c.clone() }),
+            Ok(())
+        );
         // One second later the window has slid.
         let later = RiskContext { now: c.now + chrono::Duration::milliseconds(1001), ..c };
         assert_eq!(engine.check(&r, &i, &limits, &later), Ok(()));

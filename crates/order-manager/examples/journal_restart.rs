@@ -9,7 +9,7 @@
 use chrono::{Duration, Utc};
 use domain::calendar::TradingCalendar;
 use domain::order::{Fill, Order, OrderEvent, OrderRequest, OrderType, PositionType, Side, TimeInForce};
-use domain::{Instruments, Price, Qty};
+use domain::{AccountId, Instruments, Price, Qty};
 use order_manager::{Entry, OrderManager, Record, SystemClock};
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,6 +26,7 @@ fn write_journal(dir: &std::path::Path, records: u64) {
     let start = Utc::now() - Duration::days(90);
     let mut written = 0u64;
     let mut id = 1u64;
+    let desk = AccountId::new("desk");
     let mut last = 0;
     let started = Instant::now();
     while written < records {
@@ -45,7 +46,7 @@ fn write_journal(dir: &std::path::Path, records: u64) {
             justification: None,
             source: Some("restart-bench".into()),
         };
-        let order = Order::new(id, "desk", &req, ts);
+        let order = Order::new(id, &desk, &req, ts);
         let price = req.price.unwrap_or(Price(37_1200));
         let entries = [
             Entry::OrderSubmitted { order },

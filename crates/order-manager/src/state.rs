@@ -9,7 +9,7 @@ use crate::record::{Entry, Record};
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::order::{Applied, Order, OrderEvent, OrderId, OrderStatus, Side};
 use domain::risk::RiskLimits;
-use domain::{Instruments, PositionBook, Price, Qty};
+use domain::{AccountId, Instruments, PositionBook, Price, Qty};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
@@ -48,7 +48,7 @@ pub struct OmsState {
     orders: BTreeMap<OrderId, Order>,
     open: BTreeSet<OrderId>,
     /// (account, client_order_id) → order: the idempotency index.
-    by_client_id: HashMap<(String, String), OrderId>,
+    by_client_id: HashMap<(AccountId, String), OrderId>,
     /// Unfilled quantity of open orders per (symbol, side), maintained incrementally for the position check.
     open_qty: HashMap<(String, Side), Qty>,
     /// Orders per status, maintained incrementally so `/metrics` never walks the orders.
@@ -240,9 +240,9 @@ impl OmsState {
         self.orders.range((Bound::Unbounded, upper)).rev().take(max).map(|(_, o)| o)
     }
 
-    pub fn by_client_id(&self, account: &str, client_order_id: &str) -> Option<OrderId> {
+    pub fn by_client_id(&self, account: &AccountId, client_order_id: &str) -> Option<OrderId> {
         // The key is owned; this lookup only runs for requests that carry a client_order_id.
-        self.by_client_id.get(&(account.to_string(), client_order_id.to_string())).copied()
+        self.by_client_id.get(&(account.clone(), client_order_id.to_string())).copied()
     }
 
     pub fn open_same_side(&self, symbol: &str, side: Side) -> Qty {
@@ -342,5 +342,58 @@ impl OmsState {
         // insert_order moves next_id forward; the persisted value is at least as far.
         st.next_id = st.next_id.max(p.next_id);
         st
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::order::{Fill, OrderRequest, OrderType, PositionType, TimeInForce};
+
+    fn record(entry: Entry) -> Record {
+        Record { ts: DateTime::<Utc>::UNIX_EPOCH, actor: "t".into(), correlation_id: None, entry }
+    }
+
+    /// Two fills that each fit an order but together overflow the position: the second is refused before
+    /// anything changes, so the order, its open quantity and the position still agree.
+    #[test]
+    fn a_fill_that_would_overflow_the_position_changes_nothing() {
+        let instruments = Instruments::b3_defaults(NaiveDate::from_ymd_opt(2025, 11, 24).expect("a date"));
+        let mut st = OmsState::new();
+        let req = OrderRequest {
+            symbol: "PETR4".into(),
+            side: Side::Buy,
+            order_type: OrderType::Limit,
+            quantity: Qty(100_000_000),
+            price: Some(Price::from_units(50_000_000_000)),
+            stop_price: None,
+            time_in_force: TimeInForce::Day,
+            client_order_id: None,
+            position_type: PositionType::Daytrade,
+            justification: None,
+            source: None,
+        };
+        for id in [1, 2] {
+            let order = Order::new(id, &AccountId::new("t"), &req, DateTime::<Utc>::UNIX_EPOCH);
+            st.apply(&record(Entry::OrderSubmitted { order }), &instruments);
+            let fill = Fill {
+                exec_id: format!("e{id}"),
+                quantity: req.quantity,
+                price: Price::from_units(50_000_000_000),
+                ts: DateTime::<Utc>::UNIX_EPOCH,
+            };
+            let fx =
+                st.apply(&record(Entry::OrderEvent { order_id: id, event: OrderEvent::Filled(fill) }), &instruments);
+            if id == 1 {
+                assert!(fx.fill && fx.illegal.is_none(), "{fx:?}");
+            } else {
+                assert!(!fx.fill && fx.illegal.as_deref().is_some_and(|m| m.contains("overflows")), "{fx:?}");
+            }
+        }
+        let second = st.order(2).expect("order 2");
+        assert_eq!((second.filled_quantity, second.status), (Qty::ZERO, OrderStatus::PendingNew));
+        assert_eq!(st.positions().net_quantity("PETR4"), Qty(100_000_000));
+        assert_eq!(st.open_same_side("PETR4", Side::Buy), Qty(100_000_000), "order 2 is still open for all of it");
+        assert_eq!(st.refused_events().0, 1);
     }
 }

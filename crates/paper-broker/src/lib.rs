@@ -414,7 +414,7 @@ mod tests {
             justification: None,
             source: None,
         };
-        Order::new(id, "t", &req, Utc::now())
+        Order::new(id, &domain::AccountId::new("t"), &req, Utc::now())
     }
 
     async fn next(rx: &mut mpsc::UnboundedReceiver<BrokerEvent>) -> OrderEvent {

@@ -102,8 +102,9 @@ impl OrderManager {
         let mut guard = self.lock();
         let desk = &mut *guard;
         self.roll_session_locked(desk, now)?;
+        let account = actor.account();
         if let Some(coid) = &req.client_order_id {
-            if let Some(id) = desk.state.by_client_id(&actor.name, coid) {
+            if let Some(id) = desk.state.by_client_id(&account, coid) {
                 let existing = desk.state.order(id).cloned().ok_or(OmsError::NotFound(id))?;
                 // Idempotency is for the same request sent again: different terms under the same key are refused,
                 // never answered with the first order as if they had been accepted.
@@ -143,7 +144,7 @@ impl OrderManager {
         }
         let st = &desk.state;
         let ctx = RiskContext {
-            account: &actor.name,
+            account: &account,
             now,
             kill_switch_active: st.kill_switch().active,
             market_open: self.inner.calendar.is_open(now),
@@ -152,7 +153,7 @@ impl OrderManager {
             open_same_side: st.open_same_side(&req.symbol, req.side),
             daily_pnl: st.positions().daily_pnl(),
         };
-        let mut order = Order::new(st.next_id(), &actor.name, req, now);
+        let mut order = Order::new(st.next_id(), &account, req, now);
         match desk.risk.check(req, ins, st.limits(), &ctx) {
             Err(rejection) => {
                 let code = rejection.code().to_string();

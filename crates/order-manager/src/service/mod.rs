@@ -26,7 +26,7 @@ use domain::broker::{Broker, BrokerEvent};
 use domain::calendar::TradingCalendar;
 use domain::order::{Order, OrderId, ValidationError};
 use domain::risk::{RiskEngine, RiskRejection};
-use domain::{Instruments, Money, Position};
+use domain::{AccountId, Instruments, Money, Position};
 use journal::{Journal, JournalError, Sealed};
 use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
@@ -61,6 +61,11 @@ impl Actor {
 
     pub fn with_correlation(name: impl Into<String>, correlation_id: Option<String>) -> Self {
         Actor { name: name.into(), correlation_id }
+    }
+
+    /// The account this actor's orders are booked to: its name.
+    pub fn account(&self) -> AccountId {
+        AccountId::new(&self.name)
     }
 }
 

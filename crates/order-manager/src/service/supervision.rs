@@ -109,7 +109,7 @@ impl OrderManager {
                     source: Some(FLATTEN_SOURCE.into()),
                 };
                 // Flattening only reduces exposure, which is exactly what the blocked checks protect; it bypasses them.
-                let order = Order::new(desk.state.next_id(), &actor.name, &req, now);
+                let order = Order::new(desk.state.next_id(), &actor.account(), &req, now);
                 seq = self.append(desk, actor, Entry::OrderSubmitted { order: order.clone() })?;
                 flatten_orders.push(order);
             }
