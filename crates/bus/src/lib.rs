@@ -50,7 +50,7 @@ pub enum Event {
     Order(Box<Order>),
     Fill {
         order_id: u64,
-        symbol: String,
+        symbol: domain::Symbol,
         fill: domain::Fill,
     },
     Position(Position),

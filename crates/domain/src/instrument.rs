@@ -2,6 +2,7 @@
 
 use crate::price::{Money, Price};
 use crate::quantity::Qty;
+use crate::symbol::Symbol;
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -32,7 +33,7 @@ pub enum Exchange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Instrument {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub kind: InstrumentKind,
     pub exchange: Exchange,
     pub tick_size: Price,
@@ -58,10 +59,12 @@ impl Instrument {
 /// Futures month codes, January to December.
 pub const MONTH_CODES: [char; 12] = ['F', 'G', 'H', 'J', 'K', 'M', 'N', 'Q', 'U', 'V', 'X', 'Z'];
 
-/// The contract code for a futures root, e.g. `future_code("WIN", 2025, 12)` is `WINZ25`.
-pub fn future_code(root: &str, year: i32, month: u32) -> String {
+/// The contract code for a futures root, e.g. `future_code("WIN", 2025, 12)` is `WINZ25`. The root is a code
+/// literal (`WIN`, `WDO`): capital letters, so the code is always a symbol.
+pub fn future_code(root: &'static str, year: i32, month: u32) -> Symbol {
     let idx = (month.clamp(1, 12) - 1) as usize;
-    format!("{root}{}{:02}", MONTH_CODES[idx], year.rem_euclid(100))
+    let code = format!("{root}{}{:02}", MONTH_CODES[idx], year.rem_euclid(100));
+    Symbol::parse(&code).unwrap_or_else(|e| panic!("futures root {root:?} makes {code:?}, which {e}"))
 }
 
 /// WIN expires on the Wednesday nearest the 15th of even months; WDO on the first business day of each month,
@@ -103,19 +106,19 @@ pub fn contract_multiplier(symbol: &str) -> Option<Money> {
 /// The instrument table. Cheap to clone and share: lookups happen on every order.
 #[derive(Debug, Clone, Default)]
 pub struct Instruments {
-    by_symbol: Arc<BTreeMap<String, Instrument>>,
+    by_symbol: Arc<BTreeMap<Symbol, Instrument>>,
 }
 
 impl Instruments {
     pub fn new(list: impl IntoIterator<Item = Instrument>) -> Self {
-        let map = list.into_iter().map(|i| (i.symbol.clone(), i)).collect();
+        let map = list.into_iter().map(|i| (i.symbol, i)).collect();
         Instruments { by_symbol: Arc::new(map) }
     }
 
     /// The defaults of the simulated market: the stocks and ETF of the spec plus the front WIN and WDO contracts.
     pub fn b3_defaults(today: NaiveDate) -> Self {
-        let stock = |symbol: &str, desc: &str| Instrument {
-            symbol: symbol.to_string(),
+        let stock = |symbol: &'static str, desc: &str| Instrument {
+            symbol: Symbol::lit(symbol),
             kind: InstrumentKind::Stock,
             exchange: Exchange::Bovespa,
             tick_size: Price(100),

@@ -12,6 +12,7 @@ pub mod position;
 pub mod price;
 pub mod quantity;
 pub mod risk;
+pub mod symbol;
 
 pub use account::AccountId;
 pub use instrument::{Exchange, Instrument, InstrumentKind, Instruments};
@@ -21,6 +22,7 @@ pub use order::{
 pub use position::{Position, PositionBook};
 pub use price::{Money, Price, PRICE_SCALE};
 pub use quantity::Qty;
+pub use symbol::Symbol;
 
 /// The domain takes time as an argument and never reads a clock: a backtest runs the very code that trades, at the
 /// data's time. This keeps it so (tests may use the clock).

@@ -4,6 +4,7 @@ use crate::account::AccountId;
 use crate::instrument::Instrument;
 use crate::price::Price;
 use crate::quantity::Qty;
+use crate::symbol::Symbol;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -228,7 +229,7 @@ pub fn transition(
 /// The caller's order, already parsed into domain types but not yet validated against the instrument.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderRequest {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub side: Side,
     #[serde(rename = "type")]
     pub order_type: OrderType,
@@ -368,7 +369,7 @@ pub struct Order {
     pub client_order_id: Option<String>,
     pub broker_order_id: Option<String>,
     pub account: AccountId,
-    pub symbol: String,
+    pub symbol: Symbol,
     pub side: Side,
     #[serde(rename = "type")]
     pub order_type: OrderType,
@@ -423,7 +424,7 @@ impl Order {
             client_order_id: req.client_order_id.clone(),
             broker_order_id: None,
             account: account.clone(),
-            symbol: req.symbol.clone(),
+            symbol: req.symbol,
             side: req.side,
             order_type: req.order_type,
             quantity: req.quantity,
@@ -524,7 +525,7 @@ mod tests {
 
     fn req(order_type: OrderType, side: Side, qty: Qty, price: Option<f64>, stop: Option<f64>) -> OrderRequest {
         OrderRequest {
-            symbol: "PETR4".into(),
+            symbol: Symbol::lit("PETR4"),
             side,
             order_type,
             quantity: qty,
@@ -661,7 +662,7 @@ mod proptests {
         fn never_an_illegal_state(qty in 1i64..1000, events in proptest::collection::vec(arb_event(), 0..60)) {
             let now = DateTime::<Utc>::UNIX_EPOCH;
             let req = OrderRequest {
-                symbol: "PETR4".into(), side: Side::Buy, order_type: OrderType::Limit, quantity: Qty(qty),
+                symbol: Symbol::lit("PETR4"), side: Side::Buy, order_type: OrderType::Limit, quantity: Qty(qty),
                 price: Some(Price(100)), stop_price: None, time_in_force: TimeInForce::Day,
                 client_order_id: None, position_type: PositionType::Daytrade, justification: None, source: None,
             };

@@ -7,13 +7,14 @@
 use crate::order::Side;
 use crate::price::{div_round, Money, Price, PRICE_SCALE};
 use crate::quantity::Qty;
+use crate::symbol::Symbol;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Position {
-    pub symbol: String,
+    pub symbol: Symbol,
     /// Signed: positive long, negative short.
     pub quantity: Qty,
     /// Σ price × quantity of the open quantity, before the multiplier (always ≥ 0).
@@ -51,9 +52,9 @@ fn fits(v: i128) -> Option<i64> {
 }
 
 impl Position {
-    pub fn new(symbol: &str, multiplier: Money) -> Self {
+    pub fn new(symbol: Symbol, multiplier: Money) -> Self {
         Position {
-            symbol: symbol.to_string(),
+            symbol,
             quantity: Qty::ZERO,
             cost: Price::ZERO,
             multiplier,
@@ -147,7 +148,7 @@ impl Position {
 /// All positions of the desk, keyed by symbol.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PositionBook {
-    positions: BTreeMap<String, Position>,
+    positions: BTreeMap<Symbol, Position>,
 }
 
 impl PositionBook {
@@ -162,21 +163,21 @@ impl PositionBook {
     /// What an execution would do to the symbol's position (a new one if there is none), without doing it.
     pub fn effect_of_fill(
         &self,
-        symbol: &str,
+        symbol: Symbol,
         multiplier: Money,
         side: Side,
         qty: Qty,
         price: Price,
     ) -> Option<FillEffect> {
-        match self.positions.get(symbol) {
+        match self.positions.get(&symbol) {
             Some(p) => p.effect_of_fill(side, qty, price),
             None => Position::new(symbol, multiplier).effect_of_fill(side, qty, price),
         }
     }
 
     /// Books an effect computed by [`PositionBook::effect_of_fill`] at `price`; returns the realized P&L.
-    pub fn commit_fill(&mut self, symbol: &str, multiplier: Money, price: Price, effect: FillEffect) -> Money {
-        let pos = self.positions.entry(symbol.to_string()).or_insert_with(|| Position::new(symbol, multiplier));
+    pub fn commit_fill(&mut self, symbol: Symbol, multiplier: Money, price: Price, effect: FillEffect) -> Money {
+        let pos = self.positions.entry(symbol).or_insert_with(|| Position::new(symbol, multiplier));
         if pos.last_price.is_none() {
             pos.last_price = Some(price);
         }
@@ -185,7 +186,7 @@ impl PositionBook {
 
     pub fn apply_fill(
         &mut self,
-        symbol: &str,
+        symbol: Symbol,
         multiplier: Money,
         side: Side,
         qty: Qty,
@@ -251,7 +252,7 @@ mod tests {
 
     #[test]
     fn stock_round_trip() {
-        let mut pos = Position::new("PETR4", Money::from_brl(1));
+        let mut pos = Position::new(Symbol::lit("PETR4"), Money::from_brl(1));
         assert_eq!(pos.apply_fill(Side::Buy, Qty(100), p(30.0)).unwrap(), Money::ZERO);
         assert_eq!(pos.apply_fill(Side::Buy, Qty(100), p(31.0)).unwrap(), Money::ZERO);
         assert_eq!(pos.avg_price(), Some(30.5));
@@ -267,7 +268,7 @@ mod tests {
 
     #[test]
     fn short_and_flip() {
-        let mut pos = Position::new("VALE3", Money::from_brl(1));
+        let mut pos = Position::new(Symbol::lit("VALE3"), Money::from_brl(1));
         pos.apply_fill(Side::Sell, Qty(200), p(60.0)).unwrap();
         assert_eq!(pos.quantity, Qty(-200));
         // Buy 300 at 58: closes 200 (+R$ 400) and opens 100 long at 58.
@@ -282,7 +283,7 @@ mod tests {
     #[test]
     fn win_multiplier() {
         // WIN: R$ 0.20 per point. Long 5 at 128,000, sell at 128,500: 500 pts × 5 × 0.20 = R$ 500.
-        let mut pos = Position::new("WINZ25", Money(2_000));
+        let mut pos = Position::new(Symbol::lit("WINZ25"), Money(2_000));
         pos.apply_fill(Side::Buy, Qty(5), p(128_000.0)).unwrap();
         pos.last_price = Some(p(127_900.0));
         assert_eq!(pos.unrealized(), Some(brl(-100.0)));
@@ -293,7 +294,7 @@ mod tests {
     #[test]
     fn wdo_multiplier() {
         // WDO: R$ 10 per point. Short 3 at 5,400.5, cover at 5,390.0: 10.5 pts × 3 × 10 = R$ 315.
-        let mut pos = Position::new("WDOZ25", Money::from_brl(10));
+        let mut pos = Position::new(Symbol::lit("WDOZ25"), Money::from_brl(10));
         pos.apply_fill(Side::Sell, Qty(3), p(5_400.5)).unwrap();
         pos.last_price = Some(p(5_410.0));
         assert_eq!(pos.unrealized(), Some(brl(-285.0)));
@@ -302,7 +303,7 @@ mod tests {
 
     #[test]
     fn uneven_average_rounds_once_and_nets_to_zero() {
-        let mut pos = Position::new("PETR4", Money::from_brl(1));
+        let mut pos = Position::new(Symbol::lit("PETR4"), Money::from_brl(1));
         pos.apply_fill(Side::Buy, Qty(100), p(30.01)).unwrap();
         pos.apply_fill(Side::Buy, Qty(200), p(30.02)).unwrap();
         let r1 = pos.apply_fill(Side::Sell, Qty(100), p(30.02)).unwrap();
@@ -315,9 +316,9 @@ mod tests {
     #[test]
     fn book_totals_and_day_reset() {
         let mut book = PositionBook::default();
-        book.apply_fill("PETR4", Money::from_brl(1), Side::Buy, Qty(100), p(30.0)).unwrap();
-        book.apply_fill("PETR4", Money::from_brl(1), Side::Sell, Qty(100), p(31.0)).unwrap();
-        book.apply_fill("WINZ25", Money(2_000), Side::Buy, Qty(1), p(128_000.0)).unwrap();
+        book.apply_fill(Symbol::lit("PETR4"), Money::from_brl(1), Side::Buy, Qty(100), p(30.0)).unwrap();
+        book.apply_fill(Symbol::lit("PETR4"), Money::from_brl(1), Side::Sell, Qty(100), p(31.0)).unwrap();
+        book.apply_fill(Symbol::lit("WINZ25"), Money(2_000), Side::Buy, Qty(1), p(128_000.0)).unwrap();
         book.mark("WINZ25", p(128_100.0));
         assert_eq!(book.realized_today(), Some(brl(100.0)));
         assert_eq!(book.daily_pnl(), Some(brl(120.0)));
@@ -328,7 +329,7 @@ mod tests {
 
     #[test]
     fn an_overflowing_fill_is_refused_and_changes_nothing() {
-        let mut pos = Position::new("WINZ25", Money(2_000));
+        let mut pos = Position::new(Symbol::lit("WINZ25"), Money(2_000));
         pos.apply_fill(Side::Buy, Qty(100_000_000), p(5_000_000.0)).unwrap();
         let before = pos.clone();
         assert_eq!(pos.apply_fill(Side::Buy, Qty(100_000_000), p(5_000_000.0)), Err(PositionOverflow("a fill")));
@@ -336,7 +337,7 @@ mod tests {
         pos.last_price = Some(Price(i64::MAX));
         assert_eq!(pos.unrealized(), None, "a valuation beyond the books is unknown, not clipped");
         let mut book = PositionBook::default();
-        book.apply_fill("WINZ25", Money(2_000), Side::Buy, Qty(100_000_000), p(5_000_000.0)).unwrap();
+        book.apply_fill(Symbol::lit("WINZ25"), Money(2_000), Side::Buy, Qty(100_000_000), p(5_000_000.0)).unwrap();
         book.mark("WINZ25", Price(i64::MAX));
         assert_eq!(book.daily_pnl(), None);
     }

@@ -5,6 +5,7 @@ use crate::instrument::{Instrument, InstrumentKind};
 use crate::order::{OrderRequest, OrderType, Side};
 use crate::price::{notional, Money, Price};
 use crate::quantity::Qty;
+use crate::symbol::Symbol;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -83,7 +84,7 @@ pub struct RiskLimits {
     pub position_limit_future: Qty,
     pub daily_loss_limit: Money,
     pub trading_state: TradingState,
-    pub symbols: BTreeMap<String, SymbolLimits>,
+    pub symbols: BTreeMap<Symbol, SymbolLimits>,
 }
 
 impl Default for RiskLimits {
@@ -355,7 +356,7 @@ mod tests {
 
     fn limit_req(sym: &str, side: Side, qty: Qty, price: f64) -> OrderRequest {
         OrderRequest {
-            symbol: sym.into(),
+            symbol: Symbol::parse(sym).unwrap(),
             side,
             order_type: OrderType::Limit,
             quantity: qty,
@@ -467,7 +468,9 @@ mod tests {
         assert_eq!(run(&limit_req(&win.symbol, Side::Buy, Qty(100), 128_000.0), &wc, &big), Ok(()));
         assert_eq!(run(&limit_req(&win.symbol, Side::Buy, Qty(101), 128_000.0), &wc, &big), Err("MAX_ORDER_QTY"));
         let mut per_symbol = RiskLimits::default();
-        per_symbol.symbols.insert("PETR4".into(), SymbolLimits { max_order_qty: Some(Qty(500)), position_limit: None });
+        per_symbol
+            .symbols
+            .insert(Symbol::lit("PETR4"), SymbolLimits { max_order_qty: Some(Qty(500)), position_limit: None });
         assert_eq!(run(&limit_req("PETR4", Side::Buy, Qty(600), 10.0), &c, &per_symbol), Err("MAX_ORDER_QTY"));
     }
 

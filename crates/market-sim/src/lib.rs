@@ -10,7 +10,7 @@
 //! the liquidity they were priced on and print on the tape like anyone else's.
 
 use chrono::{DateTime, Utc};
-use domain::{Instrument, InstrumentKind, Instruments, Price, Qty, Side};
+use domain::{Instrument, InstrumentKind, Instruments, Price, Qty, Side, Symbol};
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -239,7 +239,7 @@ impl SymbolSim {
             Side::Sell => (other, ours),
         };
         let trade = Trade {
-            symbol: self.ins.symbol.clone(),
+            symbol: self.ins.symbol.to_string(),
             trade_id: self.next_trade_id,
             price,
             quantity,
@@ -285,7 +285,7 @@ impl SymbolSim {
 
     fn snapshot(&self, depth: usize, now: DateTime<Utc>) -> BookSnapshot {
         BookSnapshot {
-            symbol: self.ins.symbol.clone(),
+            symbol: self.ins.symbol.to_string(),
             bids: self.bids.iter().take(depth).copied().collect(),
             asks: self.asks.iter().take(depth).copied().collect(),
             ts: now,
@@ -368,8 +368,8 @@ pub struct SimMarket {
 
 struct Inner {
     instruments: Instruments,
-    symbols: HashMap<String, Mutex<SymbolSim>>,
-    order: Vec<String>,
+    symbols: HashMap<Symbol, Mutex<SymbolSim>>,
+    order: Vec<Symbol>,
     config: SimConfig,
     tx: broadcast::Sender<MarketEvent>,
 }
@@ -380,8 +380,8 @@ impl SimMarket {
         let mut order = Vec::new();
         for (i, ins) in instruments.iter().enumerate() {
             let seed = config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(i as u64);
-            order.push(ins.symbol.clone());
-            symbols.insert(ins.symbol.clone(), Mutex::new(SymbolSim::new(ins.clone(), seed)));
+            order.push(ins.symbol);
+            symbols.insert(ins.symbol, Mutex::new(SymbolSim::new(ins.clone(), seed)));
         }
         let (tx, _) = broadcast::channel(65_536);
         SimMarket { inner: Arc::new(Inner { instruments, symbols, order, config, tx }) }
@@ -521,7 +521,7 @@ impl SimMarket {
     /// Follows a print from another source (a replay): the book is re-centred around its price, a synthetic book
     /// for a tape recorded without depth, and the print goes out on this market's tape so the paper broker sees it.
     pub fn follow(&self, t: &Trade) {
-        let Some(sim) = self.inner.symbols.get(&t.symbol) else { return };
+        let Some(sim) = self.inner.symbols.get(t.symbol.as_str()) else { return };
         let book = {
             let mut s = sim.lock();
             let tick = s.tick();

@@ -55,7 +55,7 @@ fn request(last: Price, i: usize) -> OrderRequest {
         Side::Sell => Price(last.units() + away),
     };
     OrderRequest {
-        symbol: "PETR4".into(),
+        symbol: domain::Symbol::lit("PETR4"),
         side,
         order_type: OrderType::Limit,
         quantity: Qty(100),
@@ -86,9 +86,10 @@ async fn setup(dir: &std::path::Path) -> (OrderManager, Arc<TimedBroker>, Price)
     let broker = Arc::new(TimedBroker { inner: paper, last_accept: Mutex::new(None) });
     oms.attach_broker(broker.clone(), events, &report).await.expect("attach");
     let mut limits = RiskLimits { max_orders_per_second: 100_000, ..RiskLimits::default() };
-    limits
-        .symbols
-        .insert("PETR4".into(), SymbolLimits { max_order_qty: None, position_limit: Some(Qty(1_000_000_000)) });
+    limits.symbols.insert(
+        domain::Symbol::lit("PETR4"),
+        SymbolLimits { max_order_qty: None, position_limit: Some(Qty(1_000_000_000)) },
+    );
     oms.set_limits(limits, "benchmark", &Actor::new("bench")).await.expect("limits");
     (oms, broker, last)
 }

@@ -9,12 +9,12 @@
 use chrono::{Duration, Utc};
 use domain::calendar::TradingCalendar;
 use domain::order::{Fill, Order, OrderEvent, OrderRequest, OrderType, PositionType, Side, TimeInForce};
-use domain::{AccountId, Instruments, Price, Qty};
+use domain::{AccountId, Instruments, Price, Qty, Symbol};
 use order_manager::{Entry, OrderManager, Record, SystemClock};
 use std::sync::Arc;
 use std::time::Instant;
 
-const SYMBOLS: [&str; 4] = ["PETR4", "VALE3", "ITUB4", "BBDC4"];
+const SYMBOLS: [Symbol; 4] = [Symbol::lit("PETR4"), Symbol::lit("VALE3"), Symbol::lit("ITUB4"), Symbol::lit("BBDC4")];
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -34,7 +34,7 @@ fn write_journal(dir: &std::path::Path, records: u64) {
         let symbol = SYMBOLS[(id % 4) as usize];
         let side = if id.is_multiple_of(2) { Side::Buy } else { Side::Sell };
         let req = OrderRequest {
-            symbol: symbol.into(),
+            symbol,
             side,
             order_type: OrderType::Limit,
             quantity: Qty(100),

@@ -9,7 +9,7 @@ use crate::record::{Entry, Record};
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::order::{Applied, Order, OrderEvent, OrderId, OrderStatus, Side};
 use domain::risk::RiskLimits;
-use domain::{AccountId, Instruments, PositionBook, Price, Qty};
+use domain::{AccountId, Instruments, PositionBook, Price, Qty, Symbol};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
@@ -50,7 +50,7 @@ pub struct OmsState {
     /// (account, client_order_id) → order: the idempotency index.
     by_client_id: HashMap<(AccountId, String), OrderId>,
     /// Unfilled quantity of open orders per (symbol, side), maintained incrementally for the position check.
-    open_qty: HashMap<(String, Side), Qty>,
+    open_qty: HashMap<(Symbol, Side), Qty>,
     /// Orders per status, maintained incrementally so `/metrics` never walks the orders.
     status_counts: BTreeMap<OrderStatus, usize>,
     positions: PositionBook,
@@ -101,7 +101,7 @@ impl OmsState {
         let (leaves_after, status) = (o.leaves_quantity(), o.status);
         let delta = leaves_after - leaves_before;
         if !delta.is_zero() {
-            *self.open_qty.entry((o.symbol.clone(), o.side)).or_insert(Qty::ZERO) += delta;
+            *self.open_qty.entry((o.symbol, o.side)).or_insert(Qty::ZERO) += delta;
         }
         if status.is_open() {
             self.open.insert(order_id);
@@ -160,7 +160,7 @@ impl OmsState {
                         .or_else(|| domain::instrument::contract_multiplier(&order.symbol))
                         .unwrap_or(domain::Money::from_brl(1));
                     let effect =
-                        self.positions.effect_of_fill(&order.symbol, multiplier, order.side, fill.quantity, fill.price);
+                        self.positions.effect_of_fill(order.symbol, multiplier, order.side, fill.quantity, fill.price);
                     let Some(effect) = effect else {
                         self.illegal_transitions += 1;
                         fx.illegal =
@@ -174,9 +174,9 @@ impl OmsState {
                         fx.order_changed = Some(*order_id);
                         if let (OrderEvent::Filled(fill), Some((multiplier, effect))) = (event, position_effect) {
                             fx.fill = true;
-                            let symbol = order.symbol.clone();
-                            self.positions.commit_fill(&symbol, multiplier, fill.price, effect);
-                            if let Some(last) = self.last_prices.get(&symbol) {
+                            let symbol = order.symbol;
+                            self.positions.commit_fill(symbol, multiplier, fill.price, effect);
+                            if let Some(last) = self.last_prices.get(symbol.as_str()) {
                                 self.positions.mark(&symbol, *last);
                             }
                         }
@@ -245,8 +245,8 @@ impl OmsState {
         self.by_client_id.get(&(account.clone(), client_order_id.to_string())).copied()
     }
 
-    pub fn open_same_side(&self, symbol: &str, side: Side) -> Qty {
-        self.open_qty.get(&(symbol.to_string(), side)).copied().unwrap_or(Qty::ZERO)
+    pub fn open_same_side(&self, symbol: Symbol, side: Side) -> Qty {
+        self.open_qty.get(&(symbol, side)).copied().unwrap_or(Qty::ZERO)
     }
 
     pub fn open_ids(&self) -> impl Iterator<Item = OrderId> + '_ {
@@ -361,7 +361,7 @@ mod tests {
         let instruments = Instruments::b3_defaults(NaiveDate::from_ymd_opt(2025, 11, 24).expect("a date"));
         let mut st = OmsState::new();
         let req = OrderRequest {
-            symbol: "PETR4".into(),
+            symbol: Symbol::lit("PETR4"),
             side: Side::Buy,
             order_type: OrderType::Limit,
             quantity: Qty(100_000_000),
@@ -393,7 +393,11 @@ mod tests {
         let second = st.order(2).expect("order 2");
         assert_eq!((second.filled_quantity, second.status), (Qty::ZERO, OrderStatus::PendingNew));
         assert_eq!(st.positions().net_quantity("PETR4"), Qty(100_000_000));
-        assert_eq!(st.open_same_side("PETR4", Side::Buy), Qty(100_000_000), "order 2 is still open for all of it");
+        assert_eq!(
+            st.open_same_side(Symbol::lit("PETR4"), Side::Buy),
+            Qty(100_000_000),
+            "order 2 is still open for all of it"
+        );
         assert_eq!(st.refused_events().0, 1);
     }
 }

@@ -68,7 +68,7 @@ async fn open(path: &Path, broker: Arc<dyn Broker>, events: mpsc::UnboundedRecei
 
 fn limit(side: Side, qty: i64, price: f64) -> OrderRequest {
     OrderRequest {
-        symbol: "PETR4".into(),
+        symbol: domain::Symbol::lit("PETR4"),
         side,
         order_type: OrderType::Limit,
         quantity: Qty(qty),
@@ -191,7 +191,7 @@ async fn client_order_id_is_idempotent_and_rejections_are_recorded() {
     // The same key with different terms is not the same request: refused, naming what differs.
     for (changed, field) in [
         (OrderRequest { quantity: Qty(-100), ..req.clone() }, "quantity"),
-        (OrderRequest { symbol: "VALE3".into(), ..req.clone() }, "symbol"),
+        (OrderRequest { symbol: domain::Symbol::lit("VALE3"), ..req.clone() }, "symbol"),
         (OrderRequest { side: Side::Sell, ..req.clone() }, "side"),
         (OrderRequest { price: Some(Price::from_f64(30.01).unwrap()), ..req.clone() }, "price"),
     ] {

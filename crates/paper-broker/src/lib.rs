@@ -17,7 +17,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use domain::broker::{Broker, BrokerConnection, BrokerError, BrokerEvent, BrokerOrderSnapshot, LinkState};
 use domain::calendar::TradingCalendar;
 use domain::order::{Fill, Order, OrderEvent, OrderId, OrderStatus, OrderType, Side, TimeInForce};
-use domain::{Price, Qty};
+use domain::{Price, Qty, Symbol};
 use market_sim::{MarketEvent, SimMarket, Trade, PAPER_AGENT};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
@@ -28,7 +28,7 @@ use tokio::sync::{broadcast, mpsc};
 struct Working {
     id: OrderId,
     broker_order_id: String,
-    symbol: String,
+    symbol: Symbol,
     side: Side,
     order_type: OrderType,
     quantity: Qty,
@@ -126,7 +126,7 @@ fn working_from(o: &Order, session: NaiveDate) -> Working {
     Working {
         id: o.id,
         broker_order_id: o.broker_order_id.clone().unwrap_or_else(|| format!("PB-{}", o.id)),
-        symbol: o.symbol.clone(),
+        symbol: o.symbol,
         side: o.side,
         order_type: o.order_type,
         quantity: o.quantity,
@@ -317,7 +317,7 @@ impl Engine {
         let now = t.receive_ts;
         let candidates: Vec<OrderId> = {
             let w = self.working.lock();
-            w.values().filter(|o| o.symbol == t.symbol).map(|o| o.id).collect()
+            w.values().filter(|o| o.symbol == t.symbol.as_str()).map(|o| o.id).collect()
         };
         for id in candidates {
             let Some(mut w) = self.working.lock().remove(&id) else {
@@ -402,7 +402,7 @@ mod tests {
         tif: TimeInForce,
     ) -> Order {
         let req = OrderRequest {
-            symbol: "PETR4".into(),
+            symbol: domain::Symbol::lit("PETR4"),
             side,
             order_type: t,
             quantity: qty,

@@ -124,7 +124,7 @@ impl Sizing {
 pub struct Plan {
     /// `tp-<signal id>` or `ml-<signal id>`: names the bracket and prefixes its orders' client ids.
     pub key: String,
-    pub symbol: String,
+    pub symbol: domain::Symbol,
     pub side: Side,
     pub quantity: Qty,
     /// Limit price of the entry; `None` enters at market.
@@ -291,7 +291,7 @@ impl Trader {
         let (order_type, time_in_force) = kind;
         let (price, stop_price) = prices;
         OrderRequest {
-            symbol: plan.symbol.clone(),
+            symbol: plan.symbol,
             side,
             order_type,
             quantity: qty,
@@ -521,7 +521,7 @@ impl Trader {
         }
         Ok(Plan {
             key: format!("tp-{}", s.id),
-            symbol: s.asset.to_string(),
+            symbol: ins.symbol,
             side: s.side,
             quantity: self.sizing.quantity(ins, Some(entry)),
             entry: Some(entry),
@@ -542,7 +542,7 @@ impl Trader {
         let action = if side == Side::Buy { "BUY" } else { "SELL" };
         Ok(Plan {
             key: format!("ml-{}", m.id),
-            symbol: m.symbol.to_string(),
+            symbol: ins.symbol,
             side,
             quantity: self.sizing.quantity(ins, self.oms.last_price(m.symbol)),
             entry: None,

@@ -76,7 +76,7 @@ async fn a_bracket_protects_the_fill_and_its_exits_cancel_each_other() {
     let (tp1, tp2, stop) = (Price(px.units() + 5_000), Price(px.units() + 10_000), Price(px.units() - 10_000));
     let plan = Plan {
         key: "tp-1".into(),
-        symbol: "PETR4".into(),
+        symbol: domain::Symbol::lit("PETR4"),
         side: Side::Buy,
         quantity: Qty(200),
         entry: None,
@@ -125,7 +125,7 @@ async fn a_rejected_entry_closes_the_bracket_with_the_reason() {
     r.trader.oms().activate_kill_switch(&Actor::new("risk"), "test", true, false).await.unwrap();
     let plan = Plan {
         key: "ml-7".into(),
-        symbol: "VALE3".into(),
+        symbol: domain::Symbol::lit("VALE3"),
         side: Side::Sell,
         quantity: Qty(100),
         entry: None,
@@ -143,7 +143,7 @@ async fn a_rejected_entry_closes_the_bracket_with_the_reason() {
 fn plan(key: &str, side: Side, entry: Option<Price>, stop: Option<Price>, targets: Vec<Price>) -> Plan {
     Plan {
         key: key.into(),
-        symbol: "PETR4".into(),
+        symbol: domain::Symbol::lit("PETR4"),
         side,
         quantity: Qty(200),
         entry,
@@ -217,7 +217,7 @@ async fn a_busy_bracket_does_not_hold_up_another() {
     let _held = busy.lock().await;
     let plan = Plan {
         key: "ml-8".into(),
-        symbol: "VALE3".into(),
+        symbol: domain::Symbol::lit("VALE3"),
         side: Side::Buy,
         quantity: Qty(100),
         entry: None,
@@ -237,7 +237,7 @@ async fn a_busy_bracket_does_not_hold_up_another() {
 fn a_repeated_failure_is_noted_once_and_notes_are_bounded() {
     let plan = Plan {
         key: "k".into(),
-        symbol: "PETR4".into(),
+        symbol: domain::Symbol::lit("PETR4"),
         side: Side::Buy,
         quantity: Qty(100),
         entry: None,

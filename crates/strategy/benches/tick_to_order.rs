@@ -90,9 +90,10 @@ async fn run(mode: Mode, n: usize) {
     let broker = Arc::new(TimedBroker { inner: paper, accepted: Mutex::new(HashMap::new()) });
     oms.attach_broker(broker.clone(), events, &report).await.expect("attach");
     let mut limits = RiskLimits { max_orders_per_second: 100_000, ..RiskLimits::default() };
-    limits
-        .symbols
-        .insert("PETR4".into(), SymbolLimits { max_order_qty: None, position_limit: Some(domain::Qty(1_000_000_000)) });
+    limits.symbols.insert(
+        domain::Symbol::lit("PETR4"),
+        SymbolLimits { max_order_qty: None, position_limit: Some(domain::Qty(1_000_000_000)) },
+    );
     oms.set_limits(limits, "benchmark", &Actor::new("bench")).await.expect("limits");
     let bus = bus::Bus::new();
     // When the feed received each trade, and when the market printed it.
@@ -109,7 +110,12 @@ async fn run(mode: Mode, n: usize) {
         Arc::new(move |t: &market_data::Trade| marks.on_market_trade(&t.symbol, t.price));
     let dc = data_capture::DataCapture::start_sim(&market, bus.clone(), 0, vec![mark, record]);
     let ins = instruments.get("PETR4").expect("PETR4").clone();
-    let responder = strategy::Responder { symbol: "PETR4".into(), offset_bps: 300, tick: ins.tick_size, lot: ins.lot };
+    let responder = strategy::Responder {
+        symbol: domain::Symbol::lit("PETR4"),
+        offset_bps: 300,
+        tick: ins.tick_size,
+        lot: ins.lot,
+    };
     let runner = match mode {
         Mode::Inline => {
             strategy::Runner::inline(&dc, oms.clone(), "responder", responder);

@@ -83,7 +83,7 @@ impl Runner {
 /// Answers every trade of its symbol with an IOC limit order `offset_bps` away from the trade, on the side
 /// opposite the aggressor. Used to measure tick-to-order latency; it rarely trades.
 pub struct Responder {
-    pub symbol: String,
+    pub symbol: domain::Symbol,
     pub offset_bps: i64,
     pub tick: domain::Price,
     pub lot: domain::Qty,
@@ -96,7 +96,7 @@ impl Strategy for Responder {
 
     fn on_trade(&mut self, t: &Trade) -> Vec<OrderRequest> {
         use domain::order::{OrderType, PositionType, Side, TimeInForce};
-        if t.symbol != self.symbol || t.kind != market_data::TradeKind::New {
+        if self.symbol != t.symbol.as_str() || t.kind != market_data::TradeKind::New {
             return Vec::new();
         }
         let side = match t.aggressor {
@@ -111,7 +111,7 @@ impl Strategy for Responder {
         let tick = self.tick.units().max(1);
         let price = domain::Price(raw / tick * tick);
         vec![OrderRequest {
-            symbol: t.symbol.clone(),
+            symbol: self.symbol,
             side,
             order_type: OrderType::Limit,
             quantity: self.lot,

@@ -32,7 +32,12 @@ async fn trades_on_the_bus_become_orders() {
     let bus = bus::Bus::new();
     let _dc = data_capture::DataCapture::start_sim(&market, bus.clone(), 0, Vec::new());
     let ins = instruments.get("PETR4").unwrap().clone();
-    let responder = strategy::Responder { symbol: "PETR4".into(), offset_bps: 300, tick: ins.tick_size, lot: ins.lot };
+    let responder = strategy::Responder {
+        symbol: domain::Symbol::lit("PETR4"),
+        offset_bps: 300,
+        tick: ins.tick_size,
+        lot: ins.lot,
+    };
     strategy::Runner::spawn(&bus, &["md.trades.PETR4".into()], oms.clone(), "algo", responder).unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     let mut printed = Vec::new();
@@ -64,7 +69,12 @@ async fn an_inline_strategy_answers_trades_on_the_feed_thread() {
     let (_dir, instruments, market, oms) = rig().await;
     let dc = data_capture::DataCapture::start_sim(&market, bus::Bus::new(), 0, Vec::new());
     let ins = instruments.get("PETR4").unwrap().clone();
-    let responder = strategy::Responder { symbol: "PETR4".into(), offset_bps: 300, tick: ins.tick_size, lot: ins.lot };
+    let responder = strategy::Responder {
+        symbol: domain::Symbol::lit("PETR4"),
+        offset_bps: 300,
+        tick: ins.tick_size,
+        lot: ins.lot,
+    };
     strategy::Runner::inline(&dc, oms.clone(), "algo", responder);
     // Print until the feed has delivered (and the strategy answered) five trades.
     let mut printed = Vec::new();

@@ -89,6 +89,10 @@ async fn order_manager_http_contract() {
         (json!({"symbol": "PETR4", "side": "BUY", "type": "LIMIT", "quantity": 100, "price": 30.005}), "price"),
         (json!({"symbol": "PETR4", "side": "BUY", "type": "STOP", "quantity": 100}), "stop_price"),
         (json!({"symbol": "NOPE3", "side": "BUY", "type": "MARKET", "quantity": 100}), "symbol"),
+        // Not a ticker at all: refused before the Order Manager, still naming the field.
+        (json!({"symbol": "PETR-4", "side": "BUY", "type": "MARKET", "quantity": 100}), "symbol"),
+        (json!({"symbol": "P".repeat(40), "side": "BUY", "type": "MARKET", "quantity": 100}), "symbol"),
+        (json!({"symbol": "", "side": "BUY", "type": "MARKET", "quantity": 100}), "symbol"),
         (json!({"symbol": "PETR4", "side": "BUY", "type": "MARKET", "quantity": 100, "qty": 1}), "qty"),
     ] {
         let (st, b) = s.post(&trader, "/api/v1/orders", body.clone()).await;
@@ -206,6 +210,13 @@ async fn order_manager_http_contract() {
     assert_eq!(l["max_order_qty_stock"], 500);
     assert_eq!(l["daily_loss_limit"], 5000.0);
     assert_eq!(s.get(&viewer, "/api/v1/risk/limits").await.1["max_order_qty_stock"], 500);
+    // Per-symbol limits are keyed by ticker: a form's lower case is upper-cased, a key that is no ticker is refused.
+    let per_symbol = json!({"reason": "per symbol", "symbols": {" vale3": {"max_order_qty": 300}}});
+    let (st, l) = s.send(Method::PUT, &admin, "/api/v1/risk/limits", per_symbol).await;
+    assert_eq!((st, &l["symbols"]["VALE3"]["max_order_qty"]), (200, &json!(300)), "{l}");
+    let bad_key = json!({"reason": "x", "symbols": {"VALE 3": {"max_order_qty": 300}}});
+    let (st, e) = s.send(Method::PUT, &admin, "/api/v1/risk/limits", bad_key).await;
+    assert_eq!((st, e["error"]["details"]["field"].as_str()), (422, Some("symbols")), "{e}");
 
     // Kill switch: traders activate, only admins release.
     let (st, ks) = s.post(&trader, "/api/v1/risk/kill-switch", json!({"reason": "test"})).await;

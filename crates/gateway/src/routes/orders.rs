@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use domain::order::{OrderRequest, OrderStatus, OrderType, PositionType, Side, TimeInForce};
-use domain::Price;
+use domain::{Price, Symbol};
 use order_manager::{Actor, OrderFilter, SubmitOutcome};
 use serde::Deserialize;
 
@@ -54,8 +54,14 @@ pub async fn create(
     })?;
     let value = parse_bytes(&bytes)?;
     let actor = actor(&principal);
-    let b: OrderBody = match parse_text(&bytes) {
-        Ok(b) => b,
+    // A form's " petr4" is PETR4; what is still not a ticker after that is refused here, naming the field.
+    let parsed = parse_text::<OrderBody>(&bytes).and_then(|b| {
+        let symbol = Symbol::parse(&b.symbol.trim().to_ascii_uppercase())
+            .map_err(|why| ApiError::invalid("symbol", format!("symbol {why}")))?;
+        Ok((b, symbol))
+    });
+    let (b, symbol) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             let field = e.details.as_ref().and_then(|d| d["field"].as_str()).unwrap_or("body").to_string();
             // Invalid orders belong in the audit trail too; failing to journal one is not the caller's problem.
@@ -66,7 +72,7 @@ pub async fn create(
         }
     };
     let req = OrderRequest {
-        symbol: b.symbol.trim().to_ascii_uppercase(),
+        symbol,
         side: b.side,
         order_type: b.order_type,
         quantity: b.quantity,

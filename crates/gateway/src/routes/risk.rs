@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::Json;
 use domain::risk::{RiskLimits, SymbolLimits, TradingState};
-use domain::Money;
+use domain::{Money, Symbol};
 use order_manager::{Actor, KillSwitchState, RiskStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -82,7 +82,18 @@ pub async fn put_limits(
     }
     let reason = std::mem::take(&mut p.reason);
     let (max_notional, daily_loss_limit) = (exact(p.max_notional), exact(p.daily_loss_limit));
-    let symbols = p.symbols.map(|s| s.into_iter().map(|(k, v)| (k.trim().to_ascii_uppercase(), v)).collect());
+    let symbols = match p.symbols.take() {
+        None => None,
+        Some(s) => Some(
+            s.into_iter()
+                .map(|(k, v)| {
+                    let symbol = Symbol::parse(&k.trim().to_ascii_uppercase())
+                        .map_err(|why| ApiError::invalid("symbols", format!("a key is not a symbol: it {why}")))?;
+                    Ok((symbol, v))
+                })
+                .collect::<Result<BTreeMap<Symbol, SymbolLimits>, ApiError>>()?,
+        ),
+    };
     let merge = move |l: &mut RiskLimits| {
         macro_rules! merge {
             ($($f:ident),*) => { $( if let Some(v) = p.$f { l.$f = v; } )* };

@@ -160,20 +160,23 @@ fn render(d: &Delivery, symbols: &BTreeSet<String>) -> Option<(Outgoing, Option<
             // Orders go out in the same shape as the REST API (with the derived fields); they are rare enough to
             // render per client.
             let data = serde_json::to_string(&OrderView::from((**o).clone())).ok()?;
-            return Some((Outgoing { kind: "order", symbol: Some(o.symbol.clone()), data: Arc::from(data) }, None));
+            return Some((Outgoing { kind: "order", symbol: Some(o.symbol.to_string()), data: Arc::from(data) }, None));
         }
         Event::Fill { symbol, .. } => {
             if !wanted(symbol) {
                 return None;
             }
-            ("fill", Some(symbol.clone()), false)
+            ("fill", Some(symbol.to_string()), false)
         }
         Event::Position(p) => {
             if !wanted(&p.symbol) {
                 return None;
             }
             let data = serde_json::to_string(&crate::views::PositionView::from(p.clone())).ok()?;
-            return Some((Outgoing { kind: "position", symbol: Some(p.symbol.clone()), data: Arc::from(data) }, None));
+            return Some((
+                Outgoing { kind: "position", symbol: Some(p.symbol.to_string()), data: Arc::from(data) },
+                None,
+            ));
         }
         Event::Risk { .. } => ("risk", None, false),
         // Signals name any B3 asset (options, warrants), not only the instruments a symbol filter may list, so

@@ -150,7 +150,7 @@ impl OrderManager {
             market_open: self.inner.calendar.is_open(now),
             last_price: last,
             net_position: st.positions().net_quantity(&req.symbol),
-            open_same_side: st.open_same_side(&req.symbol, req.side),
+            open_same_side: st.open_same_side(req.symbol, req.side),
             daily_pnl: st.positions().daily_pnl(),
         };
         let mut order = Order::new(st.next_id(), &account, req, now);

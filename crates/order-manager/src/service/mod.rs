@@ -26,7 +26,7 @@ use domain::broker::{Broker, BrokerEvent};
 use domain::calendar::TradingCalendar;
 use domain::order::{Order, OrderId, ValidationError};
 use domain::risk::{RiskEngine, RiskRejection};
-use domain::{AccountId, Instruments, Money, Position};
+use domain::{AccountId, Instruments, Money, Position, Symbol};
 use journal::{Journal, JournalError, Sealed};
 use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
@@ -99,7 +99,7 @@ pub enum OmsUpdate {
     Order(Box<Order>),
     Fill {
         order_id: OrderId,
-        symbol: String,
+        symbol: Symbol,
         fill: domain::Fill,
     },
     Position(Position),
@@ -416,7 +416,7 @@ impl OrderManager {
             if let Some(o) = st.order(id) {
                 self.publish(OmsUpdate::Order(Box::new(o.clone())));
                 if let (true, Some(fill)) = (fx.fill, o.fills.last()) {
-                    let (symbol, fill) = (o.symbol.clone(), fill.clone());
+                    let (symbol, fill) = (o.symbol, fill.clone());
                     let position = st.positions().get(&symbol).cloned();
                     self.publish(OmsUpdate::Fill { order_id: id, symbol, fill });
                     if let Some(p) = position {

@@ -29,7 +29,7 @@ pub struct OrderFilter {
 impl OrderFilter {
     fn matches(&self, o: &Order) -> bool {
         self.status.as_ref().is_none_or(|s| s.contains(&o.status))
-            && self.symbol.as_ref().is_none_or(|s| &o.symbol == s)
+            && self.symbol.as_ref().is_none_or(|s| o.symbol.as_str() == s)
             && self.side.is_none_or(|s| o.side == s)
             && self.from.is_none_or(|t| o.created_at >= t)
             && self.to.is_none_or(|t| o.created_at <= t)
@@ -252,7 +252,7 @@ impl OrderManager {
         let st = &desk.state;
         serde_json::json!({
             "orders": st.orders_before(None, usize::MAX).collect::<Vec<_>>(),
-            "positions": st.positions().iter().map(|p| (p.symbol.clone(), p.quantity, p.cost, p.realized_today, p.realized_total)).collect::<Vec<_>>(),
+            "positions": st.positions().iter().map(|p| (p.symbol, p.quantity, p.cost, p.realized_today, p.realized_total)).collect::<Vec<_>>(),
             "limits": st.limits(),
             "kill_switch": st.kill_switch(),
             "session_date": st.session_date(),

@@ -8,7 +8,7 @@ use crate::state::KillSwitchState;
 use chrono::{DateTime, Utc};
 use domain::order::{Order, OrderId, OrderRequest, OrderType, TimeInForce, ValidationError};
 use domain::risk::{flatten_side, loss_level, LossLevel, RiskLimits};
-use domain::{Price, Qty};
+use domain::{Price, Qty, Symbol};
 
 impl OrderManager {
     /// Starts a new trading date when the clock has moved past the recorded one.
@@ -89,8 +89,7 @@ impl OrderManager {
         let mut flatten_orders = Vec::new();
         if flatten {
             let now = self.now();
-            let positions: Vec<(String, Qty)> =
-                desk.state.positions().iter().map(|p| (p.symbol.clone(), p.quantity)).collect();
+            let positions: Vec<(Symbol, Qty)> = desk.state.positions().iter().map(|p| (p.symbol, p.quantity)).collect();
             for (symbol, qty) in positions {
                 let Some(side) = flatten_side(qty) else {
                     continue;
