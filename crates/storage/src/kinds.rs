@@ -76,6 +76,26 @@ text_enum! {
     BotType { Sender = "sender", Forwarder = "forwarder", Ingestion = "ingestion", Monitor = "monitor" }
 }
 
+text_enum! {
+    /// How much an ingestion-log line matters.
+    LogLevel { Debug = "debug", Info = "info", Warn = "warn", Error = "error" }
+}
+
+text_enum! {
+    /// What the ingestion of one Telegram update came to.
+    IngestOutcome {
+        Parsed = "parsed",
+        Updated = "updated",
+        Duplicate = "duplicate",
+        Ignored = "ignored",
+        Unregistered = "unregistered",
+        /// An update that could not be read.
+        Failed = "failed",
+        /// Polling the Bot API failed.
+        PollError = "poll_error",
+    }
+}
+
 /// A side as stored: `BUY` or `SELL` (the domain's own spelling).
 pub fn parse_side(text: &str) -> Option<domain::order::Side> {
     match text {

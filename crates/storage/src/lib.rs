@@ -19,7 +19,7 @@ pub mod tp_capital;
 pub mod trading;
 pub use accounts::{ApiKey, User};
 pub use ideas::{Category, IdeaAudit, IdeaFilter, IdeaRow, IdeaStats};
-pub use kinds::{Activity, BotType, ChannelType, Role, SystemStatus, SystemType};
+pub use kinds::{Activity, BotType, ChannelType, IngestOutcome, LogLevel, Role, SystemStatus, SystemType};
 pub use systems::SystemRow;
 pub use tp_capital::{token_hint, Bot, BotToken, Channel, LogEntry, SignalFilter, SignalRow, Stored};
 pub use trading::ModelSignal;

@@ -1,7 +1,7 @@
 //! TP-Capital's tables: channels, bots, signals (idempotent on channel + Telegram message id), the deleted
 //! archive and the ingestion log. Prices are stored as integer 1/10,000 units, like everywhere else.
 
-use crate::kinds::{get_enum, Activity, BotType, ChannelType};
+use crate::kinds::{get_enum, Activity, BotType, ChannelType, IngestOutcome, LogLevel};
 use crate::{fmt_ts, get_bool, like_pattern, opt_ts, ts, unique, updated_one, Db, Filters, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
@@ -105,10 +105,10 @@ pub struct SignalFilter {
 pub struct LogEntry {
     pub id: i64,
     pub ts: DateTime<Utc>,
-    pub level: String,
+    pub level: LogLevel,
     pub channel_id: Option<String>,
     pub message_id: Option<i64>,
-    pub outcome: String,
+    pub outcome: IngestOutcome,
     pub message: String,
 }
 
@@ -511,20 +511,20 @@ impl Db {
     /// Stores one line of the ingestion log, which any viewer reads: known secrets are masked first.
     pub async fn log_ingest(
         &self,
-        level: &str,
+        level: LogLevel,
         channel_id: Option<&str>,
         message_id: Option<i64>,
-        outcome: &str,
+        outcome: IngestOutcome,
         message: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO tp_ingest_log (ts, level, channel_id, message_id, outcome, message) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(fmt_ts(&Utc::now()))
-        .bind(level)
+        .bind(level.as_str())
         .bind(channel_id)
         .bind(message_id)
-        .bind(outcome)
+        .bind(outcome.as_str())
         .bind(redact::redact(message).as_ref())
         .execute(self.pool())
         .await?;
@@ -532,11 +532,11 @@ impl Db {
     }
 
     /// The newest `limit` entries, newest first; `level` filters when given.
-    pub async fn ingest_log(&self, level: Option<&str>, limit: i64) -> Result<Vec<LogEntry>, StoreError> {
+    pub async fn ingest_log(&self, level: Option<LogLevel>, limit: i64) -> Result<Vec<LogEntry>, StoreError> {
         let rows = match level {
             Some(l) => {
                 sqlx::query("SELECT * FROM tp_ingest_log WHERE level = $1 ORDER BY id DESC LIMIT $2")
-                    .bind(l)
+                    .bind(l.as_str())
                     .bind(limit)
                     .fetch_all(self.pool())
                     .await?
@@ -553,10 +553,10 @@ impl Db {
                 Ok(LogEntry {
                     id: r.try_get("id")?,
                     ts: ts(r, "ts")?,
-                    level: r.try_get("level")?,
+                    level: get_enum(r, "level", LogLevel::parse)?,
                     channel_id: r.try_get("channel_id")?,
                     message_id: r.try_get("message_id")?,
-                    outcome: r.try_get("outcome")?,
+                    outcome: get_enum(r, "outcome", IngestOutcome::parse)?,
                     message: r.try_get("message")?,
                 })
             })
@@ -657,10 +657,14 @@ mod tests {
             assert_eq!(db.purge_exported_signals(&edited).await.unwrap(), 0);
             assert_eq!(db.purge_exported_signals(&old).await.unwrap(), 1);
 
-            db.log_ingest("warn", Some("-1001"), Some(3), "unregistered", "x").await.unwrap();
-            db.log_ingest("info", None, None, "ignored", "y").await.unwrap();
-            assert_eq!(db.ingest_log(None, 10).await.unwrap()[0].outcome, "ignored");
-            assert_eq!(db.ingest_log(Some("warn"), 10).await.unwrap().len(), 1);
+            db.log_ingest(LogLevel::Warn, Some("-1001"), Some(3), IngestOutcome::Unregistered, "x").await.unwrap();
+            db.log_ingest(LogLevel::Info, None, None, IngestOutcome::Ignored, "y").await.unwrap();
+            assert_eq!(db.ingest_log(None, 10).await.unwrap()[0].outcome, IngestOutcome::Ignored);
+            assert_eq!(db.ingest_log(Some(LogLevel::Warn), 10).await.unwrap().len(), 1);
+            // A level this version does not know is an error naming the column, not a string passed along.
+            sqlx::query("UPDATE tp_ingest_log SET level = 'loud'").execute(db.pool()).await.unwrap();
+            let err = db.ingest_log(None, 10).await.unwrap_err().to_string();
+            assert!(err.contains("level"), "{err}");
             let later = now + chrono::Duration::days(1);
             assert_eq!(db.purge_signal_archive_and_log(later, now - chrono::Duration::days(1)).await.unwrap(), (1, 0));
             assert_eq!(db.purge_signal_archive_and_log(later, later).await.unwrap(), (0, 2));

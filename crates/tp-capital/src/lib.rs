@@ -12,7 +12,7 @@ pub mod telegram;
 use bus::{Bus, Event};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
-use storage::{Db, SignalRow, StoreError, Stored};
+use storage::{Db, IngestOutcome, LogLevel, SignalRow, StoreError, Stored};
 use telegram::{Message, Update};
 
 /// How a message ended up.
@@ -39,14 +39,18 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn label(&self) -> &'static str {
+    pub fn kind(&self) -> IngestOutcome {
         match self {
-            Outcome::Parsed { .. } => "parsed",
-            Outcome::Updated { .. } => "updated",
-            Outcome::Duplicate { .. } => "duplicate",
-            Outcome::Ignored { .. } => "ignored",
-            Outcome::Unregistered { .. } => "unregistered",
+            Outcome::Parsed { .. } => IngestOutcome::Parsed,
+            Outcome::Updated { .. } => IngestOutcome::Updated,
+            Outcome::Duplicate { .. } => IngestOutcome::Duplicate,
+            Outcome::Ignored { .. } => IngestOutcome::Ignored,
+            Outcome::Unregistered { .. } => IngestOutcome::Unregistered,
         }
+    }
+
+    pub fn label(&self) -> &'static str {
+        self.kind().as_str()
     }
 }
 
@@ -168,18 +172,18 @@ impl Ingestor {
         let Some((msg, edited)) = update.message() else {
             let outcome = Outcome::Ignored { reason: "an update without a message".into() };
             metrics::counter!("ts_tp_messages_total", "outcome" => outcome.label(), "channel" => "none").increment(1);
-            self.db.log_ingest("info", None, None, outcome.label(), "an update without a message").await?;
+            self.db.log_ingest(LogLevel::Info, None, None, outcome.kind(), "an update without a message").await?;
             return Ok(outcome);
         };
         let chat_id = msg.chat.id.to_string();
         let outcome = self.handle_message(msg, edited, &chat_id, source).await?;
         let (level, text) = match &outcome {
-            Outcome::Parsed { signal_id } => ("info", format!("signal {signal_id} stored")),
-            Outcome::Updated { signal_id } => ("info", format!("signal {signal_id} updated by an edit")),
-            Outcome::Duplicate { signal_id } => ("debug", format!("already stored as signal {signal_id}")),
-            Outcome::Ignored { reason } => ("info", reason.clone()),
+            Outcome::Parsed { signal_id } => (LogLevel::Info, format!("signal {signal_id} stored")),
+            Outcome::Updated { signal_id } => (LogLevel::Info, format!("signal {signal_id} updated by an edit")),
+            Outcome::Duplicate { signal_id } => (LogLevel::Debug, format!("already stored as signal {signal_id}")),
+            Outcome::Ignored { reason } => (LogLevel::Info, reason.clone()),
             Outcome::Unregistered { chat_id } => {
-                ("warn", format!("chat {chat_id} is not a registered active source channel"))
+                (LogLevel::Warn, format!("chat {chat_id} is not a registered active source channel"))
             }
         };
         // Any chat can message the bot: only registered channels get a label of their own, the rest share one, so
@@ -190,7 +194,7 @@ impl Ingestor {
         };
         metrics::counter!("ts_tp_messages_total", "outcome" => outcome.label(), "channel" => channel_label)
             .increment(1);
-        self.db.log_ingest(level, Some(&chat_id), Some(msg.message_id), outcome.label(), &text).await?;
+        self.db.log_ingest(level, Some(&chat_id), Some(msg.message_id), outcome.kind(), &text).await?;
         tracing::info!(chat_id = %chat_id, message_id = msg.message_id, outcome = outcome.label(), source, "telegram message");
         Ok(outcome)
     }

@@ -3,6 +3,7 @@
 use crate::{Ingestor, OFFSET_KEY};
 use serde::Deserialize;
 use std::time::Duration;
+use storage::{IngestOutcome, LogLevel};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Chat {
@@ -147,7 +148,13 @@ pub async fn poll_once(client: &reqwest::Client, cfg: &PollConfig, ingestor: &In
                 tracing::warn!(error = %e, ?update_id, "unreadable Telegram update skipped");
                 ingestor
                     .db()
-                    .log_ingest("error", None, None, "failed", &format!("unreadable update {update_id:?}: {e}"))
+                    .log_ingest(
+                        LogLevel::Error,
+                        None,
+                        None,
+                        IngestOutcome::Failed,
+                        &format!("unreadable update {update_id:?}: {e}"),
+                    )
                     .await?;
                 metrics::counter!("ts_tp_messages_total", "outcome" => "failed", "channel" => "unknown").increment(1);
             }
@@ -177,7 +184,10 @@ pub async fn poll_forever(cfg: PollConfig, ingestor: Ingestor) {
             Err(e) => {
                 metrics::counter!("ts_tp_poll_errors_total").increment(1);
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "Telegram polling failed");
-                let _ = ingestor.db().log_ingest("error", None, None, "poll_error", &e.to_string()).await;
+                let _ = ingestor
+                    .db()
+                    .log_ingest(LogLevel::Error, None, None, IngestOutcome::PollError, &e.to_string())
+                    .await;
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(cfg.backoff_max);
             }

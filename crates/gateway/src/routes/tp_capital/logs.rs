@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use storage::{IngestOutcome, LogLevel};
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -25,11 +26,10 @@ pub struct LogsQuery {
 pub struct LogView {
     id: i64,
     ts: DateTime<Utc>,
-    level: String,
+    level: LogLevel,
     channel_id: Option<String>,
     message_id: Option<i64>,
-    /// parsed, updated, duplicate, ignored, unregistered, failed, poll_error.
-    outcome: String,
+    outcome: IngestOutcome,
     message: String,
 }
 
@@ -43,12 +43,13 @@ pub async fn logs(
     Q(q): Q<LogsQuery>,
 ) -> ApiResult<Json<List<LogView>>> {
     let limit = q.limit.0;
-    let level = q.level.as_deref().map(str::trim);
-    if let Some(l) = level {
-        if !matches!(l, "debug" | "info" | "warn" | "error") {
-            return Err(ApiError::invalid("level", "level: debug, info, warn or error"));
-        }
-    }
+    let level = match q.level.as_deref().map(str::trim) {
+        None => None,
+        Some(l) => Some(
+            LogLevel::parse(l)
+                .ok_or_else(|| ApiError::invalid("level", format!("level: one of {}", LogLevel::choices())))?,
+        ),
+    };
     let data: Vec<LogView> = st
         .db
         .ingest_log(level, limit as i64)
