@@ -155,6 +155,22 @@ pub fn text(v: &Option<String>) -> Option<String> {
     v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)
 }
 
+/// A filter naming one of a closed set: absent or blank is no filter, a value outside the set is a 422 naming the
+/// field and the values it takes.
+pub fn one_of<T>(
+    field: &str,
+    v: &Option<String>,
+    parse: impl Fn(&str) -> Option<T>,
+    choices: impl FnOnce() -> String,
+) -> Result<Option<T>, ApiError> {
+    match text(v) {
+        None => Ok(None),
+        Some(t) => {
+            parse(&t).map(Some).ok_or_else(|| ApiError::invalid(field, format!("{field}: one of {}", choices())))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@
 //! A message whose header announces a cancellation or a status update (target hit, stopped out) is not a signal.
 
 use domain::Price;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -27,7 +27,7 @@ pub enum Side {
 pub struct Signal {
     pub asset: String,
     pub side: Side,
-    pub signal_type: &'static str,
+    pub signal_type: SignalType,
     /// The entry range (for a SELL signal, the sell range); a single price gives min = max.
     pub buy_min: Option<Price>,
     pub buy_max: Option<Price>,
@@ -41,10 +41,54 @@ pub struct Signal {
     pub raw_message: String,
 }
 
-pub const SWING: &str = "Swing Trade";
-pub const DAY: &str = "Day Trade";
-pub const SCALPING: &str = "Scalping";
-pub const POSITION: &str = "Position";
+/// The kind of trade a signal announces, from its header; "Swing Trade" when it names none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum SignalType {
+    #[serde(rename = "Swing Trade")]
+    Swing,
+    #[serde(rename = "Day Trade")]
+    Day,
+    #[serde(rename = "Scalping")]
+    Scalping,
+    #[serde(rename = "Position")]
+    Position,
+}
+
+impl SignalType {
+    pub const ALL: [SignalType; 4] = [SignalType::Swing, SignalType::Day, SignalType::Scalping, SignalType::Position];
+
+    /// The spelling shown and stored (the original system's).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalType::Swing => "Swing Trade",
+            SignalType::Day => "Day Trade",
+            SignalType::Scalping => "Scalping",
+            SignalType::Position => "Position",
+        }
+    }
+
+    /// The stored spelling, exactly.
+    pub fn parse(text: &str) -> Option<SignalType> {
+        Self::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+
+    /// What a person types in a filter: any case, surrounding spaces ignored.
+    pub fn parse_loose(text: &str) -> Option<SignalType> {
+        let text = text.trim();
+        Self::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(text))
+    }
+
+    pub fn choices() -> String {
+        Self::ALL.map(SignalType::as_str).join(", ")
+    }
+}
+
+impl std::fmt::Display for SignalType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Parses a message; `None` when it is not a signal.
 pub fn parse(text: &str) -> Option<Signal> {
@@ -112,7 +156,7 @@ struct Partial {
     side: Option<Side>,
     /// "SINAL DE VENDA" and the like, for an entry whose label says no side ("Entrada").
     header_side: Option<Side>,
-    signal_type: Option<&'static str>,
+    signal_type: Option<SignalType>,
     entry: Option<(Price, Price)>,
     /// Numbered or plain targets (not the final one), with their number when given.
     targets: Vec<(Option<u32>, Price)>,
@@ -287,7 +331,7 @@ impl Partial {
         Some(Signal {
             asset,
             side: self.side.or(self.header_side).unwrap_or(Side::Buy),
-            signal_type: self.signal_type.unwrap_or(SWING),
+            signal_type: self.signal_type.unwrap_or(SignalType::Swing),
             buy_min: self.entry.map(|e| e.0),
             buy_max: self.entry.map(|e| e.1),
             target_1: slots[0],
@@ -526,18 +570,18 @@ fn thousands_grouped(s: &str) -> bool {
     !first.is_empty() && (!dotted || first.len() <= 3) && groups.all(|g| g.len() == 3)
 }
 
-fn signal_type_in(s: &str) -> Option<&'static str> {
-    const TYPES: &[(&str, &str)] = &[
-        ("swing trade", SWING),
-        ("swingtrade", SWING),
-        ("swing", SWING),
-        ("day trade", DAY),
-        ("daytrade", DAY),
-        ("day-trade", DAY),
-        ("scalping", SCALPING),
-        ("scalp", SCALPING),
-        ("position trade", POSITION),
-        ("position", POSITION),
+fn signal_type_in(s: &str) -> Option<SignalType> {
+    const TYPES: &[(&str, SignalType)] = &[
+        ("swing trade", SignalType::Swing),
+        ("swingtrade", SignalType::Swing),
+        ("swing", SignalType::Swing),
+        ("day trade", SignalType::Day),
+        ("daytrade", SignalType::Day),
+        ("day-trade", SignalType::Day),
+        ("scalping", SignalType::Scalping),
+        ("scalp", SignalType::Scalping),
+        ("position trade", SignalType::Position),
+        ("position", SignalType::Position),
     ];
     let hit = TYPES.iter().filter_map(|(k, v)| s.find(k).map(|i| (i, *v))).min_by_key(|(i, _)| *i);
     hit.map(|(_, v)| v)

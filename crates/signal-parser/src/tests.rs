@@ -87,10 +87,10 @@ fn sell_signals_and_types() {
     let s = sig("🔴 SINAL DE VENDA\nAtivo: PETR4\nEntrada: 39,00\nAlvo: 37,50\nStop: 39,80");
     assert_eq!(s.side, Side::Sell);
     let s = sig("Position\nAtivo: TAEE11\nVender: 35,40 a 35,10\nStop: 36,20");
-    assert_eq!((s.side, s.signal_type), (Side::Sell, POSITION));
+    assert_eq!((s.side, s.signal_type), (Side::Sell, SignalType::Position));
     assert_eq!((s.buy_min, s.buy_max), (p(35.1), p(35.4)));
-    assert_eq!(sig("DAYTRADE\nAtivo: WDOF26\nCompra: 5.412,5\nStop: 5.395").signal_type, DAY);
-    assert_eq!(sig("Scalp rápido\nAtivo: WINZ25\nCompra: 127.850\nStop: 127.700").signal_type, SCALPING);
+    assert_eq!(sig("DAYTRADE\nAtivo: WDOF26\nCompra: 5.412,5\nStop: 5.395").signal_type, SignalType::Day);
+    assert_eq!(sig("Scalp rápido\nAtivo: WINZ25\nCompra: 127.850\nStop: 127.700").signal_type, SignalType::Scalping);
 }
 
 #[test]
@@ -339,4 +339,15 @@ proptest! {
         proptest::prop_assert_eq!((s.target_1, s.target_2, s.target_final), (p(t1), p(t2), p(tf)), "{}", text);
         proptest::prop_assert_eq!(s.stop, p(stop), "{}", text);
     }
+}
+
+#[test]
+fn signal_types_read_back_as_written() {
+    for t in SignalType::ALL {
+        assert_eq!(SignalType::parse(t.as_str()), Some(t));
+        assert_eq!(SignalType::parse_loose(&format!(" {} ", t.as_str().to_uppercase())), Some(t));
+        assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+    }
+    assert_eq!(SignalType::parse("swing trade"), None, "the stored spelling is exact");
+    assert_eq!(SignalType::parse_loose("Swing"), None);
 }

@@ -13,14 +13,14 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
-use storage::Db;
+use storage::{Db, ModelDecision, SignalType};
 
 /// A TP-Capital signal as the trader reads it (the fields of the stored signal).
 #[derive(Debug, Clone)]
 pub struct ChannelSignal<'a> {
     pub id: i64,
     pub channel_id: &'a str,
-    pub signal_type: &'a str,
+    pub signal_type: SignalType,
     pub asset: &'a str,
     pub side: Side,
     pub buy_min: Option<Price>,
@@ -42,22 +42,27 @@ pub struct ModelSignal<'a> {
     pub stop_loss: Option<Price>,
 }
 
-/// What becomes of a model signal before any order: `hold`, `below_threshold`, or `pending` (to be traded).
-pub fn model_decision(side: Option<Side>, confidence: f64, min_confidence: f64) -> &'static str {
+/// What becomes of a model signal before any order: hold, below the threshold, or pending (to be traded).
+pub fn model_decision(side: Option<Side>, confidence: f64, min_confidence: f64) -> ModelDecision {
     match side {
-        None => "hold",
-        Some(_) if confidence < min_confidence => "below_threshold",
-        Some(_) => "pending",
+        None => ModelDecision::Hold,
+        Some(_) if confidence < min_confidence => ModelDecision::BelowThreshold,
+        Some(_) => ModelDecision::Pending,
     }
 }
 
-/// The decision recorded for a model signal once its bracket was opened: `ordered`, `rejected: why` (refused whole
-/// before the entry) or `not_traded: why`.
-pub fn traded_decision(b: &Bracket) -> String {
+/// The decision recorded for a model signal once its bracket was opened: ordered, rejected (refused whole before
+/// the entry) or not traded, with why.
+pub fn traded_decision(b: &Bracket) -> ModelDecision {
     match (&b.phase, b.entry_order) {
-        (Phase::Closed, None) if b.notes.first().is_some_and(|n| n.starts_with("rejected: ")) => b.notes.join("; "),
-        (Phase::Closed, None) => format!("not_traded: {}", b.notes.join("; ")),
-        _ => "ordered".into(),
+        (Phase::Closed, None) => {
+            let notes = b.notes.join("; ");
+            match notes.strip_prefix("rejected: ") {
+                Some(why) => ModelDecision::Rejected(why.to_string()),
+                None => ModelDecision::NotTraded(notes),
+            }
+        }
+        _ => ModelDecision::Ordered,
     }
 }
 

@@ -288,7 +288,7 @@ async fn a_channel_signal_becomes_a_limit_bracket_at_the_far_end_of_its_range() 
     let buy = ChannelSignal {
         id: 7,
         channel_id: "-100777",
-        signal_type: "Swing Trade",
+        signal_type: storage::SignalType::Swing,
         asset: "PETR4",
         side: Side::Buy,
         buy_min: Some(p(385_000)),
@@ -311,9 +311,9 @@ async fn a_channel_signal_becomes_a_limit_bracket_at_the_far_end_of_its_range() 
 
 #[test]
 fn model_decisions() {
-    assert_eq!(model_decision(None, 0.99, 0.6), "hold");
-    assert_eq!(model_decision(Some(Side::Buy), 0.59, 0.6), "below_threshold");
-    assert_eq!(model_decision(Some(Side::Sell), 0.6, 0.6), "pending");
+    assert_eq!(model_decision(None, 0.99, 0.6), ModelDecision::Hold);
+    assert_eq!(model_decision(Some(Side::Buy), 0.59, 0.6), ModelDecision::BelowThreshold);
+    assert_eq!(model_decision(Some(Side::Sell), 0.6, 0.6), ModelDecision::Pending);
     let plan = plan("k", Side::Buy, None, None, vec![]);
     let closed = |notes: Vec<&str>| Bracket {
         plan: plan.clone(),
@@ -325,7 +325,8 @@ fn model_decisions() {
         notes: notes.into_iter().map(String::from).collect(),
         unprotected: false,
     };
-    assert_eq!(traded_decision(&closed(vec!["rejected: stop above entry"])), "rejected: stop above entry");
-    assert_eq!(traded_decision(&closed(vec!["entry: kill switch"])), "not_traded: entry: kill switch");
-    assert_eq!(traded_decision(&Bracket { entry_order: Some(1), phase: Phase::Entry, ..closed(vec![]) }), "ordered");
+    let decided = |b: &Bracket| traded_decision(b).to_string();
+    assert_eq!(decided(&closed(vec!["rejected: stop above entry"])), "rejected: stop above entry");
+    assert_eq!(decided(&closed(vec!["entry: kill switch"])), "not_traded: entry: kill switch");
+    assert_eq!(decided(&Bracket { entry_order: Some(1), phase: Phase::Entry, ..closed(vec![]) }), "ordered");
 }

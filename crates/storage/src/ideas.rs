@@ -1,7 +1,7 @@
 //! The Idea Bank's tables: categories, ideas and their audit log. Rules (workflow, validation) live in the
 //! `idea-bank` crate; this is only storage.
 
-use crate::kinds::get_enum;
+use crate::kinds::{get_enum, get_json, IdeaAction};
 use crate::{fmt_ts, get_bool, like_pattern, ts, unique, Db, Filters, StoreError};
 use chrono::{DateTime, Utc};
 use idea_bank::{Priority, Status};
@@ -55,7 +55,7 @@ pub struct IdeaAudit {
     pub id: i64,
     pub idea_id: String,
     pub actor: String,
-    pub action: String,
+    pub action: IdeaAction,
     pub changes: serde_json::Value,
     pub ts: DateTime<Utc>,
 }
@@ -82,8 +82,6 @@ fn category_from_row(r: &AnyRow) -> Result<Category, sqlx::Error> {
 }
 
 fn idea_from_row(r: &AnyRow) -> Result<IdeaRow, sqlx::Error> {
-    let tags: String = r.try_get("tags")?;
-    let metadata: String = r.try_get("metadata")?;
     Ok(IdeaRow {
         id: r.try_get("id")?,
         legacy_id: r.try_get("legacy_id")?,
@@ -92,8 +90,8 @@ fn idea_from_row(r: &AnyRow) -> Result<IdeaRow, sqlx::Error> {
         category: r.try_get("category")?,
         priority: get_enum(r, "priority", |t| Priority::ALL.into_iter().find(|p| p.as_str() == t))?,
         status: get_enum(r, "status", |t| Status::ALL.into_iter().find(|s| s.as_str() == t))?,
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
-        metadata: serde_json::from_str(&metadata).unwrap_or_else(|_| serde_json::json!({})),
+        tags: get_json(r, "tags")?,
+        metadata: get_json(r, "metadata")?,
         created_by: r.try_get("created_by")?,
         updated_by: r.try_get("updated_by")?,
         created_at: ts(r, "created_at")?,
@@ -179,7 +177,7 @@ impl Db {
     // ---- ideas ----
 
     /// Inserts an idea and its audit entry in one transaction. A `legacy_id` already imported is a conflict.
-    pub async fn create_idea(&self, i: &IdeaRow, actor: &str, action: &str) -> Result<IdeaRow, StoreError> {
+    pub async fn create_idea(&self, i: &IdeaRow, actor: &str, action: IdeaAction) -> Result<IdeaRow, StoreError> {
         let mut tx = self.pool().begin().await?;
         unique(Self::insert_idea_row(&mut tx, i).await, || {
             format!("idea {}", i.legacy_id.as_deref().unwrap_or(&i.id))
@@ -216,13 +214,13 @@ impl Db {
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         idea_id: &str,
         actor: &str,
-        action: &str,
+        action: IdeaAction,
         changes: &serde_json::Value,
     ) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO idea_audit (idea_id, actor, action, changes, ts) VALUES ($1, $2, $3, $4, $5)")
             .bind(idea_id)
             .bind(actor)
-            .bind(action)
+            .bind(action.as_str())
             .bind(changes.to_string())
             .bind(fmt_ts(&Utc::now()))
             .execute(&mut **tx)
@@ -253,7 +251,7 @@ impl Db {
         old: &IdeaRow,
         new: &IdeaRow,
         actor: &str,
-        action: &str,
+        action: IdeaAction,
     ) -> Result<IdeaRow, StoreError> {
         let mut changes = serde_json::Map::new();
         let mut diff = |field: &str, a: serde_json::Value, b: serde_json::Value| {
@@ -302,7 +300,7 @@ impl Db {
         let mut tx = self.pool().begin().await?;
         sqlx::query("DELETE FROM ideas WHERE id = $1").bind(id).execute(&mut *tx).await?;
         let changes = serde_json::json!({ "deleted": { "title": old.title, "status": old.status } });
-        Self::audit_idea(&mut tx, id, actor, "delete", &changes).await?;
+        Self::audit_idea(&mut tx, id, actor, IdeaAction::Delete, &changes).await?;
         tx.commit().await?;
         Ok(old)
     }
@@ -360,8 +358,8 @@ impl Db {
                     id: r.try_get("id")?,
                     idea_id: r.try_get("idea_id")?,
                     actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    changes: serde_json::from_str(&r.try_get::<String, _>("changes")?).unwrap_or_default(),
+                    action: get_enum(r, "action", IdeaAction::parse)?,
+                    changes: get_json(r, "changes")?,
                     ts: ts(r, "ts")?,
                 })
             })
@@ -377,7 +375,7 @@ impl Db {
         for i in rows {
             Self::insert_idea_row(&mut tx, i).await?;
             let changes = serde_json::json!({ "created": { "title": i.title } });
-            Self::audit_idea(&mut tx, &i.id, actor, "import", &changes).await?;
+            Self::audit_idea(&mut tx, &i.id, actor, IdeaAction::Import, &changes).await?;
         }
         tx.commit().await?;
         Ok(rows.len() as u64)
@@ -412,12 +410,14 @@ mod tests {
                 updated_at: now,
             };
             let a = db
-                .create_idea(&idea("i1", "Painel de risco", &["risco", "ui_v2"], None), "alice", "create")
+                .create_idea(&idea("i1", "Painel de risco", &["risco", "ui_v2"], None), "alice", IdeaAction::Create)
                 .await
                 .unwrap();
-            db.create_idea(&idea("i2", "Coletor B3", &["dados"], Some("7")), "import", "import").await.unwrap();
+            db.create_idea(&idea("i2", "Coletor B3", &["dados"], Some("7")), "import", IdeaAction::Import)
+                .await
+                .unwrap();
             assert!(matches!(
-                db.create_idea(&idea("i3", "again", &[], Some("7")), "import", "import").await,
+                db.create_idea(&idea("i3", "again", &[], Some("7")), "import", IdeaAction::Import).await,
                 Err(StoreError::Conflict(_))
             ));
             assert_eq!(db.idea_by_legacy_id("7").await.unwrap().unwrap().id, "i2");
@@ -437,19 +437,36 @@ mod tests {
                 updated_at: now + chrono::Duration::seconds(1),
                 ..a.clone()
             };
-            db.update_idea(&a, &later, "bob", "transition").await.unwrap();
+            db.update_idea(&a, &later, "bob", IdeaAction::Transition).await.unwrap();
             assert!(
-                matches!(db.update_idea(&a, &later, "bob", "update").await, Err(StoreError::Conflict(_))),
+                matches!(db.update_idea(&a, &later, "bob", IdeaAction::Update).await, Err(StoreError::Conflict(_))),
                 "stale write"
             );
             let trail = db.idea_audit("i1").await.unwrap();
             assert_eq!(trail.len(), 2);
             assert_eq!(trail[1].changes["status"], serde_json::json!({"old": "new", "new": "review"}));
+            assert_eq!(
+                trail.iter().map(|a| a.action).collect::<Vec<_>>(),
+                [IdeaAction::Create, IdeaAction::Transition]
+            );
             let stats = db.idea_stats().await.unwrap();
             assert_eq!((stats.total, stats.by_status.len()), (2, 2));
             assert!(matches!(db.delete_category("dashboard").await, Err(StoreError::Conflict(_))));
             db.delete_idea("i1", "bob").await.unwrap();
             assert_eq!(db.idea_audit("i1").await.unwrap().len(), 3);
+            // Stored text that is not what this version wrote is an error naming its column, never a default.
+            sqlx::query("UPDATE idea_audit SET changes = 'not json' WHERE idea_id = 'i1'")
+                .execute(db.pool())
+                .await
+                .unwrap();
+            assert!(db.idea_audit("i1").await.unwrap_err().to_string().contains("changes"));
+            sqlx::query("UPDATE idea_audit SET action = 'created' WHERE idea_id = 'i2'")
+                .execute(db.pool())
+                .await
+                .unwrap();
+            assert!(db.idea_audit("i2").await.unwrap_err().to_string().contains("action"));
+            sqlx::query("UPDATE ideas SET tags = '{' WHERE id = 'i2'").execute(db.pool()).await.unwrap();
+            assert!(db.idea("i2").await.unwrap_err().to_string().contains("tags"));
         })
         .await;
     }

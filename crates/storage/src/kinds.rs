@@ -96,6 +96,102 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// Where a TP-Capital signal came in.
+    SignalSource {
+        TelegramPolling = "telegram-polling",
+        TelegramWebhook = "telegram-webhook",
+        /// Stored through the programmatic interface (imports, tests).
+        Api = "api",
+    }
+}
+
+text_enum! {
+    /// What was done to an idea, as its audit trail records it.
+    IdeaAction {
+        Create = "create",
+        Update = "update",
+        /// A status change only.
+        Transition = "transition",
+        Delete = "delete",
+        /// Brought over from the original system.
+        Import = "import",
+    }
+}
+
+text_enum! {
+    /// What a strategy/ML signal asks for.
+    SignalAction { Buy = "BUY", Sell = "SELL", Hold = "HOLD" }
+}
+
+impl SignalAction {
+    /// The side it trades; HOLD trades none.
+    pub fn side(self) -> Option<domain::order::Side> {
+        match self {
+            SignalAction::Buy => Some(domain::order::Side::Buy),
+            SignalAction::Sell => Some(domain::order::Side::Sell),
+            SignalAction::Hold => None,
+        }
+    }
+}
+
+/// What became of a strategy/ML signal. Stored and shown as one text: `pending`, `hold`, `below_threshold`,
+/// `ordered`, `rejected: why` (the plan was refused whole before any order) or `not_traded: why`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelDecision {
+    /// Above the threshold; its bracket is being opened.
+    Pending,
+    Hold,
+    BelowThreshold,
+    Ordered,
+    Rejected(String),
+    NotTraded(String),
+}
+
+impl ModelDecision {
+    const REJECTED: &'static str = "rejected: ";
+    const NOT_TRADED: &'static str = "not_traded: ";
+
+    pub fn parse(text: &str) -> Option<ModelDecision> {
+        Some(match text {
+            "pending" => ModelDecision::Pending,
+            "hold" => ModelDecision::Hold,
+            "below_threshold" => ModelDecision::BelowThreshold,
+            "ordered" => ModelDecision::Ordered,
+            _ => {
+                if let Some(why) = text.strip_prefix(Self::REJECTED) {
+                    ModelDecision::Rejected(why.to_string())
+                } else {
+                    ModelDecision::NotTraded(text.strip_prefix(Self::NOT_TRADED)?.to_string())
+                }
+            }
+        })
+    }
+
+    pub fn is_pending(&self) -> bool {
+        *self == ModelDecision::Pending
+    }
+}
+
+impl std::fmt::Display for ModelDecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelDecision::Pending => f.write_str("pending"),
+            ModelDecision::Hold => f.write_str("hold"),
+            ModelDecision::BelowThreshold => f.write_str("below_threshold"),
+            ModelDecision::Ordered => f.write_str("ordered"),
+            ModelDecision::Rejected(why) => write!(f, "{}{why}", Self::REJECTED),
+            ModelDecision::NotTraded(why) => write!(f, "{}{why}", Self::NOT_TRADED),
+        }
+    }
+}
+
+impl Serialize for ModelDecision {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// A side as stored: `BUY` or `SELL` (the domain's own spelling).
 pub fn parse_side(text: &str) -> Option<domain::order::Side> {
     match text {
@@ -115,11 +211,22 @@ pub fn side_str(side: domain::order::Side) -> &'static str {
 /// Reads a text enum column; a value outside the set is a decode error naming the column.
 pub(crate) fn get_enum<T>(r: &AnyRow, col: &str, parse: fn(&str) -> Option<T>) -> Result<T, sqlx::Error> {
     let text: String = r.try_get(col)?;
-    parse(&text).ok_or_else(|| sqlx::Error::ColumnDecode {
-        index: col.to_string(),
-        source: format!("stored value {:?} is not one this version knows", text.chars().take(40).collect::<String>())
-            .into(),
+    parse(&text).ok_or_else(|| {
+        bad_value(
+            col,
+            format!("stored value {:?} is not one this version knows", text.chars().take(40).collect::<String>()),
+        )
     })
+}
+
+/// Reads a JSON text column; text that is not the expected JSON is a decode error naming the column.
+pub(crate) fn get_json<T: serde::de::DeserializeOwned>(r: &AnyRow, col: &str) -> Result<T, sqlx::Error> {
+    let text: String = r.try_get(col)?;
+    serde_json::from_str(&text).map_err(|e| bad_value(col, format!("stored JSON does not read: {e}")))
+}
+
+pub(crate) fn bad_value(col: &str, why: String) -> sqlx::Error {
+    sqlx::Error::ColumnDecode { index: col.to_string(), source: why.into() }
 }
 
 #[cfg(test)]
@@ -134,5 +241,25 @@ mod tests {
         }
         assert_eq!(ChannelType::parse("Source"), None);
         assert_eq!(Activity::choices(), "active, inactive");
+    }
+
+    #[test]
+    fn model_decisions_read_back_as_written() {
+        let all = [
+            ModelDecision::Pending,
+            ModelDecision::Hold,
+            ModelDecision::BelowThreshold,
+            ModelDecision::Ordered,
+            ModelDecision::Rejected("stop above entry; limit".into()),
+            ModelDecision::NotTraded("entry: kill switch".into()),
+        ];
+        for d in all {
+            assert_eq!(ModelDecision::parse(&d.to_string()), Some(d.clone()));
+            assert_eq!(serde_json::to_value(&d).unwrap(), serde_json::json!(d.to_string()));
+        }
+        assert_eq!(ModelDecision::parse("rejected: x").unwrap().to_string(), "rejected: x");
+        for bad in ["", "Ordered", "rejected:", "traded", "not_traded"] {
+            assert_eq!(ModelDecision::parse(bad), None, "{bad:?}");
+        }
     }
 }

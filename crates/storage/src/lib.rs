@@ -19,7 +19,11 @@ pub mod tp_capital;
 pub mod trading;
 pub use accounts::{ApiKey, User};
 pub use ideas::{Category, IdeaAudit, IdeaFilter, IdeaRow, IdeaStats};
-pub use kinds::{Activity, BotType, ChannelType, IngestOutcome, LogLevel, Role, SystemStatus, SystemType};
+pub use kinds::{
+    Activity, BotType, ChannelType, IdeaAction, IngestOutcome, LogLevel, ModelDecision, Role, SignalAction,
+    SignalSource, SystemStatus, SystemType,
+};
+pub use signal_parser::SignalType;
 pub use systems::SystemRow;
 pub use tp_capital::{token_hint, Bot, BotToken, Channel, LogEntry, SignalFilter, SignalRow, Stored};
 pub use trading::ModelSignal;

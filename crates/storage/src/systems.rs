@@ -30,7 +30,7 @@ fn system_from_row(r: &AnyRow) -> Result<SystemRow, sqlx::Error> {
         system_type: get_enum(r, "system_type", SystemType::parse)?,
         url: r.try_get("url")?,
         owner: r.try_get("owner")?,
-        tags: serde_json::from_str(&r.try_get::<String, _>("tags")?).unwrap_or_default(),
+        tags: crate::kinds::get_json(r, "tags")?,
         status: get_enum(r, "status", SystemStatus::parse)?,
         last_check: opt_ts(r, "last_check")?,
         created_at: ts(r, "created_at")?,

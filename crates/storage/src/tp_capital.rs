@@ -1,9 +1,10 @@
 //! TP-Capital's tables: channels, bots, signals (idempotent on channel + Telegram message id), the deleted
 //! archive and the ingestion log. Prices are stored as integer 1/10,000 units, like everywhere else.
 
-use crate::kinds::{get_enum, Activity, BotType, ChannelType, IngestOutcome, LogLevel};
+use crate::kinds::{get_enum, Activity, BotType, ChannelType, IngestOutcome, LogLevel, SignalSource};
 use crate::{fmt_ts, get_bool, like_pattern, opt_ts, ts, unique, updated_one, Db, Filters, StoreError};
 use chrono::{DateTime, Utc};
+use signal_parser::SignalType;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -71,13 +72,13 @@ pub struct SignalRow {
     pub id: i64,
     pub channel_id: String,
     pub message_id: i64,
-    pub source: String,
+    pub source: SignalSource,
     pub ts: DateTime<Utc>,
     pub ingested_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub asset: String,
     pub side: domain::order::Side,
-    pub signal_type: String,
+    pub signal_type: SignalType,
     pub buy_min: Option<i64>,
     pub buy_max: Option<i64>,
     pub target_1: Option<i64>,
@@ -92,7 +93,7 @@ pub struct SignalRow {
 pub struct SignalFilter {
     pub channel_id: Option<String>,
     pub asset: Option<String>,
-    pub signal_type: Option<String>,
+    pub signal_type: Option<SignalType>,
     /// Case-insensitive substring of the message.
     pub search: Option<String>,
     pub from: Option<DateTime<Utc>>,
@@ -132,20 +133,25 @@ fn signal_from_row(r: &AnyRow) -> Result<SignalRow, sqlx::Error> {
         id: r.try_get("id")?,
         channel_id: r.try_get("channel_id")?,
         message_id: r.try_get("message_id")?,
-        source: r.try_get("source")?,
+        source: get_enum(r, "source", SignalSource::parse)?,
         ts: ts(r, "ts")?,
         ingested_at: ts(r, "ingested_at")?,
         updated_at: ts(r, "updated_at")?,
         asset: r.try_get("asset")?,
         side: get_enum(r, "side", crate::kinds::parse_side)?,
-        signal_type: r.try_get("signal_type")?,
+        signal_type: get_enum(r, "signal_type", SignalType::parse)?,
         buy_min: r.try_get("buy_min")?,
         buy_max: r.try_get("buy_max")?,
         target_1: r.try_get("target_1")?,
         target_2: r.try_get("target_2")?,
         target_final: r.try_get("target_final")?,
         stop: r.try_get("stop")?,
-        targets: targets.split(',').filter_map(|t| t.trim().parse().ok()).collect(),
+        targets: targets
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| t.parse().map_err(|_| crate::kinds::bad_value("targets", format!("{t:?} is not a price"))))
+            .collect::<Result<_, _>>()?,
         raw_message: r.try_get("raw_message")?,
     })
 }
@@ -341,13 +347,13 @@ impl Db {
         )
         .bind(&s.channel_id)
         .bind(s.message_id)
-        .bind(&s.source)
+        .bind(s.source.as_str())
         .bind(fmt_ts(&s.ts))
         .bind(fmt_ts(&s.ingested_at))
         .bind(fmt_ts(&s.updated_at))
         .bind(&s.asset)
         .bind(crate::kinds::side_str(s.side))
-        .bind(&s.signal_type)
+        .bind(s.signal_type.as_str())
         .bind(s.buy_min)
         .bind(s.buy_max)
         .bind(s.target_1)
@@ -376,7 +382,7 @@ impl Db {
         .bind(fmt_ts(&s.updated_at))
         .bind(&s.asset)
         .bind(crate::kinds::side_str(s.side))
-        .bind(&s.signal_type)
+        .bind(s.signal_type.as_str())
         .bind(s.buy_min)
         .bind(s.buy_max)
         .bind(s.target_1)
@@ -418,8 +424,8 @@ impl Db {
         if let Some(a) = &f.asset {
             w.push("asset = ?", a.to_ascii_uppercase());
         }
-        if let Some(t) = &f.signal_type {
-            w.push("LOWER(signal_type) = ?", t.to_lowercase());
+        if let Some(t) = f.signal_type {
+            w.push("signal_type = ?", t.as_str().to_string());
         }
         if let Some(q) = &f.search {
             w.push("LOWER(raw_message) LIKE ? ESCAPE '\\'", like_pattern(q));
@@ -599,13 +605,13 @@ mod tests {
                 id: 0,
                 channel_id: "-1001".into(),
                 message_id: msg,
-                source: "telegram-webhook".into(),
+                source: SignalSource::TelegramWebhook,
                 ts,
                 ingested_at: now,
                 updated_at: now,
                 asset: asset.into(),
                 side: domain::order::Side::Buy,
-                signal_type: "Swing Trade".into(),
+                signal_type: SignalType::Swing,
                 buy_min: Some(10_400),
                 buy_max: Some(10_600),
                 target_1: None,
@@ -633,6 +639,10 @@ mod tests {
             let all = SignalFilter { limit: 10, ..Default::default() };
             let (rows, total) = db.list_signals(&all).await.unwrap();
             assert_eq!((rows.len(), total, rows[0].asset.as_str()), (2, 2, "BOVAW32"), "newest first");
+            let f = SignalFilter { signal_type: Some(SignalType::Swing), ..all.clone() };
+            assert_eq!(db.list_signals(&f).await.unwrap().1, 2);
+            let f = SignalFilter { signal_type: Some(SignalType::Day), ..all.clone() };
+            assert_eq!(db.list_signals(&f).await.unwrap().1, 0);
             let f = SignalFilter { search: Some("COMPRA 38".into()), ..all.clone() };
             assert_eq!(db.list_signals(&f).await.unwrap().1, 1);
             // LIKE wildcards in the search are literal.

@@ -1,6 +1,7 @@
 //! Trading: strategy/ML signals and the state of the signal brackets (the Order Manager's orders are in its
 //! journal, not here).
 
+use crate::kinds::{get_enum, ModelDecision, SignalAction};
 use crate::{fmt_ts, ts, Db, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -10,14 +11,12 @@ use sqlx::Row;
 pub struct ModelSignal {
     pub id: i64,
     pub symbol: String,
-    /// BUY, SELL or HOLD.
-    pub action: String,
+    pub action: SignalAction,
     pub confidence: f64,
     pub price_target: Option<i64>,
     pub stop_loss: Option<i64>,
     pub model_version: String,
-    /// What became of it: ordered, below_threshold, hold, rejected: ...
-    pub decision: String,
+    pub decision: ModelDecision,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
 }
@@ -29,12 +28,12 @@ impl Db {
              created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(&m.symbol)
-        .bind(&m.action)
+        .bind(m.action.as_str())
         .bind(m.confidence)
         .bind(m.price_target)
         .bind(m.stop_loss)
         .bind(&m.model_version)
-        .bind(&m.decision)
+        .bind(m.decision.to_string())
         .bind(&m.created_by)
         .bind(fmt_ts(&m.created_at))
         .fetch_one(self.pool())
@@ -42,9 +41,9 @@ impl Db {
         Ok(row.try_get::<i64, _>(0)?)
     }
 
-    pub async fn set_model_signal_decision(&self, id: i64, decision: &str) -> Result<(), StoreError> {
+    pub async fn set_model_signal_decision(&self, id: i64, decision: &ModelDecision) -> Result<(), StoreError> {
         sqlx::query("UPDATE model_signals SET decision = $1 WHERE id = $2")
-            .bind(decision)
+            .bind(decision.to_string())
             .bind(id)
             .execute(self.pool())
             .await?;
@@ -64,12 +63,12 @@ impl Db {
                 Ok(ModelSignal {
                     id: r.try_get("id")?,
                     symbol: r.try_get("symbol")?,
-                    action: r.try_get("action")?,
+                    action: get_enum(r, "action", SignalAction::parse)?,
                     confidence: r.try_get("confidence")?,
                     price_target: r.try_get("price_target")?,
                     stop_loss: r.try_get("stop_loss")?,
                     model_version: r.try_get("model_version")?,
-                    decision: r.try_get("decision")?,
+                    decision: get_enum(r, "decision", ModelDecision::parse)?,
                     created_by: r.try_get("created_by")?,
                     created_at: ts(r, "created_at")?,
                 })
@@ -125,19 +124,30 @@ mod tests {
             let m = ModelSignal {
                 id: 0,
                 symbol: "PETR4".into(),
-                action: "BUY".into(),
+                action: SignalAction::Buy,
                 confidence: 0.72,
                 price_target: Some(400_000),
                 stop_loss: None,
                 model_version: "v1".into(),
-                decision: "pending".into(),
+                decision: ModelDecision::Pending,
                 created_by: "bot".into(),
                 created_at: now,
             };
             let id = db.insert_model_signal(&m).await.unwrap();
-            db.set_model_signal_decision(id, "ordered").await.unwrap();
+            db.set_model_signal_decision(id, &ModelDecision::Rejected("stop above entry".into())).await.unwrap();
             let (list, total) = db.list_model_signals(10, 0).await.unwrap();
-            assert_eq!((total, list[0].decision.as_str(), list[0].confidence), (1, "ordered", 0.72));
+            assert_eq!(
+                (total, &list[0].decision, list[0].action, list[0].confidence),
+                (1, &ModelDecision::Rejected("stop above entry".into()), SignalAction::Buy, 0.72)
+            );
+            // A value this version does not know is an error naming its column, not a guess.
+            sqlx::query("UPDATE model_signals SET decision = 'maybe' WHERE id = $1")
+                .bind(id)
+                .execute(db.pool())
+                .await
+                .unwrap();
+            let err = db.list_model_signals(10, 0).await.unwrap_err().to_string();
+            assert!(err.contains("decision"), "{err}");
             db.save_bracket("tp-1", false, "{}").await.unwrap();
             db.save_bracket("tp-1", false, "{\"a\":1}").await.unwrap();
             db.save_bracket("tp-2", true, "{}").await.unwrap();

@@ -12,7 +12,7 @@ pub mod telegram;
 use bus::{Bus, Event};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
-use storage::{Db, IngestOutcome, LogLevel, SignalRow, StoreError, Stored};
+use storage::{Db, IngestOutcome, LogLevel, SignalRow, SignalSource, SignalType, StoreError, Stored};
 use telegram::{Message, Update};
 
 /// How a message ended up.
@@ -71,7 +71,7 @@ pub fn row(
     sig: &signal_parser::Signal,
     channel_id: &str,
     message_id: i64,
-    source: &str,
+    source: SignalSource,
     ts: DateTime<Utc>,
 ) -> SignalRow {
     let units = |p: Option<domain::Price>| p.map(|p| p.units());
@@ -80,7 +80,7 @@ pub fn row(
         id: 0,
         channel_id: channel_id.to_string(),
         message_id,
-        source: source.to_string(),
+        source,
         ts,
         ingested_at: now,
         updated_at: now,
@@ -89,7 +89,7 @@ pub fn row(
             signal_parser::Side::Buy => domain::order::Side::Buy,
             signal_parser::Side::Sell => domain::order::Side::Sell,
         },
-        signal_type: sig.signal_type.to_string(),
+        signal_type: sig.signal_type,
         buy_min: units(sig.buy_min),
         buy_max: units(sig.buy_max),
         target_1: units(sig.target_1),
@@ -108,14 +108,13 @@ pub struct SignalView {
     pub id: i64,
     pub channel_id: String,
     pub telegram_message_id: i64,
-    /// telegram-polling, telegram-webhook or api.
-    pub source: String,
+    pub source: SignalSource,
     pub ts: DateTime<Utc>,
     pub ingested_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub asset: String,
     pub side: domain::order::Side,
-    pub signal_type: String,
+    pub signal_type: SignalType,
     pub buy_min: Option<domain::Price>,
     pub buy_max: Option<domain::Price>,
     pub target_1: Option<domain::Price>,
@@ -168,7 +167,7 @@ impl Ingestor {
     }
 
     /// Handles one update. `Err` only when storage failed: the caller must not acknowledge the update then.
-    pub async fn handle(&self, update: &Update, source: &str) -> Result<Outcome, StoreError> {
+    pub async fn handle(&self, update: &Update, source: SignalSource) -> Result<Outcome, StoreError> {
         let Some((msg, edited)) = update.message() else {
             let outcome = Outcome::Ignored { reason: "an update without a message".into() };
             metrics::counter!("ts_tp_messages_total", "outcome" => outcome.label(), "channel" => "none").increment(1);
@@ -195,7 +194,7 @@ impl Ingestor {
         metrics::counter!("ts_tp_messages_total", "outcome" => outcome.label(), "channel" => channel_label)
             .increment(1);
         self.db.log_ingest(level, Some(&chat_id), Some(msg.message_id), outcome.kind(), &text).await?;
-        tracing::info!(chat_id = %chat_id, message_id = msg.message_id, outcome = outcome.label(), source, "telegram message");
+        tracing::info!(chat_id = %chat_id, message_id = msg.message_id, outcome = outcome.label(), source = source.as_str(), "telegram message");
         Ok(outcome)
     }
 
@@ -204,7 +203,7 @@ impl Ingestor {
         msg: &Message,
         edited: bool,
         chat_id: &str,
-        source: &str,
+        source: SignalSource,
     ) -> Result<Outcome, StoreError> {
         let channel = self.db.channel_by_telegram_id(chat_id).await?;
         let Some(channel) =
@@ -334,8 +333,8 @@ mod tests {
     async fn old_signals_are_exported_before_they_are_removed() {
         let (dir, db, sig) = store().await;
         let now = Utc::now();
-        db.store_signal(&row(&sig, "-1", 1, "api", now - chrono::Duration::days(31))).await.unwrap();
-        db.store_signal(&row(&sig, "-1", 2, "api", now - chrono::Duration::days(1))).await.unwrap();
+        db.store_signal(&row(&sig, "-1", 1, SignalSource::Api, now - chrono::Duration::days(31))).await.unwrap();
+        db.store_signal(&row(&sig, "-1", 2, SignalSource::Api, now - chrono::Duration::days(1))).await.unwrap();
         let r = apply_retention(&db, dir.path(), now, 30, 90).await.unwrap();
         assert_eq!((r.exported, r.removed_live), (1, 1));
         let text = std::fs::read_to_string(r.export_file.unwrap()).unwrap();
@@ -353,10 +352,10 @@ mod tests {
     async fn a_signal_stored_during_retention_is_kept_for_the_next_run() {
         let (dir, db, sig) = store().await;
         let now = Utc::now();
-        db.store_signal(&row(&sig, "-1", 1, "api", now - chrono::Duration::days(31))).await.unwrap();
+        db.store_signal(&row(&sig, "-1", 1, SignalSource::Api, now - chrono::Duration::days(31))).await.unwrap();
         let exported = db.signals_before(now - chrono::Duration::days(30)).await.unwrap();
         // Between the read and the removal, an old-dated signal arrives (a late edit or a backfill).
-        db.store_signal(&row(&sig, "-1", 2, "api", now - chrono::Duration::days(40))).await.unwrap();
+        db.store_signal(&row(&sig, "-1", 2, SignalSource::Api, now - chrono::Duration::days(40))).await.unwrap();
         assert_eq!(db.purge_exported_signals(&exported).await.unwrap(), 1);
         let r = apply_retention(&db, dir.path(), now, 30, 90).await.unwrap();
         assert_eq!((r.exported, r.removed_live), (1, 1), "the late one is exported, then removed");

@@ -141,7 +141,7 @@ pub async fn poll_once(client: &reqwest::Client, cfg: &PollConfig, ingestor: &In
         let update_id = raw.get("update_id").and_then(serde_json::Value::as_i64);
         match serde_json::from_value::<Update>(raw) {
             Ok(update) => {
-                ingestor.handle(&update, "telegram-polling").await?;
+                ingestor.handle(&update, storage::SignalSource::TelegramPolling).await?;
             }
             Err(e) => {
                 // A shape we cannot read is logged and skipped; holding the offset would stall the channel.

@@ -172,7 +172,7 @@ pub async fn import_lowdb(db: &Db, doc: &Value) -> Result<Report> {
                 report.ideas.already += 1;
                 continue;
             }
-            match db.create_idea(&row, "import", "import").await {
+            match db.create_idea(&row, "import", storage::IdeaAction::Import).await {
                 Ok(_) => report.ideas.imported += 1,
                 Err(StoreError::Conflict(_)) => report.ideas.already += 1,
                 Err(e) => return Err(e.into()),

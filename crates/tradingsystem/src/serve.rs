@@ -357,7 +357,7 @@ fn start_tp_capital(
             let signal = signal_trading::ChannelSignal {
                 id: s.id,
                 channel_id: &s.channel_id,
-                signal_type: &s.signal_type,
+                signal_type: s.signal_type,
                 asset: &s.asset,
                 side: s.side,
                 buy_min: s.buy_min,

@@ -256,6 +256,8 @@ async fn telegram_ingestion_storage_and_api() {
     assert_eq!((v["total"].as_i64(), v["data"].as_array().unwrap().len()), (Some(4), 1));
     let (_, v) = s.get(&trader, "/api/v1/tp-capital/signals?search=vale3&type=swing%20trade").await;
     assert_eq!(v["total"], 1);
+    let (status, e) = s.get(&trader, "/api/v1/tp-capital/signals?type=swing").await;
+    assert_eq!((status, e["error"]["details"]["field"].as_str()), (422, Some("type")), "a type that is none: {e}");
     assert_eq!(s.get(&trader, "/api/v1/tp-capital/signals?limit=0").await.0, 422);
     assert_eq!(s.get(&trader, "/api/v1/tp-capital/signals?from=yesterday").await.0, 422);
 
@@ -321,8 +323,8 @@ async fn signals_into_orders() {
     let signal = |action: &str, confidence: f64| json!({"symbol": "PETR4", "action": action, "confidence": confidence, "model_version": "lstm-v3", "price_target": brl(ask + 150), "stop_loss": brl(ask - 150)});
     let (status, v) = s.post(&trader, "/api/v1/signals", signal("HOLD", 0.9)).await;
     assert_eq!((status, v["decision"].as_str(), v["bracket"].is_null()), (201, Some("hold"), true));
-    let (_, v) = s.post(&trader, "/api/v1/signals", signal("BUY", 0.59)).await;
-    assert_eq!(v["decision"], "below_threshold");
+    let (_, v) = s.post(&trader, "/api/v1/signals", signal(" buy ", 0.59)).await;
+    assert_eq!((v["decision"].as_str(), v["action"].as_str()), (Some("below_threshold"), Some("BUY")));
     for (body, field) in [
         (json!({"symbol": "PETR4", "action": "BUY", "confidence": 1.5, "model_version": "x"}), "confidence"),
         (json!({"symbol": "NOPE3", "action": "BUY", "confidence": 0.9, "model_version": "x"}), "symbol"),

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use idea_bank::{Invalid, Priority, Status};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use storage::{Category, IdeaFilter, IdeaRow};
+use storage::{Category, IdeaAction, IdeaFilter, IdeaRow};
 
 fn invalid(e: Invalid) -> ApiError {
     ApiError::invalid(e.field, e.message)
@@ -229,7 +229,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    let idea = st.db.create_idea(&idea, &p.name, "create").await?;
+    let idea = st.db.create_idea(&idea, &p.name, IdeaAction::Create).await?;
     Ok((StatusCode::CREATED, Json(idea.into())))
 }
 
@@ -282,7 +282,7 @@ pub async fn update(
     }
     new.updated_by = p.name.clone();
     new.updated_at = Utc::now();
-    Ok(Json(st.db.update_idea(&old, &new, &p.name, "update").await?.into()))
+    Ok(Json(st.db.update_idea(&old, &new, &p.name, IdeaAction::Update).await?.into()))
 }
 
 #[utoipa::path(post, path = "/api/v1/ideas/{id}/transition", tag = "ideas", summary = "Move an idea along the workflow",
@@ -299,7 +299,7 @@ pub async fn transition(
     let old = load(&st, &id).await?;
     moved(old.status, to)?;
     let new = IdeaRow { status: to, updated_by: p.name.clone(), updated_at: Utc::now(), ..old.clone() };
-    Ok(Json(st.db.update_idea(&old, &new, &p.name, "transition").await?.into()))
+    Ok(Json(st.db.update_idea(&old, &new, &p.name, IdeaAction::Transition).await?.into()))
 }
 
 #[utoipa::path(delete, path = "/api/v1/ideas/{id}", tag = "ideas", summary = "Delete an idea (the audit trail keeps it)",
@@ -317,8 +317,7 @@ pub async fn delete(
 pub struct IdeaAuditView {
     id: i64,
     actor: String,
-    /// create, update, transition, delete, import.
-    action: String,
+    action: IdeaAction,
     /// `{field: {old, new}}`.
     #[schema(value_type = Object)]
     changes: Value,

@@ -13,11 +13,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use domain::order::{OrderId, Side};
+use domain::order::OrderId;
 use domain::Price;
 use serde::{Deserialize, Serialize};
 use signal_trading::{Bracket, Phase};
-use storage::ModelSignal;
+use storage::{ModelDecision, ModelSignal, SignalAction};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -68,15 +68,16 @@ impl From<Bracket> for BracketView {
 pub struct ModelSignalView {
     id: i64,
     symbol: String,
-    action: String,
+    action: SignalAction,
     confidence: f64,
     #[schema(value_type = Option<f64>)]
     price_target: Option<Price>,
     #[schema(value_type = Option<f64>)]
     stop_loss: Option<Price>,
     model_version: String,
-    /// ordered, hold, below_threshold, or not_traded: why.
-    decision: String,
+    /// pending, hold, below_threshold, ordered, `rejected: why` or `not_traded: why`.
+    #[schema(value_type = String)]
+    decision: ModelDecision,
     created_by: String,
     created_at: DateTime<Utc>,
     /// The orders the signal opened, when it did.
@@ -115,13 +116,9 @@ pub async fn create(
     if st.oms.instruments().get(&symbol).is_none() {
         return Err(ApiError::invalid("symbol", format!("symbol: unknown symbol {symbol:?}")));
     }
-    let action = b.action.trim().to_ascii_uppercase();
-    let side = match action.as_str() {
-        "BUY" => Some(Side::Buy),
-        "SELL" => Some(Side::Sell),
-        "HOLD" => None,
-        _ => return Err(ApiError::invalid("action", "action: BUY, SELL or HOLD")),
-    };
+    let action = SignalAction::parse(&b.action.trim().to_ascii_uppercase())
+        .ok_or_else(|| ApiError::invalid("action", format!("action: one of {}", SignalAction::choices())))?;
+    let side = action.side();
     if !(0.0..=1.0).contains(&b.confidence) || !b.confidence.is_finite() {
         return Err(ApiError::invalid("confidence", "confidence: a number from 0 to 1"));
     }
@@ -138,17 +135,17 @@ pub async fn create(
     let mut m = ModelSignal {
         id: 0,
         symbol: symbol.clone(),
-        action: action.clone(),
+        action,
         confidence: b.confidence,
         price_target: price_target.map(|p| p.units()),
         stop_loss: stop_loss.map(|p| p.units()),
         model_version: model_version.to_string(),
-        decision: decision.into(),
+        decision,
         created_by: p.name.clone(),
         created_at: Utc::now(),
     };
     m.id = st.db.insert_model_signal(&m).await?;
-    if let (Some(side), "pending") = (side, decision) {
+    if let (Some(side), true) = (side, m.decision.is_pending()) {
         let signal = signal_trading::ModelSignal {
             id: m.id,
             model_version: &m.model_version,

@@ -1,8 +1,8 @@
 //! The ingestion log.
 
 use crate::auth::{AsViewer, Authorized};
-use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::query::{Limit, Q};
+use crate::error::{ApiResult, ErrorBody};
+use crate::query::{one_of, Limit, Q};
 use crate::views::List;
 use crate::AppState;
 use axum::extract::State;
@@ -43,13 +43,7 @@ pub async fn logs(
     Q(q): Q<LogsQuery>,
 ) -> ApiResult<Json<List<LogView>>> {
     let limit = q.limit.0;
-    let level = match q.level.as_deref().map(str::trim) {
-        None => None,
-        Some(l) => Some(
-            LogLevel::parse(l)
-                .ok_or_else(|| ApiError::invalid("level", format!("level: one of {}", LogLevel::choices())))?,
-        ),
-    };
+    let level = one_of("level", &q.level, LogLevel::parse, LogLevel::choices)?;
     let data: Vec<LogView> = st
         .db
         .ingest_log(level, limit as i64)

@@ -78,7 +78,7 @@ pub async fn webhook(State(st): State<AppState>, headers: HeaderMap, body: Bytes
     }
     let update: tp_capital::telegram::Update =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("not a Telegram Update: {e}")))?;
-    Ok(Json(st.tp.handle(&update, "telegram-webhook").await?))
+    Ok(Json(st.tp.handle(&update, storage::SignalSource::TelegramWebhook).await?))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use crate::auth::{AsTrader, AsViewer, Authorized};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::query::{text, Limit, Offset, Time, P, Q};
+use crate::query::{one_of, text, Limit, Offset, Time, P, Q};
 use crate::views::List;
 use crate::AppState;
 use axum::extract::State;
@@ -10,7 +10,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use storage::SignalFilter;
+use storage::{SignalFilter, SignalType};
 use tp_capital::SignalView;
 
 /// The filters of the signal list and the CSV export; `MAX` is the largest `limit`.
@@ -21,7 +21,7 @@ pub struct SignalsQuery<const MAX: usize> {
     channel: Option<String>,
     /// Ticker.
     asset: Option<String>,
-    /// Swing Trade, Day Trade, Scalping, Position.
+    /// Swing Trade, Day Trade, Scalping or Position (any case).
     #[serde(rename = "type")]
     #[param(rename = "type")]
     signal_type: Option<String>,
@@ -44,17 +44,17 @@ pub struct SignalsQuery<const MAX: usize> {
 }
 
 impl<const MAX: usize> SignalsQuery<MAX> {
-    fn filter(&self) -> SignalFilter {
-        SignalFilter {
+    fn filter(&self) -> Result<SignalFilter, ApiError> {
+        Ok(SignalFilter {
             channel_id: text(&self.channel),
             asset: text(&self.asset),
-            signal_type: text(&self.signal_type),
+            signal_type: one_of("type", &self.signal_type, SignalType::parse_loose, SignalType::choices)?,
             search: text(&self.search),
             from: self.from.map(|t| t.0),
             to: self.to.map(|t| t.0),
             limit: self.limit.0 as i64,
             offset: self.offset.0 as i64,
-        }
+        })
     }
 }
 
@@ -70,7 +70,7 @@ pub async fn list_signals(
     Authorized(_): AsViewer,
     Q(q): Q<ListQuery>,
 ) -> ApiResult<Json<List<SignalView>>> {
-    let f = q.filter();
+    let f = q.filter()?;
     let (rows, total) = st.db.list_signals(&f).await?;
     Ok(Json(List { data: rows.into_iter().map(SignalView::from).collect(), total: total as u64 }))
 }
@@ -123,7 +123,7 @@ pub async fn export_csv(
     Authorized(_): AsViewer,
     Q(q): Q<ExportQuery>,
 ) -> ApiResult<Response> {
-    let f = q.filter();
+    let f = q.filter()?;
     let (rows, _) = st.db.list_signals(&f).await?;
     let body = tp_capital::csv::export(&rows);
     Ok((
