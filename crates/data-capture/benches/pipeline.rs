@@ -49,7 +49,13 @@ fn main() {
         });
         let instruments = Instruments::b3_defaults(base.date_naive());
         let started = Instant::now();
-        let dc = DataCapture::start(ReplayFeed::from_trades(trades, Speed::Max), instruments, bus.clone(), Vec::new());
+        let dc = DataCapture::start(
+            ReplayFeed::from_trades(trades, Speed::Max),
+            instruments,
+            bus.clone(),
+            Vec::new(),
+            clock::WallClock::shared(),
+        );
         loop {
             let st = dc.status();
             let done: u64 = st.symbols.values().map(|s| s.stats.trades).sum();

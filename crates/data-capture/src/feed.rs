@@ -6,6 +6,7 @@
 //! [`ReplayFeed`] (our own Parquet, at 1×, N× or maximum speed).
 
 use chrono::{DateTime, Utc};
+use clock::SharedClock;
 use domain::broker::LinkState;
 use market_data::{BookSnapshot, Trade};
 use market_sim::{MarketEvent, SimMarket};
@@ -57,16 +58,37 @@ pub enum FeedError {
 /// receive loop would call it: a trade is validated, published and seen by inline strategies before the next one
 /// is read, with no queue in between (each hand-off between threads costs tens of microseconds of wake-up on a
 /// busy machine). A slow consumer therefore slows the feed, which is the back-pressure we want.
+///
+/// The sink also carries the consumer's clock: a feed stamps what it receives with it, never with the wall clock.
 #[derive(Clone)]
-pub struct FeedSink(Arc<dyn Fn(FeedEvent) + Send + Sync>);
+pub struct FeedSink {
+    deliver: Arc<dyn Fn(FeedEvent) + Send + Sync>,
+    clock: SharedClock,
+}
 
 impl FeedSink {
-    pub fn new(f: impl Fn(FeedEvent) + Send + Sync + 'static) -> FeedSink {
-        FeedSink(Arc::new(f))
+    pub fn new(clock: SharedClock, f: impl Fn(FeedEvent) + Send + Sync + 'static) -> FeedSink {
+        FeedSink { deliver: Arc::new(f), clock }
     }
 
     pub fn send(&self, ev: FeedEvent) {
-        (self.0)(ev)
+        (self.deliver)(ev)
+    }
+
+    /// The time a feed stamps on what it receives.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Reports the link's state, stamped now.
+    pub fn connection(&self, login: LinkState, market_data: LinkState, reason: Option<&str>) {
+        let since = self.now();
+        self.send(FeedEvent::Connection(FeedConnection {
+            login,
+            market_data,
+            reason: reason.map(str::to_string),
+            since,
+        }))
     }
 }
 
@@ -78,10 +100,6 @@ pub trait Feed: Send + Sync + 'static {
 
     /// Asks for the trades with ids in `[from_id, to_id]`; they arrive as [`FeedEvent::History`] packets.
     fn request_history(&self, symbol: &str, from_id: u64, to_id: u64) -> Result<u64, FeedError>;
-}
-
-fn connection(login: LinkState, market_data: LinkState, reason: Option<&str>) -> FeedEvent {
-    FeedEvent::Connection(FeedConnection { login, market_data, reason: reason.map(str::to_string), since: Utc::now() })
 }
 
 /// Reconnection delays: doubling from `min` to `max`, reset by a successful connection.
@@ -190,13 +208,13 @@ impl SimFeed {
         let mut rx = market.subscribe();
         // A new subscriber starts from snapshots, as a real feed sends on subscription: incremental updates from
         // before the drop cannot be applied any more.
-        let now = Utc::now();
+        let now = events.now();
         for ins in market.instruments().iter() {
             if let Some(b) = market.book(&ins.symbol, market_sim::PUBLISHED_DEPTH, now) {
                 events.send(FeedEvent::Book(b));
             }
         }
-        events.send(connection(LinkState::Connected, LinkState::Connected, None));
+        events.connection(LinkState::Connected, LinkState::Connected, None);
         loop {
             let received = tokio::select! {
                 r = rx.recv() => r,
@@ -211,7 +229,7 @@ impl SimFeed {
                     if drop_every > 0 && n.is_multiple_of(drop_every) {
                         continue;
                     }
-                    t.receive_ts = Utc::now();
+                    t.receive_ts = events.now();
                     FeedEvent::Trade(t)
                 }
                 Ok(MarketEvent::Book(b)) => FeedEvent::Book(b),
@@ -219,7 +237,12 @@ impl SimFeed {
                 Err(RecvError::Lagged(skipped)) => {
                     // Lost events show up as trade-id gaps and are backfilled; report the degradation.
                     tracing::warn!(skipped, "sim feed lagged");
-                    connection(LinkState::Connected, LinkState::Degraded, Some("consumer lagged; events skipped"))
+                    events.connection(
+                        LinkState::Connected,
+                        LinkState::Degraded,
+                        Some("consumer lagged; events skipped"),
+                    );
+                    continue;
                 }
                 Err(RecvError::Closed) => return SessionEnd::MarketStopped,
             };
@@ -242,12 +265,12 @@ impl Feed for SimFeed {
         tokio::spawn(async move {
             let mut n = 0u64;
             loop {
-                events.send(connection(LinkState::Connecting, LinkState::Connecting, None));
+                events.connection(LinkState::Connecting, LinkState::Connecting, None);
                 let down = link.borrow_and_update().clone();
                 if let Some(reason) = down {
                     let delay = backoff.next_delay();
                     let reason = format!("connect failed: {reason}; retrying in {} ms", delay.as_millis());
-                    events.send(connection(LinkState::Disconnected, LinkState::Disconnected, Some(&reason)));
+                    events.connection(LinkState::Disconnected, LinkState::Disconnected, Some(&reason));
                     tokio::time::sleep(delay).await;
                     continue;
                 }
@@ -256,12 +279,12 @@ impl Feed for SimFeed {
                     SessionEnd::Lost(reason) => {
                         let reason = format!("link lost: {reason}");
                         tracing::warn!(%reason, "sim feed disconnected");
-                        events.send(connection(LinkState::Disconnected, LinkState::Disconnected, Some(&reason)));
+                        events.connection(LinkState::Disconnected, LinkState::Disconnected, Some(&reason));
                         tokio::time::sleep(backoff.next_delay()).await;
                     }
                     SessionEnd::MarketStopped => {
                         let reason = Some("market stopped");
-                        events.send(connection(LinkState::Disconnected, LinkState::Disconnected, reason));
+                        events.connection(LinkState::Disconnected, LinkState::Disconnected, reason);
                         return;
                     }
                 }
@@ -385,7 +408,7 @@ impl Feed for ReplayFeed {
         let speed = self.speed;
         let path = self.path.display().to_string();
         tokio::spawn(async move {
-            events.send(connection(LinkState::Connected, LinkState::Connected, None));
+            events.connection(LinkState::Connected, LinkState::Connected, None);
             let started = tokio::time::Instant::now();
             let first = trades.first().map(|t| t.exchange_ts);
             for (i, t) in trades.iter().enumerate() {
@@ -401,7 +424,7 @@ impl Feed for ReplayFeed {
                 events.send(FeedEvent::Trade(t.clone()));
             }
             let reason = format!("end of replay of {path}");
-            events.send(connection(LinkState::Connected, LinkState::Disconnected, Some(&reason)));
+            events.connection(LinkState::Connected, LinkState::Disconnected, Some(&reason));
         });
     }
 

@@ -8,6 +8,7 @@ pub mod recorder;
 
 use bus::{subjects, Bus, Event};
 use chrono::{DateTime, Utc};
+use clock::SharedClock;
 use domain::Instruments;
 use feed::{Feed, FeedConnection, FeedEvent};
 use market_data::{Interval, Outcome, ProcessorConfig, SymbolStats, TickProcessor, Trade};
@@ -95,6 +96,7 @@ struct Inner {
     rates: Mutex<BTreeMap<String, f64>>,
     connection: Mutex<(Option<FeedConnection>, VecDeque<FeedConnection>)>,
     history: Mutex<HistoryStats>,
+    clock: SharedClock,
 }
 
 #[derive(Clone)]
@@ -106,7 +108,13 @@ const TRANSITIONS_KEPT: usize = 50;
 
 impl DataCapture {
     /// Starts consuming `feed`. `taps` see every live trade from the first one (see [`DataCapture::add_trade_tap`]).
-    pub fn start(feed: Arc<dyn Feed>, instruments: Instruments, bus: Bus, taps: Vec<TradeTap>) -> DataCapture {
+    pub fn start(
+        feed: Arc<dyn Feed>,
+        instruments: Instruments,
+        bus: Bus,
+        taps: Vec<TradeTap>,
+        clock: SharedClock,
+    ) -> DataCapture {
         let dc = DataCapture {
             inner: Arc::new(Inner {
                 processor: Mutex::new(TickProcessor::new(instruments, ProcessorConfig::default())),
@@ -118,15 +126,20 @@ impl DataCapture {
                 rates: Mutex::new(BTreeMap::new()),
                 connection: Mutex::new((None, VecDeque::new())),
                 history: Mutex::new(HistoryStats::default()),
+                clock: clock.clone(),
             }),
         };
         let this = dc.clone();
-        feed.start(feed::FeedSink::new(move |ev| this.on_event(ev)));
+        feed.start(feed::FeedSink::new(clock, move |ev| this.on_event(ev)));
         let sampler = dc.clone();
         tokio::spawn(async move { sampler.sample_rates().await });
         let bars = dc.clone();
         tokio::spawn(async move { bars.flush_bars().await });
         dc
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
     }
 
     /// Calls `tap` inline for every live trade that passes validation, before it is published: the path of
@@ -136,15 +149,27 @@ impl DataCapture {
     }
 
     /// The simulated market as the feed, seeded with what the market already printed.
-    pub fn start_sim(market: &SimMarket, bus: Bus, drop_every: u64, taps: Vec<TradeTap>) -> DataCapture {
+    pub fn start_sim(
+        market: &SimMarket,
+        bus: Bus,
+        drop_every: u64,
+        taps: Vec<TradeTap>,
+        clock: SharedClock,
+    ) -> DataCapture {
         let feed = feed::SimFeed::new(market.clone(), drop_every);
-        Self::start_sim_feed(market, feed, bus, taps)
+        Self::start_sim_feed(market, feed, bus, taps, clock)
     }
 
     /// [`DataCapture::start_sim`] with a feed built by the caller (backoff, outages).
-    pub fn start_sim_feed(market: &SimMarket, feed: Arc<feed::SimFeed>, bus: Bus, taps: Vec<TradeTap>) -> DataCapture {
-        let dc = Self::start(feed, market.instruments().clone(), bus, taps);
-        let now = Utc::now();
+    pub fn start_sim_feed(
+        market: &SimMarket,
+        feed: Arc<feed::SimFeed>,
+        bus: Bus,
+        taps: Vec<TradeTap>,
+        clock: SharedClock,
+    ) -> DataCapture {
+        let dc = Self::start(feed, market.instruments().clone(), bus, taps, clock);
+        let now = dc.now();
         let mut p = dc.inner.processor.lock();
         for ins in market.instruments().iter() {
             if let Some(t) = market.last_trade(&ins.symbol) {
@@ -263,7 +288,7 @@ impl DataCapture {
         }
         let bar = processed.bar;
         self.inner.bus.publish(&ctx.trades_subject, Event::Trade(for_bus));
-        let now = Utc::now();
+        let now = self.now();
         if let Some(bar) = bar {
             self.on_bar(&ctx, bar, now);
         }
@@ -280,7 +305,7 @@ impl DataCapture {
             let p = self.inner.processor.lock();
             (p.quote(symbol), p.book(symbol, market_sim::PUBLISHED_DEPTH))
         };
-        let now = Utc::now();
+        let now = self.now();
         let mut books = self.inner.books.lock();
         let slot = books.entry(symbol.to_string()).or_default();
         if let Some(q) = quote {
@@ -336,7 +361,7 @@ impl DataCapture {
         let mut tick = tokio::time::interval(CANDLE_EVERY.to_std().unwrap_or(std::time::Duration::from_millis(250)));
         loop {
             tick.tick().await;
-            let now = Utc::now();
+            let now = self.now();
             let symbols: Vec<Arc<SymbolCtx>> = self.inner.symbol_ctx.read().values().cloned().collect();
             for ctx in symbols {
                 let mut pending = ctx.bar.lock();
@@ -442,7 +467,7 @@ mod tests {
         let market = SimMarket::new(ins, SimConfig::default());
         market.warm_up(Utc::now());
         let bus = Bus::new();
-        let dc = DataCapture::start_sim(&market, bus, 7, Vec::new());
+        let dc = DataCapture::start_sim(&market, bus, 7, Vec::new(), clock::WallClock::shared());
         tokio::time::sleep(Duration::from_millis(50)).await;
         for _ in 0..2_000 {
             market.step("PETR4", Utc::now());
@@ -469,7 +494,7 @@ mod tests {
         market.warm_up(Utc::now());
         let backoff = feed::Backoff::new(Duration::from_millis(20), Duration::from_millis(80));
         let sim = feed::SimFeed::with_backoff(market.clone(), 0, backoff);
-        let dc = DataCapture::start_sim_feed(&market, sim.clone(), Bus::new(), Vec::new());
+        let dc = DataCapture::start_sim_feed(&market, sim.clone(), Bus::new(), Vec::new(), clock::WallClock::shared());
         let printer = market.clone();
         let printing = tokio::spawn(async move {
             loop {
@@ -528,7 +553,7 @@ mod tests {
         let ins = Instruments::b3_defaults(Utc::now().date_naive());
         let market = SimMarket::new(ins, SimConfig::default());
         market.warm_up(Utc::now());
-        let dc = DataCapture::start_sim(&market, Bus::new(), 0, Vec::new());
+        let dc = DataCapture::start_sim(&market, Bus::new(), 0, Vec::new(), clock::WallClock::shared());
         tokio::time::sleep(Duration::from_millis(20)).await;
         for _ in 0..(market_sim::SNAPSHOT_EVERY as usize + 300) {
             market.step("VALE3", Utc::now());
@@ -552,7 +577,7 @@ mod tests {
         assert_eq!(feed.len(), recorded.len());
         let bus = Bus::new();
         let mut sub = bus.subscribe("md.trades.VALE3", 100_000).unwrap();
-        let dc = DataCapture::start(feed, ins, bus, Vec::new());
+        let dc = DataCapture::start(feed, ins, bus, Vec::new(), clock::WallClock::shared());
         until(|| {
             dc.status().connection.as_ref().is_some_and(|c| c.market_data == domain::broker::LinkState::Disconnected)
         })

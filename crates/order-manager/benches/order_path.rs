@@ -7,6 +7,7 @@
 //! The journal lives in `TS_BENCH_DIR` (default: the system temp dir), so the fsyncs hit a real disk.
 
 use chrono::Utc;
+use clock::WallClock;
 use domain::broker::{Broker, BrokerConnection, BrokerError, BrokerOrderSnapshot};
 use domain::calendar::TradingCalendar;
 use domain::order::{Order, OrderId, OrderRequest, OrderType, PositionType, Side, TimeInForce};
@@ -14,7 +15,7 @@ use domain::risk::{RiskLimits, SymbolLimits};
 use domain::{Instruments, Price, Qty};
 use hdrhistogram::Histogram;
 use market_sim::{SimConfig, SimMarket};
-use order_manager::{Actor, OrderManager, SystemClock};
+use order_manager::{Actor, OrderManager};
 use paper_broker::PaperBroker;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -73,16 +74,13 @@ async fn setup(dir: &std::path::Path) -> (OrderManager, Arc<TimedBroker>, Price)
     let instruments = Instruments::b3_defaults(Utc::now().date_naive());
     let market = SimMarket::new(instruments.clone(), SimConfig::default());
     market.warm_up(Utc::now());
-    let (oms, report) = OrderManager::recover(
-        &dir.join("oms.journal"),
-        instruments,
-        TradingCalendar::Continuous,
-        Arc::new(SystemClock),
-    )
-    .expect("journal");
+    let (oms, report) =
+        OrderManager::recover(&dir.join("oms.journal"), instruments, TradingCalendar::Continuous, Arc::new(WallClock))
+            .expect("journal");
     let last = market.last_price("PETR4").expect("price");
     oms.on_market_trade("PETR4", last);
-    let (paper, events) = PaperBroker::start(market, TradingCalendar::Continuous, Vec::new());
+    let (paper, events) =
+        PaperBroker::start(market, TradingCalendar::Continuous, Vec::new(), clock::WallClock::shared());
     let broker = Arc::new(TimedBroker { inner: paper, last_accept: Mutex::new(None) });
     oms.attach_broker(broker.clone(), events, &report).await.expect("attach");
     let mut limits = RiskLimits { max_orders_per_second: 100_000, ..RiskLimits::default() };

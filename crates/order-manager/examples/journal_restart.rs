@@ -7,10 +7,11 @@
 //! `--reuse` an existing directory is recovered again without rewriting it. Results are in BENCHMARKS.md.
 
 use chrono::{Duration, Utc};
+use clock::WallClock;
 use domain::calendar::TradingCalendar;
 use domain::order::{Fill, Order, OrderEvent, OrderRequest, OrderType, PositionType, Side, TimeInForce};
 use domain::{AccountId, Instruments, Price, Qty, Symbol};
-use order_manager::{Entry, OrderManager, Record, SystemClock};
+use order_manager::{Entry, OrderManager, Record};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -95,7 +96,7 @@ fn main() {
             &dir.join("oms.journal"),
             instruments.clone(),
             TradingCalendar::Continuous,
-            Arc::new(SystemClock),
+            Arc::new(WallClock),
         )
         .expect("recover");
         println!(

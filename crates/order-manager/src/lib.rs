@@ -11,7 +11,7 @@ mod state;
 
 pub use record::{AuditEntry, Entry, Record};
 pub use service::{
-    Actor, Clock, OmsError, OmsOptions, OmsUpdate, OrderFilter, OrderManager, PositionsView, RecoveryReport,
-    RiskStatus, Routed, SubmitOutcome, SystemClock,
+    Actor, OmsError, OmsOptions, OmsUpdate, OrderFilter, OrderManager, PositionsView, RecoveryReport, RiskStatus,
+    Routed, SubmitOutcome,
 };
 pub use state::KillSwitchState;

@@ -1,6 +1,7 @@
 //! Order Manager behaviour against a broker the test drives by hand, and against the paper broker.
 
 use chrono::{DateTime, Utc};
+use clock::WallClock;
 use domain::broker::{Broker, BrokerConnection, BrokerError, BrokerEvent, BrokerOrderSnapshot, LinkState};
 use domain::calendar::TradingCalendar;
 use domain::order::{
@@ -8,7 +9,7 @@ use domain::order::{
 };
 use domain::risk::RiskLimits;
 use domain::{Instruments, Money, Price, Qty};
-use order_manager::{Actor, OmsError, OrderManager, SubmitOutcome, SystemClock};
+use order_manager::{Actor, OmsError, OrderManager, SubmitOutcome};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -60,7 +61,7 @@ fn instruments() -> Instruments {
 
 async fn open(path: &Path, broker: Arc<dyn Broker>, events: mpsc::UnboundedReceiver<BrokerEvent>) -> OrderManager {
     let (oms, report) =
-        OrderManager::recover(path, instruments(), TradingCalendar::Continuous, Arc::new(SystemClock)).unwrap();
+        OrderManager::recover(path, instruments(), TradingCalendar::Continuous, Arc::new(WallClock)).unwrap();
     oms.on_market_trade("PETR4", Price::from_f64(30.0).unwrap());
     oms.attach_broker(broker, events, &report).await.unwrap();
     oms
@@ -298,12 +299,16 @@ async fn kill_switch_with_the_paper_broker_cancels_and_flattens() {
     let market = SimMarket::new(instruments(), SimConfig::default());
     market.warm_up(Utc::now());
     let (oms, report) =
-        OrderManager::recover(&dir.path().join("j"), instruments(), TradingCalendar::Continuous, Arc::new(SystemClock))
+        OrderManager::recover(&dir.path().join("j"), instruments(), TradingCalendar::Continuous, Arc::new(WallClock))
             .unwrap();
     let last = market.last_price("PETR4").unwrap();
     oms.on_market_trade("PETR4", last);
-    let (broker, events) =
-        paper_broker::PaperBroker::start(market.clone(), TradingCalendar::Continuous, oms.open_orders());
+    let (broker, events) = paper_broker::PaperBroker::start(
+        market.clone(),
+        TradingCalendar::Continuous,
+        oms.open_orders(),
+        clock::WallClock::shared(),
+    );
     oms.attach_broker(broker, events, &report).await.unwrap();
     let t = Actor::new("trader");
     let mut buy = limit(Side::Buy, 200, 0.0);
@@ -349,14 +354,8 @@ fn small_segments() -> order_manager::OmsOptions {
 
 /// Recovers with small segments; no broker attached, so nothing reconciles the recovered state away.
 fn recover_small(path: &Path) -> (OrderManager, order_manager::RecoveryReport) {
-    OrderManager::recover_with(
-        path,
-        instruments(),
-        TradingCalendar::Continuous,
-        Arc::new(SystemClock),
-        small_segments(),
-    )
-    .unwrap()
+    OrderManager::recover_with(path, instruments(), TradingCalendar::Continuous, Arc::new(WallClock), small_segments())
+        .unwrap()
 }
 
 /// Waits until a snapshot covers every sealed segment.

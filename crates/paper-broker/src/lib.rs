@@ -14,6 +14,7 @@
 //! ([`PaperBroker::start`]'s `restore`), standing in for the state a real broker keeps on its side.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use clock::SharedClock;
 use domain::broker::{Broker, BrokerConnection, BrokerError, BrokerEvent, BrokerOrderSnapshot, LinkState};
 use domain::calendar::TradingCalendar;
 use domain::order::{Fill, Order, OrderEvent, OrderId, OrderStatus, OrderType, Side, TimeInForce};
@@ -75,6 +76,7 @@ pub struct PaperBroker {
 
 struct Engine {
     market: SimMarket,
+    clock: SharedClock,
     calendar: TradingCalendar,
     working: Arc<Mutex<BTreeMap<OrderId, Working>>>,
     events: mpsc::UnboundedSender<BrokerEvent>,
@@ -90,11 +92,12 @@ impl PaperBroker {
         market: SimMarket,
         calendar: TradingCalendar,
         restore: Vec<Order>,
+        clock: SharedClock,
     ) -> (Arc<PaperBroker>, mpsc::UnboundedReceiver<BrokerEvent>) {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let state = Arc::new(Mutex::new(BTreeMap::new()));
-        let now = Utc::now();
+        let now = clock.now();
         let mut pending_new = Vec::new();
         {
             let mut w = state.lock();
@@ -115,7 +118,7 @@ impl PaperBroker {
         for o in pending_new {
             let _ = cmd_tx.send(Command::New(Box::new(o)));
         }
-        let engine = Engine { market: market.clone(), calendar, working: state.clone(), events: events_tx };
+        let engine = Engine { market: market.clone(), clock, calendar, working: state.clone(), events: events_tx };
         let trades = market.subscribe();
         tokio::spawn(engine.run(cmd_rx, trades, now));
         (Arc::new(PaperBroker { commands: cmd_tx, state }), events_rx)
@@ -187,14 +190,14 @@ impl Engine {
         started: DateTime<Utc>,
     ) {
         let mut session = self.calendar.session_date(started);
-        let mut clock = tokio::time::interval(std::time::Duration::from_secs(1));
-        clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut wake = tokio::time::interval(std::time::Duration::from_secs(1));
+        wake.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
                 biased;
                 cmd = commands.recv() => match cmd {
-                    Some(Command::New(order)) => self.on_new(*order, Utc::now()),
-                    Some(Command::Cancel(id)) => self.on_cancel(id, Utc::now()),
+                    Some(Command::New(order)) => self.on_new(*order, self.clock.now()),
+                    Some(Command::Cancel(id)) => self.on_cancel(id, self.clock.now()),
                     None => return,
                 },
                 ev = trades.recv() => match ev {
@@ -208,8 +211,8 @@ impl Engine {
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
-                _ = clock.tick() => {
-                    let now = Utc::now();
+                _ = wake.tick() => {
+                    let now = self.clock.now();
                     let today = self.calendar.session_date(now);
                     if today != session {
                         session = today;
@@ -388,7 +391,8 @@ mod tests {
         let ins = Instruments::b3_defaults(Utc::now().date_naive());
         let market = SimMarket::new(ins, SimConfig { seed: 5, trades_per_second: 50.0 });
         market.warm_up(Utc::now());
-        let (b, rx) = PaperBroker::start(market.clone(), TradingCalendar::Continuous, Vec::new());
+        let (b, rx) =
+            PaperBroker::start(market.clone(), TradingCalendar::Continuous, Vec::new(), clock::WallClock::shared());
         (market, b, rx)
     }
 
@@ -522,7 +526,8 @@ mod tests {
             order(7, Side::Sell, OrderType::Limit, Qty(100), Some(Price(999_900)), None, TimeInForce::Gtc);
         resting.apply(&OrderEvent::Accepted { broker_order_id: "PB-7".into() }, Utc::now()).unwrap();
         let fresh = order(8, Side::Sell, OrderType::Limit, Qty(100), Some(Price(999_800)), None, TimeInForce::Gtc);
-        let (broker, mut rx) = PaperBroker::start(market, TradingCalendar::Continuous, vec![resting, fresh]);
+        let (broker, mut rx) =
+            PaperBroker::start(market, TradingCalendar::Continuous, vec![resting, fresh], clock::WallClock::shared());
         // The PENDING_NEW one is processed as a new submission.
         let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
         assert_eq!(ev.order_id, 8);

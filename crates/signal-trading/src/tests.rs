@@ -1,10 +1,10 @@
 use super::*;
 use chrono::Utc;
+use clock::WallClock;
 use domain::calendar::TradingCalendar;
 use domain::risk::RiskLimits;
 use domain::Instruments;
 use market_sim::{SimConfig, SimMarket};
-use order_manager::SystemClock;
 use paper_broker::PaperBroker;
 use std::time::Duration;
 
@@ -24,10 +24,11 @@ async fn rig() -> Rig {
         &dir.path().join("oms.journal"),
         instruments,
         TradingCalendar::Continuous,
-        Arc::new(SystemClock),
+        Arc::new(WallClock),
     )
     .unwrap();
-    let (broker, events) = PaperBroker::start(market.clone(), TradingCalendar::Continuous, Vec::new());
+    let (broker, events) =
+        PaperBroker::start(market.clone(), TradingCalendar::Continuous, Vec::new(), clock::WallClock::shared());
     oms.attach_broker(broker, events, &report).await.unwrap();
     for ins in market.instruments().iter() {
         if let Some(p) = market.last_price(&ins.symbol) {

@@ -7,6 +7,7 @@
 //! `cargo bench -p strategy --bench tick_to_order` (add `-- --quick` for a short run).
 
 use chrono::{DateTime, Utc};
+use clock::WallClock;
 use domain::broker::{Broker, BrokerConnection, BrokerError, BrokerOrderSnapshot};
 use domain::calendar::TradingCalendar;
 use domain::order::{Order, OrderId};
@@ -14,7 +15,7 @@ use domain::risk::{RiskLimits, SymbolLimits};
 use domain::Instruments;
 use hdrhistogram::Histogram;
 use market_sim::{SimConfig, SimMarket};
-use order_manager::{Actor, OrderManager, SystemClock};
+use order_manager::{Actor, OrderManager};
 use paper_broker::PaperBroker;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -83,10 +84,11 @@ async fn run(mode: Mode, n: usize) {
         &dir.path().join("oms.journal"),
         instruments.clone(),
         TradingCalendar::Continuous,
-        Arc::new(SystemClock),
+        Arc::new(WallClock),
     )
     .expect("journal");
-    let (paper, events) = PaperBroker::start(market.clone(), TradingCalendar::Continuous, Vec::new());
+    let (paper, events) =
+        PaperBroker::start(market.clone(), TradingCalendar::Continuous, Vec::new(), clock::WallClock::shared());
     let broker = Arc::new(TimedBroker { inner: paper, accepted: Mutex::new(HashMap::new()) });
     oms.attach_broker(broker.clone(), events, &report).await.expect("attach");
     let mut limits = RiskLimits { max_orders_per_second: 100_000, ..RiskLimits::default() };
@@ -108,7 +110,8 @@ async fn run(mode: Mode, n: usize) {
     let marks = oms.clone();
     let mark: data_capture::TradeTap =
         Arc::new(move |t: &market_data::Trade| marks.on_market_trade(&t.symbol, t.price));
-    let dc = data_capture::DataCapture::start_sim(&market, bus.clone(), 0, vec![mark, record]);
+    let dc =
+        data_capture::DataCapture::start_sim(&market, bus.clone(), 0, vec![mark, record], clock::WallClock::shared());
     let ins = instruments.get("PETR4").expect("PETR4").clone();
     let responder = strategy::Responder {
         symbol: domain::Symbol::lit("PETR4"),

@@ -1,10 +1,11 @@
 //! A strategy on the bus sends its orders through the Order Manager.
 
 use chrono::Utc;
+use clock::WallClock;
 use domain::calendar::TradingCalendar;
 use domain::Instruments;
 use market_sim::{SimConfig, SimMarket};
-use order_manager::{OrderFilter, OrderManager, SystemClock};
+use order_manager::{OrderFilter, OrderManager};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,10 +19,15 @@ async fn rig() -> (tempfile::TempDir, Instruments, SimMarket, OrderManager) {
         &dir.path().join("j"),
         instruments.clone(),
         TradingCalendar::Continuous,
-        Arc::new(SystemClock),
+        Arc::new(WallClock),
     )
     .unwrap();
-    let (broker, events) = paper_broker::PaperBroker::start(market.clone(), TradingCalendar::Continuous, Vec::new());
+    let (broker, events) = paper_broker::PaperBroker::start(
+        market.clone(),
+        TradingCalendar::Continuous,
+        Vec::new(),
+        clock::WallClock::shared(),
+    );
     oms.attach_broker(broker, events, &report).await.unwrap();
     (dir, instruments, market, oms)
 }
@@ -30,7 +36,7 @@ async fn rig() -> (tempfile::TempDir, Instruments, SimMarket, OrderManager) {
 async fn trades_on_the_bus_become_orders() {
     let (_dir, instruments, market, oms) = rig().await;
     let bus = bus::Bus::new();
-    let _dc = data_capture::DataCapture::start_sim(&market, bus.clone(), 0, Vec::new());
+    let _dc = data_capture::DataCapture::start_sim(&market, bus.clone(), 0, Vec::new(), clock::WallClock::shared());
     let ins = instruments.get("PETR4").unwrap().clone();
     let responder = strategy::Responder {
         symbol: domain::Symbol::lit("PETR4"),
@@ -67,7 +73,7 @@ async fn trades_on_the_bus_become_orders() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inline_strategy_answers_trades_on_the_feed_thread() {
     let (_dir, instruments, market, oms) = rig().await;
-    let dc = data_capture::DataCapture::start_sim(&market, bus::Bus::new(), 0, Vec::new());
+    let dc = data_capture::DataCapture::start_sim(&market, bus::Bus::new(), 0, Vec::new(), clock::WallClock::shared());
     let ins = instruments.get("PETR4").unwrap().clone();
     let responder = strategy::Responder {
         symbol: domain::Symbol::lit("PETR4"),

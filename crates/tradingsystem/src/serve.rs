@@ -5,12 +5,13 @@ use crate::jobs::{Jobs, When};
 use anyhow::{Context, Result};
 use bus::{subjects, Bus, Event};
 use chrono::Utc;
+use clock::{SharedClock, WallClock};
 use data_capture::feed::ReplayFeed;
 use domain::Instruments;
 use gateway::auth::{hash_password, random_hex, JwtKeys};
 use gateway::AppState;
 use market_sim::{SimConfig, SimMarket};
-use order_manager::{OmsUpdate, OrderManager, SystemClock};
+use order_manager::{OmsUpdate, OrderManager};
 use paper_broker::PaperBroker;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -113,7 +114,7 @@ struct Market {
 }
 
 impl Market {
-    fn open(cfg: &Config) -> Result<Market> {
+    fn open(cfg: &Config, clock: &SharedClock) -> Result<Market> {
         let calendar = cfg.calendar();
         // A replay loads its tape first: its instruments are the contracts of its own dates.
         let replay = match cfg.market_source()? {
@@ -124,13 +125,13 @@ impl Market {
             MarketSource::Sim => None,
         };
         let first_day = replay.as_ref().and_then(|r| r.first_trade_ts()).map(market_store::trading_date);
-        let instruments = Instruments::b3_defaults(first_day.unwrap_or_else(|| calendar.session_date(Utc::now())));
+        let instruments = Instruments::b3_defaults(first_day.unwrap_or_else(|| calendar.session_date(clock.now())));
         let sim = SimMarket::new(
             instruments.clone(),
             SimConfig { seed: cfg.sim_seed, trades_per_second: cfg.sim_trades_per_second },
         );
         if replay.is_none() {
-            sim.warm_up(Utc::now());
+            sim.warm_up(clock.now());
         }
         Ok(Market { sim, replay, instruments })
     }
@@ -149,8 +150,10 @@ impl App {
         let jwt = Arc::new(JwtKeys::new(secret.as_bytes(), chrono::Duration::minutes(cfg.token_ttl_minutes)));
         let mut jobs = Jobs::new();
 
-        let Market { sim: market, replay, instruments } = Market::open(&cfg)?;
-        let oms = start_order_manager(&cfg, &market, &instruments).await?;
+        // The one clock of the market and order path; a backtest hands these services a simulated one instead.
+        let clock = WallClock::shared();
+        let Market { sim: market, replay, instruments } = Market::open(&cfg, &clock)?;
+        let oms = start_order_manager(&cfg, &market, &instruments, &clock).await?;
         let bus = match &cfg.bus_url {
             None => Bus::new(),
             Some(url) => Bus::connect_nats(url).await.context("cannot connect to the bus")?,
@@ -171,10 +174,11 @@ impl App {
                 // The paper broker's exchange follows the replayed tape: its book is re-centred on every print.
                 let exchange = market.clone();
                 taps.push(Arc::new(move |t: &market_data::Trade| exchange.follow(t)));
-                data_capture::DataCapture::start(feed, instruments.clone(), bus.clone(), taps)
+                data_capture::DataCapture::start(feed, instruments.clone(), bus.clone(), taps, clock.clone())
             }
             None => {
-                let dc = data_capture::DataCapture::start_sim(&market, bus.clone(), cfg.sim_drop_every, taps);
+                let dc =
+                    data_capture::DataCapture::start_sim(&market, bus.clone(), cfg.sim_drop_every, taps, clock.clone());
                 jobs.task("simulated-market", market.clone().run());
                 dc
             }
@@ -270,10 +274,14 @@ impl App {
     }
 }
 
-async fn start_order_manager(cfg: &Config, market: &SimMarket, instruments: &Instruments) -> Result<OrderManager> {
-    let (oms, report) =
-        OrderManager::recover(&cfg.journal_path(), instruments.clone(), cfg.calendar(), Arc::new(SystemClock))
-            .context("cannot recover the order journal")?;
+async fn start_order_manager(
+    cfg: &Config,
+    market: &SimMarket,
+    instruments: &Instruments,
+    clock: &SharedClock,
+) -> Result<OrderManager> {
+    let (oms, report) = OrderManager::recover(&cfg.journal_path(), instruments.clone(), cfg.calendar(), clock.clone())
+        .context("cannot recover the order journal")?;
     tracing::info!(
         records = report.records,
         from_snapshot = report.snapshot_records,
@@ -290,7 +298,7 @@ async fn start_order_manager(cfg: &Config, market: &SimMarket, instruments: &Ins
             oms.on_market_trade(&ins.symbol, p);
         }
     }
-    let (broker, events) = PaperBroker::start(market.clone(), cfg.calendar(), oms.open_orders());
+    let (broker, events) = PaperBroker::start(market.clone(), cfg.calendar(), oms.open_orders(), clock.clone());
     oms.attach_broker(broker, events, &report).await.context("broker reconciliation failed")?;
     Ok(oms)
 }

@@ -22,6 +22,7 @@ use crate::record::{Entry, Record};
 use crate::snapshot;
 use crate::state::{KillSwitchState, OmsState};
 use chrono::{DateTime, Utc};
+use clock::Clock;
 use domain::broker::{Broker, BrokerEvent};
 use domain::calendar::TradingCalendar;
 use domain::order::{Order, OrderId, ValidationError};
@@ -33,19 +34,6 @@ use serde::Serialize;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{broadcast, mpsc, watch};
-
-/// Time as the Order Manager sees it: the wall clock live and in paper trading, the replayed clock in backtests.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
 
 /// Who is asking: the account orders are booked to (and rate-limited per) and the request's correlation id.
 #[derive(Debug, Clone)]
