@@ -185,6 +185,8 @@ struct Shared {
     options: Options,
     /// Record offsets of sealed segments read recently, by first sequence number (a sealed segment never changes).
     sealed_offsets: Mutex<HashMap<u64, Arc<Vec<u64>>>>,
+    /// `Some` for a journal kept in memory (a backtest): the records themselves, durable as soon as appended.
+    memory: Option<Mutex<Vec<Vec<u8>>>>,
 }
 
 /// A record's 0-based index and the byte range of its frame in a segment file.
@@ -286,6 +288,7 @@ impl Journal {
             path: path.clone(),
             options,
             sealed_offsets: Mutex::new(HashMap::new()),
+            memory: None,
         });
         let writer_shared = shared.clone();
         let handle = std::thread::Builder::new()
@@ -294,6 +297,38 @@ impl Journal {
             .map_err(io_err(&path))?;
         let journal = Journal { shared, writer: Arc::new(Mutex::new(Some(handle))) };
         Ok((journal, Recovery { records, truncated_bytes: scan.discarded, total, unarchived }))
+    }
+
+    /// A journal kept in memory: the same records in the same order, durable as soon as they are appended and
+    /// gone with the process. A backtest's Order Manager journals into one, so it runs the code that trades
+    /// without touching the disk.
+    pub fn in_memory() -> Journal {
+        let (durable, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                pending: Vec::new(),
+                appended: 0,
+                base: 0,
+                offsets: Vec::new(),
+                end: 0,
+                chain: Chain::default(),
+                failed: None,
+                closing: false,
+                writer_idle: false,
+            }),
+            wake: Condvar::new(),
+            durable,
+            path: PathBuf::from("(memory)"),
+            options: Options::default(),
+            sealed_offsets: Mutex::new(HashMap::new()),
+            memory: Some(Mutex::new(Vec::new())),
+        });
+        Journal { shared, writer: Arc::new(Mutex::new(None)) }
+    }
+
+    /// Whether this journal lives in memory only ([`Journal::in_memory`]).
+    pub fn is_in_memory(&self) -> bool {
+        self.shared.memory.is_some()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -324,6 +359,16 @@ impl Journal {
         let mut st = self.lock();
         if let Some(e) = &st.failed {
             return Err(JournalError::Failed(e.clone()));
+        }
+        if let Some(memory) = &self.shared.memory {
+            if st.closing {
+                return Err(JournalError::Failed("journal closed".into()));
+            }
+            memory.lock().unwrap_or_else(|e| e.into_inner()).push(payload.to_vec());
+            st.appended += 1;
+            let seq = st.appended;
+            self.shared.durable.send_replace(seq);
+            return Ok((seq, false));
         }
         let offset = st.end;
         st.offsets.push(offset);
@@ -411,6 +456,9 @@ impl Journal {
     /// Moves the sealed segments whose records all lie at or before `seq` into `archive/` (a snapshot covers
     /// them, so no restart reads them again; the audit API still can). Returns how many moved.
     pub fn archive_through(&self, seq: u64) -> Result<usize, JournalError> {
+        if self.is_in_memory() {
+            return Ok(0);
+        }
         let mut st = self.lock();
         let moved = st.chain.archive_through(seq)?;
         drop(st);
@@ -426,6 +474,10 @@ impl Journal {
     /// Reads the durable records at these 0-based indexes (ascending) straight from the segment files; indexes not
     /// yet durable are left out.
     pub fn read_at(&self, indexes: &[u64]) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
+        if let Some(memory) = &self.shared.memory {
+            let records = memory.lock().unwrap_or_else(|e| e.into_inner());
+            return Ok(indexes.iter().filter_map(|&i| Some((i, records.get(i as usize)?.clone()))).collect());
+        }
         let durable = self.durable_seq();
         let wanted: Vec<u64> = indexes.iter().copied().filter(|&i| i < durable).collect();
         let mut out = Vec::with_capacity(wanted.len());
@@ -653,6 +705,19 @@ fn seal(shared: &Shared, upto: u64, written: u64) -> Result<Option<(File, Sealed
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_journal_in_memory_keeps_the_records_in_order_and_durable_at_once() {
+        let j = Journal::in_memory();
+        assert_eq!((j.append(b"one").unwrap(), j.append_lazy(b"two").unwrap()), (1, 2));
+        assert_eq!((j.len(), j.durable_seq()), (2, 2));
+        j.wait_durable_blocking(2).unwrap();
+        assert_eq!(j.read_range(0, 10).unwrap(), vec![b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(j.read_at(&[1, 5]).unwrap(), vec![(1, b"two".to_vec())]);
+        assert!(j.segments().is_empty() && j.archive_through(2).unwrap() == 0);
+        j.close();
+        assert!(j.append(b"three").is_err(), "closed");
+    }
 
     fn records(j: &Journal) -> Vec<Vec<u8>> {
         j.read_range(0, usize::MAX).unwrap()

@@ -453,3 +453,29 @@ async fn a_restart_from_a_snapshot_equals_a_full_replay_and_old_segments_are_arc
     assert_eq!(oms.durable_state(), state);
     oms.shutdown();
 }
+
+/// A backtest's Order Manager: journal in memory, simulated time, broker events delivered by the caller. The same
+/// records as live, stamped with the simulated clock, and no runtime needed.
+#[test]
+fn in_memory_with_a_simulated_clock_runs_without_a_runtime() {
+    let t0 = DateTime::parse_from_rfc3339("2025-03-10T14:00:00Z").unwrap().with_timezone(&Utc);
+    let clock = clock::SimClock::new(t0);
+    let oms = OrderManager::in_memory(instruments(), TradingCalendar::Continuous, clock.clone());
+    let broker = ManualBroker::new();
+    oms.attach_broker_inline(broker.clone()).unwrap();
+    assert!(oms.attach_broker_inline(broker.clone()).is_err(), "one broker");
+    oms.on_market_trade("PETR4", Price::from_f64(38.50).unwrap());
+    let t1 = clock.advance_to(t0 + chrono::Duration::seconds(90));
+    let routed = oms.route(limit(Side::Buy, 200, 38.50), &Actor::new("algo")).unwrap();
+    let id = routed.outcome().unwrap().id;
+    assert_eq!(broker.submitted.lock().unwrap().len(), 1, "routed at once");
+    let fill = Fill { exec_id: "x-1".into(), quantity: Qty(200), price: Price::from_f64(38.50).unwrap(), ts: t1 };
+    let events = [OrderEvent::Accepted { broker_order_id: "B-1".into() }, OrderEvent::Filled(fill)];
+    oms.on_broker_events(events.into_iter().map(|event| BrokerEvent { order_id: id, event, ts: t1 }));
+    assert_eq!(oms.get(id).unwrap().status, OrderStatus::Filled);
+    assert_eq!(oms.positions().positions[0].quantity, Qty(200));
+    let (trail, total) = oms.audit(0, 100, None).unwrap();
+    assert_eq!(total, oms.journal().len());
+    assert!(trail.iter().filter(|a| a.order_id == Some(id)).all(|a| a.ts == t1), "stamped in simulated time");
+    assert!(oms.journal().is_in_memory());
+}

@@ -28,7 +28,9 @@ impl OrderManager {
         }
     }
 
-    pub(super) fn on_broker_events(&self, events: impl Iterator<Item = BrokerEvent>) {
+    /// Books what the broker reported, in order. Live, the task [`OrderManager::attach_broker`] starts calls this;
+    /// a backtest calls it itself at each event's simulated time.
+    pub fn on_broker_events(&self, events: impl Iterator<Item = BrokerEvent>) {
         // Broker events do not depend on our state, so they are encoded before taking the lock.
         let encoded: Vec<(Record, Result<Vec<u8>, OmsError>)> = events
             .map(|ev| {

@@ -305,6 +305,41 @@ impl OrderManager {
         Ok((oms, report))
     }
 
+    /// An Order Manager journaling into memory ([`Journal::in_memory`]): the same validation, risk, records and
+    /// state as live, for a backtest. No snapshot writer; attach the venue with [`OrderManager::attach_broker_inline`].
+    pub fn in_memory(instruments: Instruments, calendar: TradingCalendar, clock: Arc<dyn Clock>) -> OrderManager {
+        // Nobody writes snapshots of a journal that dies with the process: the checkpoint channel has no reader.
+        let (checkpoints, _) = std::sync::mpsc::channel::<Checkpoint>();
+        let (snapshot_done, _) = watch::channel(0);
+        let (updates, _) = broadcast::channel(4096);
+        OrderManager {
+            inner: Arc::new(Inner {
+                desk: Mutex::new(Desk { state: OmsState::new(), risk: RiskEngine::default(), session_rolls_at: None }),
+                journal: Journal::in_memory(),
+                broker: OnceLock::new(),
+                instruments,
+                calendar,
+                clock,
+                updates,
+                checkpoints,
+                snapshot_done,
+            }),
+        }
+    }
+
+    /// Connects a broker whose events the caller delivers itself through [`OrderManager::on_broker_events`] (a
+    /// backtest's simulated venue), and records the start. Needs no runtime.
+    pub fn attach_broker_inline(&self, broker: Arc<dyn Broker>) -> Result<(), OmsError> {
+        if self.inner.broker.set(broker).is_err() {
+            return Err(OmsError::Conflict("a broker is already attached".into()));
+        }
+        let mut desk = self.lock();
+        self.reconcile_locked(&mut desk)?;
+        let started = Entry::Started { recovered_records: 0, truncated_bytes: 0 };
+        self.append(&mut desk, &Actor::new("system"), started)?;
+        Ok(())
+    }
+
     /// The number of journal records the latest snapshot covers (0: none yet); changes when one is written.
     pub fn snapshots(&self) -> watch::Receiver<u64> {
         self.inner.snapshot_done.subscribe()
