@@ -1,6 +1,5 @@
 //! Streaming indicators. Each takes one observation at a time and answers without allocating, in O(1) (Bollinger:
-//! O(period), for an exact deviation), so a
-//! strategy can keep several on every tick of a backtest. Values are `f64`: an indicator is a signal, never money
+//! O(period), for an exact deviation), so a strategy can keep several on every tick of a backtest. Values are `f64`: an indicator is a signal, never money
 //! (orders are priced on the instrument's tick grid by the strategy, from `domain::Price`).
 //!
 //! Every indicator answers `None` until it has seen enough data (its `period`), never a value computed from less.
@@ -150,7 +149,7 @@ impl Rsi {
         let gain = self.gains.update(change.max(0.0));
         let loss = self.losses.update((-change).max(0.0));
         match (gain, loss) {
-            (Some(_), Some(l)) if l == 0.0 => Some(100.0),
+            (Some(_), Some(0.0)) => Some(100.0),
             (Some(g), Some(l)) => Some(100.0 - 100.0 / (1.0 + g / l)),
             _ => None,
         }
