@@ -230,3 +230,30 @@ fn the_readme_example_files_work() {
         assert!(root.join(path).exists(), "README names {path}, which does not exist");
     }
 }
+
+/// `market generate --start` puts the data in B3 sessions of the chosen dates: 10:00–18:00 São Paulo, weekdays
+/// only, continuing at the next weekday's open; a weekend or a malformed date is a one-line error.
+#[test]
+fn generated_data_falls_in_sessions_from_the_chosen_date() {
+    use chrono::{Datelike, Timelike};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    // One event a minute: 480 a session, so 1,500 trades spill from Friday into Monday.
+    let args = ["market", "generate", "--symbol", "PETR4", "--ticks", "1500", "--step-ms", "60000", "--start"];
+    let o = ts(dir.path(), &[&args[..], &["2025-03-07", "--out", out]].concat(), None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let trades = market_store::read_trades(&dir.path().join("market/trades")).unwrap();
+    assert_eq!(trades.len(), 1500);
+    let local: Vec<_> = trades.iter().map(|t| t.exchange_ts.with_timezone(&chrono_tz::America::Sao_Paulo)).collect();
+    let first = local.iter().min().unwrap();
+    assert_eq!((first.date_naive().to_string(), first.hour()), ("2025-03-07".to_string(), 10));
+    assert!(local.iter().all(|t| (10..18).contains(&t.hour())), "inside the session");
+    assert!(local.iter().all(|t| t.weekday().num_days_from_monday() < 5), "weekdays only");
+    assert!(local.iter().any(|t| t.date_naive().to_string() == "2025-03-10"), "continued on Monday");
+
+    for (bad, says) in [("2025-03-08", "B3 has no session"), ("08/03/2025", "--start must be a date")] {
+        let o = ts(dir.path(), &[&args[..], &[bad, "--out", out]].concat(), None);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(says) && err.trim().lines().count() == 1, "{err}");
+    }
+}
