@@ -1,68 +1,26 @@
 //! The paper broker: a simulated broker that behaves like a real one from the Order Manager's side.
 //!
 //! `submit` and `cancel` only enqueue ("accepted locally"); a task owned by the broker acknowledges, matches and
-//! reports everything later as [`BrokerEvent`]s. Matching is against the simulated market's real book:
-//! - marketable quantity takes liquidity level by level ([`SimMarket::execute`]), so a large order gets several
-//!   fills at several prices (partial fills);
-//! - resting limit quantity fills passively when the tape trades through its price, up to the printed size;
-//! - STOP triggers when a trade prints at or beyond the stop (BUY at or above, SELL at or below) and then behaves
-//!   as MARKET; STOP_LIMIT then behaves as LIMIT;
-//! - IOC executes what it can and expires the rest; FOK executes everything at once or expires untouched;
-//! - DAY orders expire when the session date changes; GTC orders stay.
+//! reports everything later as [`BrokerEvent`]s. The rules (book walk with partial fills, passive fills when the
+//! tape trades through, stops, IOC/FOK, DAY expiry) are [`matching::Matcher`]'s, which a backtest's venue runs too;
+//! live, its liquidity is the simulated market's real book ([`SimMarket::execute`]), which an order depletes.
 //!
 //! The broker's working orders live in memory; on restart the Order Manager hands back its open orders
 //! ([`PaperBroker::start`]'s `restore`), standing in for the state a real broker keeps on its side.
 
-use chrono::{DateTime, NaiveDate, Utc};
+pub mod matching;
+
+use chrono::{DateTime, Utc};
 use clock::SharedClock;
 use domain::broker::{Broker, BrokerConnection, BrokerError, BrokerEvent, BrokerOrderSnapshot, LinkState};
 use domain::calendar::TradingCalendar;
-use domain::order::{Fill, Order, OrderEvent, OrderId, OrderStatus, OrderType, Side, TimeInForce};
+use domain::order::{Order, OrderId, OrderStatus, Side};
 use domain::{Price, Qty, Symbol};
-use market_sim::{MarketEvent, SimMarket, Trade, PAPER_AGENT};
+use market_sim::{MarketEvent, SimMarket, PAPER_AGENT};
+use matching::{Liquidity, Matcher, Print};
 use parking_lot::Mutex;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
-
-#[derive(Debug, Clone)]
-struct Working {
-    id: OrderId,
-    broker_order_id: String,
-    symbol: Symbol,
-    side: Side,
-    order_type: OrderType,
-    quantity: Qty,
-    filled: Qty,
-    fills: u32,
-    price: Option<Price>,
-    stop_price: Option<Price>,
-    tif: TimeInForce,
-    triggered: bool,
-    session: NaiveDate,
-}
-
-impl Working {
-    fn leaves(&self) -> Qty {
-        self.quantity - self.filled
-    }
-
-    /// The limit the order executes under right now: none for a market (or triggered stop-market) order.
-    fn limit(&self) -> Option<Price> {
-        match self.order_type {
-            OrderType::Market | OrderType::Stop => None,
-            OrderType::Limit | OrderType::StopLimit => self.price,
-        }
-    }
-
-    fn is_waiting_for_trigger(&self) -> bool {
-        self.order_type_needs_trigger() && !self.triggered
-    }
-
-    fn order_type_needs_trigger(&self) -> bool {
-        matches!(self.order_type, OrderType::Stop | OrderType::StopLimit)
-    }
-}
 
 enum Command {
     New(Box<Order>),
@@ -71,14 +29,35 @@ enum Command {
 
 pub struct PaperBroker {
     commands: mpsc::UnboundedSender<Command>,
-    state: Arc<Mutex<BTreeMap<OrderId, Working>>>,
+    matcher: Arc<Mutex<Matcher>>,
+}
+
+/// The simulated market is the live paper broker's liquidity: what an order takes leaves its book.
+impl Liquidity for SimMarket {
+    fn knows(&self, symbol: &Symbol) -> bool {
+        self.instruments().get(symbol).is_some()
+    }
+
+    fn execute(
+        &mut self,
+        symbol: &Symbol,
+        side: Side,
+        qty: Qty,
+        limit: Option<Price>,
+        now: DateTime<Utc>,
+    ) -> Vec<(Price, Qty)> {
+        SimMarket::execute(self, symbol, side, qty, limit, now)
+    }
+
+    fn available(&self, symbol: &Symbol, side: Side, limit: Option<Price>) -> Qty {
+        SimMarket::available(self, symbol, side, limit)
+    }
 }
 
 struct Engine {
     market: SimMarket,
     clock: SharedClock,
-    calendar: TradingCalendar,
-    working: Arc<Mutex<BTreeMap<OrderId, Working>>>,
+    matcher: Arc<Mutex<Matcher>>,
     events: mpsc::UnboundedSender<BrokerEvent>,
 }
 
@@ -96,51 +75,28 @@ impl PaperBroker {
     ) -> (Arc<PaperBroker>, mpsc::UnboundedReceiver<BrokerEvent>) {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        let state = Arc::new(Mutex::new(BTreeMap::new()));
-        let now = clock.now();
+        let mut matcher = Matcher::new(calendar, clock.now());
         let mut pending_new = Vec::new();
-        {
-            let mut w = state.lock();
-            for o in restore {
-                match (&o.broker_order_id, o.status) {
-                    (_, s) if s.is_terminal() => {}
-                    (Some(_), _) => {
-                        let entry = working_from(&o, calendar.session_date(o.created_at));
-                        w.insert(o.id, entry);
-                        if o.status == OrderStatus::PendingCancel {
-                            let _ = cmd_tx.send(Command::Cancel(o.id));
-                        }
+        for o in restore {
+            match (&o.broker_order_id, o.status) {
+                (_, s) if s.is_terminal() => {}
+                (Some(_), _) => {
+                    matcher.restore(&o);
+                    if o.status == OrderStatus::PendingCancel {
+                        let _ = cmd_tx.send(Command::Cancel(o.id));
                     }
-                    (None, _) => pending_new.push(o),
                 }
+                (None, _) => pending_new.push(o),
             }
         }
         for o in pending_new {
             let _ = cmd_tx.send(Command::New(Box::new(o)));
         }
-        let engine = Engine { market: market.clone(), clock, calendar, working: state.clone(), events: events_tx };
+        let matcher = Arc::new(Mutex::new(matcher));
+        let engine = Engine { market: market.clone(), clock, matcher: matcher.clone(), events: events_tx };
         let trades = market.subscribe();
-        tokio::spawn(engine.run(cmd_rx, trades, now));
-        (Arc::new(PaperBroker { commands: cmd_tx, state }), events_rx)
-    }
-}
-
-fn working_from(o: &Order, session: NaiveDate) -> Working {
-    Working {
-        id: o.id,
-        broker_order_id: o.broker_order_id.clone().unwrap_or_else(|| format!("PB-{}", o.id)),
-        symbol: o.symbol,
-        side: o.side,
-        order_type: o.order_type,
-        quantity: o.quantity,
-        filled: o.filled_quantity,
-        fills: o.fills.len() as u32,
-        price: o.price,
-        stop_price: o.stop_price,
-        tif: o.time_in_force,
-        // A restored stop that had partially filled must have triggered.
-        triggered: o.filled_quantity.is_positive(),
-        session,
+        tokio::spawn(engine.run(cmd_rx, trades));
+        (Arc::new(PaperBroker { commands: cmd_tx, matcher }), events_rx)
     }
 }
 
@@ -170,38 +126,37 @@ impl Broker for PaperBroker {
     }
 
     fn working_orders(&self) -> Vec<BrokerOrderSnapshot> {
-        self.state
-            .lock()
-            .values()
-            .map(|w| BrokerOrderSnapshot {
-                order_id: w.id,
-                broker_order_id: w.broker_order_id.clone(),
-                filled_quantity: w.filled,
-            })
-            .collect()
+        self.matcher.lock().working_orders()
     }
 }
 
 impl Engine {
     async fn run(
-        self,
+        mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut trades: broadcast::Receiver<MarketEvent>,
-        started: DateTime<Utc>,
     ) {
-        let mut session = self.calendar.session_date(started);
         let mut wake = tokio::time::interval(std::time::Duration::from_secs(1));
         wake.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut out = Vec::new();
         loop {
             tokio::select! {
                 biased;
-                cmd = commands.recv() => match cmd {
-                    Some(Command::New(order)) => self.on_new(*order, self.clock.now()),
-                    Some(Command::Cancel(id)) => self.on_cancel(id, self.clock.now()),
-                    None => return,
-                },
+                cmd = commands.recv() => {
+                    let now = self.clock.now();
+                    match cmd {
+                        Some(Command::New(order)) => self.matcher.lock().on_new(&order, &mut self.market, now, &mut out),
+                        Some(Command::Cancel(id)) => self.matcher.lock().on_cancel(id, now, &mut out),
+                        None => return,
+                    }
+                }
                 ev = trades.recv() => match ev {
-                    Ok(MarketEvent::Trade(t)) => self.on_trade(&t),
+                    Ok(MarketEvent::Trade(t)) => {
+                        let ours = t.buyer_agent == PAPER_AGENT || t.seller_agent == PAPER_AGENT;
+                        let Ok(symbol) = Symbol::parse(&t.symbol) else { continue };
+                        let print = Print { symbol, price: t.price, quantity: t.quantity, ours, ts: t.receive_ts };
+                        self.matcher.lock().on_print(&print, &mut self.market, &mut out);
+                    }
                     Ok(MarketEvent::Book(_) | MarketEvent::BookUpdate(_)) => {}
                     // Missing some prints only delays passive fills (the next trade re-checks everything), but an
                     // operator must see that the simulation fell behind the tape.
@@ -211,170 +166,11 @@ impl Engine {
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
-                _ = wake.tick() => {
-                    let now = self.clock.now();
-                    let today = self.calendar.session_date(now);
-                    if today != session {
-                        session = today;
-                        self.expire_day_orders(today, now);
-                    }
-                }
+                _ = wake.tick() => self.matcher.lock().on_time(self.clock.now(), &mut out),
             }
-        }
-    }
-
-    fn emit(&self, order_id: OrderId, event: OrderEvent, ts: DateTime<Utc>) {
-        let _ = self.events.send(BrokerEvent { order_id, event, ts });
-    }
-
-    fn on_new(&self, order: Order, now: DateTime<Utc>) {
-        let mut w = working_from(&order, self.calendar.session_date(now));
-        w.filled = Qty::ZERO;
-        w.fills = 0;
-        w.triggered = false;
-        if self.market.instruments().get(&order.symbol).is_none() {
-            self.emit(
-                order.id,
-                OrderEvent::Rejected {
-                    code: "UNKNOWN_SYMBOL".into(),
-                    reason: format!("{} is not traded here", order.symbol),
-                },
-                now,
-            );
-            return;
-        }
-        self.emit(order.id, OrderEvent::Accepted { broker_order_id: w.broker_order_id.clone() }, now);
-        if w.tif == TimeInForce::Fok {
-            let available = self.market.available(&w.symbol, w.side, w.limit());
-            if w.is_waiting_for_trigger() || available < w.quantity {
-                self.emit(
-                    w.id,
-                    OrderEvent::Expired { reason: "FOK: not enough liquidity to fill at once".into() },
-                    now,
-                );
-                return;
+            for ev in out.drain(..) {
+                let _ = self.events.send(ev);
             }
-        }
-        if !w.is_waiting_for_trigger() {
-            self.execute_aggressive(&mut w, now);
-        }
-        self.rest_or_finish(w, now);
-    }
-
-    /// After an aggressive pass: IOC/FOK remainders expire, filled orders leave, the rest works.
-    fn rest_or_finish(&self, w: Working, now: DateTime<Utc>) {
-        if w.leaves().is_zero() {
-            return;
-        }
-        let immediate = matches!(w.tif, TimeInForce::Ioc | TimeInForce::Fok);
-        if immediate && !w.is_waiting_for_trigger() {
-            self.emit(
-                w.id,
-                OrderEvent::Expired { reason: format!("{:?}: unfilled remainder {}", w.tif, w.leaves()) },
-                now,
-            );
-            return;
-        }
-        if w.limit().is_none() && !w.is_waiting_for_trigger() {
-            // A market order that found no more liquidity: B3 cancels the remainder rather than leaving it priced at
-            // anything.
-            self.emit(
-                w.id,
-                OrderEvent::Expired { reason: format!("MARKET: no liquidity for the remainder {}", w.leaves()) },
-                now,
-            );
-            return;
-        }
-        self.working.lock().insert(w.id, w);
-    }
-
-    fn fill(&self, w: &mut Working, price: Price, qty: Qty, now: DateTime<Utc>) {
-        w.fills += 1;
-        w.filled += qty;
-        let exec_id = format!("{}-{}", w.broker_order_id, w.fills);
-        self.emit(w.id, OrderEvent::Filled(Fill { exec_id, quantity: qty, price, ts: now }), now);
-    }
-
-    fn execute_aggressive(&self, w: &mut Working, now: DateTime<Utc>) {
-        let pieces = self.market.execute(&w.symbol, w.side, w.leaves(), w.limit(), now);
-        for (price, qty) in pieces {
-            self.fill(w, price, qty, now);
-        }
-    }
-
-    fn on_cancel(&self, id: OrderId, now: DateTime<Utc>) {
-        let removed = self.working.lock().remove(&id);
-        match removed {
-            Some(_) => self.emit(id, OrderEvent::Canceled { reason: "canceled on request".into() }, now),
-            None => self.emit(
-                id,
-                OrderEvent::CancelRejected {
-                    reason: "order is not working at the broker (already filled, expired or unknown)".into(),
-                },
-                now,
-            ),
-        }
-    }
-
-    fn on_trade(&self, t: &Trade) {
-        let now = t.receive_ts;
-        let candidates: Vec<OrderId> = {
-            let w = self.working.lock();
-            w.values().filter(|o| o.symbol == t.symbol.as_str()).map(|o| o.id).collect()
-        };
-        for id in candidates {
-            let Some(mut w) = self.working.lock().remove(&id) else {
-                continue;
-            };
-            if w.is_waiting_for_trigger() {
-                let hit = match (w.side, w.stop_price) {
-                    (Side::Buy, Some(s)) => t.price >= s,
-                    (Side::Sell, Some(s)) => t.price <= s,
-                    _ => false,
-                };
-                if !hit {
-                    self.working.lock().insert(id, w);
-                    continue;
-                }
-                w.triggered = true;
-                self.execute_aggressive(&mut w, now);
-                self.rest_or_finish(w, now);
-                continue;
-            }
-            // Our own prints say nothing about other participants' interest at our price.
-            let ours = t.buyer_agent == PAPER_AGENT || t.seller_agent == PAPER_AGENT;
-            if let (Some(limit), false) = (w.limit(), ours) {
-                // The opposite side moved through our price: take what crosses.
-                self.execute_aggressive(&mut w, now);
-                // Someone traded at a price worse than ours with the aggressor on the other side: our resting
-                // order was ahead of them.
-                let through = match w.side {
-                    Side::Buy => t.price < limit,
-                    Side::Sell => t.price > limit,
-                };
-                if through && w.leaves().is_positive() {
-                    let q = w.leaves().min(t.quantity);
-                    self.fill(&mut w, limit, q, now);
-                }
-            }
-            if w.leaves().is_positive() {
-                self.working.lock().insert(id, w);
-            }
-        }
-    }
-
-    fn expire_day_orders(&self, today: NaiveDate, now: DateTime<Utc>) {
-        let expired: Vec<OrderId> = {
-            let mut w = self.working.lock();
-            let ids: Vec<OrderId> =
-                w.values().filter(|o| o.tif == TimeInForce::Day && o.session < today).map(|o| o.id).collect();
-            for id in &ids {
-                w.remove(id);
-            }
-            ids
-        };
-        for id in expired {
-            self.emit(id, OrderEvent::Expired { reason: "DAY order: session ended".into() }, now);
         }
     }
 }
@@ -382,7 +178,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::order::{OrderRequest, PositionType};
+    use domain::order::{OrderEvent, OrderRequest, OrderType, PositionType, TimeInForce};
     use domain::Instruments;
     use market_sim::SimConfig;
     use std::time::Duration;
