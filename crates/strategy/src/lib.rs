@@ -2,6 +2,12 @@
 //! trades from the bus (whatever feed produced them) and its orders go through the same Order Manager and risk
 //! engine as everyone else's.
 
+pub mod api;
+pub mod kinds;
+pub mod params;
+#[cfg(test)]
+mod tests;
+
 use bus::{Bus, BusError, Event};
 use data_capture::DataCapture;
 use domain::order::OrderRequest;
@@ -9,6 +15,8 @@ use market_data::Trade;
 use order_manager::{Actor, OmsError, OrderManager};
 use tokio::task::JoinHandle;
 
+/// The trade-only strategy the live runner drives today (`Responder`); strategies written against [`api::Strategy`]
+/// run in backtests now and move to the live runner next.
 pub trait Strategy: Send + 'static {
     fn name(&self) -> &str;
 

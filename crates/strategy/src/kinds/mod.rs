@@ -1,0 +1,39 @@
+//! The registry: every strategy that can be named in a configuration, a backtest or the API.
+
+pub mod sma_cross;
+
+use crate::api::Strategy;
+use crate::params::{ParamError, Params};
+use domain::Symbol;
+
+type Builder = fn(&[Symbol], &Params) -> Result<Box<dyn Strategy>, ParamError>;
+
+/// A strategy the registry knows: its name and what it does (`tradingsystem backtest --list` and the API show it).
+pub struct Kind {
+    pub name: &'static str,
+    pub about: &'static str,
+    build: Builder,
+}
+
+pub const KINDS: &[Kind] = &[Kind {
+    name: sma_cross::NAME,
+    about: "long above / short below a slow SMA of the price, on the cross of a fast one (params: fast, slow, hold_ticks, lots, price)",
+    build: |symbols, params| Ok(Box::new(sma_cross::SmaCross::new(symbols, params)?)),
+}];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    #[error("unknown strategy {kind:?}; known: {known}")]
+    UnknownKind { kind: String, known: String },
+    #[error("{0}")]
+    Params(#[from] ParamError),
+}
+
+/// Builds the strategy `kind` for `symbols` with `params`.
+pub fn build(kind: &str, symbols: &[Symbol], params: &Params) -> Result<Box<dyn Strategy>, BuildError> {
+    let k = KINDS.iter().find(|k| k.name == kind).ok_or_else(|| BuildError::UnknownKind {
+        kind: kind.to_string(),
+        known: KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", "),
+    })?;
+    Ok((k.build)(symbols, params)?)
+}
