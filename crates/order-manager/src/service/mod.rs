@@ -287,20 +287,7 @@ impl OrderManager {
         }
         let (snapshot_done, _) = watch::channel(from_snapshot);
         spawn_checkpointer(to_checkpointer, journal.clone(), instruments.clone(), snapshots, snapshot_done.clone())?;
-        let (updates, _) = broadcast::channel(4096);
-        let oms = OrderManager {
-            inner: Arc::new(Inner {
-                desk: Mutex::new(Desk { state, risk: RiskEngine::default(), session_rolls_at: None }),
-                journal,
-                broker: OnceLock::new(),
-                instruments,
-                calendar,
-                clock,
-                updates,
-                checkpoints,
-                snapshot_done,
-            }),
-        };
+        let oms = Self::assemble(state, journal, (instruments, calendar, clock), checkpoints, snapshot_done);
         metrics::gauge!("ts_kill_switch_active").set(if report.kill_switch_active { 1.0 } else { 0.0 });
         Ok((oms, report))
     }
@@ -311,11 +298,23 @@ impl OrderManager {
         // Nobody writes snapshots of a journal that dies with the process: the checkpoint channel has no reader.
         let (checkpoints, _) = std::sync::mpsc::channel::<Checkpoint>();
         let (snapshot_done, _) = watch::channel(0);
+        let market = (instruments, calendar, clock);
+        Self::assemble(OmsState::new(), Journal::in_memory(), market, checkpoints, snapshot_done)
+    }
+
+    fn assemble(
+        state: OmsState,
+        journal: Journal,
+        (instruments, calendar, clock): (Instruments, TradingCalendar, Arc<dyn Clock>),
+        checkpoints: std::sync::mpsc::Sender<Checkpoint>,
+        snapshot_done: watch::Sender<u64>,
+    ) -> OrderManager {
         let (updates, _) = broadcast::channel(4096);
+        let desk = Desk { state, risk: RiskEngine::default(), session_rolls_at: None };
         OrderManager {
             inner: Arc::new(Inner {
-                desk: Mutex::new(Desk { state: OmsState::new(), risk: RiskEngine::default(), session_rolls_at: None }),
-                journal: Journal::in_memory(),
+                desk: Mutex::new(desk),
+                journal,
                 broker: OnceLock::new(),
                 instruments,
                 calendar,
