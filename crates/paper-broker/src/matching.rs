@@ -180,6 +180,10 @@ impl Matcher {
 
     /// A print on the tape: triggers stops, fills resting limits it trades through.
     pub fn on_print(&mut self, t: &Print, liquidity: &mut impl Liquidity, out: &mut Vec<BrokerEvent>) {
+        // Most prints find nothing working (a backtest sends millions): no allocation for them.
+        if self.working.is_empty() {
+            return;
+        }
         let now = t.ts;
         let candidates: Vec<OrderId> = self.working.values().filter(|o| o.symbol == t.symbol).map(|o| o.id).collect();
         for id in candidates {
