@@ -352,7 +352,7 @@ impl<'de> Deserialize<'de> for Money {
 }
 
 /// Divides with rounding half away from zero; `den` must be non-zero.
-pub(crate) fn div_round(num: i128, den: i128) -> i128 {
+pub fn div_round(num: i128, den: i128) -> i128 {
     let q = num / den;
     let r = num % den;
     if (r.abs() * 2) >= den.abs() {

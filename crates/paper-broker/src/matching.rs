@@ -225,6 +225,36 @@ impl Matcher {
         }
     }
 
+    /// The opposite side of `symbol` moved (a new quote or book): a resting limit it now crosses fills at its own
+    /// price (a resting order gets no price improvement), as far as the liquidity goes. Stops trigger on prints only.
+    pub fn on_market_change(
+        &mut self,
+        symbol: &Symbol,
+        liquidity: &mut impl Liquidity,
+        now: DateTime<Utc>,
+        out: &mut Vec<BrokerEvent>,
+    ) {
+        if self.working.is_empty() {
+            return;
+        }
+        let candidates: Vec<OrderId> = self
+            .working
+            .values()
+            .filter(|o| o.symbol == *symbol && o.limit().is_some() && !o.is_waiting_for_trigger())
+            .map(|o| o.id)
+            .collect();
+        for id in candidates {
+            let Some(mut w) = self.working.remove(&id) else { continue };
+            let Some(limit) = w.limit() else { continue };
+            for (_, qty) in liquidity.execute(&w.symbol, w.side, w.leaves(), Some(limit), now) {
+                fill(&mut w, limit, qty, now, out);
+            }
+            if w.leaves().is_positive() {
+                self.working.insert(id, w);
+            }
+        }
+    }
+
     /// Time passes: DAY orders of an earlier session expire when the session date changes.
     pub fn on_time(&mut self, now: DateTime<Utc>, out: &mut Vec<BrokerEvent>) {
         let today = self.calendar.session_date(now);

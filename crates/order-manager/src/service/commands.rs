@@ -200,7 +200,31 @@ impl OrderManager {
     }
 
     pub async fn cancel(&self, id: OrderId, actor: &Actor) -> Result<Order, OmsError> {
+        let seq = self.record_cancel_request(id, actor)?;
+        self.inner.journal.wait_durable(seq).await?;
+        self.send_cancel(id)
+    }
+
+    /// [`OrderManager::cancel`] on the caller's thread, for an Order Manager whose journal is in memory (a
+    /// backtest): there is no disk to wait for between recording the request and sending it.
+    pub fn cancel_inline(&self, id: OrderId, actor: &Actor) -> Result<Order, OmsError> {
+        if !self.inner.journal.is_in_memory() {
+            return Err(OmsError::Conflict("cancel_inline needs an in-memory journal".into()));
+        }
+        self.record_cancel_request(id, actor)?;
+        self.send_cancel(id)
+    }
+
+    fn send_cancel(&self, id: OrderId) -> Result<Order, OmsError> {
         let broker = self.broker()?.clone();
+        if let Err(e) = broker.cancel(id) {
+            self.apply_broker_event(id, OrderEvent::CancelRejected { reason: e.to_string() }, "broker");
+        }
+        self.get(id).ok_or(OmsError::NotFound(id))
+    }
+
+    fn record_cancel_request(&self, id: OrderId, actor: &Actor) -> Result<u64, OmsError> {
+        self.broker()?;
         let seq = {
             let mut desk = self.lock();
             let order = desk.state.order(id).ok_or(OmsError::NotFound(id))?;
@@ -215,11 +239,7 @@ impl OrderManager {
             }
             self.append(&mut desk, actor, Entry::OrderEvent { order_id: id, event: OrderEvent::CancelRequested })?
         };
-        self.inner.journal.wait_durable(seq).await?;
-        if let Err(e) = broker.cancel(id) {
-            self.apply_broker_event(id, OrderEvent::CancelRejected { reason: e.to_string() }, "broker");
-        }
-        self.get(id).ok_or(OmsError::NotFound(id))
+        Ok(seq)
     }
 
     /// Whether `desk` holds a cancelable order `id`, for the cancels the Order Manager sends on its own.

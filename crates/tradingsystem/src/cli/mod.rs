@@ -2,6 +2,7 @@
 
 mod accounts;
 mod audit;
+mod backtest;
 mod data;
 mod market;
 mod signals;
@@ -43,6 +44,9 @@ enum Command {
     /// Market data tools.
     #[command(subcommand)]
     Market(market::MarketCmd),
+    /// Replays market data through a strategy, the Order Manager and the paper broker's matching; prints a JSON
+    /// summary and writes a report with --out.
+    Backtest(backtest::BacktestArgs),
     /// Retention jobs (`serve` also runs them daily).
     #[command(subcommand)]
     Retention(data::RetentionCmd),
@@ -95,6 +99,10 @@ pub fn run(cli: Cli) -> Result<()> {
             rt.block_on(accounts::apikey_cmd(&cfg, cmd))
         }
         Command::Market(cmd) => market::run(cmd),
+        Command::Backtest(args) => {
+            let _guard = quiet()?;
+            backtest::run(&cfg, args, &rt)
+        }
         Command::Signals(cmd) => signals::run(cmd),
         Command::Import(cmd) => {
             let _guard = quiet()?;
