@@ -127,8 +127,8 @@ impl Ord for Scheduled {
 }
 
 /// How often (simulated time) a position's mark is passed to the Order Manager for its daily-loss check, besides
-/// before every order: marking on every quote would cost more than the rest of the event.
-const OMS_MARK_EVERY_NS: i64 = 100_000_000;
+/// before every order and at every fill: marking on every quote would cost more than the rest of the event.
+const OMS_MARK_EVERY_NS: i64 = 1_000_000_000;
 
 /// What the strategy's [`Context`] reads and acts on.
 pub struct Core {
@@ -153,9 +153,42 @@ pub struct Core {
     oms_marked_at: Vec<i64>,
     pub(crate) refusals: u64,
     pub(crate) orders: u64,
+    day: std::cell::Cell<UtcDay>,
 }
 
+/// The UTC day of the last timestamp turned into a `DateTime`: building one from nanoseconds costs a calendar
+/// computation, and every event needs one, nearly always on the same day as the last.
+#[derive(Debug, Clone, Copy)]
+struct UtcDay {
+    start: i64,
+    date: chrono::NaiveDate,
+}
+
+const DAY_NS: i64 = 86_400_000_000_000;
+
 impl Core {
+    fn datetime(&self, ts: i64) -> DateTime<Utc> {
+        let mut d = self.day.get();
+        if ts < d.start || ts >= d.start + DAY_NS {
+            let days = ts.div_euclid(DAY_NS);
+            let Some(date) = i32::try_from(days + 719_163).ok().and_then(chrono::NaiveDate::from_num_days_from_ce_opt)
+            else {
+                return clock::from_nanos(ts);
+            };
+            d = UtcDay { start: days * DAY_NS, date };
+            self.day.set(d);
+        }
+        let in_day = ts - d.start;
+        let time = chrono::NaiveTime::from_num_seconds_from_midnight_opt(
+            (in_day / 1_000_000_000) as u32,
+            (in_day % 1_000_000_000) as u32,
+        );
+        match time {
+            Some(t) => d.date.and_time(t).and_utc(),
+            None => clock::from_nanos(ts),
+        }
+    }
+
     fn schedule(&mut self, due: i64, action: Action) {
         self.seq += 1;
         self.queue.push(Reverse(Scheduled { due, seq: self.seq, action }));
@@ -205,7 +238,7 @@ impl Core {
 
 impl Context for Core {
     fn now(&self) -> DateTime<Utc> {
-        clock::from_nanos(self.now)
+        self.datetime(self.now)
     }
 
     fn instrument(&self, symbol: &Symbol) -> Option<&Instrument> {
@@ -387,6 +420,7 @@ impl Engine {
             oms_marked_at: vec![i64::MIN; n],
             refusals: 0,
             orders: 0,
+            day: std::cell::Cell::new(UtcDay { start: i64::MIN / 2, date: chrono::NaiveDate::MIN }),
         };
         Ok(Engine { core, strategy, bars, started: false, last_ts: start_ts })
     }
@@ -619,4 +653,20 @@ pub struct Results {
     /// Orders the strategy submitted, and how many of them validation or risk refused.
     pub submitted: u64,
     pub refused: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_cached_day_gives_the_same_datetime_as_chrono() {
+        let strategy = strategy::kinds::build("noop", &[domain::Symbol::lit("PETR4")], &Default::default()).unwrap();
+        let table = super::SymbolTable::new(&[domain::Symbol::lit("PETR4")]).unwrap();
+        let t0 = 1_741_615_200_123_456_789i64;
+        let e =
+            super::Engine::new(strategy, table, &Default::default(), domain::calendar::TradingCalendar::Continuous, t0)
+                .unwrap();
+        for ts in [t0, t0 + 1, t0 + super::DAY_NS, t0 - super::DAY_NS, 0, -1, t0 + 7_000_000_000_000] {
+            assert_eq!(e.core.datetime(ts), clock::from_nanos(ts), "{ts}");
+        }
+    }
 }

@@ -56,7 +56,6 @@ pub struct DayClose {
 struct Book {
     inst: Instrument,
     pos: Position,
-    unrealized: Money,
     day_fills: Vec<usize>,
     realized_day: Money,
     trip: Option<Trip>,
@@ -74,7 +73,6 @@ pub struct Ledger {
     /// Per symbol: (ts, mark) at the first event of each minute, for the price chart.
     pub prices: Vec<Vec<(i64, f64)>>,
     realized: Money,
-    unrealized: Money,
     costs_settled: Money,
     costs_provisional: Money,
     open_positions: usize,
@@ -102,7 +100,6 @@ impl Ledger {
             .map(|i| Book {
                 inst: i.clone(),
                 pos: Position::new(i.symbol, i.multiplier),
-                unrealized: Money::ZERO,
                 day_fills: Vec::new(),
                 realized_day: Money::ZERO,
                 trip: None,
@@ -118,7 +115,6 @@ impl Ledger {
             curve: Vec::new(),
             prices: vec![Vec::new(); instruments.len()],
             realized: Money::ZERO,
-            unrealized: Money::ZERO,
             costs_settled: Money::ZERO,
             costs_provisional: Money::ZERO,
             open_positions: 0,
@@ -140,8 +136,11 @@ impl Ledger {
         self.capital
     }
 
+    /// Capital + realized + unrealized at the marks − costs. Computed when asked (each minute of the curve, each
+    /// fill, each close), not per event: the per-event work is storing the mark.
     pub fn equity(&self) -> Money {
-        self.capital + self.realized + self.unrealized - self.costs_settled - self.costs_provisional
+        let unrealized = self.books.iter().fold(Money::ZERO, |a, b| a + b.pos.unrealized().unwrap_or_default());
+        self.capital + self.realized + unrealized - self.costs_settled - self.costs_provisional
     }
 
     /// Realized + unrealized − costs so far.
@@ -175,11 +174,6 @@ impl Ledger {
         let Some(mark) = mark else { return };
         let b = &mut self.books[usize::from(sym)];
         b.pos.last_price = Some(mark);
-        if !b.pos.quantity.is_zero() {
-            let u = b.pos.unrealized().unwrap_or(b.unrealized);
-            self.unrealized += u - b.unrealized;
-            b.unrealized = u;
-        }
         let minute = ts.div_euclid(MINUTE);
         if minute != b.last_sample_minute {
             b.last_sample_minute = minute;
@@ -211,9 +205,6 @@ impl Ledger {
         if b.pos.last_price.is_none() {
             b.pos.last_price = Some(price);
         }
-        let u = b.pos.unrealized().unwrap_or_default();
-        self.unrealized += u - b.unrealized;
-        b.unrealized = u;
         self.realized += realized;
         b.realized_day += realized;
         let after = b.pos.quantity;

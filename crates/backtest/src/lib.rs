@@ -85,13 +85,22 @@ pub struct Outcome {
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Timing {
+    /// Wall time from the first read to the last event processed.
     pub total: Duration,
+    /// Of which reading and decoding the data (the sources' batches).
+    pub reading: Duration,
     pub events: u64,
 }
 
 impl Timing {
+    /// The engine's own time: the total without reading the data.
+    pub fn run_phase(&self) -> Duration {
+        self.total.saturating_sub(self.reading)
+    }
+
+    /// Events per second of the run phase.
     pub fn events_per_second(&self) -> f64 {
-        self.events as f64 / self.total.as_secs_f64().max(1e-9)
+        self.events as f64 / self.run_phase().as_secs_f64().max(1e-9)
     }
 }
 
@@ -116,7 +125,9 @@ pub fn run_strategy(
     control: Control<'_>,
 ) -> Result<Outcome, BacktestError> {
     let expected = feed.expected_events();
-    drive(spec, strategy, expected, || feed.next_event(), control)
+    let mut out = drive(spec, strategy, expected, || feed.next_event(), control)?;
+    out.timing.reading = feed.reading_time();
+    Ok(out)
 }
 
 /// Runs `spec` over events already in memory (a parameter sweep shares one copy between its runs).
@@ -167,6 +178,6 @@ fn drive(
     }
     engine.finish();
     (control.progress)(done, expected.max(done));
-    let timing = Timing { total: started.elapsed(), events: done };
+    let timing = Timing { total: started.elapsed(), reading: Duration::ZERO, events: done };
     Ok(report::outcome(spec, engine, table, done, complete, timing))
 }

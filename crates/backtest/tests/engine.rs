@@ -321,4 +321,26 @@ fn the_store_streams_quotes_and_trades_in_time_order() {
         kinds.push(if matches!(e.body, Body::Quote { .. }) { 'q' } else { 't' });
     }
     assert_eq!(kinds, "qtqtqtqtqt");
+
+    // A partition whose parts are out of time order (a later part holding earlier rows) is read whole and sorted.
+    let late = trades
+        .iter()
+        .map(|t| market_data::Trade {
+            trade_id: t.trade_id + 100,
+            exchange_ts: t.exchange_ts - chrono::Duration::milliseconds(3),
+            ..t.clone()
+        })
+        .collect::<Vec<_>>();
+    st.write_trades(&late).unwrap();
+    let mut f = Feed::new();
+    let s = store::add_store(&mut f, dir.path(), &table, backtest::DateRange { from: Some(d), to: Some(d) }).unwrap();
+    assert_eq!((s.partitions, s.rows, s.unsorted_partitions), (2, 15, 1));
+    let mut last = i64::MIN;
+    let mut n = 0;
+    while let Some(e) = f.next_event().unwrap() {
+        assert!(e.ts >= last, "in time order");
+        last = e.ts;
+        n += 1;
+    }
+    assert_eq!(n, 15);
 }

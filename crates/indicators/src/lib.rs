@@ -12,27 +12,34 @@
 
 use std::collections::VecDeque;
 
-/// A fixed-size window over the last `period` values.
+/// The last `period` values, in a ring: a push is a store and an index step, nothing moves.
 #[derive(Debug, Clone)]
 struct Window {
-    values: VecDeque<f64>,
+    values: Vec<f64>,
+    /// Where the oldest value is, once the window is full.
+    head: usize,
     period: usize,
 }
 
 impl Window {
     fn new(period: usize) -> Window {
         let period = period.max(1);
-        Window { values: VecDeque::with_capacity(period + 1), period }
+        Window { values: Vec::with_capacity(period), head: 0, period }
     }
 
     /// Pushes `x`; returns the value that fell out, if the window was full.
+    #[inline]
     fn push(&mut self, x: f64) -> Option<f64> {
-        self.values.push_back(x);
-        if self.values.len() > self.period {
-            self.values.pop_front()
-        } else {
-            None
+        if self.values.len() < self.period {
+            self.values.push(x);
+            return None;
         }
+        let out = std::mem::replace(&mut self.values[self.head], x);
+        self.head += 1;
+        if self.head == self.period {
+            self.head = 0;
+        }
+        Some(out)
     }
 
     fn full(&self) -> bool {
@@ -40,7 +47,6 @@ impl Window {
     }
 }
 
-/// Simple moving average of the last `period` values.
 #[derive(Debug, Clone)]
 pub struct Sma {
     window: Window,

@@ -1,10 +1,10 @@
 //! The Parquet store the recorder (and `tradingsystem market generate`) writes:
 //! `market/<trades|quotes|book_snapshots>/date=YYYY-MM-DD/symbol=SYM/part-NNNN.parquet`.
 //!
-//! Each (dataset, date, symbol) partition becomes one source. A first pass reads only the timestamp column of its
-//! parts (cheap) to count rows and check their order: parts in time order stream batch by batch; a partition that
-//! is not (receive-order jitter, parts written out of order) is read whole and sorted, which is correct, only
-//! slower.
+//! Each (dataset, date, symbol) partition becomes one source. The files' row-group statistics (no data decoded)
+//! give the row count and say whether parts and row groups follow each other in time: if so the partition streams
+//! batch by batch; if not (parts written out of order, no statistics) it is read whole and sorted, which is
+//! correct, only slower.
 
 use super::{DataError, DateRange, Feed, Source, SymbolTable, VecSource};
 use crate::event::{level_or_none, Body, BookLevels, Event, SymbolIdx};
@@ -16,7 +16,7 @@ use chrono::NaiveDate;
 use domain::{Price, Qty};
 use market_data::{Aggressor, Level};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
-use parquet::arrow::ProjectionMask;
+use parquet::file::statistics::Statistics;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -144,32 +144,37 @@ fn part_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     Ok(out)
 }
 
-fn open(path: &Path, columns: Option<&[&str]>) -> Result<ParquetRecordBatchReader, DataError> {
+fn open(path: &Path) -> Result<ParquetRecordBatchReader, DataError> {
     let file = File::open(path).map_err(|e| DataError::file(path, e))?;
-    let mut b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DataError::file(path, e))?;
-    if let Some(cols) = columns {
-        let schema = b.parquet_schema();
-        let idx: Vec<usize> = (0..schema.num_columns()).filter(|&i| cols.contains(&schema.column(i).name())).collect();
-        if idx.len() != cols.len() {
-            return Err(DataError::file(path, format!("expected columns {}", cols.join(", "))));
-        }
-        let mask = ProjectionMask::leaves(schema, idx);
-        b = b.with_projection(mask);
-    }
+    let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DataError::file(path, e))?;
     b.with_batch_size(BATCH_ROWS).build().map_err(|e| DataError::file(path, e))
 }
 
-/// Row count of the partition and whether its timestamps never go back, across its parts in name order.
+/// Row count of the partition and whether its parts and row groups follow each other in time, from the files'
+/// statistics (no data is decoded). Inside a row group the rows are in the order the recorder received them; a
+/// row a hair earlier than the one before it is replayed at the time already reached (the clock never goes back).
 fn scan_times(parts: &[PathBuf], dataset: Dataset) -> Result<(u64, bool), DataError> {
-    let (mut rows, mut last, mut sorted) = (0u64, i64::MIN, true);
+    let (mut rows, mut last_max, mut sorted) = (0u64, i64::MIN, true);
     for p in parts {
-        for b in open(p, Some(&[dataset.ts_column()]))? {
-            let b = b.map_err(|e| DataError::file(p, e))?;
-            let ts = column::<TimestampNanosecondArray>(&b, dataset.ts_column(), p)?;
-            rows += b.num_rows() as u64;
-            for &t in ts.values().iter() {
-                sorted &= t >= last;
-                last = t;
+        let file = File::open(p).map_err(|e| DataError::file(p, e))?;
+        let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DataError::file(p, e))?;
+        let meta = b.metadata();
+        let schema = meta.file_metadata().schema_descr();
+        let col = (0..schema.num_columns())
+            .find(|&i| schema.column(i).name() == dataset.ts_column())
+            .ok_or_else(|| DataError::file(p, format!("column {} missing", dataset.ts_column())))?;
+        for rg in meta.row_groups() {
+            rows += rg.num_rows().max(0) as u64;
+            match rg.column(col).statistics() {
+                Some(Statistics::Int64(st)) => match (st.min_opt(), st.max_opt()) {
+                    (Some(&min), Some(&max)) => {
+                        sorted &= min >= last_max;
+                        last_max = last_max.max(max);
+                    }
+                    _ => sorted = false,
+                },
+                // Without statistics nothing is known: sort.
+                _ => sorted = false,
             }
         }
     }
@@ -223,7 +228,7 @@ impl Source for PartSource {
                     }
                     return Ok(false);
                 };
-                let r = open(&p, None)?;
+                let r = open(&p)?;
                 self.reader = Some((p, r));
             }
             let Some((path, reader)) = self.reader.as_mut() else { continue };

@@ -1,5 +1,6 @@
 //! The registry: every strategy that can be named in a configuration, a backtest or the API.
 
+pub mod noop;
 pub mod sma_cross;
 
 use crate::api::Strategy;
@@ -15,11 +16,18 @@ pub struct Kind {
     build: Builder,
 }
 
-pub const KINDS: &[Kind] = &[Kind {
-    name: sma_cross::NAME,
-    about: "long above / short below a slow SMA of the price, on the cross of a fast one (params: fast, slow, hold_ticks, lots, price)",
-    build: |symbols, params| Ok(Box::new(sma_cross::SmaCross::new(symbols, params)?)),
-}];
+pub const KINDS: &[Kind] = &[
+    Kind {
+        name: sma_cross::NAME,
+        about: "long above / short below a slow SMA of the price, on the cross of a fast one (params: fast, slow, hold_ticks, lots, price)",
+        build: |symbols, params| Ok(Box::new(sma_cross::SmaCross::new(symbols, params)?)),
+    },
+    Kind {
+        name: noop::NAME,
+        about: "receives every event and trades nothing: the data path alone (no params)",
+        build: |symbols, params| Ok(Box::new(noop::Noop::new(symbols, params)?)),
+    },
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {

@@ -11,7 +11,6 @@ use domain::order::{OrderRequest, OrderType, PositionType, Side, TimeInForce};
 use domain::{Qty, Symbol};
 use indicators::Sma;
 use serde::Deserialize;
-use std::collections::HashMap;
 
 pub const NAME: &str = "sma_cross";
 
@@ -71,7 +70,8 @@ pub struct SmaCross {
     source: PriceSource,
     /// Set by the first quote under `auto`: from then on trades do not move the averages.
     quotes_seen: bool,
-    tracks: HashMap<Symbol, Track>,
+    /// Per symbol, searched linearly: a strategy has a handful of symbols, and this runs on every tick.
+    tracks: Vec<(Symbol, Track)>,
 }
 
 impl SmaCross {
@@ -112,7 +112,7 @@ impl SmaCross {
     }
 
     fn on_price(&mut self, ctx: &mut dyn Context, symbol: Symbol, price: f64) {
-        let Some(t) = self.tracks.get_mut(&symbol) else { return };
+        let Some((_, t)) = self.tracks.iter_mut().find(|(s, _)| *s == symbol) else { return };
         t.ticks_since_signal = t.ticks_since_signal.saturating_add(1);
         let (Some(fast), Some(slow)) = (t.fast.update(price), t.slow.update(price)) else { return };
         let side = match fast.partial_cmp(&slow) {
