@@ -121,3 +121,60 @@ fn the_registry_refuses_unknown_strategies_and_bad_parameters() {
     }
     assert!(kinds::build("sma_cross", &[], &Params::new()).is_err(), "no symbols");
 }
+
+fn book_ctx(now: DateTime<Utc>) -> Book {
+    Book { instruments: Instruments::b3_defaults(now.date_naive()), position: Qty::ZERO, sent: vec![], now }
+}
+
+#[test]
+fn breakout_enters_beyond_the_channel_of_earlier_prices_and_exits_across_the_shorter_one() {
+    let now = DateTime::parse_from_rfc3339("2025-03-10T13:00:00Z").unwrap().with_timezone(&Utc);
+    let pet = [Symbol::lit("PETR4")];
+    let p = params(&[("period", 4.into()), ("exit_period", 2.into())]);
+    let mut s = kinds::build("breakout", &pet, &p).unwrap();
+    let mut ctx = book_ctx(now);
+    // 10 11 10 11 fill the channel (10..11); 12 breaks out up: long 1 lot. 12.5 stays. 11.8 is below the 2-low
+    // of (12, 12.5) = 12: flat. 9 breaks below the 4-low (11.8): short.
+    for mid in [100_000, 110_000, 100_000, 110_000, 120_000, 125_000, 118_000, 90_000] {
+        s.on_quote(&mut ctx, &quote(mid, now));
+    }
+    let sides: Vec<(Side, Qty)> = ctx.sent.iter().map(|r| (r.side, r.quantity)).collect();
+    assert_eq!(sides, vec![(Side::Buy, Qty(100)), (Side::Sell, Qty(100)), (Side::Sell, Qty(100))]);
+    assert_eq!(ctx.position, Qty(-100));
+    assert!(ctx.sent[0].justification.as_deref().unwrap().contains("above the 4-high"));
+
+    for (k, v, says) in [("exit_period", 30, "exit_period"), ("period", 1, "period")] {
+        let e = kinds::build("breakout", &pet, &params(&[(k, v.into())])).err().unwrap().to_string();
+        assert!(e.contains(says), "{e}");
+    }
+    let e = kinds::build("breakout", &pet, &params(&[("interval", "7m".into())])).err().unwrap().to_string();
+    assert!(e.contains("interval"), "{e}");
+}
+
+#[test]
+fn book_imbalance_follows_the_heavier_side_and_goes_flat_when_balanced() {
+    use crate::api::{BookView, Level};
+    let now = DateTime::parse_from_rfc3339("2025-03-10T13:00:00Z").unwrap().with_timezone(&Utc);
+    let pet = [Symbol::lit("PETR4")];
+    let p = params(&[("levels", 2.into()), ("threshold", 0.5.into()), ("exit", 0.1.into())]);
+    let mut s = kinds::build("book_imbalance", &pet, &p).unwrap();
+    let mut ctx = book_ctx(now);
+    let lv = |q: i64| Level { price: Price(385_000), quantity: Qty(q) };
+    let mut show = |bids: [i64; 3], asks: [i64; 3], ctx: &mut Book| {
+        let (b, a) = (bids.map(lv), asks.map(lv));
+        s.on_book(ctx, &BookView { symbol: pet[0], bids: &b, asks: &a, ts: now });
+    };
+    // Level 3 is outside `levels`: (900+100) vs (100+100) = +0.67: long.
+    show([900, 100, 0], [100, 100, 5000], &mut ctx);
+    // +0.33: between exit and threshold, hold.
+    show([300, 100, 0], [100, 100, 0], &mut ctx);
+    // −0.8: short (a flip: twice the size).
+    show([100, 0, 0], [500, 400, 0], &mut ctx);
+    // 0: flat.
+    show([100, 100, 0], [100, 100, 0], &mut ctx);
+    let sides: Vec<(Side, Qty)> = ctx.sent.iter().map(|r| (r.side, r.quantity)).collect();
+    assert_eq!(sides, vec![(Side::Buy, Qty(100)), (Side::Sell, Qty(200)), (Side::Buy, Qty(100))]);
+    assert_eq!(crate::kinds::book_imbalance::imbalance(&[], &[], 3), None);
+    let e = kinds::build("book_imbalance", &pet, &params(&[("exit", 0.7.into())])).err().unwrap().to_string();
+    assert!(e.contains("exit < threshold"), "{e}");
+}

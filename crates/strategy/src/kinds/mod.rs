@@ -1,5 +1,8 @@
 //! The registry: every strategy that can be named in a configuration, a backtest or the API.
 
+pub mod book_imbalance;
+pub mod breakout;
+mod common;
 pub mod noop;
 pub mod sma_cross;
 
@@ -21,6 +24,16 @@ pub const KINDS: &[Kind] = &[
         name: sma_cross::NAME,
         about: "long above / short below a slow SMA of the price, on the cross of a fast one (params: fast, slow, hold_ticks, lots, price)",
         build: |symbols, params| Ok(Box::new(sma_cross::SmaCross::new(symbols, params)?)),
+    },
+    Kind {
+        name: breakout::NAME,
+        about: "Donchian breakout: long above the period-high, short below the period-low, flat across the exit channel (params: period, exit_period, lots, price, interval)",
+        build: |symbols, params| Ok(Box::new(breakout::Breakout::new(symbols, params)?)),
+    },
+    Kind {
+        name: book_imbalance::NAME,
+        about: "long when bid size outweighs ask size over the top levels, short on the reverse, flat when balanced (params: levels, threshold, exit, hold_ticks, lots)",
+        build: |symbols, params| Ok(Box::new(book_imbalance::BookImbalance::new(symbols, params)?)),
     },
     Kind {
         name: noop::NAME,

@@ -5,10 +5,10 @@
 //! when the data has quotes, and the trade price of trades otherwise (`price = "mid"` or `"trade"` chooses).
 //! `fast = 1` is the price itself.
 
+use super::common::{check_lots, move_to, Pricer};
 use crate::api::{Context, QuoteTick, Strategy, TradeTick};
 use crate::params::{invalid, typed, ParamError, Params};
-use domain::order::{OrderRequest, OrderType, PositionType, Side, TimeInForce};
-use domain::{Qty, Symbol};
+use domain::Symbol;
 use indicators::Sma;
 use serde::Deserialize;
 
@@ -48,13 +48,6 @@ mod defaults {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PriceSource {
-    Mid,
-    Trade,
-    Auto,
-}
-
 struct Track {
     fast: Sma,
     slow: Sma,
@@ -67,9 +60,7 @@ struct Track {
 pub struct SmaCross {
     symbols: Vec<Symbol>,
     p: SmaCrossParams,
-    source: PriceSource,
-    /// Set by the first quote under `auto`: from then on trades do not move the averages.
-    quotes_seen: bool,
+    pricer: Pricer,
     /// Per symbol, searched linearly: a strategy has a handful of symbols, and this runs on every tick.
     tracks: Vec<(Symbol, Track)>,
 }
@@ -83,15 +74,8 @@ impl SmaCross {
         if p.slow > 1_000_000 {
             return Err(invalid(NAME, "slow: at most 1000000 ticks"));
         }
-        if !(1..=1_000_000).contains(&p.lots) {
-            return Err(invalid(NAME, "lots: 1 to 1000000"));
-        }
-        let source = match p.price.as_str() {
-            "mid" => PriceSource::Mid,
-            "trade" => PriceSource::Trade,
-            "auto" => PriceSource::Auto,
-            other => return Err(invalid(NAME, format!("price: mid, trade or auto, not {other:?}"))),
-        };
+        check_lots(NAME, p.lots)?;
+        let pricer = Pricer::parse(NAME, &p.price)?;
         if symbols.is_empty() {
             return Err(invalid(NAME, "needs at least one symbol"));
         }
@@ -108,7 +92,7 @@ impl SmaCross {
                 (*s, t)
             })
             .collect();
-        Ok(SmaCross { symbols: symbols.to_vec(), p, source, quotes_seen: false, tracks })
+        Ok(SmaCross { symbols: symbols.to_vec(), p, pricer, tracks })
     }
 
     fn on_price(&mut self, ctx: &mut dyn Context, symbol: Symbol, price: f64) {
@@ -127,32 +111,10 @@ impl SmaCross {
         }
         t.signalled = true;
         t.ticks_since_signal = 0;
-        let Some(lot) = ctx.instrument(&symbol).map(|i| i.lot) else { return };
-        let target = lot * (self.p.lots * i64::from(side));
-        let delta = target - ctx.position(&symbol);
-        if delta.is_zero() {
-            return;
-        }
-        let (order_side, quantity) =
-            if delta.is_positive() { (Side::Buy, delta) } else { (Side::Sell, Qty::ZERO - delta) };
-        let req = OrderRequest {
-            symbol,
-            side: order_side,
-            order_type: OrderType::Market,
-            quantity,
-            price: None,
-            stop_price: None,
-            time_in_force: TimeInForce::Day,
-            client_order_id: None,
-            position_type: PositionType::Daytrade,
-            justification: Some(format!(
-                "sma_cross: fast {fast:.4} {} slow {slow:.4}",
-                if side > 0 { ">" } else { "<" }
-            )),
-            source: None,
-        };
-        // A refusal also arrives as on_refused; the next cross tries again.
-        let _ = ctx.submit(req);
+        let target = self.p.lots * i64::from(side);
+        move_to(ctx, symbol, target, || {
+            format!("sma_cross: fast {fast:.4} {} slow {slow:.4}", if side > 0 { ">" } else { "<" })
+        });
     }
 }
 
@@ -166,17 +128,14 @@ impl Strategy for SmaCross {
     }
 
     fn on_quote(&mut self, ctx: &mut dyn Context, q: &QuoteTick) {
-        if self.source == PriceSource::Trade {
-            return;
+        if let Some(p) = self.pricer.quote(q) {
+            self.on_price(ctx, q.symbol, p);
         }
-        self.quotes_seen = true;
-        self.on_price(ctx, q.symbol, q.mid());
     }
 
     fn on_trade(&mut self, ctx: &mut dyn Context, t: &TradeTick) {
-        if self.source == PriceSource::Mid || (self.source == PriceSource::Auto && self.quotes_seen) {
-            return;
+        if let Some(p) = self.pricer.trade(t) {
+            self.on_price(ctx, t.symbol, p);
         }
-        self.on_price(ctx, t.symbol, t.price.to_f64());
     }
 }
