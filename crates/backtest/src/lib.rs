@@ -11,6 +11,7 @@
 pub mod costs;
 pub mod engine;
 pub mod event;
+pub mod jobs;
 pub mod ledger;
 pub mod metrics;
 pub mod report;

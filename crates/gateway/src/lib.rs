@@ -46,6 +46,8 @@ pub struct AppState {
     pub rate_limits: Arc<protect::RateLimits>,
     /// Who users and API keys are now (role, disabled, revoked), read through a short cache.
     pub auth_cache: Arc<auth::AuthCache>,
+    /// Backtest jobs on the recorded market data.
+    pub backtests: backtest::jobs::Jobs,
 }
 
 pub use systems::probe_all as probe_systems;
@@ -77,6 +79,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(risk::status))
         .routes(routes!(risk::activate_kill_switch, risk::release_kill_switch))
         .routes(routes!(audit::list))
+        .routes(routes!(backtests::create, backtests::list))
+        .routes(routes!(backtests::strategies))
+        .routes(routes!(backtests::get_one, backtests::delete))
+        .routes(routes!(backtests::file))
         .routes(routes!(market::instruments))
         .routes(routes!(market::trades))
         .routes(routes!(market::quote))

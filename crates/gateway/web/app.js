@@ -639,6 +639,118 @@ async function feedState() {
   $("feed-state").className = "pill " + (up ? "good" : "bad");
 }
 
+// ---- backtests ---------------------------------------------------------------------------------------------------
+
+const BT_STATUS = { queued: "na fila", running: "rodando", done: "concluído", failed: "falhou", canceled: "cancelado" };
+
+// "fast=10 slow=30" (or comma-separated) → {fast: 10, slow: 30}; numbers and booleans as such, the rest as text.
+function parseParams(text) {
+  const out = {};
+  for (const part of text.split(/[\s,;]+/).filter(Boolean)) {
+    const i = part.indexOf("=");
+    if (i <= 0) throw new Error(`parâmetro "${part}": use nome=valor`);
+    const [k, v] = [part.slice(0, i), part.slice(i + 1)];
+    out[k] = v === "true" ? true : v === "false" ? false : v !== "" && !isNaN(Number(v)) ? Number(v) : v;
+  }
+  return out;
+}
+
+function drawEquity(points) {
+  const svg = $("bt-equity");
+  svg.replaceChildren();
+  if (!points || points.length < 2) return;
+  const ys = points.map((p) => p[1]);
+  const lo = Math.min(...ys), hi = Math.max(...ys), span = hi - lo || 1;
+  const coords = points.map((p, i) => `${((i / (points.length - 1)) * 600).toFixed(1)},${(152 - ((p[1] - lo) / span) * 144).toFixed(1)}`);
+  const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+  line.setAttribute("points", coords.join(" "));
+  svg.append(line);
+}
+
+function showBacktest(job) {
+  S.btShown = job.id;
+  const pct = Math.round((job.progress || 0) * 100);
+  $("bt-status").textContent = `#${job.id}: ${BT_STATUS[job.status] || job.status}` +
+    (job.status === "running" || job.status === "queued" ? ` (${pct}%)` : "") + (job.error ? ` — ${job.error}` : "");
+  const done = job.status === "done" && job.summary;
+  $("bt-result").hidden = !done;
+  if (!done) return;
+  const s = job.summary, r = s.returns, t = s.trades;
+  const pctFmt = (v) => (v === null || v === undefined ? "—" : `${(v * 100).toFixed(2).replace(".", ",")} %`);
+  const num = (v) => (v === null || v === undefined ? "—" : v.toFixed(2).replace(".", ","));
+  kv($("bt-figures"), [
+    ["Resultado líquido", fmtMoney(s.net_pnl)],
+    ["Retorno", pctFmt(r.total_return)],
+    ["Sharpe", num(r.sharpe)],
+    ["Drawdown máximo", pctFmt(r.max_drawdown)],
+    ["Operações", String(t.trades)],
+    ["Acerto", pctFmt(t.win_rate)],
+    ["Custos", fmtMoney(s.costs)],
+    ["IR estimado", fmtMoney(s.tax_estimate.total)],
+  ]);
+  drawEquity(job.equity);
+}
+
+async function loadBacktests() {
+  const r = await api("GET", "/api/v1/backtests");
+  if (r.status !== 200) return;
+  $("bt-jobs").tBodies[0].replaceChildren(...r.body.data.slice(0, 10).map((j) =>
+    el("tr", { "data-id": j.id, "data-status": j.status, onclick: () => followBacktest(j.id) },
+      el("td", {}, j.id),
+      el("td", {}, j.strategy),
+      el("td", {}, j.symbols.join(", ")),
+      el("td", {}, BT_STATUS[j.status] || j.status),
+      el("td", { class: "num " + (j.summary ? signClass(j.summary.net_pnl) : "") }, j.summary ? fmtMoney(j.summary.net_pnl) : "—"))));
+}
+
+async function followBacktest(id) {
+  clearTimeout(S.btTimer);
+  const r = await api("GET", `/api/v1/backtests/${id}`);
+  if (r.status !== 200) { $("bt-status").textContent = errText(r); return; }
+  showBacktest(r.body);
+  if (r.body.status === "queued" || r.body.status === "running") {
+    S.btTimer = setTimeout(() => followBacktest(id), 500);
+  } else {
+    loadBacktests();
+  }
+}
+
+async function runBacktest(ev) {
+  ev.preventDefault();
+  $("bt-error").textContent = "";
+  let params;
+  try { params = parseParams($("bt-params").value); } catch (e) { $("bt-error").textContent = e.message; return; }
+  const body = {
+    strategy: $("bt-strategy").value,
+    symbols: $("bt-symbols").value.split(/[\s,]+/).filter(Boolean).map((s) => s.toUpperCase()),
+    params,
+  };
+  if ($("bt-from").value) body.from = $("bt-from").value;
+  if ($("bt-to").value) body.to = $("bt-to").value;
+  const r = await api("POST", "/api/v1/backtests", body);
+  if (r.status !== 202) { $("bt-error").textContent = errText(r); return; }
+  loadBacktests();
+  followBacktest(r.body.id);
+}
+
+// The report is served behind the API's authentication: fetched with the token, shown from a blob.
+async function openReport() {
+  if (!S.btShown) return;
+  const resp = await fetch(`/api/v1/backtests/${S.btShown}/files/report.html`, { headers: { Authorization: "Bearer " + S.token } });
+  if (!resp.ok) { $("bt-error").textContent = `HTTP ${resp.status}`; return; }
+  const url = URL.createObjectURL(new Blob([await resp.text()], { type: "text/html" }));
+  window.open(url, "_blank", "noopener");
+}
+
+async function initBacktests() {
+  const r = await api("GET", "/api/v1/backtests/strategies");
+  if (r.status !== 200) return;
+  S.btKinds = new Map(r.body.data.map((k) => [k.name, k.about]));
+  $("bt-strategy").replaceChildren(...r.body.data.map((k) => el("option", { value: k.name }, k.name)));
+  $("bt-about").textContent = S.btKinds.get($("bt-strategy").value) || "";
+  loadBacktests();
+}
+
 // ---- start -------------------------------------------------------------------------------------------------------
 
 async function start() {
@@ -668,6 +780,7 @@ async function start() {
   refreshRisk();
   feedState();
   probeServices();
+  initBacktests();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -680,6 +793,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("kill-activate").addEventListener("click", () => openKillDialog(true));
   $("kill-release").addEventListener("click", () => openKillDialog(false));
   $("kill-confirm").addEventListener("click", confirmKill);
+  $("bt-form").addEventListener("submit", runBacktest);
+  $("bt-strategy").addEventListener("change", () => { $("bt-about").textContent = S.btKinds?.get($("bt-strategy").value) || ""; });
+  $("bt-report").addEventListener("click", openReport);
   setInterval(() => { if (S.token) { refreshPositions(); feedState(); } }, 2000);
   setInterval(() => { if (S.token && $("chart-interval").value !== "1m") loadCandles(); }, 5000);
   if (S.token) start(); else logout();

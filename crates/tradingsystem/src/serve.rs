@@ -237,6 +237,13 @@ impl App {
             min_signal_confidence: cfg.signal_min_confidence,
             telegram_webhook_secret: cfg.telegram_webhook_secret.clone(),
             rate_limits,
+            backtests: backtest::jobs::Jobs::start(
+                vec![cfg.data_dir.join("market"), cfg.data_dir.join("archive").join("market")],
+                cfg.data_dir.join("backtests"),
+                // One core stays with the server however many backtests wait.
+                std::thread::available_parallelism().map(|n| n.get().saturating_sub(1)).unwrap_or(1).max(1),
+                32,
+            ),
         };
         Ok(App { cfg, state, jobs, recorder })
     }
@@ -260,9 +267,11 @@ impl App {
                 name = died => { let _ = dead_tx.send(name); }
             }
         };
-        let (oms, db) = (self.state.oms.clone(), self.state.db.clone());
+        let (oms, db, backtests) = (self.state.oms.clone(), self.state.db.clone(), self.state.backtests.clone());
         gateway::serve(listener, self.state, stop).await?;
         tracing::info!("shutting down: stopping jobs, flushing market data and the journal");
+        // A running backtest stops at its next check and is not kept (only finished runs are listed again).
+        backtests.shutdown();
         self.jobs.shutdown(Duration::from_secs(10)).await;
         self.recorder.flush().await;
         oms.shutdown();

@@ -1,6 +1,6 @@
 //! The dashboard in a real browser: `tests/browser/dashboard.mjs` drives headless Chromium through playwright-core
 //! against the real server (log in, prices move, an order in the blotter and positions, the kill switch and the
-//! next order's rejection, no console errors). Needs Node.js, `/usr/bin/chromium` and `npm ci` in tests/browser;
+//! next order's rejection, a backtest from its panel, no console errors). Needs Node.js, `/usr/bin/chromium` and `npm ci` in tests/browser;
 //! without them it says it skipped, unless `TS_REQUIRE_BROWSER=1` (CI) makes that a failure. Screenshots go to
 //! `$CARGO_TARGET_TMPDIR/browser-shots`, never into the tree.
 
@@ -35,6 +35,26 @@ fn dashboard_in_headless_chromium() {
         return;
     }
     let data = tempfile::tempdir().unwrap();
+    // History for the backtest panel (older than the retention window: the server archives it at start, and
+    // backtests read the archive too).
+    let generated = Command::new(env!("CARGO_BIN_EXE_tradingsystem"))
+        .args([
+            "market",
+            "generate",
+            "--symbol",
+            "PETR4",
+            "--kind",
+            "quotes",
+            "--ticks",
+            "20000",
+            "--start",
+            "2025-03-10",
+        ])
+        .arg("--out")
+        .arg(data.path())
+        .output()
+        .expect("run market generate");
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
     // The project's own documentation, as `serve` from the repository root would index it.
     let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs");
     let server = Server::start_with(data.path(), &[("TS_DOCS_DIR", docs.to_str().unwrap_or("docs"))]);

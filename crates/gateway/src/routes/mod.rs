@@ -1,5 +1,6 @@
 pub mod audit;
 pub mod auth;
+pub mod backtests;
 pub mod docs;
 pub mod ideas;
 pub mod market;

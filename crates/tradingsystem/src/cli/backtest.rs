@@ -32,7 +32,7 @@ pub struct BacktestArgs {
     #[arg(long = "param", value_name = "NAME=VALUE")]
     params: Vec<String>,
     /// Market data: a directory of our Parquet store (its `market/` or the data dir holding it) or a B3 trade file
-    /// (text, `;`-separated with a header). Repeatable. Default: the data dir's `market/`.
+    /// (text, `;`-separated with a header). Repeatable. Default: the data dir's `market/` and `archive/market/`.
     #[arg(long)]
     data: Vec<PathBuf>,
     /// Where to write summary.json, report.html and the orders, fills, positions and trades files.
@@ -187,7 +187,17 @@ pub fn run(cfg: &tradingsystem::config::Config, args: BacktestArgs, rt: &tokio::
         s.params = p.clone();
         backtest::check(&s)?;
     }
-    let data = if args.data.is_empty() { vec![cfg.data_dir.join("market")] } else { args.data.clone() };
+    // By default the data dir's market data, with what retention moved to the archive.
+    let data = if args.data.is_empty() {
+        let archive = cfg.data_dir.join("archive").join("market");
+        let mut d = vec![cfg.data_dir.join("market")];
+        if archive.is_dir() {
+            d.push(archive);
+        }
+        d
+    } else {
+        args.data.clone()
+    };
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();

@@ -214,6 +214,28 @@ try {
     await page.waitForFunction(() => [...document.querySelectorAll("#docs-hits li")].some((li) => li.querySelector("mark")), null, { timeout: 10000 });
   });
 
+  await step("the backtest panel names a bad parameter, then runs one and shows its figures and equity curve", async () => {
+    await page.waitForFunction(() => document.querySelectorAll("#bt-strategy option").length >= 3, null, { timeout: 10000 });
+    await page.selectOption("#bt-strategy", "sma_cross");
+    await page.fill("#bt-symbols", "PETR4");
+    await page.fill("#bt-from", "2025-03-10");
+    await page.fill("#bt-to", "2025-03-10");
+    await page.fill("#bt-params", "fsat=3");
+    await page.click("#bt-run");
+    await page.waitForFunction(() => document.getElementById("bt-error").textContent.includes("fsat"), null, { timeout: 10000 });
+    await page.fill("#bt-params", "fast=1 slow=50 hold_ticks=100");
+    await page.click("#bt-run");
+    await page.waitForFunction(
+      () => !document.getElementById("bt-result").hidden && document.querySelector("#bt-equity polyline"),
+      null,
+      { timeout: 60000 },
+    );
+    const figures = await page.textContent("#bt-figures");
+    expect(figures.includes("Sharpe") && figures.includes("R$"), `figures: ${figures}`);
+    await page.locator('#bt-jobs tr[data-status="done"]').waitFor({ timeout: 10000 });
+    await page.locator("#panel-backtests").screenshot({ path: `${shots}/backtest-panel.png` });
+  });
+
   await step("the API reference renders from /openapi.json", async () => {
     await page.screenshot({ path: `${shots}/dashboard.png`, fullPage: true });
     await page.goto(base + "/api-docs");
@@ -222,11 +244,13 @@ try {
   });
 
   await step("the console has no errors", async () => {
-    // Chromium logs every 4xx answer to fetch as a console error. Exactly two are the API doing its job in the
-    // steps above (the wrong password's 401, the kill switch's 403); anything else is a failure.
+    // Chromium logs every 4xx answer to fetch as a console error. Exactly three are the API doing its job in the
+    // steps above (the wrong password's 401, the kill switch's 403, the bad backtest parameter's 422); anything
+    // else is a failure.
     const expected = [
       "Failed to load resource: the server responded with a status of 401 (Unauthorized)",
       "Failed to load resource: the server responded with a status of 403 (Forbidden)",
+      "Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)",
     ];
     const left = [...problems];
     for (const e of expected) {
