@@ -48,6 +48,8 @@ pub struct AppState {
     pub auth_cache: Arc<auth::AuthCache>,
     /// Backtest jobs on the recorded market data.
     pub backtests: backtest::jobs::Jobs,
+    /// The live strategies.
+    pub strategies: strategy::live::LiveStrategies,
 }
 
 pub use systems::probe_all as probe_systems;
@@ -83,6 +85,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(backtests::strategies))
         .routes(routes!(backtests::get_one, backtests::delete))
         .routes(routes!(backtests::file))
+        .routes(routes!(strategies::list, strategies::create))
+        .routes(routes!(strategies::get_one))
+        .routes(routes!(strategies::start))
+        .routes(routes!(strategies::stop))
         .routes(routes!(market::instruments))
         .routes(routes!(market::trades))
         .routes(routes!(market::quote))

@@ -29,6 +29,7 @@ use utoipa::OpenApi;
         (name = "positions", description = "Positions and P&L"),
         (name = "risk", description = "Limits, risk status and the kill switch"),
         (name = "audit", description = "The audit trail of every order and risk decision"),
+        (name = "strategies", description = "Live strategies: configured instances, start, stop, status"),
         (name = "backtests", description = "Backtests of strategies on the recorded market data: jobs, progress, reports"),
         (name = "market", description = "Data Capture: instruments, trades, quotes, book, candles, feed status"),
         (name = "signals", description = "Strategy/ML signals into orders"),

@@ -639,6 +639,34 @@ async function feedState() {
   $("feed-state").className = "pill " + (up ? "good" : "bad");
 }
 
+// ---- live strategies ---------------------------------------------------------------------------------------------
+
+const LIVE_STATE = { running: "rodando", stopped: "parada", failed: "falhou" };
+
+async function toggleStrategy(name, action) {
+  const r = await api("POST", `/api/v1/strategies/${encodeURIComponent(name)}/${action}`, {});
+  $("strategies-error").textContent = r.status === 200 ? "" : errText(r);
+  refreshStrategies();
+}
+
+async function refreshStrategies() {
+  const r = await api("GET", "/api/v1/strategies");
+  if (r.status !== 200) return;
+  const canTrade = S.role === "trader" || S.role === "admin";
+  $("strategies").tBodies[0].replaceChildren(...r.body.data.map((x) => {
+    const running = x.state === "running";
+    const action = running ? "stop" : "start";
+    return el("tr", { "data-name": x.name, "data-state": x.state, title: x.last_error || "" },
+      el("td", {}, x.name),
+      el("td", {}, x.kind),
+      el("td", {}, x.symbols.join(", ")),
+      el("td", { class: x.state === "failed" ? "down" : "" }, (LIVE_STATE[x.state] || x.state) + (x.last_error ? ` — ${x.last_error}` : "")),
+      el("td", { class: "num" }, `${x.orders} / ${x.fills}`),
+      el("td", { class: "num " + signClass(x.pnl) }, fmtMoney(x.pnl)),
+      el("td", {}, canTrade ? el("button", { class: "ghost", onclick: () => toggleStrategy(x.name, action) }, running ? "Parar" : "Iniciar") : ""));
+  }));
+}
+
 // ---- backtests ---------------------------------------------------------------------------------------------------
 
 const BT_STATUS = { queued: "na fila", running: "rodando", done: "concluído", failed: "falhou", canceled: "cancelado" };
@@ -781,6 +809,7 @@ async function start() {
   feedState();
   probeServices();
   initBacktests();
+  refreshStrategies();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -796,7 +825,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("bt-form").addEventListener("submit", runBacktest);
   $("bt-strategy").addEventListener("change", () => { $("bt-about").textContent = S.btKinds?.get($("bt-strategy").value) || ""; });
   $("bt-report").addEventListener("click", openReport);
-  setInterval(() => { if (S.token) { refreshPositions(); feedState(); } }, 2000);
+  setInterval(() => { if (S.token) { refreshPositions(); feedState(); refreshStrategies(); } }, 2000);
   setInterval(() => { if (S.token && $("chart-interval").value !== "1m") loadCandles(); }, 5000);
   if (S.token) start(); else logout();
 });

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod kinds;
+pub mod live;
 pub mod params;
 #[cfg(test)]
 mod tests;

@@ -24,6 +24,8 @@ pub struct FileConfig {
     pub sim: SimSection,
     pub gateway: GatewaySection,
     pub trading_hours: Option<HoursSection>,
+    /// Live strategies (`[[strategies]]`).
+    pub strategies: Vec<strategy::live::LiveConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,6 +93,8 @@ pub struct Config {
     pub signal_min_confidence: f64,
     /// `TS_SIGNAL_SIZING` (`lots:1`, or `notional:BRL`): how much a signal trades.
     pub signal_sizing: signal_trading::Sizing,
+    /// `[[strategies]]`: the live strategies `serve` runs.
+    pub strategies: Vec<strategy::live::LiveConfig>,
 }
 
 impl Config {
@@ -255,6 +259,7 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
     let docs_dir =
         env("TS_DOCS_DIR").map(PathBuf::from).or(file.docs_dir.clone()).unwrap_or_else(|| PathBuf::from("./docs"));
     Ok(Config {
+        strategies: file.strategies,
         docs_dir,
         signal_min_confidence,
         signal_sizing,

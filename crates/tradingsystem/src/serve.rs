@@ -221,6 +221,12 @@ impl App {
         jobs.schedule("system-probes", When::Every(Duration::from_secs(60)), true, move || {
             gateway::probe_systems(probes.clone(), client.clone())
         });
+        // The live strategies of `[[strategies]]`: a bad entry stops the start with its name.
+        let strategies = strategy::live::LiveStrategies::new(oms.clone(), bus.clone(), clock.clone());
+        for c in cfg.strategies.clone() {
+            let name = c.name.clone();
+            strategies.add(c).with_context(|| format!("[[strategies]] {name:?}"))?;
+        }
         let state = AppState {
             auth_cache: Default::default(),
             oms,
@@ -237,6 +243,7 @@ impl App {
             min_signal_confidence: cfg.signal_min_confidence,
             telegram_webhook_secret: cfg.telegram_webhook_secret.clone(),
             rate_limits,
+            strategies,
             backtests: backtest::jobs::Jobs::start(
                 vec![cfg.data_dir.join("market"), cfg.data_dir.join("archive").join("market")],
                 cfg.data_dir.join("backtests"),

@@ -1,6 +1,6 @@
 //! The dashboard in a real browser: `tests/browser/dashboard.mjs` drives headless Chromium through playwright-core
 //! against the real server (log in, prices move, an order in the blotter and positions, the kill switch and the
-//! next order's rejection, a backtest from its panel, no console errors). Needs Node.js, `/usr/bin/chromium` and `npm ci` in tests/browser;
+//! next order's rejection, a backtest from its panel, a live strategy started and stopped, no console errors). Needs Node.js, `/usr/bin/chromium` and `npm ci` in tests/browser;
 //! without them it says it skipped, unless `TS_REQUIRE_BROWSER=1` (CI) makes that a failure. Screenshots go to
 //! `$CARGO_TARGET_TMPDIR/browser-shots`, never into the tree.
 
@@ -55,6 +55,12 @@ fn dashboard_in_headless_chromium() {
         .output()
         .expect("run market generate");
     assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    // A live strategy, off until the test starts it from the dashboard.
+    std::fs::write(
+        data.path().join("tradingsystem.toml"),
+        "[[strategies]]\nname = \"vale-breakout\"\nkind = \"breakout\"\nsymbols = [\"VALE3\"]\nenabled = false\n",
+    )
+    .unwrap();
     // The project's own documentation, as `serve` from the repository root would index it.
     let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs");
     let server = Server::start_with(data.path(), &[("TS_DOCS_DIR", docs.to_str().unwrap_or("docs"))]);

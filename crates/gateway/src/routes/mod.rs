@@ -8,6 +8,7 @@ pub mod ops;
 pub mod orders;
 pub mod risk;
 pub mod signals;
+pub mod strategies;
 pub mod systems;
 pub mod tp_capital;
 pub mod ws;

@@ -236,6 +236,15 @@ try {
     await page.locator("#panel-backtests").screenshot({ path: `${shots}/backtest-panel.png` });
   });
 
+  await step("a configured strategy is listed, started and stopped from its panel", async () => {
+    const row = '#strategies tr[data-name="vale-breakout"]';
+    await page.locator(`${row}[data-state="stopped"]`).waitFor({ timeout: 10000 });
+    await page.locator(`${row} button`).click();
+    await page.locator(`${row}[data-state="running"]`).waitFor({ timeout: 10000 });
+    await page.locator(`${row} button`).click();
+    await page.locator(`${row}[data-state="stopped"]`).waitFor({ timeout: 10000 });
+  });
+
   await step("the API reference renders from /openapi.json", async () => {
     await page.screenshot({ path: `${shots}/dashboard.png`, fullPage: true });
     await page.goto(base + "/api-docs");

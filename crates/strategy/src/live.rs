@@ -1,0 +1,507 @@
+//! Live strategies: each configured instance runs on its own task, fed from the bus (trades, quotes, books of its
+//! symbols) and the Order Manager's updates (its orders and fills), with the wall clock injected like everywhere
+//! else. Its orders go through the same validation, risk checks and kill switch as anyone's, tagged
+//! `source = strategy:<instance>` and booked to its account.
+//!
+//! A strategy that panics is stopped and reported (`failed`, with the panic's message); the process and the other
+//! strategies carry on. A per-strategy `max_loss` stops it when its own P&L (realized + unrealized at the last
+//! price it saw, before costs) falls to −max_loss; its working orders are then canceled.
+
+use crate::api::{BookView, Context, QuoteTick, Refusal, Strategy, TradeTick};
+use crate::kinds::{self, BuildError};
+use crate::params::Params;
+use bus::{Bus, Event};
+use chrono::{DateTime, Utc};
+use clock::SharedClock;
+use domain::order::{Order, OrderId, OrderRequest, Side};
+use domain::{Instrument, Money, Position, Qty, Symbol};
+use order_manager::{Actor, OmsError, OmsUpdate, OrderManager};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use tokio::sync::{broadcast, oneshot};
+
+/// One `[[strategies]]` entry of the configuration (or a `POST /api/v1/strategies` body).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveConfig {
+    /// The instance's name: unique, `[a-z0-9_-]`, 1 to 40 characters.
+    pub name: String,
+    /// The registry's strategy (`sma_cross`, `breakout`, ...).
+    pub kind: String,
+    pub symbols: Vec<String>,
+    #[serde(default)]
+    pub params: Params,
+    /// The account its orders are booked to; default `strategy-<name>`.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// Started with the server.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// In R$: the strategy stops when its P&L reaches −max_loss.
+    #[serde(default)]
+    pub max_loss: Option<Money>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveState {
+    Running,
+    Stopped,
+    Failed,
+}
+
+/// What the API shows of an instance.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveStatus {
+    pub name: String,
+    pub kind: String,
+    pub symbols: Vec<String>,
+    pub params: Params,
+    pub account: String,
+    pub max_loss: Option<Money>,
+    pub state: LiveState,
+    pub started_at: Option<DateTime<Utc>>,
+    pub orders: u64,
+    pub refused: u64,
+    pub fills: u64,
+    /// Its own positions (from its fills), signed.
+    pub positions: BTreeMap<String, Qty>,
+    /// Realized + unrealized at the last prices it saw, before costs.
+    pub pnl: Money,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("strategy {0:?} not found")]
+    NotFound(String),
+    #[error("strategy {0:?} already exists")]
+    Exists(String),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+}
+
+/// Makes a fresh strategy at each start: for strategies that are not in the registry (an embedding program's own).
+pub type Factory = Arc<dyn Fn() -> Box<dyn Strategy> + Send + Sync>;
+
+struct Instance {
+    cfg: LiveConfig,
+    factory: Option<Factory>,
+    symbols: Vec<Symbol>,
+    status: Arc<Mutex<LiveStatus>>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+/// Every live strategy of the process.
+#[derive(Clone)]
+pub struct LiveStrategies {
+    instances: Arc<Mutex<BTreeMap<String, Instance>>>,
+    oms: OrderManager,
+    bus: Bus,
+    clock: SharedClock,
+}
+
+fn check_name(name: &str) -> Result<(), LiveError> {
+    let ok = (1..=40).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(LiveError::Invalid(format!("name {name:?}: 1 to 40 of a-z, 0-9, _ and -")))
+    }
+}
+
+impl LiveStrategies {
+    pub fn new(oms: OrderManager, bus: Bus, clock: SharedClock) -> LiveStrategies {
+        LiveStrategies { instances: Default::default(), oms, bus, clock }
+    }
+
+    /// Adds an instance (checked by building it) and starts it when `enabled`. Needs a Tokio runtime.
+    pub fn add(&self, cfg: LiveConfig) -> Result<LiveStatus, LiveError> {
+        self.add_with(cfg, None)
+    }
+
+    /// Adds an instance of a strategy made by `factory` (`cfg.kind` then only names it).
+    pub fn add_custom(&self, cfg: LiveConfig, factory: Factory) -> Result<LiveStatus, LiveError> {
+        self.add_with(cfg, Some(factory))
+    }
+
+    fn add_with(&self, cfg: LiveConfig, factory: Option<Factory>) -> Result<LiveStatus, LiveError> {
+        check_name(&cfg.name)?;
+        let mut symbols = Vec::new();
+        for s in &cfg.symbols {
+            let sym: Symbol =
+                s.trim().to_ascii_uppercase().parse().map_err(|e| LiveError::Invalid(format!("symbol {s:?} {e}")))?;
+            if self.oms.instruments().get(sym.as_str()).is_none() {
+                return Err(LiveError::Invalid(format!("symbol {sym} is not a listed instrument")));
+            }
+            symbols.push(sym);
+        }
+        if let Some(m) = cfg.max_loss {
+            if m.0 <= 0 {
+                return Err(LiveError::Invalid("max_loss: a positive amount in R$".into()));
+            }
+        }
+        if factory.is_none() {
+            kinds::build(&cfg.kind, &symbols, &cfg.params)?;
+        }
+        let account = cfg.account.clone().unwrap_or_else(|| format!("strategy-{}", cfg.name));
+        let status = LiveStatus {
+            name: cfg.name.clone(),
+            kind: cfg.kind.clone(),
+            symbols: symbols.iter().map(|s| s.to_string()).collect(),
+            params: cfg.params.clone(),
+            account,
+            max_loss: cfg.max_loss,
+            state: LiveState::Stopped,
+            started_at: None,
+            orders: 0,
+            refused: 0,
+            fills: 0,
+            positions: BTreeMap::new(),
+            pnl: Money::ZERO,
+            last_error: None,
+        };
+        let (name, enabled) = (cfg.name.clone(), cfg.enabled);
+        {
+            let mut all = self.instances.lock();
+            if all.contains_key(&name) {
+                return Err(LiveError::Exists(name));
+            }
+            let status = Arc::new(Mutex::new(status));
+            all.insert(name.clone(), Instance { cfg, factory, symbols, status, stop: None });
+        }
+        if enabled {
+            self.start(&name)
+        } else {
+            self.get(&name).ok_or(LiveError::NotFound(name))
+        }
+    }
+
+    pub fn list(&self) -> Vec<LiveStatus> {
+        self.instances.lock().values().map(|i| i.status.lock().clone()).collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<LiveStatus> {
+        self.instances.lock().get(name).map(|i| i.status.lock().clone())
+    }
+
+    /// Starts a stopped (or failed) instance: a fresh strategy, fresh state; its own positions are rebuilt from
+    /// its orders in the Order Manager.
+    pub fn start(&self, name: &str) -> Result<LiveStatus, LiveError> {
+        let mut all = self.instances.lock();
+        let inst = all.get_mut(name).ok_or_else(|| LiveError::NotFound(name.to_string()))?;
+        if inst.status.lock().state == LiveState::Running {
+            return Ok(inst.status.lock().clone());
+        }
+        let strategy = match &inst.factory {
+            Some(f) => f(),
+            None => kinds::build(&inst.cfg.kind, &inst.symbols, &inst.cfg.params)?,
+        };
+        let (tx, rx) = oneshot::channel();
+        inst.stop = Some(tx);
+        {
+            let mut st = inst.status.lock();
+            st.state = LiveState::Running;
+            st.started_at = Some(self.clock.now());
+            st.last_error = None;
+        }
+        let subjects: Vec<String> = inst
+            .symbols
+            .iter()
+            .flat_map(|s| {
+                [bus::subjects::trades(s.as_str()), bus::subjects::quotes(s.as_str()), bus::subjects::book(s.as_str())]
+            })
+            .collect();
+        let md = self.bus.subscribe_many(&subjects, 65_536).map_err(|e| LiveError::Invalid(e.to_string()))?;
+        let ctx = LiveCtx::new(self.oms.clone(), self.clock.clone(), &inst.cfg, &inst.status);
+        tokio::spawn(run(strategy, ctx, md, self.oms.subscribe(), rx));
+        let snapshot = inst.status.lock().clone();
+        Ok(snapshot)
+    }
+
+    /// Stops an instance; its working orders are canceled.
+    pub fn stop(&self, name: &str) -> Result<LiveStatus, LiveError> {
+        let mut all = self.instances.lock();
+        let inst = all.get_mut(name).ok_or_else(|| LiveError::NotFound(name.to_string()))?;
+        if let Some(tx) = inst.stop.take() {
+            let _ = tx.send(());
+        }
+        let mut st = inst.status.lock();
+        if st.state == LiveState::Running {
+            st.state = LiveState::Stopped;
+        }
+        Ok(st.clone())
+    }
+}
+
+/// The strategy's `Context` live: the Order Manager, the wall clock, and the strategy's own books.
+struct LiveCtx {
+    oms: OrderManager,
+    clock: SharedClock,
+    actor: Actor,
+    source: String,
+    status: Arc<Mutex<LiveStatus>>,
+    max_loss: Option<Money>,
+    /// Its orders, with their side (fills on the update stream do not carry it).
+    mine: HashMap<OrderId, Side>,
+    positions: HashMap<Symbol, Position>,
+    refusals: Vec<Refusal>,
+    timers: BTreeMap<(DateTime<Utc>, u64), u64>,
+    timer_seq: u64,
+}
+
+impl LiveCtx {
+    fn new(oms: OrderManager, clock: SharedClock, cfg: &LiveConfig, status: &Arc<Mutex<LiveStatus>>) -> LiveCtx {
+        let account = status.lock().account.clone();
+        let mut ctx = LiveCtx {
+            oms,
+            clock,
+            actor: Actor::new(account),
+            source: format!("strategy:{}", cfg.name),
+            status: status.clone(),
+            max_loss: cfg.max_loss,
+            mine: HashMap::new(),
+            positions: HashMap::new(),
+            refusals: Vec::new(),
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+        };
+        ctx.rebuild();
+        ctx
+    }
+
+    /// Its positions from its orders in the Order Manager (at start, and if the update stream lagged).
+    fn rebuild(&mut self) {
+        let filter = order_manager::OrderFilter { limit: usize::MAX, ..Default::default() };
+        let (orders, _) = self.oms.list(&filter);
+        self.positions.clear();
+        let mut fills = 0;
+        let source = self.source.clone();
+        for o in orders.iter().rev().filter(|o| o.source == source) {
+            self.mine.insert(o.id, o.side);
+            for f in &o.fills {
+                self.book_fill(o.symbol, o.side, f.quantity, f.price);
+                fills += 1;
+            }
+        }
+        self.status.lock().fills = fills;
+        self.publish();
+    }
+
+    fn book_fill(&mut self, symbol: Symbol, side: Side, qty: Qty, price: domain::Price) {
+        let mult = self.oms.instruments().get(symbol.as_str()).map(|i| i.multiplier).unwrap_or(Money::from_brl(1));
+        let p = self.positions.entry(symbol).or_insert_with(|| Position::new(symbol, mult));
+        let _ = p.apply_fill(side, qty, price);
+        if p.last_price.is_none() {
+            p.last_price = Some(price);
+        }
+    }
+
+    fn mark(&mut self, symbol: Symbol, price: domain::Price) {
+        if let Some(p) = self.positions.get_mut(&symbol) {
+            p.last_price = Some(price);
+        }
+    }
+
+    fn own_pnl(&self) -> Money {
+        self.positions.values().fold(Money::ZERO, |a, p| a + p.realized_total + p.unrealized().unwrap_or_default())
+    }
+
+    fn publish(&self) {
+        let mut st = self.status.lock();
+        st.positions = self.positions.iter().map(|(s, p)| (s.to_string(), p.quantity)).collect();
+        st.pnl = self.own_pnl();
+    }
+
+    /// Whether the strategy lost its allowance.
+    fn over_max_loss(&self) -> Option<String> {
+        let limit = self.max_loss?;
+        let pnl = self.own_pnl();
+        (pnl.0 <= -limit.0).then(|| format!("max loss reached: P&L {pnl} against a limit of {limit}"))
+    }
+
+    async fn cancel_working(&self) {
+        for o in self.oms.open_orders().into_iter().filter(|o| o.source == self.source) {
+            if let Err(e) = self.oms.cancel(o.id, &self.actor).await {
+                tracing::warn!(order_id = o.id, error = %e, "could not cancel a stopped strategy's order");
+            }
+        }
+    }
+}
+
+impl Context for LiveCtx {
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn instrument(&self, symbol: &Symbol) -> Option<&Instrument> {
+        self.oms.instruments().get(symbol.as_str())
+    }
+
+    fn position(&self, symbol: &Symbol) -> Qty {
+        self.positions.get(symbol).map(|p| p.quantity).unwrap_or(Qty::ZERO)
+    }
+
+    fn open_orders(&self) -> Vec<Order> {
+        self.oms.open_orders().into_iter().filter(|o| o.source == self.source).collect()
+    }
+
+    fn pnl(&self) -> Option<Money> {
+        Some(self.own_pnl())
+    }
+
+    fn submit(&mut self, mut req: OrderRequest) -> Result<OrderId, Refusal> {
+        req.source = Some(self.source.clone());
+        let coid = req.client_order_id.clone();
+        self.status.lock().orders += 1;
+        let refused = |e: &OmsError, id: Option<OrderId>| Refusal {
+            order_id: id,
+            client_order_id: coid.clone(),
+            reason: e.to_string(),
+        };
+        let result = match self.oms.route(req, &self.actor) {
+            Err(e) => Err(refused(&e, None)),
+            Ok(routed) => match routed.outcome() {
+                Ok(o) => {
+                    self.mine.insert(o.id, o.side);
+                    Ok(o.id)
+                }
+                Err(e @ OmsError::Risk { order, .. }) => Err(refused(e, Some(order.id))),
+                Err(e) => Err(refused(e, None)),
+            },
+        };
+        // The journal syncs in the background (the caller is the strategy, not a client waiting for an answer).
+        self.oms.flush_soon();
+        if let Err(r) = &result {
+            self.status.lock().refused += 1;
+            self.refusals.push(r.clone());
+        }
+        result
+    }
+
+    fn cancel(&mut self, id: OrderId) -> Result<(), Refusal> {
+        if !self.mine.contains_key(&id) {
+            return Err(Refusal {
+                order_id: Some(id),
+                client_order_id: None,
+                reason: "not this strategy's order".into(),
+            });
+        }
+        let (oms, actor) = (self.oms.clone(), self.actor.clone());
+        tokio::spawn(async move {
+            if let Err(e) = oms.cancel(id, &actor).await {
+                tracing::info!(order_id = id, error = %e, "strategy cancel refused");
+            }
+        });
+        Ok(())
+    }
+
+    fn set_timer(&mut self, at: DateTime<Utc>, id: u64) {
+        self.timer_seq += 1;
+        self.timers.insert((at, self.timer_seq), id);
+    }
+}
+
+/// Runs one callback; a panic becomes an error message.
+fn guarded(f: impl FnOnce()) -> Result<(), String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
+        let msg = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned());
+        format!("the strategy panicked: {}", msg.unwrap_or_else(|| "(no message)".into()))
+    })
+}
+
+async fn run(
+    mut strategy: Box<dyn Strategy>,
+    mut ctx: LiveCtx,
+    mut md: bus::Subscription,
+    mut updates: broadcast::Receiver<OmsUpdate>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let outcome: Result<(), String> = async {
+        guarded(|| strategy.on_start(&mut ctx))?;
+        loop {
+            // Refusals are delivered as events after the callback that caused them.
+            for r in std::mem::take(&mut ctx.refusals) {
+                guarded(|| strategy.on_refused(&mut ctx, &r))?;
+            }
+            if let Some(why) = ctx.over_max_loss() {
+                return Err(why);
+            }
+            let next_timer = ctx.timers.keys().next().map(|(at, _)| *at);
+            let wait = next_timer.map(|at| (at - ctx.clock.now()).to_std().unwrap_or_default());
+            tokio::select! {
+                _ = &mut stop => return Ok(()),
+                _ = async { match wait { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => {
+                    if let Some((_, id)) = ctx.timers.pop_first() {
+                        guarded(|| strategy.on_timer(&mut ctx, id))?;
+                    }
+                }
+                d = md.recv() => {
+                    let Some(d) = d else { return Err("the market data stream ended".into()) };
+                    match &*d.event {
+                        Event::Trade(t) if t.kind == market_data::TradeKind::New => {
+                            let Ok(symbol) = t.symbol.parse::<Symbol>() else { continue };
+                            ctx.mark(symbol, t.price);
+                            let tick = TradeTick { symbol, price: t.price, quantity: t.quantity, aggressor: t.aggressor, ts: t.exchange_ts };
+                            guarded(|| strategy.on_trade(&mut ctx, &tick))?;
+                        }
+                        Event::Quote(q) => {
+                            let (Some(bid), Some(ask), Ok(symbol)) = (q.bid, q.ask, q.symbol.parse::<Symbol>()) else { continue };
+                            let tick = QuoteTick { symbol, bid: bid.price, bid_size: bid.quantity, ask: ask.price, ask_size: ask.quantity, ts: q.ts };
+                            guarded(|| strategy.on_quote(&mut ctx, &tick))?;
+                        }
+                        Event::Book(b) => {
+                            let Ok(symbol) = b.symbol.parse::<Symbol>() else { continue };
+                            let view = BookView { symbol, bids: &b.bids, asks: &b.asks, ts: b.ts };
+                            guarded(|| strategy.on_book(&mut ctx, &view))?;
+                        }
+                        _ => {}
+                    }
+                    ctx.publish();
+                }
+                u = updates.recv() => match u {
+                    Ok(OmsUpdate::Order(o)) if ctx.mine.contains_key(&o.id) => {
+                        guarded(|| strategy.on_order(&mut ctx, &o))?;
+                    }
+                    Ok(OmsUpdate::Fill { order_id, symbol, fill }) => {
+                        let Some(side) = ctx.mine.get(&order_id).copied() else { continue };
+                        ctx.book_fill(symbol, side, fill.quantity, fill.price);
+                        ctx.status.lock().fills += 1;
+                        ctx.publish();
+                        if let Some(order) = ctx.oms.get(order_id) {
+                            guarded(|| strategy.on_fill(&mut ctx, &order, &fill))?;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(strategy = %ctx.source, missed = n, "strategy fell behind the order updates; rebuilding its positions");
+                        ctx.rebuild();
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return Err("the Order Manager stopped".into()),
+                }
+            }
+        }
+    }
+    .await;
+    ctx.cancel_working().await;
+    ctx.publish();
+    let mut st = ctx.status.lock();
+    match outcome {
+        Ok(()) => st.state = LiveState::Stopped,
+        Err(e) => {
+            tracing::error!(strategy = %ctx.source, error = %e, "strategy stopped");
+            st.state = if e.starts_with("max loss") { LiveState::Stopped } else { LiveState::Failed };
+            st.last_error = Some(e);
+        }
+    }
+}
