@@ -20,7 +20,6 @@ use domain::broker::{Broker, BrokerConnection, BrokerError, BrokerEvent, BrokerO
 use domain::calendar::TradingCalendar;
 use domain::order::{Order, OrderEvent, OrderId, OrderRequest};
 use domain::{Instrument, Instruments, Money, Qty, Symbol};
-use market_data::{Bar, Interval};
 use order_manager::{Actor, OmsError, OrderManager};
 use paper_broker::matching::{Matcher, Print};
 use parking_lot::Mutex;
@@ -29,6 +28,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 use strategy::api::{BarEvent, BookView, Context, QuoteTick, Refusal, Strategy, TradeTick};
+use strategy::bars::BarBuilder;
 
 /// Delays applied in simulated time, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,17 +304,12 @@ impl Context for Core {
     }
 }
 
-struct BarState {
-    sym: SymbolIdx,
-    interval: Interval,
-    bar: Option<Bar>,
-}
-
 /// A strategy, the venue and the books, driven by events.
 pub struct Engine {
     core: Core,
     strategy: Box<dyn Strategy>,
-    bars: Vec<BarState>,
+    bars: BarBuilder,
+    finished_bars: Vec<BarEvent>,
     started: bool,
     pub(crate) last_ts: i64,
 }
@@ -384,19 +379,7 @@ impl Engine {
         let oms = OrderManager::in_memory(instruments.clone(), calendar.clone(), clock.clone());
         let outbox = Arc::new(Mutex::new(Vec::new()));
         oms.attach_broker_inline(Arc::new(VenueLink(outbox.clone()))).map_err(|e| EngineError::Oms(e.to_string()))?;
-        let bars = table
-            .symbols()
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| strategy.symbols().contains(s))
-            .flat_map(|(i, _)| {
-                strategy.bar_intervals().iter().map(move |iv| BarState {
-                    sym: i as SymbolIdx,
-                    interval: *iv,
-                    bar: None,
-                })
-            })
-            .collect();
+        let bars = BarBuilder::new(strategy.symbols(), strategy.bar_intervals());
         let n = table.symbols().len();
         let core = Core {
             clock,
@@ -422,7 +405,7 @@ impl Engine {
             orders: 0,
             day: std::cell::Cell::new(UtcDay { start: i64::MIN / 2, date: chrono::NaiveDate::MIN }),
         };
-        Ok(Engine { core, strategy, bars, started: false, last_ts: start_ts })
+        Ok(Engine { core, strategy, bars, finished_bars: Vec::new(), started: false, last_ts: start_ts })
     }
 
     pub fn core(&self) -> &Core {
@@ -518,39 +501,9 @@ impl Engine {
     }
 
     fn on_bar_trade(&mut self, ts: i64, sym: SymbolIdx, price: domain::Price, qty: Qty) {
-        let t = clock::from_nanos(ts);
-        let mut finished = Vec::new();
-        for b in self.bars.iter_mut().filter(|b| b.sym == sym) {
-            let start = market_data::processor::bucket_start(t, b.interval);
-            match &mut b.bar {
-                Some(bar) if bar.open_time == start => {
-                    bar.high = bar.high.max(price);
-                    bar.low = bar.low.min(price);
-                    bar.close = price;
-                    bar.volume += qty;
-                    bar.trade_count += 1;
-                }
-                slot => {
-                    if let Some(done) = slot.take() {
-                        finished.push(BarEvent {
-                            symbol: self.core.table.symbol(sym),
-                            interval: b.interval,
-                            bar: done,
-                        });
-                    }
-                    *slot = Some(Bar {
-                        open_time: start,
-                        open: price,
-                        high: price,
-                        low: price,
-                        close: price,
-                        volume: qty,
-                        trade_count: 1,
-                    });
-                }
-            }
-        }
-        for ev in finished {
+        let symbol = self.core.table.symbol(sym);
+        self.bars.on_trade(symbol, self.core.datetime(ts), price, qty, &mut self.finished_bars);
+        for ev in std::mem::take(&mut self.finished_bars) {
             self.strategy.on_bar(&mut self.core, &ev);
         }
     }

@@ -78,6 +78,15 @@ pub trait Context {
     /// The strategy's orders still working.
     fn open_orders(&self) -> Vec<Order>;
 
+    /// Its position plus what its working orders in `symbol` would add (buys positive): what a strategy that
+    /// targets a position must compare its target with, so an order not yet filled is not sent twice.
+    fn committed(&self, symbol: &Symbol) -> Qty {
+        self.open_orders()
+            .iter()
+            .filter(|o| o.symbol == *symbol)
+            .fold(self.position(symbol), |q, o| q + o.leaves_quantity().signed(o.side))
+    }
+
     /// The strategy's realized plus unrealized P&L at the last prices, when it fits.
     fn pnl(&self) -> Option<Money>;
 

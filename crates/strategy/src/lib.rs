@@ -3,6 +3,7 @@
 //! engine as everyone else's.
 
 pub mod api;
+pub mod bars;
 pub mod kinds;
 pub mod live;
 pub mod params;

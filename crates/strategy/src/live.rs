@@ -18,7 +18,7 @@ use domain::{Instrument, Money, Position, Qty, Symbol};
 use order_manager::{Actor, OmsError, OmsUpdate, OrderManager};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use tokio::sync::{broadcast, oneshot};
@@ -254,6 +254,12 @@ struct LiveCtx {
     max_loss: Option<Money>,
     /// Its orders, with their side (fills on the update stream do not carry it).
     mine: HashMap<OrderId, Side>,
+    /// Per symbol: what it asked for (accepted orders) less what is known not to fill (the unfilled rest of orders
+    /// that ended): its position once every working order fills. Kept here, not read from the Order Manager,
+    /// because fills reach this task after the Order Manager has booked them.
+    committed: HashMap<Symbol, Qty>,
+    /// Its orders already seen ending (an ended order's rest is taken out of `committed` once).
+    ended: HashSet<OrderId>,
     positions: HashMap<Symbol, Position>,
     refusals: Vec<Refusal>,
     timers: BTreeMap<(DateTime<Utc>, u64), u64>,
@@ -271,6 +277,8 @@ impl LiveCtx {
             status: status.clone(),
             max_loss: cfg.max_loss,
             mine: HashMap::new(),
+            committed: HashMap::new(),
+            ended: HashSet::new(),
             positions: HashMap::new(),
             refusals: Vec::new(),
             timers: BTreeMap::new(),
@@ -285,10 +293,19 @@ impl LiveCtx {
         let filter = order_manager::OrderFilter { limit: usize::MAX, ..Default::default() };
         let (orders, _) = self.oms.list(&filter);
         self.positions.clear();
+        self.committed.clear();
+        self.ended.clear();
         let mut fills = 0;
         let source = self.source.clone();
         for o in orders.iter().rev().filter(|o| o.source == source) {
             self.mine.insert(o.id, o.side);
+            let q = if o.status.is_terminal() {
+                self.ended.insert(o.id);
+                o.filled_quantity
+            } else {
+                o.quantity
+            };
+            *self.committed.entry(o.symbol).or_insert(Qty::ZERO) += q.signed(o.side);
             for f in &o.fills {
                 self.book_fill(o.symbol, o.side, f.quantity, f.price);
                 fills += 1;
@@ -360,6 +377,10 @@ impl Context for LiveCtx {
         Some(self.own_pnl())
     }
 
+    fn committed(&self, symbol: &Symbol) -> Qty {
+        self.committed.get(symbol).copied().unwrap_or(Qty::ZERO)
+    }
+
     fn submit(&mut self, mut req: OrderRequest) -> Result<OrderId, Refusal> {
         req.source = Some(self.source.clone());
         let coid = req.client_order_id.clone();
@@ -374,6 +395,7 @@ impl Context for LiveCtx {
             Ok(routed) => match routed.outcome() {
                 Ok(o) => {
                     self.mine.insert(o.id, o.side);
+                    *self.committed.entry(o.symbol).or_insert(Qty::ZERO) += o.quantity.signed(o.side);
                     Ok(o.id)
                 }
                 Err(e @ OmsError::Risk { order, .. }) => Err(refused(e, Some(order.id))),
@@ -427,6 +449,8 @@ async fn run(
     mut updates: broadcast::Receiver<OmsUpdate>,
     mut stop: oneshot::Receiver<()>,
 ) {
+    let mut bars = crate::bars::BarBuilder::new(strategy.symbols(), strategy.bar_intervals());
+    let mut finished = Vec::new();
     let outcome: Result<(), String> = async {
         guarded(|| strategy.on_start(&mut ctx))?;
         loop {
@@ -453,6 +477,13 @@ async fn run(
                             let Ok(symbol) = t.symbol.parse::<Symbol>() else { continue };
                             ctx.mark(symbol, t.price);
                             let tick = TradeTick { symbol, price: t.price, quantity: t.quantity, aggressor: t.aggressor, ts: t.exchange_ts };
+                            // As in a backtest: the bar a trade finishes is delivered before the trade.
+                            if !bars.is_empty() {
+                                bars.on_trade(symbol, t.exchange_ts, t.price, t.quantity, &mut finished);
+                            }
+                            for bar in std::mem::take(&mut finished) {
+                                guarded(|| strategy.on_bar(&mut ctx, &bar))?;
+                            }
                             guarded(|| strategy.on_trade(&mut ctx, &tick))?;
                         }
                         Event::Quote(q) => {
@@ -471,6 +502,11 @@ async fn run(
                 }
                 u = updates.recv() => match u {
                     Ok(OmsUpdate::Order(o)) if ctx.mine.contains_key(&o.id) => {
+                        if o.status.is_terminal() && ctx.ended.insert(o.id) {
+                            // The part that will never fill is no longer committed.
+                            let rest = (o.quantity - o.filled_quantity).signed(o.side);
+                            *ctx.committed.entry(o.symbol).or_insert(Qty::ZERO) -= rest;
+                        }
                         guarded(|| strategy.on_order(&mut ctx, &o))?;
                     }
                     Ok(OmsUpdate::Fill { order_id, symbol, fill }) => {

@@ -60,11 +60,11 @@ pub fn check_lots(strategy: &str, lots: i64) -> Result<(), ParamError> {
 }
 
 /// Sends the market order that takes the strategy's position in `symbol` to `target_lots` lots (signed; 0 is
-/// flat): a flip is one order of twice the size. Nothing when already there. A refusal also arrives as
-/// `on_refused`; the caller's next signal tries again.
+/// flat): a flip is one order of twice the size. Nothing when already there, counting orders still working (live,
+/// a fill can arrive after the next tick). A refusal also arrives as `on_refused`; the next signal tries again.
 pub fn move_to(ctx: &mut dyn Context, symbol: Symbol, target_lots: i64, why: impl FnOnce() -> String) {
     let Some(lot) = ctx.instrument(&symbol).map(|i| i.lot) else { return };
-    let delta = lot * target_lots - ctx.position(&symbol);
+    let delta = lot * target_lots - ctx.committed(&symbol);
     if delta.is_zero() {
         return;
     }
