@@ -596,11 +596,18 @@ impl Engine {
         let filter = order_manager::OrderFilter { limit: usize::MAX, ..Default::default() };
         let (mut orders, _) = self.core.oms.list(&filter);
         orders.reverse();
-        Results { ledger: self.core.ledger, orders, submitted: self.core.orders, refused: self.core.refusals }
+        let ks = self.core.oms.kill_switch();
+        let kill_switch = ks.active.then(|| {
+            let since = ks.since.map(|t| t.to_rfc3339()).unwrap_or_default();
+            format!("the kill switch was activated at {since}: {}", ks.reason.unwrap_or_default())
+        });
+        Results { ledger: self.core.ledger, orders, submitted: self.core.orders, refused: self.core.refusals, kill_switch }
     }
 }
 
 pub struct Results {
+    /// The Order Manager's kill switch was on at the end (its daily loss limit, in a backtest): why.
+    pub kill_switch: Option<String>,
     pub ledger: Ledger,
     pub orders: Vec<Order>,
     /// Orders the strategy submitted, and how many of them validation or risk refused.

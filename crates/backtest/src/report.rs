@@ -130,6 +130,9 @@ pub(crate) fn outcome(
     let months = ledger.tax();
     let tax_total = months.iter().fold(Money::ZERO, |a, m| a + m.day_trade_tax + m.swing_tax);
     let mut warnings = Vec::new();
+    if let Some(k) = &r.kill_switch {
+        warnings.push(format!("{k}; orders after it were refused"));
+    }
     for root in &ledger.unpriced {
         warnings.push(format!("no fee schedule for {root}: its trades were charged nothing"));
     }

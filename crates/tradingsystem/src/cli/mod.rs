@@ -100,7 +100,9 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Market(cmd) => market::run(cmd),
         Command::Backtest(args) => {
-            let _guard = quiet()?;
+            // The simulated Order Manager's risk events (loss warnings, the kill switch) belong to the run's
+            // summary, not to stderr between the progress bar and the timing line.
+            let _guard = logging::init("cli", "error", None)?;
             backtest::run(&cfg, args, &rt)
         }
         Command::Signals(cmd) => signals::run(cmd),
