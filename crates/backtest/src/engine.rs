@@ -601,7 +601,13 @@ impl Engine {
             let since = ks.since.map(|t| t.to_rfc3339()).unwrap_or_default();
             format!("the kill switch was activated at {since}: {}", ks.reason.unwrap_or_default())
         });
-        Results { ledger: self.core.ledger, orders, submitted: self.core.orders, refused: self.core.refusals, kill_switch }
+        Results {
+            ledger: self.core.ledger,
+            orders,
+            submitted: self.core.orders,
+            refused: self.core.refusals,
+            kill_switch,
+        }
     }
 }
 

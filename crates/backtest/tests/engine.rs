@@ -4,7 +4,7 @@ use backtest::event::{Body, BookLevels, Event};
 use backtest::source::{store, Feed, VecSource};
 use backtest::{run_strategy, Control, Latency, RunSpec, SymbolTable};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use domain::order::{Fill, Order, OrderRequest, OrderStatus, OrderType, PositionType, Side, TimeInForce};
+use domain::order::{Fill, Order, OrderRequest, OrderStatus, OrderType, Side};
 use domain::{Price, Qty, Symbol};
 use market_data::{Aggressor, Level};
 use std::sync::atomic::AtomicBool;
@@ -98,19 +98,7 @@ impl Strategy for Probe {
 }
 
 fn order(side: Side, t: OrderType, qty: i64, price: Option<i64>) -> OrderRequest {
-    OrderRequest {
-        symbol: PETR,
-        side,
-        order_type: t,
-        quantity: Qty(qty),
-        price: price.map(Price),
-        stop_price: None,
-        time_in_force: TimeInForce::Day,
-        client_order_id: None,
-        position_type: PositionType::Daytrade,
-        justification: None,
-        source: None,
-    }
+    OrderRequest::new(PETR, side, t, Qty(qty), price.map(Price))
 }
 
 fn run(spec: &RunSpec, s: Box<dyn Strategy>, events: Vec<Event>) -> backtest::Outcome {

@@ -246,6 +246,26 @@ pub struct OrderRequest {
     pub source: Option<String>,
 }
 
+impl OrderRequest {
+    /// A DAY day-trade order with no client id, justification or source: what strategies and tests build, changing
+    /// the fields they need.
+    pub fn new(symbol: Symbol, side: Side, order_type: OrderType, quantity: Qty, price: Option<Price>) -> Self {
+        OrderRequest {
+            symbol,
+            side,
+            order_type,
+            quantity,
+            price,
+            stop_price: None,
+            time_in_force: TimeInForce::Day,
+            client_order_id: None,
+            position_type: PositionType::Daytrade,
+            justification: None,
+            source: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct ValidationError {

@@ -4,7 +4,7 @@
 use chrono::Utc;
 use clock::WallClock;
 use domain::calendar::TradingCalendar;
-use domain::order::{OrderRequest, OrderType, PositionType, Side, TimeInForce};
+use domain::order::{OrderRequest, OrderType, Side};
 use domain::{Instruments, Money, Qty, Symbol};
 use market_sim::{SimConfig, SimMarket};
 use order_manager::OrderManager;
@@ -66,19 +66,7 @@ impl Strategy for Loser {
             return;
         }
         self.sent = true;
-        let order = |order_type, price| OrderRequest {
-            symbol: t.symbol,
-            side: Side::Buy,
-            order_type,
-            quantity: Qty(1000),
-            price,
-            stop_price: None,
-            time_in_force: TimeInForce::Day,
-            client_order_id: None,
-            position_type: PositionType::Daytrade,
-            justification: None,
-            source: None,
-        };
+        let order = |order_type, price| OrderRequest::new(t.symbol, Side::Buy, order_type, Qty(1000), price);
         ctx.submit(order(OrderType::Market, None)).unwrap();
         let far = domain::Price(t.price.units() * 95 / 100 / 100 * 100);
         ctx.submit(order(OrderType::Limit, Some(far))).unwrap();

@@ -2,34 +2,14 @@
 
 mod common;
 
-use common::{eventually_within, Server};
+use common::{eventually_within, generate_market_data, Server};
 use serde_json::{json, Value};
 use std::time::Duration;
-
-fn generate(dir: &std::path::Path) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tradingsystem"))
-        .args([
-            "market",
-            "generate",
-            "--symbol",
-            "PETR4",
-            "--kind",
-            "quotes",
-            "--ticks",
-            "30000",
-            "--start",
-            "2025-03-10",
-        ])
-        .args(["--out", dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
 
 #[tokio::test]
 async fn a_backtest_job_runs_reports_and_is_removed() {
     let dir = tempfile::tempdir().unwrap();
-    generate(dir.path());
+    generate_market_data(dir.path(), &["--kind", "quotes", "--ticks", "30000"]);
     let s = Server::start(dir.path());
     let admin = s.admin().await;
     let viewer = s.user(&admin, "vera", "viewer").await;

@@ -1,6 +1,9 @@
 //! `tradingsystem backtest` as a user runs it: on generated Parquet data and on a B3 trade file, a sweep, a
 //! walk-forward, and one-line errors for bad input.
 
+mod common;
+
+use common::{generate_market_data, one_line_error};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -19,17 +22,8 @@ fn ok(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
-fn one_line_error(o: &Output) -> String {
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr).trim().to_string();
-    assert_eq!(err.lines().count(), 1, "one-line error, got: {err}");
-    err
-}
-
 fn generate(dir: &Path, extra: &[&str]) {
-    let out = dir.to_str().unwrap();
-    let base = ["market", "generate", "--symbol", "PETR4", "--start", "2025-03-10", "--seed", "7", "--out", out];
-    ok(&ts(dir, &[&base[..], extra].concat()));
+    generate_market_data(dir, extra);
 }
 
 #[test]

@@ -37,24 +37,7 @@ fn dashboard_in_headless_chromium() {
     let data = tempfile::tempdir().unwrap();
     // History for the backtest panel (older than the retention window: the server archives it at start, and
     // backtests read the archive too).
-    let generated = Command::new(env!("CARGO_BIN_EXE_tradingsystem"))
-        .args([
-            "market",
-            "generate",
-            "--symbol",
-            "PETR4",
-            "--kind",
-            "quotes",
-            "--ticks",
-            "20000",
-            "--start",
-            "2025-03-10",
-        ])
-        .arg("--out")
-        .arg(data.path())
-        .output()
-        .expect("run market generate");
-    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    common::generate_market_data(data.path(), &["--kind", "quotes", "--ticks", "20000"]);
     // A live strategy, off until the test starts it from the dashboard.
     std::fs::write(
         data.path().join("tradingsystem.toml"),

@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::one_line_error;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -26,13 +28,6 @@ fn ts(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn one_line_error(o: &Output) -> String {
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr).trim().to_string();
-    assert_eq!(err.lines().count(), 1, "one-line error, got: {err}");
-    err
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use crate::api::{Context, QuoteTick, TradeTick};
 use crate::params::{invalid, ParamError};
-use domain::order::{OrderRequest, OrderType, PositionType, Side, TimeInForce};
+use domain::order::{OrderRequest, OrderType, Side};
 use domain::{Qty, Symbol};
 
 /// `mid` (quotes), `trade` (trades) or `auto` (quotes once any arrived, trades until then).
@@ -70,17 +70,8 @@ pub fn move_to(ctx: &mut dyn Context, symbol: Symbol, target_lots: i64, why: imp
     }
     let (side, quantity) = if delta.is_positive() { (Side::Buy, delta) } else { (Side::Sell, Qty::ZERO - delta) };
     let req = OrderRequest {
-        symbol,
-        side,
-        order_type: OrderType::Market,
-        quantity,
-        price: None,
-        stop_price: None,
-        time_in_force: TimeInForce::Day,
-        client_order_id: None,
-        position_type: PositionType::Daytrade,
         justification: Some(why()),
-        source: None,
+        ..OrderRequest::new(symbol, side, OrderType::Market, quantity, None)
     };
     let _ = ctx.submit(req);
 }

@@ -205,3 +205,24 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Writes synthetic market data of PETR4 under `dir` (`dir/market/...`) from the 2025-03-10 session, with
+/// `tradingsystem market generate` and `extra` arguments (`--kind`, `--ticks`, ...).
+pub fn generate_market_data(dir: &Path, extra: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tradingsystem"))
+        .args(["market", "generate", "--symbol", "PETR4", "--start", "2025-03-10", "--seed", "7"])
+        .args(extra)
+        .arg("--out")
+        .arg(dir)
+        .output()
+        .expect("run market generate");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A failed command's stderr, checked to be one line.
+pub fn one_line_error(o: &std::process::Output) -> String {
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr).trim().to_string();
+    assert_eq!(err.lines().count(), 1, "one-line error, got: {err}");
+    err
+}
