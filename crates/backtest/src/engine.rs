@@ -466,6 +466,9 @@ impl Engine {
                     self.strategy.on_quote(&mut self.core, &q);
                 }
             }
+            Body::Signal(signal) => {
+                self.strategy.on_signal(&mut self.core, signal);
+            }
             Body::Book(levels) => {
                 self.core.venue.on_book(sym, levels);
                 self.after_book_change(symbol);

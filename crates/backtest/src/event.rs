@@ -29,6 +29,8 @@ pub enum Body {
     },
     /// An L2 snapshot, best level first on each side (rare next to trades and quotes, so boxed).
     Book(Box<BookLevels>),
+    /// A trading signal (TP-Capital's) for this symbol.
+    Signal(Box<strategy::api::SignalEvent>),
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

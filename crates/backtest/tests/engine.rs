@@ -332,3 +332,45 @@ fn the_store_streams_quotes_and_trades_in_time_order() {
     }
     assert_eq!(n, 15);
 }
+
+#[test]
+fn tp_signals_enters_then_protects_and_one_exit_cancels_the_other() {
+    let signal = strategy::api::SignalEvent::from_json(&serde_json::json!({
+        "id": 7, "asset": "PETR4", "side": "BUY", "buy_min": 38.0, "buy_max": 38.2, "stop": 37.8,
+        "targets": [38.6, 38.8], "ts": "2025-03-10T14:00:00.001Z", "raw_message": "ignored"
+    }))
+    .unwrap();
+    let sig = |ms: i64| Event { ts: at(ms), sym: 0, body: Body::Signal(Box::new(signal.clone())) };
+    let events = vec![
+        quote(0, 384_000, 385_000),
+        sig(1),
+        sig(2),                 // an edit of the same signal: not traded twice
+        trade(3, 381_000, 500), // through the 38.20 entry
+        trade(4, 387_000, 500), // through the first target (38.60), not the second
+        quote(5, 376_000, 377_000),
+        trade(6, 377_000, 500), // at or below the 37.80 stop
+    ];
+    let mut sp = RunSpec::new("tp_signals", vec![PETR]);
+    sp.params.insert("lots".into(), 2.into());
+    let stop = AtomicBool::new(false);
+    let mut progress = |_: u64, _: u64| {};
+    let out = backtest::run(&sp, &mut feed(events), Control { stop: &stop, progress: &mut progress }).unwrap();
+    let o = &out.orders;
+    let kinds: Vec<(String, Side, i64, OrderStatus)> =
+        o.iter().map(|x| (format!("{:?}", x.order_type), x.side, x.quantity.get(), x.status)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("Limit".into(), Side::Buy, 200, OrderStatus::Filled), // entry at 38.20
+            ("Stop".into(), Side::Sell, 200, OrderStatus::Canceled), // replaced after the first target
+            ("Limit".into(), Side::Sell, 100, OrderStatus::Filled), // target 1
+            ("Limit".into(), Side::Sell, 100, OrderStatus::Canceled), // target 2, canceled by the stop
+            ("Stop".into(), Side::Sell, 100, OrderStatus::Filled), // the stop for what was left
+        ],
+        "{o:#?}"
+    );
+    let fills: Vec<(Side, i64, i64)> =
+        out.ledger.fills.iter().map(|f| (f.side, f.quantity.get(), f.price.units())).collect();
+    assert_eq!(fills, vec![(Side::Buy, 200, 382_000), (Side::Sell, 100, 386_000), (Side::Sell, 100, 376_000)]);
+    assert_eq!(out.ledger.position(0), Qty::ZERO);
+}

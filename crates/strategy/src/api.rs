@@ -56,6 +56,55 @@ pub struct BarEvent {
     pub bar: Bar,
 }
 
+/// A trading signal (TP-Capital's, as the API and the bus show it): buy or sell `symbol` in the entry range, with
+/// its stop and targets. Read from the signal's JSON (`id`, `asset`, `side`, `buy_min`, `buy_max`, `stop`,
+/// `targets`, `ts`; other fields are ignored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalEvent {
+    pub id: i64,
+    pub symbol: Symbol,
+    pub side: domain::order::Side,
+    pub buy_min: Option<Price>,
+    pub buy_max: Option<Price>,
+    pub stop: Option<Price>,
+    pub targets: Vec<Price>,
+    pub ts: DateTime<Utc>,
+}
+
+#[derive(serde::Deserialize)]
+struct SignalJson {
+    id: i64,
+    asset: String,
+    side: domain::order::Side,
+    #[serde(default)]
+    buy_min: Option<Price>,
+    #[serde(default)]
+    buy_max: Option<Price>,
+    #[serde(default)]
+    stop: Option<Price>,
+    #[serde(default)]
+    targets: Vec<Price>,
+    ts: DateTime<Utc>,
+}
+
+impl SignalEvent {
+    pub fn from_json(v: &serde_json::Value) -> Result<SignalEvent, String> {
+        let j: SignalJson = serde_json::from_value(v.clone()).map_err(|e| format!("not a signal: {e}"))?;
+        let symbol =
+            j.asset.trim().to_ascii_uppercase().parse::<Symbol>().map_err(|e| format!("asset {:?} {e}", j.asset))?;
+        Ok(SignalEvent {
+            id: j.id,
+            symbol,
+            side: j.side,
+            buy_min: j.buy_min,
+            buy_max: j.buy_max,
+            stop: j.stop,
+            targets: j.targets,
+            ts: j.ts,
+        })
+    }
+}
+
 /// Why an order of the strategy was not accepted: invalid (no order exists) or refused by risk (the order exists,
 /// REJECTED, with the check that decided).
 #[derive(Debug, Clone, PartialEq)]
@@ -118,6 +167,8 @@ pub trait Strategy: Send {
     fn on_quote(&mut self, _ctx: &mut dyn Context, _quote: &QuoteTick) {}
     fn on_book(&mut self, _ctx: &mut dyn Context, _book: &BookView<'_>) {}
     fn on_bar(&mut self, _ctx: &mut dyn Context, _bar: &BarEvent) {}
+    /// A trading signal for one of its symbols (live: TP-Capital's as they arrive; in a backtest: `--signals`).
+    fn on_signal(&mut self, _ctx: &mut dyn Context, _signal: &SignalEvent) {}
     /// One of its orders changed (accepted, partly filled, filled, canceled, expired, rejected).
     fn on_order(&mut self, _ctx: &mut dyn Context, _order: &Order) {}
     fn on_fill(&mut self, _ctx: &mut dyn Context, _order: &Order, _fill: &Fill) {}

@@ -7,7 +7,7 @@
 //! strategies carry on. A per-strategy `max_loss` stops it when its own P&L (realized + unrealized at the last
 //! price it saw, before costs) falls to −max_loss; its working orders are then canceled.
 
-use crate::api::{BookView, Context, QuoteTick, Refusal, Strategy, TradeTick};
+use crate::api::{BookView, Context, QuoteTick, Refusal, SignalEvent, Strategy, TradeTick};
 use crate::kinds::{self, BuildError};
 use crate::params::Params;
 use bus::{Bus, Event};
@@ -223,7 +223,7 @@ impl LiveStrategies {
             })
             .collect();
         let md = self.bus.subscribe_many(&subjects, 65_536).map_err(|e| LiveError::Invalid(e.to_string()))?;
-        let ctx = LiveCtx::new(self.oms.clone(), self.clock.clone(), &inst.cfg, &inst.status);
+        let ctx = LiveCtx::new(self.oms.clone(), self.clock.clone(), &inst.cfg, &inst.status, inst.symbols.clone());
         tokio::spawn(run(strategy, ctx, md, self.oms.subscribe(), rx));
         let snapshot = inst.status.lock().clone();
         Ok(snapshot)
@@ -250,6 +250,7 @@ struct LiveCtx {
     clock: SharedClock,
     actor: Actor,
     source: String,
+    symbols: Vec<Symbol>,
     status: Arc<Mutex<LiveStatus>>,
     max_loss: Option<Money>,
     /// Its orders, with their side (fills on the update stream do not carry it).
@@ -267,13 +268,20 @@ struct LiveCtx {
 }
 
 impl LiveCtx {
-    fn new(oms: OrderManager, clock: SharedClock, cfg: &LiveConfig, status: &Arc<Mutex<LiveStatus>>) -> LiveCtx {
+    fn new(
+        oms: OrderManager,
+        clock: SharedClock,
+        cfg: &LiveConfig,
+        status: &Arc<Mutex<LiveStatus>>,
+        symbols: Vec<Symbol>,
+    ) -> LiveCtx {
         let account = status.lock().account.clone();
         let mut ctx = LiveCtx {
             oms,
             clock,
             actor: Actor::new(account),
             source: format!("strategy:{}", cfg.name),
+            symbols,
             status: status.clone(),
             max_loss: cfg.max_loss,
             mine: HashMap::new(),
@@ -490,6 +498,15 @@ async fn run(
                             let (Some(bid), Some(ask), Ok(symbol)) = (q.bid, q.ask, q.symbol.parse::<Symbol>()) else { continue };
                             let tick = QuoteTick { symbol, bid: bid.price, bid_size: bid.quantity, ask: ask.price, ask_size: ask.quantity, ts: q.ts };
                             guarded(|| strategy.on_quote(&mut ctx, &tick))?;
+                        }
+                        Event::Signal { data } => {
+                            // Stored and updated signals both come by; strategies that trade them see each id once
+                            // or dedupe themselves (`tp_signals` does).
+                            let Ok(signal) = SignalEvent::from_json(data) else { continue };
+                            if !ctx.symbols.contains(&signal.symbol) {
+                                continue;
+                            }
+                            guarded(|| strategy.on_signal(&mut ctx, &signal))?;
                         }
                         Event::Book(b) => {
                             let Ok(symbol) = b.symbol.parse::<Symbol>() else { continue };

@@ -194,3 +194,24 @@ fn bad_input_is_a_one_line_error_before_any_data_is_read() {
     let list = ok(&ts(dir.path(), &["backtest", "--list"]));
     assert!(list.contains("sma_cross"));
 }
+
+#[test]
+fn tp_signals_trades_the_signals_file_given() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), &["--kind", "quotes,trades", "--ticks", "20000"]);
+    // The API's export shape; the entry is above the market, so it fills at once and the exits follow.
+    let signals = r#"{"data": [
+        {"id": 1, "asset": "PETR4", "side": "BUY", "buy_min": 39.0, "buy_max": 40.0, "stop": 37.0, "targets": [40.5], "ts": "2025-03-10T13:05:00Z"},
+        {"id": 2, "asset": "VALE3", "side": "BUY", "buy_max": 70.0, "ts": "2025-03-10T13:06:00Z"}
+    ]}"#;
+    std::fs::write(dir.path().join("signals.json"), signals).unwrap();
+    let args =
+        ["backtest", "--strategy", "tp_signals", "--symbols", "PETR4", "--data", "market", "--signals", "signals.json"];
+    let summary: serde_json::Value = serde_json::from_str(&ok(&ts(dir.path(), &args))).unwrap();
+    assert_eq!((&summary["orders"], &summary["refused"]), (&3.into(), &0.into()), "entry, stop, target: {summary}");
+    assert_eq!(summary["per_symbol"][0]["final_position"], 100, "still held: neither exit reached");
+
+    std::fs::write(dir.path().join("bad.json"), "{\"id\": 1}\n").unwrap();
+    let err = one_line_error(&ts(dir.path(), &[&args[..7], &["--signals", "bad.json"]].concat()));
+    assert!(err.contains("signal 1") && err.contains("asset"), "{err}");
+}

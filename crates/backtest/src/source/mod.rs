@@ -5,6 +5,7 @@
 //! batches, so memory holds a batch per source, not the run's data.
 
 pub mod b3;
+pub mod signals;
 pub mod store;
 
 use crate::event::{Event, SymbolIdx};

@@ -5,6 +5,7 @@ pub mod breakout;
 mod common;
 pub mod noop;
 pub mod sma_cross;
+pub mod tp_signals;
 
 use crate::api::Strategy;
 use crate::params::{ParamError, Params};
@@ -34,6 +35,11 @@ pub const KINDS: &[Kind] = &[
         name: book_imbalance::NAME,
         about: "long when bid size outweighs ask size over the top levels, short on the reverse, flat when balanced (params: levels, threshold, exit, hold_ticks, lots)",
         build: |symbols, params| Ok(Box::new(book_imbalance::BookImbalance::new(symbols, params)?)),
+    },
+    Kind {
+        name: tp_signals::NAME,
+        about: "trades TP-Capital signals as brackets: limit entry at the far end of the range, then stop and take-profits for what filled, one-cancels-other (params: lots; backtests need --signals)",
+        build: |symbols, params| Ok(Box::new(tp_signals::TpSignals::new(symbols, params)?)),
     },
     Kind {
         name: noop::NAME,

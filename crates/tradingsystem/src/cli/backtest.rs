@@ -35,6 +35,10 @@ pub struct BacktestArgs {
     /// (text, `;`-separated with a header). Repeatable. Default: the data dir's `market/` and `archive/market/`.
     #[arg(long)]
     data: Vec<PathBuf>,
+    /// Trading signals for strategies that take them (`tp_signals`): TP-Capital's signals as JSON, the body of
+    /// `GET /api/v1/tp-capital/signals` or one signal per line.
+    #[arg(long)]
+    signals: Option<PathBuf>,
     /// Where to write summary.json, report.html and the orders, fills, positions and trades files.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -215,16 +219,16 @@ pub fn run(cfg: &tradingsystem::config::Config, args: BacktestArgs, rt: &tokio::
             .and_then(|(a, b)| Some((a.trim().parse::<usize>().ok()?, b.trim().parse::<usize>().ok()?)))
             .filter(|(a, b)| *a > 0 && *b > 0)
             .ok_or_else(|| anyhow!("--walk-forward {wf:?}: TRAIN:TEST trading days, e.g. 20:5"))?;
-        let events = load_all(&spec, &data)?;
+        let events = load_all(&spec, &data, args.signals.as_deref())?;
         return walk_forward(&spec, &events, &points, (train, test), jobs, &args, &stop);
     }
     if points.len() > 1 {
-        let events = load_all(&spec, &data)?;
+        let events = load_all(&spec, &data, args.signals.as_deref())?;
         return sweep(&spec, &events, &points, jobs, &args, &stop);
     }
     spec.params = points.into_iter().next().unwrap_or_default();
     if args.preload {
-        let events = load_all(&spec, &data)?;
+        let events = load_all(&spec, &data, args.signals.as_deref())?;
         let bar = Progress::new("events");
         let total = events.len() as u64;
         let mut progress = |done: u64, _: u64| bar.update(done, total);
@@ -233,7 +237,7 @@ pub fn run(cfg: &tradingsystem::config::Config, args: BacktestArgs, rt: &tokio::
         bar.finish();
         return report(&outcome, args.out.as_deref(), started, "data in memory");
     }
-    let mut feed = open_feed(&spec, &data)?;
+    let mut feed = open_feed(&spec, &data, args.signals.as_deref())?;
     let expected = feed.expected_events();
     let bar = Progress::new("events");
     let mut progress = |done: u64, _: u64| bar.update(done, expected);
@@ -270,7 +274,7 @@ fn report(o: &Outcome, out: Option<&Path>, started: Instant, phase: &str) -> Res
     Ok(())
 }
 
-fn open_feed(spec: &RunSpec, data: &[PathBuf]) -> Result<Feed> {
+fn open_feed(spec: &RunSpec, data: &[PathBuf], signals: Option<&Path>) -> Result<Feed> {
     let table = SymbolTable::new(&spec.symbols)?;
     let mut feed = Feed::new();
     for d in data {
@@ -282,7 +286,18 @@ fn open_feed(spec: &RunSpec, data: &[PathBuf]) -> Result<Feed> {
             bail!("--data {}: no such file or directory", d.display());
         }
     }
-    if feed.is_empty() {
+    let market_only = feed.is_empty();
+    if let Some(path) = signals {
+        let n = backtest::source::signals::add_signals_file(&mut feed, path, &table, spec.range)?;
+        if n == 0 {
+            bail!(
+                "--signals {}: no signal for {} in the range given",
+                path.display(),
+                spec.symbols.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    if market_only {
         let which = data.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ");
         bail!(
             "no market data for {} in {which}{}; `tradingsystem market generate --out DIR` writes some",
@@ -300,9 +315,9 @@ fn open_feed(spec: &RunSpec, data: &[PathBuf]) -> Result<Feed> {
     Ok(feed)
 }
 
-fn load_all(spec: &RunSpec, data: &[PathBuf]) -> Result<Vec<Event>> {
+fn load_all(spec: &RunSpec, data: &[PathBuf], signals: Option<&Path>) -> Result<Vec<Event>> {
     let started = Instant::now();
-    let mut feed = open_feed(spec, data)?;
+    let mut feed = open_feed(spec, data, signals)?;
     let events = backtest::collect(&mut feed)?;
     eprintln!("loaded {} events in {:.3} s", events.len(), started.elapsed().as_secs_f64());
     Ok(events)
