@@ -8,6 +8,7 @@
 //! - [`ledger`], [`costs`], [`metrics`]: the books, B3 costs and taxes, and the figures;
 //! - [`report`]: `summary.json`, `report.html`, orders, fills and positions as CSV and Parquet.
 
+pub mod chart;
 pub mod costs;
 pub mod engine;
 pub mod event;

@@ -1,5 +1,5 @@
 //! What a run reports: `summary.json` (also printed), a self-contained `report.html` (inline SVG, no script, no
-//! network), and orders, fills, positions and round trips as CSV and Parquet.
+//! network), `equity.png`, and orders, fills, positions and round trips as CSV and Parquet.
 
 use crate::engine::{Engine, Settings};
 use crate::ledger::Ledger;
@@ -189,6 +189,8 @@ pub fn write(dir: &Path, o: &Outcome) -> std::io::Result<Vec<PathBuf>> {
     };
     put("summary.json", (o.summary.to_json() + "\n").into_bytes())?;
     put("report.html", html(o).into_bytes())?;
+    let curve = thin(&o.ledger.curve, 2400);
+    put("equity.png", crate::chart::equity_png(&curve, o.ledger.capital().to_f64()).map_err(std::io::Error::other)?)?;
     let tables = [
         ("orders", orders_table(&o.orders)),
         ("fills", fills_table(&o.ledger, &o.symbols)),

@@ -256,7 +256,7 @@ fn the_same_inputs_give_the_same_summary_bytes_and_files() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     backtest::report::write(da.path(), &a).unwrap();
     backtest::report::write(db.path(), &b).unwrap();
-    for f in ["summary.json", "report.html", "fills.csv", "orders.csv", "trades.csv", "fills.parquet"] {
+    for f in ["summary.json", "report.html", "equity.png", "fills.csv", "orders.csv", "trades.csv", "fills.parquet"] {
         assert_eq!(std::fs::read(da.path().join(f)).unwrap(), std::fs::read(db.path().join(f)).unwrap(), "{f}");
     }
     let html = std::fs::read_to_string(da.path().join("report.html")).unwrap();

@@ -66,7 +66,7 @@ fn a_backtest_on_generated_parquet_prints_its_summary_and_writes_the_report() {
     let fills = std::fs::read_to_string(report.join("fills.csv")).unwrap();
     assert_eq!(fills.lines().count() as u64, orders + 1);
     assert!(fills.starts_with("order_id,ts,symbol,side,quantity,price,value,exchange_fees"));
-    for f in ["report.html", "orders.parquet", "fills.parquet", "positions.csv", "trades.csv"] {
+    for f in ["report.html", "equity.png", "orders.parquet", "fills.parquet", "positions.csv", "trades.csv"] {
         assert!(report.join(f).exists(), "{f}");
     }
     // Same data, same parameters: the same bytes.

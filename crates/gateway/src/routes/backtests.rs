@@ -118,7 +118,7 @@ pub async fn delete(
 }
 
 #[utoipa::path(get, path = "/api/v1/backtests/{id}/files/{name}", tag = "backtests",
-    summary = "A file of a finished backtest's report: report.html, summary.json, orders/fills/positions/trades .csv or .parquet",
+    summary = "A file of a finished backtest's report: report.html, equity.png, summary.json, orders/fills/positions/trades .csv or .parquet",
     security(("bearer" = ["viewer"]), ("api_key" = ["viewer"])), params(("id" = String, Path), ("name" = String, Path)),
     responses((status = 200, description = "The file"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn file(
@@ -134,6 +134,7 @@ pub async fn file(
         Some("html") => "text/html; charset=utf-8",
         Some("json") => "application/json",
         Some("csv") => "text/csv; charset=utf-8",
+        Some("png") => "image/png",
         _ => "application/octet-stream",
     };
     // The report is self-contained (no script, nothing fetched); a strict policy keeps it that way in the browser.
