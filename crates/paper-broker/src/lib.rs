@@ -1,7 +1,8 @@
 //! The paper broker: a simulated broker that behaves like a real one from the Order Manager's side.
 //!
-//! `submit` and `cancel` only enqueue ("accepted locally"); a task owned by the broker acknowledges, matches and
-//! reports everything later as [`BrokerEvent`]s. The rules (book walk with partial fills, passive fills when the
+//! `submit` and `cancel` match on the caller's thread (an order meets the market as it is when it is sent, with no
+//! task hand-off), and everything the broker decides reaches the Order Manager as [`BrokerEvent`]s on its channel;
+//! a task owned by the broker handles the tape (passive fills, stops) and the clock (DAY expiry). The rules (book walk with partial fills, passive fills when the
 //! tape trades through, stops, IOC/FOK, DAY expiry) are [`matching::Matcher`]'s, which a backtest's venue runs too;
 //! live, its liquidity is the simulated market's real book ([`SimMarket::execute`]), which an order depletes.
 //!
@@ -30,6 +31,17 @@ enum Command {
 pub struct PaperBroker {
     commands: mpsc::UnboundedSender<Command>,
     matcher: Arc<Mutex<Matcher>>,
+    market: SimMarket,
+    clock: SharedClock,
+    events: mpsc::UnboundedSender<BrokerEvent>,
+}
+
+/// Sends what the matcher decided, while its lock is still held: events leave in the order the matcher made them,
+/// whichever thread (a caller's submit, the tape task) made them.
+fn send_all(events: &mpsc::UnboundedSender<BrokerEvent>, out: &mut Vec<BrokerEvent>) {
+    for ev in out.drain(..) {
+        let _ = events.send(ev);
+    }
 }
 
 /// The simulated market is the live paper broker's liquidity: what an order takes leaves its book.
@@ -93,10 +105,15 @@ impl PaperBroker {
             let _ = cmd_tx.send(Command::New(Box::new(o)));
         }
         let matcher = Arc::new(Mutex::new(matcher));
-        let engine = Engine { market: market.clone(), clock, matcher: matcher.clone(), events: events_tx };
+        let engine = Engine {
+            market: market.clone(),
+            clock: clock.clone(),
+            matcher: matcher.clone(),
+            events: events_tx.clone(),
+        };
         let trades = market.subscribe();
         tokio::spawn(engine.run(cmd_rx, trades));
-        (Arc::new(PaperBroker { commands: cmd_tx, matcher }), events_rx)
+        (Arc::new(PaperBroker { commands: cmd_tx, matcher, market, clock, events: events_tx }), events_rx)
     }
 }
 
@@ -114,15 +131,25 @@ impl Broker for PaperBroker {
     }
 
     fn submit(&self, order: &Order) -> Result<(), BrokerError> {
-        self.commands
-            .send(Command::New(Box::new(order.clone())))
-            .map_err(|_| BrokerError::RoutingDown("paper broker task stopped".into()))
+        if self.events.is_closed() || self.commands.is_closed() {
+            return Err(BrokerError::RoutingDown("paper broker stopped".into()));
+        }
+        let mut out = Vec::new();
+        let mut m = self.matcher.lock();
+        m.on_new(order, &mut self.market.clone(), self.clock.now(), &mut out);
+        send_all(&self.events, &mut out);
+        Ok(())
     }
 
     fn cancel(&self, order_id: OrderId) -> Result<(), BrokerError> {
-        self.commands
-            .send(Command::Cancel(order_id))
-            .map_err(|_| BrokerError::RoutingDown("paper broker task stopped".into()))
+        if self.events.is_closed() || self.commands.is_closed() {
+            return Err(BrokerError::RoutingDown("paper broker stopped".into()));
+        }
+        let mut out = Vec::new();
+        let mut m = self.matcher.lock();
+        m.on_cancel(order_id, self.clock.now(), &mut out);
+        send_all(&self.events, &mut out);
+        Ok(())
     }
 
     fn working_orders(&self) -> Vec<BrokerOrderSnapshot> {
@@ -144,18 +171,22 @@ impl Engine {
                 biased;
                 cmd = commands.recv() => {
                     let now = self.clock.now();
+                    let mut m = self.matcher.lock();
                     match cmd {
-                        Some(Command::New(order)) => self.matcher.lock().on_new(&order, &mut self.market, now, &mut out),
-                        Some(Command::Cancel(id)) => self.matcher.lock().on_cancel(id, now, &mut out),
+                        Some(Command::New(order)) => m.on_new(&order, &mut self.market, now, &mut out),
+                        Some(Command::Cancel(id)) => m.on_cancel(id, now, &mut out),
                         None => return,
                     }
+                    send_all(&self.events, &mut out);
                 }
                 ev = trades.recv() => match ev {
                     Ok(MarketEvent::Trade(t)) => {
                         let ours = t.buyer_agent == PAPER_AGENT || t.seller_agent == PAPER_AGENT;
                         let Ok(symbol) = Symbol::parse(&t.symbol) else { continue };
                         let print = Print { symbol, price: t.price, quantity: t.quantity, ours, ts: t.receive_ts };
-                        self.matcher.lock().on_print(&print, &mut self.market, &mut out);
+                        let mut m = self.matcher.lock();
+                        m.on_print(&print, &mut self.market, &mut out);
+                        send_all(&self.events, &mut out);
                     }
                     Ok(MarketEvent::Book(_) | MarketEvent::BookUpdate(_)) => {}
                     // Missing some prints only delays passive fills (the next trade re-checks everything), but an
@@ -166,10 +197,11 @@ impl Engine {
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
-                _ = wake.tick() => self.matcher.lock().on_time(self.clock.now(), &mut out),
-            }
-            for ev in out.drain(..) {
-                let _ = self.events.send(ev);
+                _ = wake.tick() => {
+                    let mut m = self.matcher.lock();
+                    m.on_time(self.clock.now(), &mut out);
+                    send_all(&self.events, &mut out);
+                }
             }
         }
     }

@@ -96,6 +96,9 @@ pub type Factory = Arc<dyn Fn() -> Box<dyn Strategy> + Send + Sync>;
 struct Instance {
     cfg: LiveConfig,
     factory: Option<Factory>,
+    /// Which run is current: a run stopped and started again must not have the old task, finishing late, cancel
+    /// the new run's orders or write its state.
+    generation: Arc<std::sync::atomic::AtomicU64>,
     symbols: Vec<Symbol>,
     status: Arc<Mutex<LiveStatus>>,
     stop: Option<oneshot::Sender<()>>,
@@ -178,7 +181,8 @@ impl LiveStrategies {
                 return Err(LiveError::Exists(name));
             }
             let status = Arc::new(Mutex::new(status));
-            all.insert(name.clone(), Instance { cfg, factory, symbols, status, stop: None });
+            let generation = Default::default();
+            all.insert(name.clone(), Instance { cfg, factory, generation, symbols, status, stop: None });
         }
         if enabled {
             self.start(&name)
@@ -224,7 +228,9 @@ impl LiveStrategies {
             .collect();
         let md = self.bus.subscribe_many(&subjects, 65_536).map_err(|e| LiveError::Invalid(e.to_string()))?;
         let ctx = LiveCtx::new(self.oms.clone(), self.clock.clone(), &inst.cfg, &inst.status, inst.symbols.clone());
-        tokio::spawn(run(strategy, ctx, md, self.oms.subscribe(), rx));
+        let run_id = inst.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let current = Current { generation: inst.generation.clone(), run_id };
+        tokio::spawn(run(strategy, ctx, md, self.oms.subscribe(), rx, current));
         let snapshot = inst.status.lock().clone();
         Ok(snapshot)
     }
@@ -442,6 +448,18 @@ impl Context for LiveCtx {
     }
 }
 
+/// A run's ticket: still the instance's current run, or superseded by a later start.
+struct Current {
+    generation: Arc<std::sync::atomic::AtomicU64>,
+    run_id: u64,
+}
+
+impl Current {
+    fn is_current(&self) -> bool {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst) == self.run_id
+    }
+}
+
 /// Runs one callback; a panic becomes an error message.
 fn guarded(f: impl FnOnce()) -> Result<(), String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
@@ -456,6 +474,7 @@ async fn run(
     mut md: bus::Subscription,
     mut updates: broadcast::Receiver<OmsUpdate>,
     mut stop: oneshot::Receiver<()>,
+    current: Current,
 ) {
     let mut bars = crate::bars::BarBuilder::new(strategy.symbols(), strategy.bar_intervals());
     let mut finished = Vec::new();
@@ -546,6 +565,10 @@ async fn run(
         }
     }
     .await;
+    if !current.is_current() {
+        // Started again meanwhile: the new run owns the orders and the status.
+        return;
+    }
     ctx.cancel_working().await;
     ctx.publish();
     let mut st = ctx.status.lock();
