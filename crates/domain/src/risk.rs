@@ -346,7 +346,6 @@ pub fn flatten_side(net: Qty) -> Option<Side> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::order::{PositionType, TimeInForce};
     use crate::Instruments;
     use chrono::NaiveDate;
 
@@ -355,19 +354,7 @@ mod tests {
     }
 
     fn limit_req(sym: &str, side: Side, qty: Qty, price: f64) -> OrderRequest {
-        OrderRequest {
-            symbol: Symbol::parse(sym).unwrap(),
-            side,
-            order_type: OrderType::Limit,
-            quantity: qty,
-            price: Price::from_f64(price),
-            stop_price: None,
-            time_in_force: TimeInForce::Day,
-            client_order_id: None,
-            position_type: PositionType::Daytrade,
-            justification: None,
-            source: None,
-        }
+        OrderRequest::new(Symbol::parse(sym).unwrap(), side, OrderType::Limit, qty, Price::from_f64(price))
     }
 
     fn ctx() -> RiskContext<'static> {

@@ -348,7 +348,7 @@ impl OmsState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::order::{Fill, OrderRequest, OrderType, PositionType, TimeInForce};
+    use domain::order::{Fill, OrderRequest, OrderType};
 
     fn record(entry: Entry) -> Record {
         Record { ts: DateTime::<Utc>::UNIX_EPOCH, actor: "t".into(), correlation_id: None, entry }
@@ -360,19 +360,13 @@ mod tests {
     fn a_fill_that_would_overflow_the_position_changes_nothing() {
         let instruments = Instruments::b3_defaults(NaiveDate::from_ymd_opt(2025, 11, 24).expect("a date"));
         let mut st = OmsState::new();
-        let req = OrderRequest {
-            symbol: Symbol::lit("PETR4"),
-            side: Side::Buy,
-            order_type: OrderType::Limit,
-            quantity: Qty(100_000_000),
-            price: Some(Price::from_units(50_000_000_000)),
-            stop_price: None,
-            time_in_force: TimeInForce::Day,
-            client_order_id: None,
-            position_type: PositionType::Daytrade,
-            justification: None,
-            source: None,
-        };
+        let req = OrderRequest::new(
+            Symbol::lit("PETR4"),
+            Side::Buy,
+            OrderType::Limit,
+            Qty(100_000_000),
+            Some(Price::from_units(50_000_000_000)),
+        );
         for id in [1, 2] {
             let order = Order::new(id, &AccountId::new("t"), &req, DateTime::<Utc>::UNIX_EPOCH);
             st.apply(&record(Entry::OrderSubmitted { order }), &instruments);
