@@ -47,6 +47,8 @@ pub struct Settings {
     pub capital: Money,
     /// Ticks added against a market order filled at the touch or the last price (no replayed book).
     pub slippage_ticks: i64,
+    /// Resting limits also fill at the touch, behind the quantity displayed at their price when they arrived.
+    pub queue_position: bool,
     pub latency: Latency,
     pub costs: CostModel,
     /// Annual CDI rate for the Sharpe ratio over the risk-free rate (0.1065 is 10.65 %).
@@ -58,6 +60,7 @@ impl Default for Settings {
         Settings {
             capital: Money::from_brl(100_000),
             slippage_ticks: 0,
+            queue_position: false,
             latency: Latency::default(),
             costs: CostModel::default(),
             cdi: 0.0,
@@ -391,7 +394,7 @@ impl Engine {
             outbox,
             actor: Actor::new("backtest"),
             source_tag: format!("strategy:{}", strategy.name()),
-            matcher: Matcher::new(calendar.clone(), start),
+            matcher: Matcher::new(calendar.clone(), start).with_queue_estimate(settings.queue_position),
             queue: BinaryHeap::new(),
             seq: 0,
             latency_venue_ns: (settings.latency.to_venue_us as i64).saturating_mul(1000),

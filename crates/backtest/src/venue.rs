@@ -163,6 +163,22 @@ impl Liquidity for Venue {
         out
     }
 
+    fn displayed(&self, symbol: &Symbol, side: Side, price: Price) -> Qty {
+        let Some(i) = self.market(symbol) else { return Qty::ZERO };
+        let m = &self.markets[i];
+        // Our side of the book: bids for a buy.
+        if let Some(book) = &m.book {
+            let levels = if side == Side::Buy { &book.bids } else { &book.asks };
+            return levels.iter().find(|l| l.price == price).map(|l| l.quantity).unwrap_or(Qty::ZERO);
+        }
+        let touch = if side == Side::Buy { m.bid } else { m.ask };
+        if touch.price == price {
+            touch.quantity
+        } else {
+            Qty::ZERO
+        }
+    }
+
     fn available(&self, symbol: &Symbol, side: Side, limit: Option<Price>) -> Qty {
         let Some(i) = self.market(symbol) else { return Qty::ZERO };
         let m = &self.markets[i];

@@ -374,3 +374,30 @@ fn tp_signals_enters_then_protects_and_one_exit_cancels_the_other() {
     assert_eq!(fills, vec![(Side::Buy, 200, 382_000), (Side::Sell, 100, 386_000), (Side::Sell, 100, 376_000)]);
     assert_eq!(out.ledger.position(0), Qty::ZERO);
 }
+
+#[test]
+fn with_the_queue_estimate_a_resting_bid_fills_at_the_touch_once_the_queue_ahead_traded() {
+    // We join the 38.49 bid behind 1000 displayed; prints at 38.49 eat that first.
+    let events = vec![
+        quote(0, 384_900, 385_000),
+        trade(1, 384_900, 600), // 400 still ahead
+        trade(2, 384_900, 500), // 400 eaten, 100 reach us
+        trade(3, 384_900, 500), // the other 200
+    ];
+    let script = |ctx: &mut dyn Context, n: usize| {
+        if n == 0 {
+            ctx.submit(order(Side::Buy, OrderType::Limit, 300, Some(384_900))).unwrap();
+        }
+    };
+    let mut sp = spec();
+    sp.settings.queue_position = true;
+    let (s, seen) = Probe::new(script);
+    run(&sp, s, events.clone());
+    let pieces: Vec<(i64, Qty)> = seen.lock().unwrap().fills.iter().map(|f| (clock::to_nanos(f.0), f.2)).collect();
+    assert_eq!(pieces, vec![(at(2), Qty(100)), (at(3), Qty(200))]);
+
+    // Without it, prints at our price never fill us.
+    let (s, seen) = Probe::new(script);
+    run(&spec(), s, events);
+    assert!(seen.lock().unwrap().fills.is_empty());
+}

@@ -25,6 +25,12 @@ pub trait Liquidity {
 
     /// What [`Liquidity::execute`] could take right now (for FOK).
     fn available(&self, symbol: &Symbol, side: Side, limit: Option<Price>) -> Qty;
+
+    /// The quantity others display on `side` at `price` (the queue an order joining there stands behind), for the
+    /// optional queue-position estimate; zero when unknown.
+    fn displayed(&self, _symbol: &Symbol, _side: Side, _price: Price) -> Qty {
+        Qty::ZERO
+    }
 }
 
 /// A print on the tape, as the matcher reads it.
@@ -53,6 +59,8 @@ struct Working {
     tif: TimeInForce,
     triggered: bool,
     session: NaiveDate,
+    /// With the queue-position estimate: the quantity still ahead of it at its price.
+    queue_ahead: Option<Qty>,
 }
 
 impl Working {
@@ -72,6 +80,7 @@ impl Working {
             // A restored stop that had partially filled must have triggered.
             triggered: o.filled_quantity.is_positive(),
             session,
+            queue_ahead: None,
         }
     }
 
@@ -105,13 +114,22 @@ pub struct Matcher {
     calendar: TradingCalendar,
     working: BTreeMap<OrderId, Working>,
     session: Option<NaiveDate>,
+    queue_estimate: bool,
 }
 
 impl Matcher {
     /// A matcher whose session is `now`'s.
     pub fn new(calendar: TradingCalendar, now: DateTime<Utc>) -> Matcher {
         let session = Some(calendar.session_date(now));
-        Matcher { calendar, working: BTreeMap::new(), session }
+        Matcher { calendar, working: BTreeMap::new(), session, queue_estimate: false }
+    }
+
+    /// Resting limits also fill at the touch: an order joining a price stands behind what was displayed there
+    /// ([`Liquidity::displayed`]); prints at its price eat that queue first, then fill it. Off by default (a print at
+    /// the price then fills nothing: only prints through it do).
+    pub fn with_queue_estimate(mut self, on: bool) -> Matcher {
+        self.queue_estimate = on;
+        self
     }
 
     /// Resumes an order the broker had acknowledged before a restart.
@@ -163,6 +181,9 @@ impl Matcher {
         }
         if !w.is_waiting_for_trigger() {
             execute_aggressive(&mut w, liquidity, now, out);
+        }
+        if let (true, Some(limit)) = (self.queue_estimate, w.limit()) {
+            w.queue_ahead = Some(liquidity.displayed(&w.symbol, w.side, limit));
         }
         self.rest_or_finish(w, now, out);
     }
@@ -217,6 +238,14 @@ impl Matcher {
                 if through && w.leaves().is_positive() {
                     let q = w.leaves().min(t.quantity);
                     fill(&mut w, limit, q, now, out);
+                } else if let (true, Some(ahead)) = (t.price == limit, w.queue_ahead) {
+                    // At the touch: the print eats the queue ahead first; what is left of it reaches us.
+                    let eaten = ahead.min(t.quantity);
+                    w.queue_ahead = Some(ahead - eaten);
+                    let q = w.leaves().min(t.quantity - eaten);
+                    if q.is_positive() {
+                        fill(&mut w, limit, q, now, out);
+                    }
                 }
             }
             if w.leaves().is_positive() {

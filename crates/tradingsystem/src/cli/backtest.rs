@@ -48,6 +48,10 @@ pub struct BacktestArgs {
     /// Ticks of slippage on market orders filled at the touch or last price (no replayed book).
     #[arg(long, default_value_t = 0)]
     slippage_ticks: i64,
+    /// Resting limits also fill at the touch, behind the quantity displayed at their price when they arrived
+    /// (without it, only prints through their price fill them).
+    #[arg(long)]
+    queue_position: bool,
     /// Microseconds from an order to the exchange.
     #[arg(long, default_value_t = 0)]
     latency_to_venue_us: u64,
@@ -178,6 +182,7 @@ pub fn run(cfg: &tradingsystem::config::Config, args: BacktestArgs, rt: &tokio::
         bail!("--slippage-ticks: 0 to 1000");
     }
     spec.settings.slippage_ticks = args.slippage_ticks;
+    spec.settings.queue_position = args.queue_position;
     spec.settings.latency = Latency { to_venue_us: args.latency_to_venue_us, to_us_us: args.latency_to_us_us };
     if !(0.0..=10.0).contains(&args.cdi) {
         bail!("--cdi: an annual rate such as 0.1065 (10.65 %)");
