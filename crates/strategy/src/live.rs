@@ -111,6 +111,8 @@ pub struct LiveStrategies {
     oms: OrderManager,
     bus: Bus,
     clock: SharedClock,
+    /// Set by [`LiveStrategies::inline_trades`]: the runs Data Capture's thread feeds trades to.
+    inline: Option<Arc<Mutex<Vec<InlineRun>>>>,
 }
 
 fn check_name(name: &str) -> Result<(), LiveError> {
@@ -125,7 +127,34 @@ fn check_name(name: &str) -> Result<(), LiveError> {
 
 impl LiveStrategies {
     pub fn new(oms: OrderManager, bus: Bus, clock: SharedClock) -> LiveStrategies {
-        LiveStrategies { instances: Default::default(), oms, bus, clock }
+        LiveStrategies { instances: Default::default(), oms, bus, clock, inline: None }
+    }
+
+    /// Strategies get their trades on Data Capture's thread through the returned tap, as each is accepted, before
+    /// the feed reads the next one (and after the taps before it, such as the replayed exchange's): an order a
+    /// trade causes meets the market as that trade left it, as in a backtest, and a tick becomes an order without a
+    /// task hand-off. Quotes, books, signals, order updates and timers still come through each run's task. Call
+    /// before adding strategies, and give the tap to Data Capture when it starts (a replay starts at once: a tap
+    /// added later would miss its first trades).
+    pub fn inline_trades(mut self) -> (LiveStrategies, data_capture::TradeTap) {
+        let runs: Arc<Mutex<Vec<InlineRun>>> = Default::default();
+        let feed = runs.clone();
+        let tap: data_capture::TradeTap = Arc::new(move |t: &market_data::Trade| {
+            let live: Vec<InlineRun> = feed.lock().clone();
+            for (state, wake) in live {
+                let Some(state) = state.upgrade() else { continue };
+                let mut st = state.lock();
+                if st.done || st.error.is_some() {
+                    continue;
+                }
+                if let Err(e) = st.trade(t).and_then(|_| st.after()) {
+                    st.error = Some(e);
+                    wake.notify_one();
+                }
+            }
+        });
+        self.inline = Some(runs);
+        (self, tap)
     }
 
     /// Adds an instance (checked by building it) and starts it when `enabled`. Needs a Tokio runtime.
@@ -219,18 +248,31 @@ impl LiveStrategies {
             st.started_at = Some(self.clock.now());
             st.last_error = None;
         }
+        // Trades come from Data Capture's thread when inline, from the bus otherwise; signals from TP-Capital.
+        let inline = self.inline.is_some();
         let subjects: Vec<String> = inst
             .symbols
             .iter()
             .flat_map(|s| {
-                [bus::subjects::trades(s.as_str()), bus::subjects::quotes(s.as_str()), bus::subjects::book(s.as_str())]
+                let trades = (!inline).then(|| bus::subjects::trades(s.as_str()));
+                trades.into_iter().chain([bus::subjects::quotes(s.as_str()), bus::subjects::book(s.as_str())])
             })
+            .chain([bus::subjects::SIGNALS.to_string()])
             .collect();
         let md = self.bus.subscribe_many(&subjects, 65_536).map_err(|e| LiveError::Invalid(e.to_string()))?;
         let ctx = LiveCtx::new(self.oms.clone(), self.clock.clone(), &inst.cfg, &inst.status, inst.symbols.clone());
         let run_id = inst.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         let current = Current { generation: inst.generation.clone(), run_id };
-        tokio::spawn(run(strategy, ctx, md, self.oms.subscribe(), rx, current));
+        let bars = crate::bars::BarBuilder::new(strategy.symbols(), strategy.bar_intervals());
+        let state =
+            Arc::new(Mutex::new(RunState { strategy, ctx, bars, finished: Vec::new(), error: None, done: false }));
+        let wake = Arc::new(tokio::sync::Notify::new());
+        if let Some(runs) = &self.inline {
+            let mut runs = runs.lock();
+            runs.retain(|(w, _)| w.strong_count() > 0);
+            runs.push((Arc::downgrade(&state), wake.clone()));
+        }
+        tokio::spawn(run(state, wake, md, self.oms.subscribe(), rx, current));
         let snapshot = inst.status.lock().clone();
         Ok(snapshot)
     }
@@ -360,14 +402,6 @@ impl LiveCtx {
         let pnl = self.own_pnl();
         (pnl.0 <= -limit.0).then(|| format!("max loss reached: P&L {pnl} against a limit of {limit}"))
     }
-
-    async fn cancel_working(&self) {
-        for o in self.oms.open_orders().into_iter().filter(|o| o.source == self.source) {
-            if let Err(e) = self.oms.cancel(o.id, &self.actor).await {
-                tracing::warn!(order_id = o.id, error = %e, "could not cancel a stopped strategy's order");
-            }
-        }
-    }
 }
 
 impl Context for LiveCtx {
@@ -468,96 +502,168 @@ fn guarded(f: impl FnOnce()) -> Result<(), String> {
     })
 }
 
+/// A run's strategy and its context. The run's task drives it (order updates, timers, quotes, books, signals and,
+/// from the bus, trades); with inline trades, Data Capture's thread drives it too, under the same lock.
+struct RunState {
+    strategy: Box<dyn Strategy>,
+    ctx: LiveCtx,
+    bars: crate::bars::BarBuilder,
+    finished: Vec<crate::api::BarEvent>,
+    /// Why the run must end, found by the feed thread (a panic, the max loss); the task ends it.
+    error: Option<String>,
+    done: bool,
+}
+
+impl RunState {
+    fn trade(&mut self, t: &market_data::Trade) -> Result<(), String> {
+        if t.kind != market_data::TradeKind::New {
+            return Ok(());
+        }
+        let Ok(symbol) = t.symbol.parse::<Symbol>() else { return Ok(()) };
+        if !self.ctx.symbols.contains(&symbol) {
+            return Ok(());
+        }
+        self.ctx.mark(symbol, t.price);
+        let tick =
+            TradeTick { symbol, price: t.price, quantity: t.quantity, aggressor: t.aggressor, ts: t.exchange_ts };
+        let (strategy, ctx) = (&mut self.strategy, &mut self.ctx);
+        // As in a backtest: the bar a trade finishes is delivered before the trade.
+        if !self.bars.is_empty() {
+            self.bars.on_trade(symbol, t.exchange_ts, t.price, t.quantity, &mut self.finished);
+        }
+        for bar in std::mem::take(&mut self.finished) {
+            guarded(|| strategy.on_bar(ctx, &bar))?;
+        }
+        guarded(|| strategy.on_trade(ctx, &tick))?;
+        ctx.publish();
+        Ok(())
+    }
+
+    fn market(&mut self, event: &Event) -> Result<(), String> {
+        let (strategy, ctx) = (&mut self.strategy, &mut self.ctx);
+        match event {
+            Event::Trade(t) => return self.trade(t),
+            Event::Quote(q) => {
+                let (Some(bid), Some(ask), Ok(symbol)) = (q.bid, q.ask, q.symbol.parse::<Symbol>()) else {
+                    return Ok(());
+                };
+                let tick = QuoteTick {
+                    symbol,
+                    bid: bid.price,
+                    bid_size: bid.quantity,
+                    ask: ask.price,
+                    ask_size: ask.quantity,
+                    ts: q.ts,
+                };
+                guarded(|| strategy.on_quote(ctx, &tick))?;
+            }
+            Event::Signal { data } => {
+                // Stored and updated signals both come by; strategies that trade them dedupe (`tp_signals` does).
+                let Ok(signal) = SignalEvent::from_json(data) else { return Ok(()) };
+                if ctx.symbols.contains(&signal.symbol) {
+                    guarded(|| strategy.on_signal(ctx, &signal))?;
+                }
+            }
+            Event::Book(b) => {
+                let Ok(symbol) = b.symbol.parse::<Symbol>() else { return Ok(()) };
+                let view = BookView { symbol, bids: &b.bids, asks: &b.asks, ts: b.ts };
+                guarded(|| strategy.on_book(ctx, &view))?;
+            }
+            _ => {}
+        }
+        ctx.publish();
+        Ok(())
+    }
+
+    fn update(&mut self, u: OmsUpdate) -> Result<(), String> {
+        let (strategy, ctx) = (&mut self.strategy, &mut self.ctx);
+        match u {
+            OmsUpdate::Order(o) if ctx.mine.contains_key(&o.id) => {
+                if o.status.is_terminal() && ctx.ended.insert(o.id) {
+                    // The part that will never fill is no longer committed.
+                    let rest = (o.quantity - o.filled_quantity).signed(o.side);
+                    *ctx.committed.entry(o.symbol).or_insert(Qty::ZERO) -= rest;
+                }
+                guarded(|| strategy.on_order(ctx, &o))?;
+            }
+            OmsUpdate::Fill { order_id, symbol, fill } => {
+                let Some(side) = ctx.mine.get(&order_id).copied() else { return Ok(()) };
+                ctx.book_fill(symbol, side, fill.quantity, fill.price);
+                ctx.status.lock().fills += 1;
+                ctx.publish();
+                if let Some(order) = ctx.oms.get(order_id) {
+                    guarded(|| strategy.on_fill(ctx, &order, &fill))?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn timer(&mut self) -> Result<(), String> {
+        let (strategy, ctx) = (&mut self.strategy, &mut self.ctx);
+        if let Some((_, id)) = ctx.timers.pop_first() {
+            guarded(|| strategy.on_timer(ctx, id))?;
+        }
+        Ok(())
+    }
+
+    /// After each callback: refusals are delivered as events, and the max loss is checked.
+    fn after(&mut self) -> Result<(), String> {
+        let (strategy, ctx) = (&mut self.strategy, &mut self.ctx);
+        for r in std::mem::take(&mut ctx.refusals) {
+            guarded(|| strategy.on_refused(ctx, &r))?;
+        }
+        match ctx.over_max_loss() {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What the feed thread needs to reach a run: its state, and how to wake its task.
+type InlineRun = (std::sync::Weak<Mutex<RunState>>, Arc<tokio::sync::Notify>);
+
 async fn run(
-    mut strategy: Box<dyn Strategy>,
-    mut ctx: LiveCtx,
+    state: Arc<Mutex<RunState>>,
+    wake: Arc<tokio::sync::Notify>,
     mut md: bus::Subscription,
     mut updates: broadcast::Receiver<OmsUpdate>,
     mut stop: oneshot::Receiver<()>,
     current: Current,
 ) {
-    let mut bars = crate::bars::BarBuilder::new(strategy.symbols(), strategy.bar_intervals());
-    let mut finished = Vec::new();
     let outcome: Result<(), String> = async {
-        guarded(|| strategy.on_start(&mut ctx))?;
+        {
+            let mut st = state.lock();
+            let RunState { strategy, ctx, .. } = &mut *st;
+            guarded(|| strategy.on_start(ctx))?;
+        }
         loop {
-            // Refusals are delivered as events after the callback that caused them.
-            for r in std::mem::take(&mut ctx.refusals) {
-                guarded(|| strategy.on_refused(&mut ctx, &r))?;
-            }
-            if let Some(why) = ctx.over_max_loss() {
-                return Err(why);
-            }
-            let next_timer = ctx.timers.keys().next().map(|(at, _)| *at);
-            let wait = next_timer.map(|at| (at - ctx.clock.now()).to_std().unwrap_or_default());
+            let wait = {
+                let mut st = state.lock();
+                if let Some(e) = st.error.take() {
+                    return Err(e);
+                }
+                st.after()?;
+                let next_timer = st.ctx.timers.keys().next().map(|(at, _)| *at);
+                next_timer.map(|at| (at - st.ctx.clock.now()).to_std().unwrap_or_default())
+            };
             tokio::select! {
                 _ = &mut stop => return Ok(()),
+                _ = wake.notified() => {}
                 _ = async { match wait { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => {
-                    if let Some((_, id)) = ctx.timers.pop_first() {
-                        guarded(|| strategy.on_timer(&mut ctx, id))?;
-                    }
+                    state.lock().timer()?;
                 }
                 d = md.recv() => {
                     let Some(d) = d else { return Err("the market data stream ended".into()) };
-                    match &*d.event {
-                        Event::Trade(t) if t.kind == market_data::TradeKind::New => {
-                            let Ok(symbol) = t.symbol.parse::<Symbol>() else { continue };
-                            ctx.mark(symbol, t.price);
-                            let tick = TradeTick { symbol, price: t.price, quantity: t.quantity, aggressor: t.aggressor, ts: t.exchange_ts };
-                            // As in a backtest: the bar a trade finishes is delivered before the trade.
-                            if !bars.is_empty() {
-                                bars.on_trade(symbol, t.exchange_ts, t.price, t.quantity, &mut finished);
-                            }
-                            for bar in std::mem::take(&mut finished) {
-                                guarded(|| strategy.on_bar(&mut ctx, &bar))?;
-                            }
-                            guarded(|| strategy.on_trade(&mut ctx, &tick))?;
-                        }
-                        Event::Quote(q) => {
-                            let (Some(bid), Some(ask), Ok(symbol)) = (q.bid, q.ask, q.symbol.parse::<Symbol>()) else { continue };
-                            let tick = QuoteTick { symbol, bid: bid.price, bid_size: bid.quantity, ask: ask.price, ask_size: ask.quantity, ts: q.ts };
-                            guarded(|| strategy.on_quote(&mut ctx, &tick))?;
-                        }
-                        Event::Signal { data } => {
-                            // Stored and updated signals both come by; strategies that trade them see each id once
-                            // or dedupe themselves (`tp_signals` does).
-                            let Ok(signal) = SignalEvent::from_json(data) else { continue };
-                            if !ctx.symbols.contains(&signal.symbol) {
-                                continue;
-                            }
-                            guarded(|| strategy.on_signal(&mut ctx, &signal))?;
-                        }
-                        Event::Book(b) => {
-                            let Ok(symbol) = b.symbol.parse::<Symbol>() else { continue };
-                            let view = BookView { symbol, bids: &b.bids, asks: &b.asks, ts: b.ts };
-                            guarded(|| strategy.on_book(&mut ctx, &view))?;
-                        }
-                        _ => {}
-                    }
-                    ctx.publish();
+                    state.lock().market(&d.event)?;
                 }
                 u = updates.recv() => match u {
-                    Ok(OmsUpdate::Order(o)) if ctx.mine.contains_key(&o.id) => {
-                        if o.status.is_terminal() && ctx.ended.insert(o.id) {
-                            // The part that will never fill is no longer committed.
-                            let rest = (o.quantity - o.filled_quantity).signed(o.side);
-                            *ctx.committed.entry(o.symbol).or_insert(Qty::ZERO) -= rest;
-                        }
-                        guarded(|| strategy.on_order(&mut ctx, &o))?;
-                    }
-                    Ok(OmsUpdate::Fill { order_id, symbol, fill }) => {
-                        let Some(side) = ctx.mine.get(&order_id).copied() else { continue };
-                        ctx.book_fill(symbol, side, fill.quantity, fill.price);
-                        ctx.status.lock().fills += 1;
-                        ctx.publish();
-                        if let Some(order) = ctx.oms.get(order_id) {
-                            guarded(|| strategy.on_fill(&mut ctx, &order, &fill))?;
-                        }
-                    }
-                    Ok(_) => {}
+                    Ok(u) => state.lock().update(u)?,
                     Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(strategy = %ctx.source, missed = n, "strategy fell behind the order updates; rebuilding its positions");
-                        ctx.rebuild();
+                        let mut st = state.lock();
+                        tracing::warn!(strategy = %st.ctx.source, missed = n, "strategy fell behind the order updates; rebuilding its positions");
+                        st.ctx.rebuild();
                     }
                     Err(broadcast::error::RecvError::Closed) => return Err("the Order Manager stopped".into()),
                 }
@@ -565,19 +671,32 @@ async fn run(
         }
     }
     .await;
+    let (oms, actor, source, status) = {
+        let mut st = state.lock();
+        st.done = true;
+        (st.ctx.oms.clone(), st.ctx.actor.clone(), st.ctx.source.clone(), st.ctx.status.clone())
+    };
     if !current.is_current() {
         // Started again meanwhile: the new run owns the orders and the status.
         return;
     }
-    ctx.cancel_working().await;
-    ctx.publish();
-    let mut st = ctx.status.lock();
+    cancel_working(&oms, &actor, &source).await;
+    state.lock().ctx.publish();
+    let mut st = status.lock();
     match outcome {
         Ok(()) => st.state = LiveState::Stopped,
         Err(e) => {
-            tracing::error!(strategy = %ctx.source, error = %e, "strategy stopped");
+            tracing::error!(strategy = %source, error = %e, "strategy stopped");
             st.state = if e.starts_with("max loss") { LiveState::Stopped } else { LiveState::Failed };
             st.last_error = Some(e);
+        }
+    }
+}
+
+async fn cancel_working(oms: &OrderManager, actor: &Actor, source: &str) {
+    for o in oms.open_orders().into_iter().filter(|o| o.source == source) {
+        if let Err(e) = oms.cancel(o.id, actor).await {
+            tracing::warn!(order_id = o.id, error = %e, "could not cancel a stopped strategy's order");
         }
     }
 }

@@ -89,12 +89,28 @@ async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_stops_only_that_strategy_and_a_max_loss_stops_and_cancels() {
+    isolation_and_max_loss(false).await;
+}
+
+/// The same with trades taken on Data Capture's thread: a panic there stops the strategy, not the feed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_a_panic_stops_only_that_strategy_and_a_max_loss_stops_and_cancels() {
+    isolation_and_max_loss(true).await;
+}
+
+async fn isolation_and_max_loss(inline: bool) {
     let (_dir, market, oms, bus) = rig().await;
+    let (live, tap) = LiveStrategies::new(oms.clone(), bus.clone(), WallClock::shared()).inline_trades();
+    let live = if inline { live } else { LiveStrategies::new(oms.clone(), bus.clone(), WallClock::shared()) };
     // The Order Manager marks positions from the tape, as `serve` wires it.
     let marks = oms.clone();
-    let tap: Arc<dyn Fn(&market_data::Trade) + Send + Sync> =
+    let mark_tap: Arc<dyn Fn(&market_data::Trade) + Send + Sync> =
         Arc::new(move |t: &market_data::Trade| marks.on_market_trade(&t.symbol, t.price));
-    let _dc = data_capture::DataCapture::start_sim(&market, bus.clone(), 0, vec![tap], WallClock::shared());
+    let mut taps = vec![mark_tap];
+    if inline {
+        taps.push(tap);
+    }
+    let _dc = data_capture::DataCapture::start_sim(&market, bus.clone(), 0, taps, WallClock::shared());
     // The market moves (in `serve` its own task steps it).
     let m = market.clone();
     tokio::spawn(async move {
@@ -103,7 +119,6 @@ async fn a_panic_stops_only_that_strategy_and_a_max_loss_stops_and_cancels() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     });
-    let live = LiveStrategies::new(oms.clone(), bus.clone(), WallClock::shared());
     let pet = vec![Symbol::lit("PETR4")];
     let p = pet.clone();
     live.add_custom(cfg("bomb", None), Arc::new(move || Box::new(Bomb { symbols: p.clone(), seen: 0, after: 3 })))

@@ -168,15 +168,25 @@ impl App {
         let marks = oms.clone();
         let mut taps: Vec<data_capture::TradeTap> =
             vec![Arc::new(move |t: &market_data::Trade| marks.on_market_trade(&t.symbol, t.price))];
+        // The live strategies of `[[strategies]]` (a bad entry stops the start with its name), in place before the
+        // feed starts: they take trades on its thread, after the replayed exchange has followed each one.
+        let (strategies, strategy_tap) =
+            strategy::live::LiveStrategies::new(oms.clone(), bus.clone(), clock.clone()).inline_trades();
+        for c in cfg.strategies.clone() {
+            let name = c.name.clone();
+            strategies.add(c).with_context(|| format!("[[strategies]] {name:?}"))?;
+        }
         let market_data = match replay {
             Some(feed) => {
                 tracing::info!(trades = feed.len(), "replaying recorded market data");
                 // The paper broker's exchange follows the replayed tape: its book is re-centred on every print.
                 let exchange = market.clone();
                 taps.push(Arc::new(move |t: &market_data::Trade| exchange.follow(t)));
+                taps.push(strategy_tap);
                 data_capture::DataCapture::start(feed, instruments.clone(), bus.clone(), taps, clock.clone())
             }
             None => {
+                taps.push(strategy_tap);
                 let dc =
                     data_capture::DataCapture::start_sim(&market, bus.clone(), cfg.sim_drop_every, taps, clock.clone());
                 jobs.task("simulated-market", market.clone().run());
@@ -221,12 +231,6 @@ impl App {
         jobs.schedule("system-probes", When::Every(Duration::from_secs(60)), true, move || {
             gateway::probe_systems(probes.clone(), client.clone())
         });
-        // The live strategies of `[[strategies]]`: a bad entry stops the start with its name.
-        let strategies = strategy::live::LiveStrategies::new(oms.clone(), bus.clone(), clock.clone());
-        for c in cfg.strategies.clone() {
-            let name = c.name.clone();
-            strategies.add(c).with_context(|| format!("[[strategies]] {name:?}"))?;
-        }
         let state = AppState {
             auth_cache: Default::default(),
             oms,
