@@ -401,3 +401,22 @@ fn with_the_queue_estimate_a_resting_bid_fills_at_the_touch_once_the_queue_ahead
     run(&spec(), s, events);
     assert!(seen.lock().unwrap().fills.is_empty());
 }
+
+#[test]
+fn replace_cancels_the_working_order_and_sends_the_new_one() {
+    let events = vec![quote(0, 384_900, 385_000), quote(1, 384_900, 385_000), trade(2, 384_000, 500)];
+    let (s, seen) = Probe::new(|ctx, n| {
+        if n == 0 {
+            ctx.submit(order(Side::Buy, OrderType::Limit, 100, Some(380_000))).unwrap();
+        }
+        if n == 1 {
+            let old = ctx.open_orders()[0].id;
+            let new = ctx.replace(old, order(Side::Buy, OrderType::Limit, 100, Some(384_500))).unwrap();
+            assert_ne!(new, old);
+        }
+    });
+    let out = run(&spec(), s, events);
+    let statuses: Vec<OrderStatus> = out.orders.iter().map(|o| o.status).collect();
+    assert_eq!(statuses, vec![OrderStatus::Canceled, OrderStatus::Filled]);
+    assert_eq!(seen.lock().unwrap().fills[0].3, Price(384_500), "the replacement filled at its price");
+}

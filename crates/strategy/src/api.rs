@@ -145,6 +145,14 @@ pub trait Context {
     /// Asks to cancel one of the strategy's orders; the outcome arrives through [`Strategy::on_order`].
     fn cancel(&mut self, id: OrderId) -> Result<(), Refusal>;
 
+    /// Replaces a working order: asks to cancel it and sends `req` in its place (B3 has no in-place amend for
+    /// what a strategy changes: price or quantity). The new order's id, or why either step was refused; an order
+    /// already filled cannot be replaced, and the cancel's refusal says so before anything is sent.
+    fn replace(&mut self, id: OrderId, req: OrderRequest) -> Result<OrderId, Refusal> {
+        self.cancel(id)?;
+        self.submit(req)
+    }
+
     /// Calls [`Strategy::on_timer`] with `id` at `at` (in the run's time; a time already past fires next).
     fn set_timer(&mut self, at: DateTime<Utc>, id: u64);
 }
