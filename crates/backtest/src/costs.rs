@@ -126,7 +126,7 @@ impl CostModel {
 
     /// What a fill costs before the day is known (all of it normal, no day trade).
     pub fn provisional(&self, date: NaiveDate, inst: &Instrument, f: &DayFill, usd_brl: Option<Price>) -> Money {
-        let s = self.settle_day(date, inst, std::slice::from_ref(&DayFill { side: f.side, ..*f }), usd_brl);
+        let s = self.settle_day(date, inst, std::slice::from_ref(f), usd_brl);
         s.costs.first().map(FillCost::total).unwrap_or_default()
     }
 

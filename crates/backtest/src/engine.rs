@@ -233,10 +233,6 @@ impl Core {
         self.schedule(self.now, Action::Refused(r.clone()));
         r
     }
-
-    pub fn oms(&self) -> &OrderManager {
-        &self.oms
-    }
 }
 
 impl Context for Core {

@@ -86,7 +86,6 @@ pub struct Ledger {
     seen_orders: std::collections::HashSet<OrderId>,
     day: Option<NaiveDate>,
     day_realized: Money,
-    day_costs: Money,
     day_fill_count: usize,
 }
 
@@ -127,7 +126,6 @@ impl Ledger {
             seen_orders: Default::default(),
             day: None,
             day_realized: Money::ZERO,
-            day_costs: Money::ZERO,
             day_fill_count: 0,
         }
     }
@@ -325,7 +323,6 @@ impl Ledger {
             fills: self.day_fill_count,
         });
         self.day_realized = Money::ZERO;
-        self.day_costs = Money::ZERO;
         self.day_fill_count = 0;
     }
 

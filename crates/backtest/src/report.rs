@@ -415,10 +415,8 @@ fn line_svg(points: &[(i64, f64)], color: &str, fill_below: bool, markers: &[(us
     if points.is_empty() {
         return "<p class=muted>no data</p>".into();
     }
-    let (lo, hi) = points
-        .iter()
-        .chain(markers.iter().map(|m| (0, m.1)).collect::<Vec<_>>().iter())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, y)| (lo.min(*y), hi.max(*y)));
+    let ys = points.iter().map(|(_, y)| *y).chain(markers.iter().map(|m| m.1));
+    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| (lo.min(y), hi.max(y)));
     let span = if hi > lo { hi - lo } else { 1.0 };
     let n = points.len().max(2) - 1;
     let x = |i: usize| PAD + (W - PAD - 8.0) * i as f64 / n as f64;

@@ -62,8 +62,18 @@ impl Venue {
         let m = &mut self.markets[usize::from(sym)];
         m.bid = bid;
         m.ask = ask;
-        // A quote newer than the last book replaces its top: the book no longer describes the market.
-        m.book = None;
+        // A quote at the book's best prices (the recorder writes both from one book) keeps the depth behind it; a
+        // quote elsewhere means the book no longer describes the market.
+        let same_top = m.book.as_ref().is_some_and(|b| {
+            b.bids.first().map(|l| l.price) == Some(bid.price) && b.asks.first().map(|l| l.price) == Some(ask.price)
+        });
+        match (&mut m.book, same_top) {
+            (Some(b), true) => {
+                b.bids[0].quantity = bid.quantity;
+                b.asks[0].quantity = ask.quantity;
+            }
+            _ => m.book = None,
+        }
     }
 
     pub fn on_book(&mut self, sym: u16, book: &BookLevels) {
@@ -191,7 +201,7 @@ impl Liquidity for Venue {
                 .iter()
                 .zip(taken)
                 .take_while(|(l, _)| within(side, l.price, limit))
-                .fold(Qty::ZERO, |a, (l, t)| a + (l.quantity - *t));
+                .fold(Qty::ZERO, |a, (l, t)| a + (l.quantity - *t).max(Qty::ZERO));
         }
         let touch = match side {
             Side::Buy if m.ask.quantity.is_positive() => Some(m.ask.price),
@@ -239,6 +249,11 @@ mod tests {
         // A new snapshot is fresh liquidity.
         v.on_book(0, &book);
         assert_eq!(v.available(&PETR, Side::Buy, None), Qty(300));
+        // A quote at the same best prices keeps the depth (with its sizes); one elsewhere drops the book.
+        v.on_quote(0, lv(384_900, 100), lv(385_000, 150));
+        assert_eq!(v.available(&PETR, Side::Buy, None), Qty(350), "150 at the touch, 200 behind");
+        v.on_quote(0, lv(384_800, 100), lv(384_900, 150));
+        assert_eq!(v.execute(&PETR, Side::Buy, Qty(400), None, now), vec![(Price(384_900), Qty(400))], "the touch");
     }
 
     #[test]
