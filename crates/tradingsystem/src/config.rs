@@ -68,6 +68,8 @@ pub struct Config {
     pub bus_url: Option<String>,
     pub market: String,
     pub broker: String,
+    /// `TS_BROKER=fix:PATH`: the FIX session's settings, read from PATH.
+    pub fix_broker: Option<fix_broker::FixSettings>,
     pub log_level: String,
     pub token_ttl_minutes: i64,
     pub sim_seed: u64,
@@ -224,9 +226,7 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
     let market = env("TS_MARKET").or(file.market).unwrap_or_else(|| "sim".into());
     parse_market(&market)?;
     let broker = env("TS_BROKER").or(file.broker).unwrap_or_else(|| "paper".into());
-    if broker != "paper" {
-        bail!("TS_BROKER={broker}: this build supports only 'paper' (the FIX adapter is not built yet)");
-    }
+    let fix_broker = parse_broker(&broker)?;
     let log_level = env("TS_LOG").or(file.log_level).unwrap_or_else(|| "info".into());
     let token_ttl_minutes = env_number::<i64>("TS_TOKEN_TTL_MINUTES")?.or(file.token_ttl_minutes).unwrap_or(8 * 60);
     if !(1..=60 * 24 * 30).contains(&token_ttl_minutes) {
@@ -275,6 +275,7 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
         bus_url,
         market,
         broker,
+        fix_broker,
         log_level,
         token_ttl_minutes,
         sim_seed: file.sim.seed.unwrap_or(42),
@@ -298,6 +299,18 @@ where
             .ok()
             .filter(|x| range.contains(x))
             .with_context(|| format!("{name} must be {what}, got {v:?}")),
+    }
+}
+
+/// `paper`, or `fix:PATH` with the FIX session's settings in the TOML file at PATH.
+fn parse_broker(broker: &str) -> Result<Option<fix_broker::FixSettings>> {
+    match broker.split_once(':') {
+        None if broker == "paper" => Ok(None),
+        None if broker == "fix" => bail!("TS_BROKER=fix needs its session settings: TS_BROKER=fix:PATH (a TOML file)"),
+        Some(("fix", path)) if !path.is_empty() => {
+            fix_broker::FixSettings::from_file(Path::new(path)).map(Some).map_err(|e| anyhow::anyhow!("TS_BROKER: {e}"))
+        }
+        _ => bail!("TS_BROKER={broker}: use 'paper' or 'fix:PATH'"),
     }
 }
 

@@ -8,6 +8,7 @@ use chrono::Utc;
 use clock::{SharedClock, WallClock};
 use data_capture::feed::ReplayFeed;
 use domain::Instruments;
+use fix_broker::FixBroker;
 use gateway::auth::{hash_password, random_hex, JwtKeys};
 use gateway::AppState;
 use market_sim::{SimConfig, SimMarket};
@@ -104,6 +105,8 @@ pub struct App {
     state: AppState,
     jobs: Jobs,
     recorder: data_capture::recorder::Recorder,
+    /// The FIX session, logged out at shutdown (`TS_BROKER=fix:PATH`).
+    fix: Option<Arc<FixBroker>>,
 }
 
 /// The market the process trades: the simulated one, or a recorded tape replayed into it.
@@ -153,7 +156,7 @@ impl App {
         // The one clock of the market and order path; a backtest hands these services a simulated one instead.
         let clock = WallClock::shared();
         let Market { sim: market, replay, instruments } = Market::open(&cfg, &clock)?;
-        let oms = start_order_manager(&cfg, &market, &instruments, &clock).await?;
+        let (oms, fix) = start_order_manager(&cfg, &market, &instruments, &clock).await?;
         let bus = match &cfg.bus_url {
             None => Bus::new(),
             Some(url) => Bus::connect_nats(url).await.context("cannot connect to the bus")?,
@@ -256,7 +259,7 @@ impl App {
                 32,
             ),
         };
-        Ok(App { cfg, state, jobs, recorder })
+        Ok(App { cfg, state, jobs, recorder, fix })
     }
 
     /// Serves until `shutdown` completes (or a background task that cannot be restarted dies), then stops the
@@ -285,6 +288,9 @@ impl App {
         backtests.shutdown();
         self.jobs.shutdown(Duration::from_secs(10)).await;
         self.recorder.flush().await;
+        if let Some(fix) = &self.fix {
+            fix.stop();
+        }
         oms.shutdown();
         db.close().await;
         match dead_rx.await {
@@ -299,7 +305,7 @@ async fn start_order_manager(
     market: &SimMarket,
     instruments: &Instruments,
     clock: &SharedClock,
-) -> Result<OrderManager> {
+) -> Result<(OrderManager, Option<Arc<FixBroker>>)> {
     let (oms, report) = OrderManager::recover(&cfg.journal_path(), instruments.clone(), cfg.calendar(), clock.clone())
         .context("cannot recover the order journal")?;
     tracing::info!(
@@ -318,9 +324,20 @@ async fn start_order_manager(
             oms.on_market_trade(&ins.symbol, p);
         }
     }
-    let (broker, events) = PaperBroker::start(market.clone(), cfg.calendar(), oms.open_orders(), clock.clone());
-    oms.attach_broker(broker, events, &report).await.context("broker reconciliation failed")?;
-    Ok(oms)
+    let fix = match &cfg.fix_broker {
+        None => {
+            let (broker, events) = PaperBroker::start(market.clone(), cfg.calendar(), oms.open_orders(), clock.clone());
+            oms.attach_broker(broker, events, &report).await.context("broker reconciliation failed")?;
+            None
+        }
+        Some(settings) => {
+            let (broker, events) = FixBroker::start(settings, &cfg.data_dir, oms.open_orders(), clock.clone())
+                .map_err(|e| anyhow::anyhow!("FIX broker: {e}"))?;
+            oms.attach_broker(broker.clone(), events, &report).await.context("broker reconciliation failed")?;
+            Some(broker)
+        }
+    };
+    Ok((oms, fix))
 }
 
 async fn forward_updates(mut updates: tokio::sync::broadcast::Receiver<OmsUpdate>, bus: Bus) {

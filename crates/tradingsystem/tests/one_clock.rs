@@ -5,8 +5,17 @@
 use std::path::{Path, PathBuf};
 
 /// The crates on the market and order path.
-const ON_THE_PATH: &[&str] =
-    &["domain", "market-data", "data-capture", "order-manager", "paper-broker", "strategy", "signal-trading"];
+const ON_THE_PATH: &[&str] = &[
+    "domain",
+    "market-data",
+    "data-capture",
+    "order-manager",
+    "paper-broker",
+    "fix",
+    "fix-broker",
+    "strategy",
+    "signal-trading",
+];
 
 /// Reading the wall clock's date and time. `Instant::now` is allowed: it measures latencies for metrics and
 /// never decides anything.

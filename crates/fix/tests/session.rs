@@ -1,0 +1,199 @@
+//! The initiator session against a counterparty written here byte by byte, for what QuickFIX will not send:
+//! garbage, a wrong checksum or body length, a number too low, and requests the session itself must answer.
+
+use fix::codec::{Decoder, Message, MessageBuilder};
+use fix::session::{self, SessionConfig, SessionEvent, SessionHandle, SessionStatus};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// The broker's side of one connection.
+struct Counterparty {
+    stream: TcpStream,
+    decoder: Decoder,
+    next_out: u64,
+}
+
+impl Counterparty {
+    fn accept(listener: &TcpListener) -> Counterparty {
+        let (stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Counterparty { stream, decoder: Decoder::new(), next_out: 1 }
+    }
+
+    fn read(&mut self) -> Message {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(m) = self.decoder.next_message().unwrap() {
+                return m;
+            }
+            let n = self.stream.read(&mut buf).expect("the session writes");
+            assert!(n > 0, "the session closed the connection");
+            self.decoder.extend(&buf[..n]);
+        }
+    }
+
+    /// Reads until a message of `kind` arrives, skipping heartbeats.
+    fn read_kind(&mut self, kind: &str) -> Message {
+        loop {
+            let m = self.read();
+            if m.msg_type() == kind.as_bytes() {
+                return m;
+            }
+            assert_eq!(m.msg_type(), b"0", "expected {kind}, got {m:?}");
+        }
+    }
+
+    fn message(&mut self, kind: &str, fields: &[(u32, &str)]) -> Vec<u8> {
+        self.next_out += 1;
+        self.message_numbered(kind, self.next_out - 1, fields)
+    }
+
+    fn message_numbered(&self, kind: &str, seq: u64, fields: &[(u32, &str)]) -> Vec<u8> {
+        let mut b = MessageBuilder::new(kind);
+        b.field(49, "BROKER").field(56, "TS").int(34, seq).field(52, "20261206-12:00:00.000");
+        for (t, v) in fields {
+            b.field(*t, v);
+        }
+        b.finish()
+    }
+
+    fn send(&mut self, kind: &str, fields: &[(u32, &str)]) {
+        let raw = self.message(kind, fields);
+        self.stream.write_all(&raw).unwrap();
+    }
+
+    fn logon(&mut self) -> Message {
+        let ours = self.read_kind("A");
+        self.send("A", &[(98, "0"), (108, "30")]);
+        ours
+    }
+}
+
+/// Writes bytes that are not a valid message.
+type Corrupt = fn(&mut Counterparty) -> Vec<u8>;
+
+fn start(port: u16, dir: &std::path::Path) -> (SessionHandle, mpsc::UnboundedReceiver<SessionEvent>) {
+    let mut config = SessionConfig::new("127.0.0.1", port, "TS", "BROKER", dir.to_path_buf());
+    config.reconnect_min = Duration::from_millis(50);
+    config.reconnect_max = Duration::from_millis(100);
+    session::start(config, clock::WallClock::shared()).unwrap()
+}
+
+fn logged_on(events: &mut mpsc::UnboundedReceiver<SessionEvent>) {
+    loop {
+        match events.blocking_recv().expect("the session runs") {
+            SessionEvent::LoggedOn => return,
+            SessionEvent::LoggedOut { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn broken_bytes_are_answered_with_a_logout_and_the_session_comes_back() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, mut events) = start(port, dir.path());
+    let cases: [(&str, Corrupt); 3] = [
+        ("garbled", |_| b"this is not FIX\x01".to_vec()),
+        ("CheckSum", |c| {
+            let mut raw = c.message("0", &[]);
+            let n = raw.len();
+            let wrong: &[u8] = if &raw[n - 4..n - 1] == b"000" { b"001" } else { b"000" };
+            raw[n - 4..n - 1].copy_from_slice(wrong);
+            raw
+        }),
+        ("BodyLength", |c| {
+            let raw = String::from_utf8(c.message("0", &[])).unwrap();
+            let (head, rest) = raw.split_once("\x019=").unwrap();
+            let (len, body) = rest.split_once('\x01').unwrap();
+            format!("{head}\x019={}\x01{body}", len.parse::<u32>().unwrap() + 3).into_bytes()
+        }),
+    ];
+    let mut c = Counterparty::accept(&listener);
+    c.logon();
+    logged_on(&mut events);
+    for (what, bad) in cases {
+        let raw = bad(&mut c);
+        c.stream.write_all(&raw).unwrap();
+        // A wrong body length is only visible once the bytes it claims have arrived.
+        let next = c.message("0", &[]);
+        let _ = c.stream.write_all(&next);
+        let logout = c.read_kind("5");
+        assert!(logout.get_str(58).is_some_and(|t| t.contains(what)), "{what}: {logout:?}");
+        // It drops the connection and comes back with the next number, no reset.
+        let mut again = Counterparty::accept(&listener);
+        again.next_out = c.next_out;
+        let logon = again.logon();
+        assert!(logon.get(141).is_none());
+        logged_on(&mut events);
+        // The messages lost with the broken connection (ours included) are a gap the session asks for; the
+        // broker fills it, and the session is whole again.
+        let resend = again.read_kind("2");
+        let (from, to) = (resend.get_u64(7).unwrap(), again.next_out.to_string());
+        let gap_fill = again.message_numbered("4", from, &[(43, "Y"), (123, "Y"), (36, &to)]);
+        again.stream.write_all(&gap_fill).unwrap();
+        until("the gap is filled", || handle.info().next_target_seq == again.next_out);
+        c = again;
+    }
+    assert_eq!(handle.info().status, SessionStatus::LoggedOn);
+    handle.stop();
+}
+
+#[test]
+fn the_session_answers_test_requests_resend_requests_and_refuses_a_number_too_low() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, mut events) = start(port, dir.path());
+    let mut c = Counterparty::accept(&listener);
+    let logon = c.logon();
+    assert_eq!(logon.seq_num(), Some(1));
+    logged_on(&mut events);
+
+    c.send("1", &[(112, "T1")]);
+    let hb = c.read_kind("0");
+    assert_eq!(hb.get_str(112), Some("T1"));
+
+    // Two orders go out (numbers 3 and 4, after the logon and the heartbeat); then the broker asks for all.
+    let mut order = MessageBuilder::new("D");
+    order.field(11, "c1").field(55, "PETR4");
+    handle.send(order).unwrap();
+    let mut order = MessageBuilder::new("D");
+    order.field(11, "c2").field(55, "PETR4");
+    handle.send(order).unwrap();
+    let first = c.read_kind("D");
+    assert_eq!(first.seq_num(), Some(3));
+    c.read_kind("D");
+    c.send("2", &[(7, "1"), (16, "0")]);
+    let fill = c.read_kind("4");
+    assert_eq!((fill.seq_num(), fill.get_str(123), fill.get_u64(36)), (Some(1), Some("Y"), Some(3)));
+    let again = c.read_kind("D");
+    assert_eq!((again.seq_num(), again.get_str(43), again.get_str(11)), (Some(3), Some("Y"), Some("c1")));
+    assert_eq!(again.get(122), first.get(52), "OrigSendingTime is the first sending's time");
+    assert_eq!(c.read_kind("D").get_str(11), Some("c2"));
+
+    // An application message reaches the application; a number below the expected one without PossDup is fatal.
+    c.send("8", &[(11, "c1"), (150, "0")]);
+    match events.blocking_recv() {
+        Some(SessionEvent::App(m)) => assert_eq!(m.get_str(11), Some("c1")),
+        other => panic!("{other:?}"),
+    }
+    c.next_out -= 1;
+    c.send("0", &[]);
+    let logout = c.read_kind("5");
+    assert!(logout.get_str(58).is_some_and(|t| t.contains("too low")), "{logout:?}");
+    until("the session notices", || !handle.is_logged_on());
+    handle.stop();
+}
