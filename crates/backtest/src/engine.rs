@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use clock::SimClock;
 use domain::broker::{Broker, BrokerConnection, BrokerError, BrokerEvent, BrokerOrderSnapshot, LinkState};
 use domain::calendar::TradingCalendar;
-use domain::order::{Order, OrderEvent, OrderId, OrderRequest};
+use domain::order::{Amendment, Order, OrderEvent, OrderId, OrderRequest};
 use domain::{Instrument, Instruments, Money, Qty, Symbol};
 use order_manager::{Actor, OmsError, OrderManager};
 use paper_broker::matching::{Matcher, Print};
@@ -71,6 +71,7 @@ impl Default for Settings {
 enum VenueCmd {
     New(Box<Order>),
     Cancel(OrderId),
+    Replace(OrderId, Amendment),
 }
 
 /// The Order Manager's broker in a backtest: it only queues what the Order Manager sends; the engine delivers it to
@@ -93,6 +94,10 @@ impl Broker for VenueLink {
         self.0.lock().push(VenueCmd::Cancel(order_id));
         Ok(())
     }
+    fn replace(&self, order: &Order, amendment: &Amendment) -> Result<(), BrokerError> {
+        self.0.lock().push(VenueCmd::Replace(order.id, *amendment));
+        Ok(())
+    }
     fn working_orders(&self) -> Vec<BrokerOrderSnapshot> {
         Vec::new()
     }
@@ -101,6 +106,7 @@ impl Broker for VenueLink {
 enum Action {
     Arrive(Box<Order>),
     CancelAtVenue(OrderId),
+    ReplaceAtVenue(OrderId, Amendment),
     Deliver(Vec<BrokerEvent>),
     Refused(Refusal),
     Timer(u64),
@@ -205,6 +211,7 @@ impl Core {
             let action = match c {
                 VenueCmd::New(o) => Action::Arrive(o),
                 VenueCmd::Cancel(id) => Action::CancelAtVenue(id),
+                VenueCmd::Replace(id, a) => Action::ReplaceAtVenue(id, a),
             };
             self.schedule(due, action);
         }
@@ -543,6 +550,11 @@ impl Engine {
             Action::CancelAtVenue(id) => {
                 let now = c.now();
                 c.matcher.on_cancel(id, now, &mut c.broker_events);
+                c.report();
+            }
+            Action::ReplaceAtVenue(id, a) => {
+                let now = c.now();
+                c.matcher.on_replace(id, &a, &mut c.venue, now, &mut c.broker_events);
                 c.report();
             }
             Action::Deliver(events) => {

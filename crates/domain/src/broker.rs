@@ -4,7 +4,7 @@
 //! happens afterwards (acknowledgement, fills, cancels, expiry, rejects) arrives later as [`BrokerEvent`]s on the
 //! adapter's event stream, which the adapter hands over at construction.
 
-use crate::order::{Order, OrderEvent, OrderId};
+use crate::order::{Amendment, Order, OrderEvent, OrderId};
 use crate::quantity::Qty;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -70,6 +70,10 @@ pub trait Broker: Send + Sync {
 
     /// Asks the broker to cancel; the outcome arrives as an event.
     fn cancel(&self, order_id: OrderId) -> Result<(), BrokerError>;
+
+    /// Asks the broker to work `order` on the terms `amendment` instead; the outcome arrives as `Replaced` or
+    /// `ReplaceRejected`.
+    fn replace(&self, order: &Order, amendment: &Amendment) -> Result<(), BrokerError>;
 
     /// The orders the broker is working, to reconcile after a restart or reconnect.
     fn working_orders(&self) -> Vec<BrokerOrderSnapshot>;

@@ -17,7 +17,8 @@ pub mod symbol;
 pub use account::AccountId;
 pub use instrument::{Exchange, Instrument, InstrumentKind, Instruments};
 pub use order::{
-    Fill, Order, OrderEvent, OrderRequest, OrderStatus, OrderType, PositionType, Side, TimeInForce, ValidationError,
+    Amendment, Fill, Order, OrderEvent, OrderRequest, OrderStatus, OrderType, PositionType, Side, TimeInForce,
+    ValidationError,
 };
 pub use position::{Position, PositionBook};
 pub use price::{Money, Price, PRICE_SCALE};

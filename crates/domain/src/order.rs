@@ -144,17 +144,44 @@ pub struct Fill {
     pub ts: DateTime<Utc>,
 }
 
+/// An order's terms after a modify: the whole quantity (filled part included) and its prices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Amendment {
+    pub quantity: Qty,
+    pub price: Option<Price>,
+    pub stop_price: Option<Price>,
+}
+
 /// What can happen to an order after it was created in PENDING_NEW.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OrderEvent {
-    Accepted { broker_order_id: String },
-    Rejected { code: String, reason: String },
+    Accepted {
+        broker_order_id: String,
+    },
+    Rejected {
+        code: String,
+        reason: String,
+    },
     Filled(Fill),
     CancelRequested,
-    Canceled { reason: String },
-    CancelRejected { reason: String },
-    Expired { reason: String },
+    Canceled {
+        reason: String,
+    },
+    CancelRejected {
+        reason: String,
+    },
+    Expired {
+        reason: String,
+    },
+    /// We asked the broker to modify the order; it keeps working on its old terms until `Replaced`.
+    ReplaceRequested(Amendment),
+    /// The broker works the order on these terms now.
+    Replaced(Amendment),
+    ReplaceRejected {
+        reason: String,
+    },
 }
 
 impl OrderEvent {
@@ -168,6 +195,9 @@ impl OrderEvent {
             OrderEvent::Canceled { .. } => "canceled",
             OrderEvent::CancelRejected { .. } => "cancel_rejected",
             OrderEvent::Expired { .. } => "expired",
+            OrderEvent::ReplaceRequested(_) => "replace_requested",
+            OrderEvent::Replaced(_) => "replaced",
+            OrderEvent::ReplaceRejected { .. } => "replace_rejected",
         }
     }
 }
@@ -217,6 +247,15 @@ pub fn transition(
             }
         }
         (New | PartiallyFilled | PendingCancel, OrderEvent::Expired { .. }) => Expired,
+        // A modify leaves the order working where it was; `quantity` is then the amended one, which must stay
+        // above what is filled.
+        (New | PartiallyFilled, OrderEvent::ReplaceRequested(_)) => from,
+        (New | PartiallyFilled | PendingCancel, OrderEvent::Replaced(_) | OrderEvent::ReplaceRejected { .. }) => {
+            if matches!(event, OrderEvent::Replaced(_)) && filled_after >= quantity {
+                return Err(illegal("replaced quantity is not above the filled quantity"));
+            }
+            from
+        }
         (s, _) if s.is_terminal() => return Err(illegal("order is terminal")),
         _ => return Err(illegal("not in the transition table")),
     };
@@ -382,6 +421,32 @@ pub fn validate(req: &OrderRequest, instrument: &Instrument, last_trade: Option<
     Ok(())
 }
 
+/// Checks a modify of `order` to the terms `a` as a new order with those terms would be checked, and that it
+/// changes something and keeps the quantity above what is already filled.
+pub fn validate_amendment(
+    order: &Order,
+    a: &Amendment,
+    instrument: &Instrument,
+    last_trade: Option<Price>,
+) -> Result<(), ValidationError> {
+    if a.quantity == order.quantity && a.price == order.price && a.stop_price == order.stop_price {
+        return Err(invalid("quantity", "the new terms are the order's current terms: nothing to modify"));
+    }
+    if a.quantity <= order.filled_quantity {
+        return Err(invalid(
+            "quantity",
+            format!("must be above the {} already filled (cancel the order to stop it)", order.filled_quantity),
+        ));
+    }
+    let mut req = OrderRequest::new(order.symbol, order.side, order.order_type, a.quantity, a.price);
+    req.stop_price = a.stop_price;
+    req.time_in_force = order.time_in_force;
+    // A stop that is only repriced is checked against the market like a new one; an unchanged one is not (the
+    // market may have moved since it was placed).
+    let last = if a.stop_price == order.stop_price { None } else { last_trade };
+    validate(&req, instrument, last)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Order {
@@ -408,6 +473,9 @@ pub struct Order {
     pub fills: Vec<Fill>,
     pub reject_code: Option<String>,
     pub reject_reason: Option<String>,
+    /// A modify sent to the broker and not yet answered: the order works on its old terms meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_replace: Option<Amendment>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -460,6 +528,7 @@ impl Order {
             fills: Vec::new(),
             reject_code: None,
             reject_reason: None,
+            pending_replace: None,
             created_at: now,
             updated_at: now,
         }
@@ -509,7 +578,21 @@ impl Order {
                 }
             };
         }
-        let next = transition(self.status, event, filled_after, self.quantity)?;
+        let quantity_after = match event {
+            OrderEvent::ReplaceRequested(_) if self.pending_replace.is_some() => {
+                return Err(IllegalTransition {
+                    from: self.status,
+                    event: event.name(),
+                    detail: "a replace is pending",
+                })
+            }
+            OrderEvent::ReplaceRejected { .. } if self.pending_replace.is_none() => {
+                return Err(IllegalTransition { from: self.status, event: event.name(), detail: "no replace pending" })
+            }
+            OrderEvent::Replaced(a) => a.quantity,
+            _ => self.quantity,
+        };
+        let next = transition(self.status, event, filled_after, quantity_after)?;
         match event {
             OrderEvent::Accepted { broker_order_id } => self.broker_order_id = Some(broker_order_id.clone()),
             OrderEvent::Rejected { code, reason } => {
@@ -522,12 +605,24 @@ impl Order {
                 self.filled_value = Price(self.filled_value.units() + fill.price.units() * fill.quantity.get());
                 self.fills.push(fill.clone());
             }
+            OrderEvent::ReplaceRequested(a) => self.pending_replace = Some(*a),
+            OrderEvent::Replaced(a) => {
+                self.quantity = a.quantity;
+                self.price = a.price;
+                self.stop_price = a.stop_price;
+                self.pending_replace = None;
+            }
+            OrderEvent::ReplaceRejected { .. } => self.pending_replace = None,
             OrderEvent::CancelRejected { .. }
             | OrderEvent::CancelRequested
             | OrderEvent::Canceled { .. }
             | OrderEvent::Expired { .. } => {}
         }
         self.status = next;
+        if next.is_terminal() {
+            // A modify still in flight when the order ended has nothing left to change.
+            self.pending_replace = None;
+        }
         self.updated_at = now;
         Ok(Applied::Changed)
     }
@@ -635,6 +730,51 @@ mod tests {
     }
 
     #[test]
+    fn a_replace_changes_the_terms_only_when_the_broker_confirms() {
+        let now = Utc::now();
+        let mut o =
+            Order::new(1, &AccountId::new("t"), &req(OrderType::Limit, Side::Buy, Qty(300), Some(30.0), None), now);
+        o.apply(&OrderEvent::Accepted { broker_order_id: "B1".into() }, now).unwrap();
+        o.apply(&fill("e1", Qty(100)), now).unwrap();
+        let a = Amendment { quantity: Qty(500), price: Price::from_f64(30.5), stop_price: None };
+        o.apply(&OrderEvent::ReplaceRequested(a), now).unwrap();
+        assert_eq!((o.status, o.quantity, o.pending_replace), (OrderStatus::PartiallyFilled, Qty(300), Some(a)));
+        assert!(o.apply(&OrderEvent::ReplaceRequested(a), now).is_err(), "one replace at a time");
+        o.apply(&OrderEvent::Replaced(a), now).unwrap();
+        assert_eq!((o.quantity, o.price, o.pending_replace), (Qty(500), a.price, None));
+        assert!(o.apply(&OrderEvent::ReplaceRejected { reason: "x".into() }, now).is_err(), "nothing pending");
+        let below = Amendment { quantity: Qty(100), ..a };
+        assert!(o.apply(&OrderEvent::Replaced(below), now).is_err(), "not down to the filled quantity");
+        o.apply(&OrderEvent::ReplaceRequested(below), now).unwrap();
+        o.apply(&OrderEvent::ReplaceRejected { reason: "too late".into() }, now).unwrap();
+        assert_eq!((o.quantity, o.pending_replace), (Qty(500), None));
+    }
+
+    #[test]
+    fn amendments_are_validated_like_new_orders() {
+        let ins = instruments();
+        let petr = ins.get("PETR4").unwrap();
+        let now = Utc::now();
+        let mut o =
+            Order::new(1, &AccountId::new("t"), &req(OrderType::Limit, Side::Buy, Qty(300), Some(30.0), None), now);
+        o.filled_quantity = Qty(100);
+        let last = Price::from_f64(30.0);
+        let amend = |q: i64, p: Option<f64>, s: Option<f64>| Amendment {
+            quantity: Qty(q),
+            price: p.and_then(Price::from_f64),
+            stop_price: s.and_then(Price::from_f64),
+        };
+        assert_eq!(validate_amendment(&o, &amend(400, Some(30.5), None), petr, last), Ok(()));
+        let field = |a: Amendment| validate_amendment(&o, &a, petr, last).map_err(|e| e.field);
+        assert_eq!(field(amend(300, Some(30.0), None)), Err("quantity"), "nothing changes");
+        assert_eq!(field(amend(100, Some(30.0), None)), Err("quantity"), "not above the filled 100");
+        assert_eq!(field(amend(350, Some(30.0), None)), Err("quantity"), "not a lot multiple");
+        assert_eq!(field(amend(400, Some(30.005), None)), Err("price"), "off the grid");
+        assert_eq!(field(amend(400, None, None)), Err("price"), "a limit needs its price");
+        assert_eq!(field(amend(400, Some(30.0), Some(29.0))), Err("stop_price"), "no stop on a limit");
+    }
+
+    #[test]
     fn overfill_is_refused() {
         let now = Utc::now();
         let mut o =
@@ -674,6 +814,17 @@ mod proptests {
             Just(OrderEvent::Canceled { reason: "c".into() }),
             Just(OrderEvent::CancelRejected { reason: "c".into() }),
             Just(OrderEvent::Expired { reason: "e".into() }),
+            (1i64..1000).prop_map(|q| OrderEvent::ReplaceRequested(Amendment {
+                quantity: Qty(q),
+                price: Some(Price(200)),
+                stop_price: None
+            })),
+            (1i64..1000).prop_map(|q| OrderEvent::Replaced(Amendment {
+                quantity: Qty(q),
+                price: Some(Price(200)),
+                stop_price: None
+            })),
+            Just(OrderEvent::ReplaceRejected { reason: "r".into() }),
         ]
     }
 
@@ -690,7 +841,8 @@ mod proptests {
             let mut seen = std::collections::HashMap::<String, Qty>::new();
             for ev in &events {
                 let before = o.clone();
-                match o.apply(ev, now) {
+                let outcome = o.apply(ev, now);
+                match outcome {
                     Ok(Applied::Changed) => {
                         // A legal transition from a terminal state does not exist.
                         prop_assert!(!before.status.is_terminal());
@@ -716,6 +868,12 @@ mod proptests {
                 }
                 if o.status == OrderStatus::Rejected {
                     prop_assert_eq!(o.filled_quantity, Qty::ZERO);
+                }
+                if o.status.is_terminal() {
+                    prop_assert!(o.pending_replace.is_none());
+                }
+                if let (OrderEvent::Replaced(a), Ok(Applied::Changed)) = (ev, &outcome) {
+                    prop_assert_eq!((o.quantity, o.price), (a.quantity, a.price));
                 }
             }
         }

@@ -17,7 +17,7 @@ mod wire;
 use chrono::{DateTime, Utc};
 use clock::SharedClock;
 use domain::broker::{Broker, BrokerConnection, BrokerError, BrokerEvent, BrokerOrderSnapshot, LinkState};
-use domain::order::{Order, OrderEvent, OrderId, OrderStatus};
+use domain::order::{Amendment, Order, OrderEvent, OrderId, OrderStatus};
 use fix::session::{self, SessionConfig, SessionEvent, SessionHandle, SessionStatus};
 use fix::{tags, Message, Schedule};
 use orders::Tracked;
@@ -282,14 +282,26 @@ impl FixBroker {
                     return unknown(m);
                 };
                 let Some(t) = desk.orders.get_mut(&id) else { return unknown(m) };
+                let cl_before = t.cl_ord_id.clone();
                 let events = t.on_execution_report(m, now);
+                if t.cl_ord_id != cl_before {
+                    let t = t.clone();
+                    if let Err(e) = desk.note(&t) {
+                        tracing::error!(order_id = id, error = %e, "cannot record the order's new ClOrdID");
+                    }
+                }
                 self.emit(id, events, now);
             }
             b"9" => {
                 let Some(id) = by(tags::ORIG_CL_ORD_ID).or_else(|| by(tags::CL_ORD_ID)) else { return unknown(m) };
                 let Some(t) = desk.orders.get_mut(&id) else { return unknown(m) };
-                let reason = m.get_str(tags::TEXT).unwrap_or("cancel rejected by the broker").to_string();
-                let events = t.apply(OrderEvent::CancelRejected { reason }).into_iter().collect();
+                let reason = m.get_str(tags::TEXT).unwrap_or("rejected by the broker").to_string();
+                let event = if m.get(tags::CXL_REJ_RESPONSE_TO) == Some(b"2") {
+                    OrderEvent::ReplaceRejected { reason }
+                } else {
+                    OrderEvent::CancelRejected { reason }
+                };
+                let events = t.apply(event).into_iter().collect();
                 self.emit(id, events, now);
             }
             b"j" => {
@@ -297,7 +309,7 @@ impl FixBroker {
                 tracing::warn!(message = %m.display(), "BusinessMessageReject from the broker");
                 let Some(id) = by(379) else { return };
                 if let Some(t) = desk.orders.get_mut(&id) {
-                    let event = refusal(t.status, reason);
+                    let event = refusal(m.get(tags::REF_MSG_TYPE).unwrap_or_default(), reason);
                     let events = t.apply(event).into_iter().collect();
                     self.emit(id, events, now);
                 }
@@ -315,20 +327,20 @@ impl FixBroker {
         let mut desk = self.desk.lock();
         let Some(id) = original.get_str(tags::CL_ORD_ID).and_then(|cl| desk.order_of(cl)) else { return };
         if let Some(t) = desk.orders.get_mut(&id) {
-            let event = refusal(t.status, format!("FIX session reject: {reason}"));
+            let event = refusal(original.msg_type(), format!("FIX session reject: {reason}"));
             let events = t.apply(event).into_iter().collect();
             self.emit(id, events, now);
         }
     }
 }
 
-/// What a refused request means for an order in `status`: a refused order is rejected, a refused cancel leaves
-/// the order working.
-fn refusal(status: OrderStatus, reason: String) -> OrderEvent {
-    if status == OrderStatus::PendingNew {
-        OrderEvent::Rejected { code: "BROKER_REJECT".into(), reason }
-    } else {
-        OrderEvent::CancelRejected { reason }
+/// What the refusal of one of our requests (by its MsgType) means: a refused order is rejected, a refused cancel or
+/// replace leaves the order working as it was.
+fn refusal(request: &[u8], reason: String) -> OrderEvent {
+    match request {
+        b"F" => OrderEvent::CancelRejected { reason },
+        b"G" => OrderEvent::ReplaceRejected { reason },
+        _ => OrderEvent::Rejected { code: "BROKER_REJECT".into(), reason },
     }
 }
 
@@ -350,6 +362,7 @@ fn restored(o: &Order, cl_ord_id: String, uses: u32) -> Tracked {
         value: i128::from(o.filled_value.units()),
         exec_ids: o.fills.iter().map(|f| f.exec_id.clone()).collect(),
         broker_order_id: o.broker_order_id.clone(),
+        pending_replace: None,
     }
 }
 
@@ -458,6 +471,29 @@ impl Broker for FixBroker {
         let _ = t.apply(OrderEvent::CancelRequested);
         self.session.send(msg).map_err(|e| {
             let _ = t.apply(OrderEvent::CancelRejected { reason: e.to_string() });
+            BrokerError::RoutingDown(e.to_string())
+        })
+    }
+
+    fn replace(&self, order: &Order, amendment: &Amendment) -> Result<(), BrokerError> {
+        let mut desk = self.desk.lock();
+        let request_id = {
+            let Some(t) = desk.orders.get(&order.id) else { return Err(BrokerError::UnknownOrder(order.id)) };
+            if !t.status.is_open() {
+                return Err(BrokerError::Refused(format!("order {} is no longer working", order.id)));
+            }
+            desk.cl_ord_id(order.id, t.uses)
+        };
+        let Desk { orders, ids, .. } = &mut *desk;
+        let Some(t) = orders.get_mut(&order.id) else { return Err(BrokerError::UnknownOrder(order.id)) };
+        t.uses += 1;
+        writeln!(ids, "{} {} {}", t.order_id, t.cl_ord_id, t.uses)
+            .map_err(|e| BrokerError::Refused(format!("cannot record the ClOrdID: {e}")))?;
+        let account = self.account.as_deref().unwrap_or(order.account.as_str());
+        let msg = wire::replace(t, &request_id, order, amendment, account, &self.exchange, self.clock.now());
+        t.pending_replace = Some((request_id, *amendment));
+        self.session.send(msg).map_err(|e| {
+            t.pending_replace = None;
             BrokerError::RoutingDown(e.to_string())
         })
     }

@@ -6,7 +6,7 @@
 //! answer (ExecType=I) whose CumQty is ahead of the fills we have seen becomes one derived fill for the
 //! difference, priced from AvgPx, so an execution whose report was lost (gap-filled) is booked once.
 
-use domain::order::{transition, Fill, OrderEvent, OrderId, OrderStatus, Side};
+use domain::order::{transition, Amendment, Fill, OrderEvent, OrderId, OrderStatus, Side};
 use domain::{Price, Qty, Symbol};
 use fix::tags;
 use fix::Message;
@@ -29,6 +29,8 @@ pub struct Tracked {
     pub value: i128,
     pub exec_ids: HashSet<String>,
     pub broker_order_id: Option<String>,
+    /// A replace in flight: its ClOrdID and the terms it asks for.
+    pub pending_replace: Option<(String, Amendment)>,
 }
 
 impl Tracked {
@@ -43,7 +45,11 @@ impl Tracked {
             }
             _ => self.cum,
         };
-        let next = match transition(self.status, &event, filled_after, self.quantity) {
+        let quantity_after = match &event {
+            OrderEvent::Replaced(a) => a.quantity,
+            _ => self.quantity,
+        };
+        let next = match transition(self.status, &event, filled_after, quantity_after) {
             Ok(n) => n,
             Err(e) => {
                 tracing::debug!(order_id = self.order_id, error = %e, "broker message changes nothing");
@@ -57,6 +63,13 @@ impl Tracked {
                 self.value += i128::from(f.price.units()) * i128::from(f.quantity.get());
             }
             OrderEvent::Accepted { broker_order_id } => self.broker_order_id = Some(broker_order_id.clone()),
+            OrderEvent::Replaced(a) => {
+                self.quantity = a.quantity;
+                if let Some((cl, _)) = self.pending_replace.take() {
+                    self.cl_ord_id = cl;
+                }
+            }
+            OrderEvent::ReplaceRejected { .. } => self.pending_replace = None,
             _ => {}
         }
         self.status = next;
@@ -91,6 +104,24 @@ impl Tracked {
             },
             b"4" => push(self, OrderEvent::Canceled { reason: text("canceled by the broker") }),
             b"C" | b"3" => push(self, OrderEvent::Expired { reason: text("expired at the broker") }),
+            b"5" => {
+                let cl = m.get_str(tags::CL_ORD_ID).unwrap_or_default();
+                let asked = self.pending_replace.as_ref().filter(|(pending, _)| pending == cl).map(|(_, a)| *a);
+                // The terms the broker now works: ours when it confirms our request, else what it says.
+                let terms = asked.or_else(|| terms_of(m));
+                match terms {
+                    Some(a) => {
+                        if asked.is_none() {
+                            // Unsolicited (a broker-side restatement): the order is known by the new id now.
+                            self.pending_replace = Some((cl.to_string(), a));
+                        }
+                        push(self, OrderEvent::Replaced(a));
+                    }
+                    None => {
+                        tracing::error!(order_id = self.order_id, message = %m.display(), "a replace report without readable terms")
+                    }
+                }
+            }
             b"8" => {
                 let code =
                     m.get_str(tags::ORD_REJ_REASON).map_or("BROKER_REJECT".into(), |r| format!("BROKER_REJECT_{r}"));
@@ -156,6 +187,13 @@ impl Tracked {
     }
 }
 
+/// The terms an ExecutionReport states: OrderQty, Price, StopPx.
+fn terms_of(m: &Message) -> Option<Amendment> {
+    let quantity = Qty(i64::try_from(m.get_u64(tags::ORDER_QTY)?).ok()?);
+    let price = |tag| m.get_str(tag).map(Price::parse_decimal).transpose().ok();
+    Some(Amendment { quantity, price: price(tags::PRICE)?, stop_price: price(tags::STOP_PX)? })
+}
+
 fn fill_of(m: &Message, now: chrono::DateTime<chrono::Utc>) -> Result<Fill, &'static str> {
     let exec_id = m.get_str(tags::EXEC_ID).ok_or("ExecID(17) missing")?.to_string();
     let qty = m.get_u64(tags::LAST_QTY).ok_or("LastQty(32) missing or not a whole number")?;
@@ -213,6 +251,7 @@ mod tests {
             value: 0,
             exec_ids: HashSet::new(),
             broker_order_id: None,
+            pending_replace: None,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use crate::orders::Tracked;
 use chrono::{DateTime, Utc};
-use domain::order::{Order, OrderType, Side, TimeInForce};
+use domain::order::{Amendment, Order, OrderType, Side, TimeInForce};
 use fix::{tags, MessageBuilder};
 
 pub(crate) fn utc_timestamp(t: DateTime<Utc>) -> String {
@@ -55,6 +55,38 @@ pub(crate) fn new_order(
         m.field(tags::PRICE, p.to_string());
     }
     if let Some(p) = o.stop_price {
+        m.field(tags::STOP_PX, p.to_string());
+    }
+    m.field(tags::TIME_IN_FORCE, time_in_force(o.time_in_force));
+    m
+}
+
+/// OrderCancelReplaceRequest (G): the order's whole new terms under a new ClOrdID.
+pub(crate) fn replace(
+    t: &Tracked,
+    request_id: &str,
+    o: &Order,
+    a: &Amendment,
+    account: &str,
+    exchange: &str,
+    now: DateTime<Utc>,
+) -> MessageBuilder {
+    let mut m = MessageBuilder::new("G");
+    m.field(tags::ORIG_CL_ORD_ID, &t.cl_ord_id).field(tags::CL_ORD_ID, request_id);
+    if let Some(id) = &t.broker_order_id {
+        m.field(tags::ORDER_ID, id);
+    }
+    m.field(tags::ACCOUNT, account)
+        .field(tags::SYMBOL, o.symbol.as_str())
+        .field(tags::SECURITY_EXCHANGE, exchange)
+        .field(tags::SIDE, side(o.side))
+        .field(tags::TRANSACT_TIME, utc_timestamp(now))
+        .int(tags::ORDER_QTY, a.quantity.get().unsigned_abs())
+        .field(tags::ORD_TYPE, ord_type(o.order_type));
+    if let Some(p) = a.price {
+        m.field(tags::PRICE, p.to_string());
+    }
+    if let Some(p) = a.stop_price {
         m.field(tags::STOP_PX, p.to_string());
     }
     m.field(tags::TIME_IN_FORCE, time_in_force(o.time_in_force));

@@ -9,7 +9,7 @@ use domain::calendar::TradingCalendar;
 use domain::order::{Order, OrderId, OrderRequest, OrderStatus, OrderType, Side, TimeInForce};
 use domain::{Instruments, Price, Qty, Symbol};
 use fix_broker::{FixBroker, FixSettings};
-use order_manager::{Actor, OrderManager};
+use order_manager::{Actor, Modify, OrderManager};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -391,5 +391,52 @@ async fn a_restart_resumes_the_sequence_numbers_and_the_working_orders() {
     // The working order is still ours to cancel: its ClOrdID was kept.
     desk.oms.cancel(id, &Actor::new("trader")).await.unwrap();
     desk.order_until(id, "canceled after the restart", |o| o.status == OrderStatus::Canceled).await;
+    desk.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modify_is_a_cancel_replace_at_quickfix() {
+    if !quickfix_available() {
+        return;
+    }
+    let (peer_dir, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut peer = Peer::start(peer_dir.path(), 1000);
+    peer.price("PETR4", "38.00");
+    let desk = open(data.path(), peer.port).await;
+    let trader = Actor::new("trader");
+    let px = |s: &str| Some(Price::parse_decimal(s).unwrap());
+
+    // New terms, confirmed: the order is known at the broker by its new ClOrdID.
+    let id = desk.submit(req(Side::Buy, OrderType::Limit, 100, Some("37.00"), None)).await;
+    desk.order_until(id, "the order rests", |o| o.status == OrderStatus::New).await;
+    let change = Modify { quantity: Some(Qty(300)), price: px("37.20"), stop_price: None };
+    desk.oms.modify(id, change, &trader).await.unwrap();
+    let o = desk.order_until(id, "replaced", |o| o.quantity == Qty(300) && o.pending_replace.is_none()).await;
+    assert_eq!((o.status, o.price), (OrderStatus::New, px("37.20")));
+    let (_, at_broker) = peer.order_of(id);
+    assert_eq!((at_broker["qty"].as_i64(), at_broker["price"].as_str()), (Some(300), Some("37.20")));
+    assert!(at_broker["cl_ord_id"].as_str().is_some_and(|c| c.ends_with(".1")), "{at_broker}");
+
+    // Refused by the broker: the order keeps its terms.
+    let change = Modify { quantity: Some(Qty(2000)), ..Modify::default() };
+    desk.oms.modify(id, change, &trader).await.unwrap();
+    let o = desk.order_until(id, "the replace is rejected", |o| o.pending_replace.is_none()).await;
+    assert_eq!((o.quantity, o.price), (Qty(300), px("37.20")));
+
+    // A price that crosses the market trades at once.
+    let change = Modify { price: px("38.00"), ..Modify::default() };
+    desk.oms.modify(id, change, &trader).await.unwrap();
+    let o = desk.order_until(id, "filled after the replace", |o| o.status == OrderStatus::Filled).await;
+    assert_eq!((o.filled_quantity, o.price), (Qty(300), px("38.00")));
+
+    // A modified order is canceled under its latest ClOrdID.
+    let id = desk.submit(req(Side::Sell, OrderType::Limit, 100, Some("39.00"), None)).await;
+    desk.order_until(id, "the order rests", |o| o.status == OrderStatus::New).await;
+    desk.oms.modify(id, Modify { price: px("39.50"), ..Modify::default() }, &trader).await.unwrap();
+    desk.order_until(id, "replaced", |o| o.price == px("39.50") && o.pending_replace.is_none()).await;
+    desk.oms.cancel(id, &trader).await.unwrap();
+    desk.order_until(id, "canceled", |o| o.status == OrderStatus::Canceled).await;
+    let log = fix_log(data.path());
+    assert!(log.contains("35=G|") && log.contains("150=5|") && log.contains("434=2|"), "G, Replaced, replace reject");
     desk.stop();
 }

@@ -75,7 +75,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::revoke_api_key))
         .routes(routes!(orders::create, orders::list))
         .routes(routes!(orders::execute))
-        .routes(routes!(orders::get_one, orders::cancel))
+        .routes(routes!(orders::get_one, orders::cancel, orders::modify))
         .routes(routes!(risk::positions))
         .routes(routes!(risk::get_limits, risk::put_limits))
         .routes(routes!(risk::status))

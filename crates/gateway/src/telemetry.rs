@@ -25,6 +25,30 @@ fn describe() {
     describe_counter!("ts_orders_total", "Order submissions by result (accepted, rejected, invalid).");
     describe_counter!("ts_risk_rejections_total", "Orders rejected by the risk engine, by check code.");
     describe_counter!("ts_order_events_total", "Broker events applied to orders, by kind.");
+    describe_counter!("ts_order_modifies_total", "Order modifies sent to the broker (cancel/replace).");
+    describe_gauge!("ts_fix_logged_on", "1 while the FIX session is logged on, by session.");
+    describe_counter!(
+        "ts_fix_garbled_total",
+        "Bytes from the FIX counterparty that were not a valid message (logout, reconnect)."
+    );
+    describe_counter!("ts_fix_rejects_sent_total", "Session-level Rejects (3) we sent.");
+    describe_counter!("ts_fix_rejects_received_total", "Session-level Rejects (3) of our messages.");
+    describe_counter!("ts_fix_resend_requests_sent_total", "ResendRequests we sent on a sequence gap.");
+    describe_counter!("ts_fix_resend_requests_received_total", "ResendRequests the counterparty sent us.");
+    describe_counter!(
+        "ts_fix_sends_dropped_total",
+        "Application messages not sent because the session went down first."
+    );
+    describe_counter!("ts_fix_log_errors_total", "Failed writes to the FIX message log.");
+    describe_counter!("ts_fix_unknown_orders_total", "FIX messages about orders we do not know.");
+    describe_counter!(
+        "ts_fix_unbookable_fills_total",
+        "FIX fills that could not be booked (missing or malformed fields)."
+    );
+    describe_counter!(
+        "ts_fix_derived_fills_total",
+        "Fills derived from a status answer because their report never arrived."
+    );
     describe_counter!("ts_illegal_transitions_total", "Order events refused by the state machine.");
     describe_counter!("ts_duplicate_fills_total", "Fills ignored because their execution id was already applied.");
     describe_gauge!("ts_orders", "Orders by current status.");

@@ -346,13 +346,18 @@ function upsertOrder(o) {
     String(o.id), fmtTime(o.created_at), o.symbol, o.side === "BUY" ? "C" : "V", TYPE_PT[o.type] || o.type, fmtQty(o.quantity),
     o.price !== null ? fmtPrice(o.symbol, o.price) : o.stop_price !== null ? "stop " + fmtPrice(o.symbol, o.stop_price) : "mercado",
     o.filled_quantity ? `${fmtQty(o.filled_quantity)} @ ${fmtPrice(o.symbol, o.avg_fill_price)}` : "",
-    (STATUS_PT[o.status] || o.status) + (o.reject_code ? ` (${o.reject_code})` : ""),
+    (STATUS_PT[o.status] || o.status) + (o.reject_code ? ` (${o.reject_code})` : "") + (o.pending_replace ? " (alterando)" : ""),
   ];
-  const fresh = el("tr", { "data-id": String(o.id), "data-status": o.status, title: o.reject_reason || "" },
-    ...cells.map((c, i) => el("td", { class: [5, 6, 7].includes(i) ? "num" : "" }, c)));
+  const fresh = el("tr", {
+    "data-id": String(o.id), "data-status": o.status, "data-qty": String(o.quantity),
+    "data-price": o.price !== null ? String(o.price) : "", title: o.reject_reason || "",
+  }, ...cells.map((c, i) => el("td", { class: [5, 6, 7].includes(i) ? "num" : "" }, c)));
   const action = el("td");
   if (OPEN.has(o.status)) {
-    action.append(el("button", { class: "small ghost", onclick: () => cancelOrder(o.id) }, "Cancelar"));
+    if (!o.pending_replace && o.type !== "MARKET") {
+      action.append(el("button", { class: "small ghost edit", onclick: () => editOrder(o, action) }, "Alterar"));
+    }
+    action.append(el("button", { class: "small ghost cancel", onclick: () => cancelOrder(o.id) }, "Cancelar"));
   }
   fresh.append(action);
   if (row) row.replaceWith(fresh);
@@ -362,6 +367,41 @@ function upsertOrder(o) {
     tbody.insertBefore(fresh, after || null);
     while (tbody.rows.length > 200) tbody.deleteRow(-1);
   }
+}
+
+/** An inline editor in the order's row: new quantity and price (or stop), sent as a modify. */
+function editOrder(o, cell) {
+  const priceField = o.price !== null ? "price" : "stop_price";
+  const current = o[priceField];
+  const qty = el("input", { class: "edit-qty", inputmode: "numeric", size: "7", value: String(o.quantity), "aria-label": "Nova quantidade" });
+  const px = el("input", { class: "edit-price", inputmode: "decimal", size: "8", value: String(current).replace(".", ","),
+    "aria-label": priceField === "price" ? "Novo preço" : "Novo stop" });
+  const send = async () => {
+    $("t-error").textContent = "";
+    const ins = S.instruments.get(o.symbol);
+    const q = Number(qty.value.trim().replace(/\./g, ""));
+    const u = toUnits(px.value);
+    if (!Number.isInteger(q) || q <= 0 || (ins && q % ins.lot !== 0)) {
+      $("t-error").textContent = `Alteração de #${o.id}: quantidade inválida.`;
+      return;
+    }
+    if (u === null || u <= 0 || (ins && u % toUnits(ins.tick_size) !== 0)) {
+      $("t-error").textContent = `Alteração de #${o.id}: preço inválido ou fora do tick.`;
+      return;
+    }
+    const body = {};
+    if (q !== o.quantity) body.quantity = q;
+    if (u / UNITS !== current) body[priceField] = u / UNITS;
+    if (!Object.keys(body).length) { S.orders.delete(o.id); upsertOrder(o); return; }
+    const r = await api("PATCH", `/api/v1/orders/${o.id}`, body);
+    if (r.status === 200) upsertOrder(r.body);
+    else $("t-error").textContent = `Alteração de #${o.id}: ` + errText(r);
+  };
+  const undo = () => { const cur = S.orders.get(o.id) || o; S.orders.delete(o.id); upsertOrder(cur); };
+  cell.replaceChildren(qty, px,
+    el("button", { class: "small edit-send", onclick: send }, "OK"),
+    el("button", { class: "small ghost", onclick: undo, "aria-label": "Desistir" }, "×"));
+  qty.focus();
 }
 
 async function cancelOrder(id) {

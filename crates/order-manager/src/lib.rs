@@ -11,7 +11,7 @@ mod state;
 
 pub use record::{AuditEntry, Entry, Record};
 pub use service::{
-    Actor, OmsError, OmsOptions, OmsUpdate, OrderFilter, OrderManager, PositionsView, RecoveryReport, RiskStatus,
-    Routed, SubmitOutcome,
+    Actor, Modify, OmsError, OmsOptions, OmsUpdate, OrderFilter, OrderManager, PositionsView, RecoveryReport,
+    RiskStatus, Routed, SubmitOutcome,
 };
 pub use state::KillSwitchState;

@@ -5,7 +5,7 @@
 //! replay exactly (each is read through the decimal text it was printed as).
 
 use chrono::{DateTime, NaiveDate, Utc};
-use domain::order::{Order, OrderEvent, OrderId};
+use domain::order::{Amendment, Order, OrderEvent, OrderId};
 use domain::risk::{RiskCheck, RiskLimits};
 use domain::Money;
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,14 @@ pub enum Entry {
     OrderEvent {
         order_id: OrderId,
         event: OrderEvent,
+    },
+    /// A modify refused by a risk check (the order keeps its terms); kept for the audit trail.
+    ModifyRejected {
+        order_id: OrderId,
+        amendment: Amendment,
+        check: RiskCheck,
+        code: String,
+        reason: String,
     },
     LimitsChanged {
         limits: RiskLimits,
@@ -133,6 +141,7 @@ impl Entry {
             Entry::OrderRejected { .. } => "order_rejected",
             Entry::OrderInvalid { .. } => "order_invalid",
             Entry::OrderEvent { .. } => "order_event",
+            Entry::ModifyRejected { .. } => "modify_rejected",
             Entry::LimitsChanged { .. } => "limits_changed",
             Entry::KillSwitch { .. } => "kill_switch",
             Entry::LossWarning { .. } => "loss_warning",
@@ -146,11 +155,23 @@ impl Entry {
     pub fn order_id(&self) -> Option<OrderId> {
         match self {
             Entry::OrderSubmitted { order } | Entry::OrderRejected { order, .. } => Some(order.id),
-            Entry::OrderEvent { order_id, .. } => Some(*order_id),
+            Entry::OrderEvent { order_id, .. } | Entry::ModifyRejected { order_id, .. } => Some(*order_id),
             Entry::Reconciled { order_id, .. } | Entry::Alert { order_id, .. } => *order_id,
             _ => None,
         }
     }
+}
+
+/// A modify's terms as the audit trail shows them.
+fn terms(a: &Amendment) -> String {
+    let mut t = format!("quantity {}", a.quantity);
+    if let Some(p) = a.price {
+        t.push_str(&format!(", price {p}"));
+    }
+    if let Some(p) = a.stop_price {
+        t.push_str(&format!(", stop {p}"));
+    }
+    t
 }
 
 /// One line of the audit trail: who, what, when, why, result, correlation id.
@@ -193,7 +214,15 @@ impl Record {
                     ("cancel_rejected".into(), "cancel_rejected".into(), Some(reason.clone()))
                 }
                 OrderEvent::Expired { reason } => ("expired".into(), "expired".into(), Some(reason.clone())),
+                OrderEvent::ReplaceRequested(a) => ("modify_order".into(), "pending_replace".into(), Some(terms(a))),
+                OrderEvent::Replaced(a) => ("replaced".into(), "replaced".into(), Some(terms(a))),
+                OrderEvent::ReplaceRejected { reason } => {
+                    ("replace_rejected".into(), "replace_rejected".into(), Some(reason.clone()))
+                }
             },
+            Entry::ModifyRejected { code, reason, .. } => {
+                ("modify_order".into(), format!("rejected:{code}"), Some(reason.clone()))
+            }
             Entry::LimitsChanged { reason, .. } => ("change_limits".into(), "applied".into(), Some(reason.clone())),
             Entry::KillSwitch { active, reason, automatic, .. } => (
                 if *active { "kill_switch_activate" } else { "kill_switch_release" }.into(),

@@ -142,7 +142,11 @@ impl OmsState {
                 self.insert_order(order.clone());
                 fx.order_changed = Some(order.id);
             }
-            Entry::OrderInvalid { .. } | Entry::Reconciled { .. } | Entry::Alert { .. } | Entry::Started { .. } => {}
+            Entry::OrderInvalid { .. }
+            | Entry::ModifyRejected { .. }
+            | Entry::Reconciled { .. }
+            | Entry::Alert { .. }
+            | Entry::Started { .. } => {}
             Entry::OrderEvent { order_id, event } => {
                 let Some(order) = self.orders.get_mut(order_id) else {
                     self.illegal_transitions += 1;

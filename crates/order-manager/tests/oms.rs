@@ -5,11 +5,11 @@ use clock::WallClock;
 use domain::broker::{Broker, BrokerConnection, BrokerError, BrokerEvent, BrokerOrderSnapshot, LinkState};
 use domain::calendar::TradingCalendar;
 use domain::order::{
-    Fill, Order, OrderEvent, OrderId, OrderRequest, OrderStatus, OrderType, PositionType, Side, TimeInForce,
+    Amendment, Fill, Order, OrderEvent, OrderId, OrderRequest, OrderStatus, OrderType, PositionType, Side, TimeInForce,
 };
 use domain::risk::RiskLimits;
 use domain::{Instruments, Money, Price, Qty};
-use order_manager::{Actor, OmsError, OrderManager, SubmitOutcome};
+use order_manager::{Actor, Modify, OmsError, OrderManager, SubmitOutcome};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 struct ManualBroker {
     submitted: Mutex<Vec<Order>>,
     canceled: Mutex<Vec<OrderId>>,
+    replaced: Mutex<Vec<(OrderId, Amendment)>>,
     working: Mutex<Vec<BrokerOrderSnapshot>>,
     routing: Mutex<LinkState>,
 }
@@ -28,6 +29,7 @@ impl ManualBroker {
         Arc::new(ManualBroker {
             submitted: Mutex::new(Vec::new()),
             canceled: Mutex::new(Vec::new()),
+            replaced: Mutex::new(Vec::new()),
             working: Mutex::new(Vec::new()),
             routing: Mutex::new(LinkState::Connected),
         })
@@ -48,6 +50,10 @@ impl Broker for ManualBroker {
     }
     fn cancel(&self, order_id: OrderId) -> Result<(), BrokerError> {
         self.canceled.lock().unwrap().push(order_id);
+        Ok(())
+    }
+    fn replace(&self, order: &Order, amendment: &Amendment) -> Result<(), BrokerError> {
+        self.replaced.lock().unwrap().push((order.id, *amendment));
         Ok(())
     }
     fn working_orders(&self) -> Vec<BrokerOrderSnapshot> {
@@ -478,4 +484,53 @@ fn in_memory_with_a_simulated_clock_runs_without_a_runtime() {
     assert_eq!(total, oms.journal().len());
     assert!(trail.iter().filter(|a| a.order_id == Some(id)).all(|a| a.ts == t1), "stamped in simulated time");
     assert!(oms.journal().is_in_memory());
+}
+
+#[tokio::test]
+async fn a_modify_is_risk_checked_as_the_order_it_becomes_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("oms.journal");
+    let broker = ManualBroker::new();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let oms = open(&path, broker.clone(), rx).await;
+    let actor = Actor::new("alice");
+    let limits = RiskLimits { position_limit_stock: Qty(1_000), ..RiskLimits::default() };
+    oms.set_limits(limits, "a small position limit", &Actor::new("admin")).await.unwrap();
+    let o = oms.submit(limit(Side::Buy, 300, 30.0), &actor).await.unwrap().order().clone();
+    let change = Modify { quantity: Some(Qty(400)), ..Modify::default() };
+    assert!(matches!(oms.modify(o.id, change, &actor).await, Err(OmsError::Conflict(_))), "not acknowledged yet");
+    tx.send(ev(o.id, OrderEvent::Accepted { broker_order_id: "X1".into() })).unwrap();
+    tx.send(ev(o.id, fill("f1", 100, 30.0))).unwrap();
+    settle(&oms, o.id, |o| o.status == OrderStatus::PartiallyFilled).await;
+
+    // Holding 100 with 200 working: 1,100 would go over the limit of 1,000 (the new remaining 1,000 + 100 held).
+    let too_big = Modify { quantity: Some(Qty(1_100)), ..Modify::default() };
+    match oms.modify(o.id, too_big, &actor).await {
+        Err(OmsError::Risk { rejection, .. }) => assert_eq!(rejection.code(), "POSITION_LIMIT"),
+        other => panic!("{other:?}"),
+    }
+    // The remaining 900 + 100 held is exactly the limit: the old 200 working is not counted twice.
+    let change = Modify { quantity: Some(Qty(1_000)), price: Price::from_f64(29.9), stop_price: None };
+    let pending = oms.modify(o.id, change, &actor).await.unwrap();
+    let asked = Amendment { quantity: Qty(1_000), price: Price::from_f64(29.9), stop_price: None };
+    assert_eq!((pending.quantity, pending.pending_replace), (Qty(300), Some(asked)), "old terms until confirmed");
+    assert_eq!(broker.replaced.lock().unwrap().as_slice(), &[(o.id, asked)]);
+    assert!(matches!(oms.modify(o.id, change, &actor).await, Err(OmsError::Conflict(_))), "one at a time");
+    tx.send(ev(o.id, OrderEvent::Replaced(asked))).unwrap();
+    let o = settle(&oms, o.id, |o| o.pending_replace.is_none()).await;
+    assert_eq!((o.quantity, o.price, o.leaves_quantity()), (Qty(1_000), asked.price, Qty(900)));
+    oms.sync_journal().await.unwrap();
+    let audit: Vec<String> = oms.audit(0, 100, Some(o.id)).unwrap().0.into_iter().map(|e| e.action).collect();
+    assert!(audit.iter().any(|a| a == "modify_order"), "{audit:?}");
+
+    let state = oms.durable_state();
+    oms.shutdown();
+    drop(oms);
+    let (_, rx2) = mpsc::unbounded_channel();
+    let broker2 = ManualBroker::new();
+    let at_broker = BrokerOrderSnapshot { order_id: o.id, broker_order_id: "X1".into(), filled_quantity: Qty(100) };
+    broker2.working.lock().unwrap().push(at_broker);
+    let oms2 = open(&path, broker2, rx2).await;
+    assert_eq!(oms2.durable_state(), state, "the replay holds the new terms");
+    assert_eq!(oms2.get(o.id).unwrap().quantity, Qty(1_000));
 }

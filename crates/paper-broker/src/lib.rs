@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use clock::SharedClock;
 use domain::broker::{Broker, BrokerConnection, BrokerError, BrokerEvent, BrokerOrderSnapshot, LinkState};
 use domain::calendar::TradingCalendar;
-use domain::order::{Order, OrderId, OrderStatus, Side};
+use domain::order::{Amendment, Order, OrderId, OrderStatus, Side};
 use domain::{Price, Qty, Symbol};
 use market_sim::{MarketEvent, SimMarket, PAPER_AGENT};
 use matching::{Liquidity, Matcher, Print};
@@ -148,6 +148,17 @@ impl Broker for PaperBroker {
         let mut out = Vec::new();
         let mut m = self.matcher.lock();
         m.on_cancel(order_id, self.clock.now(), &mut out);
+        send_all(&self.events, &mut out);
+        Ok(())
+    }
+
+    fn replace(&self, order: &Order, amendment: &Amendment) -> Result<(), BrokerError> {
+        if self.events.is_closed() || self.commands.is_closed() {
+            return Err(BrokerError::RoutingDown("paper broker stopped".into()));
+        }
+        let mut out = Vec::new();
+        let mut m = self.matcher.lock();
+        m.on_replace(order.id, amendment, &mut self.market.clone(), self.clock.now(), &mut out);
         send_all(&self.events, &mut out);
         Ok(())
     }

@@ -5,7 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::broker::{BrokerEvent, BrokerOrderSnapshot};
 use domain::calendar::TradingCalendar;
-use domain::order::{Fill, Order, OrderEvent, OrderId, OrderType, Side, TimeInForce};
+use domain::order::{Amendment, Fill, Order, OrderEvent, OrderId, OrderType, Side, TimeInForce};
 use domain::{Price, Qty, Symbol};
 use std::collections::BTreeMap;
 
@@ -197,6 +197,43 @@ impl Matcher {
             },
         };
         emit(out, id, event, now);
+    }
+
+    /// A modify reaches the venue at `now`. A working order takes the new terms (what is filled stays filled); a
+    /// new price or a larger quantity loses its place in the queue, as at B3, and an order the new price makes
+    /// marketable trades at once.
+    pub fn on_replace(
+        &mut self,
+        id: OrderId,
+        a: &Amendment,
+        liquidity: &mut impl Liquidity,
+        now: DateTime<Utc>,
+        out: &mut Vec<BrokerEvent>,
+    ) {
+        let Some(mut w) = self.working.remove(&id) else {
+            let reason = "order is not working at the broker (already filled, expired or unknown)".into();
+            emit(out, id, OrderEvent::ReplaceRejected { reason }, now);
+            return;
+        };
+        if a.quantity <= w.filled {
+            let reason = format!("{} is already filled: the quantity must stay above it", w.filled);
+            self.working.insert(id, w);
+            emit(out, id, OrderEvent::ReplaceRejected { reason }, now);
+            return;
+        }
+        let loses_priority = a.price != w.price || a.quantity > w.quantity;
+        (w.quantity, w.price, w.stop_price) = (a.quantity, a.price, a.stop_price);
+        emit(out, id, OrderEvent::Replaced(*a), now);
+        if loses_priority {
+            w.queue_ahead = match (self.queue_estimate, w.limit()) {
+                (true, Some(limit)) => Some(liquidity.displayed(&w.symbol, w.side, limit)),
+                _ => None,
+            };
+        }
+        if !w.is_waiting_for_trigger() {
+            execute_aggressive(&mut w, liquidity, now, out);
+        }
+        self.rest_or_finish(w, now, out);
     }
 
     /// A print on the tape: triggers stops, fills resting limits it trades through.
@@ -430,5 +467,29 @@ mod tests {
         m.on_time(t("2025-03-11T12:00:00Z"), &mut out);
         assert!(matches!(&out[0].event, OrderEvent::Expired { .. }) && out[0].ts == t("2025-03-11T12:00:00Z"));
         assert!(m.is_empty());
+    }
+
+    #[test]
+    fn a_replace_takes_the_new_terms_and_trades_when_they_cross() {
+        let t0 = t("2025-03-10T14:00:00Z");
+        let mut m = Matcher::new(TradingCalendar::Continuous, t0);
+        let mut book = Ladder(vec![(Price(385_000), Qty(100)), (Price(385_100), Qty(1_000))]);
+        let mut out = Vec::new();
+        m.on_new(&order(1, OrderType::Limit, 300, Some(384_000), TimeInForce::Day, t0), &mut book, t0, &mut out);
+        out.clear();
+        let a = Amendment { quantity: Qty(500), price: Some(Price(385_000)), stop_price: None };
+        m.on_replace(1, &a, &mut book, t0, &mut out);
+        let kinds: Vec<_> = out.iter().map(|e| e.event.name()).collect();
+        assert_eq!(kinds, vec!["replaced", "filled"], "the new price crosses the first level");
+        assert!(matches!(&out[1].event, OrderEvent::Filled(f) if f.quantity == Qty(100)));
+        out.clear();
+        // Down to what is filled: refused, the order keeps working.
+        let down = Amendment { quantity: Qty(100), ..a };
+        m.on_replace(1, &down, &mut book, t0, &mut out);
+        assert!(matches!(&out[0].event, OrderEvent::ReplaceRejected { .. }));
+        assert_eq!(m.working_orders().len(), 1);
+        out.clear();
+        m.on_replace(9, &a, &mut book, t0, &mut out);
+        assert!(matches!(&out[0].event, OrderEvent::ReplaceRejected { .. }), "unknown order");
     }
 }

@@ -48,6 +48,9 @@ impl Broker for TimedBroker {
     fn cancel(&self, order_id: OrderId) -> Result<(), BrokerError> {
         self.inner.cancel(order_id)
     }
+    fn replace(&self, _: &Order, _: &domain::order::Amendment) -> Result<(), BrokerError> {
+        Ok(())
+    }
     fn working_orders(&self) -> Vec<BrokerOrderSnapshot> {
         self.inner.working_orders()
     }

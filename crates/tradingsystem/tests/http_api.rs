@@ -154,6 +154,38 @@ async fn order_manager_http_contract() {
         (s.get(&viewer, &format!("/api/v1/orders/{rid}")).await.1["status"] == "NEW").then_some(())
     })
     .await;
+    // Modify: twice the quantity one tick lower, confirmed by the broker; bad modifies are refused, naming why.
+    let path = format!("/api/v1/orders/{rid}");
+    let lower = ((low - 0.01) * 100.0).round() / 100.0;
+    assert_eq!(s.send(Method::PATCH, &viewer, &path, json!({"quantity": 200})).await.0, 403);
+    let (st, m) = s.send(Method::PATCH, &trader, &path, json!({"quantity": 200, "price": lower})).await;
+    assert_eq!(st, 200, "{m}");
+    let modified = eventually(|| async {
+        let o = s.get(&viewer, &path).await.1;
+        (o["quantity"] == 200 && o["price"].as_f64() == Some(lower) && o.get("pending_replace").is_none()).then_some(o)
+    })
+    .await;
+    assert_eq!((modified["status"].as_str(), modified["leaves_quantity"].as_i64()), (Some("NEW"), Some(200)));
+    for (body, status, field) in [
+        (json!({}), 422, Some("quantity")),
+        (json!({"price": lower + 0.001}), 422, Some("price")),
+        (json!({"quantity": 150}), 422, Some("quantity")),
+        (json!({"quantity": 200, "price": lower}), 422, Some("quantity")),
+        (json!({"stop_price": 10.0}), 422, Some("stop_price")),
+        (json!({"quantity": "many"}), 422, None),
+        (json!({"colour": "red"}), 422, None),
+        (json!({"price": ((last * 1.5) * 100.0).round() / 100.0}), 403, None),
+    ] {
+        let (st, e) = s.send(Method::PATCH, &trader, &path, body.clone()).await;
+        assert_eq!(st, status, "{body}: {e}");
+        if let Some(f) = field {
+            assert_eq!(e["error"]["details"]["field"], f, "{body}: {e}");
+        }
+    }
+    assert_eq!(s.send(Method::PATCH, &trader, "/api/v1/orders/999999", json!({"quantity": 100})).await.0, 404);
+    let (_, audit) = s.get(&admin, &format!("/api/v1/audit?order_id={rid}")).await;
+    let actions: Vec<&str> = audit["data"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    assert!(actions.contains(&"modify_order") && actions.contains(&"replaced"), "{actions:?}");
     assert_eq!(s.send(Method::DELETE, &viewer, &format!("/api/v1/orders/{rid}"), json!({})).await.0, 403);
     let (st, c) = s.send(Method::DELETE, &trader, &format!("/api/v1/orders/{rid}"), json!({})).await;
     assert_eq!(st, 200, "{c}");
@@ -162,6 +194,7 @@ async fn order_manager_http_contract() {
     })
     .await;
     assert_eq!(s.send(Method::DELETE, &trader, &format!("/api/v1/orders/{rid}"), json!({})).await.0, 409);
+    assert_eq!(s.send(Method::PATCH, &trader, &path, json!({"quantity": 300})).await.0, 409, "a canceled order");
     assert_eq!(s.get(&viewer, "/api/v1/orders/999999").await.0, 404);
     assert_eq!(s.get(&viewer, "/api/v1/orders/abc").await.0, 422);
 

@@ -92,6 +92,27 @@ async fn subscriptions_and_events() {
     let pos = next_of(&mut ws, "position").await;
     assert_eq!(pos["data"]["symbol"], "PETR4");
 
+    // A resting order modified over HTTP: the stream shows the pending modify, then the new terms.
+    let last = fill["data"]["fill"]["price"].as_f64().unwrap();
+    let low = ((last * 0.95) * 100.0).round() / 100.0;
+    let rest = json!({"symbol": "PETR4", "side": "BUY", "type": "LIMIT", "quantity": 100, "price": low});
+    let (st, r) = s.post(&admin, "/api/v1/orders", rest).await;
+    assert_eq!(st, 201, "{r}");
+    let path = format!("/api/v1/orders/{}", r["id"]);
+    let (st, m) = s.send(reqwest::Method::PATCH, &admin, &path, json!({"quantity": 300})).await;
+    assert_eq!(st, 200, "{m}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut saw_pending, mut saw_replaced) = (false, false);
+    while !saw_replaced {
+        assert!(Instant::now() < deadline, "no replaced order on the stream");
+        let o = next_of(&mut ws, "order").await;
+        if o["data"]["id"] == r["id"] {
+            saw_pending |= o["data"]["pending_replace"]["quantity"] == 300;
+            saw_replaced = o["data"]["quantity"] == 300 && o["data"].get("pending_replace").is_none();
+        }
+    }
+    assert!(saw_pending, "the pending modify was streamed first");
+
     // Sequence numbers are per connection and strictly increasing.
     let (a, b) = (next(&mut ws).await["seq"].as_u64().unwrap(), next(&mut ws).await["seq"].as_u64().unwrap());
     assert_eq!(b, a + 1);

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use domain::order::{OrderRequest, OrderStatus, OrderType, PositionType, Side, TimeInForce};
 use domain::{Price, Symbol};
-use order_manager::{Actor, OrderFilter, SubmitOutcome};
+use order_manager::{Actor, Modify, OrderFilter, SubmitOutcome};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -31,6 +31,18 @@ pub struct OrderBody {
     position_type: Option<PositionType>,
     justification: Option<String>,
     source: Option<String>,
+}
+
+/// A modify: at least one of the fields; the ones left out keep their value.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModifyBody {
+    /// The order's whole new quantity (what is filled included); must stay above the filled quantity.
+    quantity: Option<domain::Qty>,
+    #[schema(value_type = Option<f64>)]
+    price: Option<Exact<Price>>,
+    #[schema(value_type = Option<f64>)]
+    stop_price: Option<Exact<Price>>,
 }
 
 fn actor(p: &Principal) -> Actor {
@@ -186,5 +198,23 @@ pub async fn cancel(
     P(id): P<domain::order::OrderId>,
 ) -> ApiResult<Json<OrderView>> {
     let order = st.oms.cancel(id, &actor(&principal)).await?;
+    Ok(Json(order.into()))
+}
+
+#[utoipa::path(patch, path = "/api/v1/orders/{id}", tag = "orders", summary = "Modify a working order's quantity and/or prices", description = "Validated and risk-checked as a new order with the new terms would be. The order keeps working on its old terms, with `pending_replace` showing the new ones, until the broker confirms (the order then shows them) or refuses.", security(("bearer" = ["trader"]), ("api_key" = ["trader"])), params(("id" = u64, Path, description = "Order id")), request_body = ModifyBody, responses((status = 200, description = "The modify was sent: the order, with `pending_replace` or already replaced", body = OrderView), (status = 404, body = ErrorBody), (status = 409, description = "Not modifiable in its state, or a modify is already pending", body = ErrorBody), (status = 422, description = "Invalid, naming the field", body = ErrorBody), (status = 503, description = "Order routing is down", body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this, or a risk check refused the new terms (its code)", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
+/// `PATCH /api/v1/orders/{id}`: a modify (cancel/replace at the broker).
+pub async fn modify(
+    State(st): State<AppState>,
+    Authorized(principal): AsTrader,
+    P(id): P<domain::order::OrderId>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Json<OrderView>> {
+    let bytes = body.map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?;
+    let b = parse_text::<ModifyBody>(&bytes)?;
+    let change = Modify { quantity: b.quantity, price: exact(b.price), stop_price: exact(b.stop_price) };
+    if change == Modify::default() {
+        return Err(ApiError::invalid("quantity", "give quantity, price or stop_price to modify"));
+    }
+    let order = st.oms.modify(id, change, &actor(&principal)).await?;
     Ok(Json(order.into()))
 }

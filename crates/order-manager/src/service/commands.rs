@@ -4,8 +4,17 @@
 use super::{invalid, Actor, Desk, Durability, OmsError, OrderManager};
 use crate::record::{request_summary, truncated, Entry, SUMMARY_MESSAGE_CHARS};
 use domain::broker::Broker;
-use domain::order::{validate, Order, OrderEvent, OrderId, OrderRequest, OrderStatus};
+use domain::order::{validate, validate_amendment, Amendment, Order, OrderEvent, OrderId, OrderRequest, OrderStatus};
 use domain::risk::RiskContext;
+use domain::{Price, Qty};
+
+/// A modify: the terms to change (at least one); the others stay as they are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Modify {
+    pub quantity: Option<Qty>,
+    pub price: Option<Price>,
+    pub stop_price: Option<Price>,
+}
 
 #[derive(Debug)]
 pub enum SubmitOutcome {
@@ -240,6 +249,99 @@ impl OrderManager {
             self.append(&mut desk, actor, Entry::OrderEvent { order_id: id, event: OrderEvent::CancelRequested })?
         };
         Ok(seq)
+    }
+
+    /// Modifies a working order's quantity and/or prices: validated and risk-checked as a new order with the new
+    /// terms would be (the position limit counts the new remaining quantity instead of the old), journaled as a
+    /// pending replace, then sent. The order keeps working on its old terms until the broker confirms.
+    pub async fn modify(&self, id: OrderId, change: Modify, actor: &Actor) -> Result<Order, OmsError> {
+        let (seq, amendment) = self.record_replace_request(id, change, actor)?;
+        self.inner.journal.wait_durable(seq).await?;
+        let broker = self.broker()?.clone();
+        let order = self.get(id).ok_or(OmsError::NotFound(id))?;
+        if let Err(e) = broker.replace(&order, &amendment) {
+            self.apply_broker_event(id, OrderEvent::ReplaceRejected { reason: e.to_string() }, "broker");
+        }
+        self.get(id).ok_or(OmsError::NotFound(id))
+    }
+
+    fn record_replace_request(&self, id: OrderId, change: Modify, actor: &Actor) -> Result<(u64, Amendment), OmsError> {
+        let broker = self.broker()?.clone();
+        let mut guard = self.lock();
+        let desk = &mut *guard;
+        let now = self.now();
+        let order = desk.state.order(id).ok_or(OmsError::NotFound(id))?;
+        match order.status {
+            OrderStatus::New | OrderStatus::PartiallyFilled => {}
+            OrderStatus::PendingNew => {
+                return Err(OmsError::Conflict(format!(
+                    "order {id} is not yet acknowledged by the broker; retry shortly"
+                )))
+            }
+            s => return Err(OmsError::Conflict(format!("order {id} is {s} and cannot be modified"))),
+        }
+        if order.pending_replace.is_some() {
+            return Err(OmsError::Conflict(format!("order {id} has a modify pending at the broker; retry shortly")));
+        }
+        let amendment = Amendment {
+            quantity: change.quantity.unwrap_or(order.quantity),
+            price: change.price.or(order.price),
+            stop_price: change.stop_price.or(order.stop_price),
+        };
+        let last = desk.state.last_price(&order.symbol);
+        let ins = self.inner.instruments.get(&order.symbol).ok_or_else(|| invalid("symbol", "unknown symbol"));
+        if let Err(e) = ins.and_then(|ins| validate_amendment(order, &amendment, ins, last)) {
+            let entry = Entry::OrderInvalid {
+                request: serde_json::json!({ "modify": id, "quantity": change.quantity, "price": change.price, "stop_price": change.stop_price }),
+                field: e.field.to_string(),
+                message: truncated(&e.message, SUMMARY_MESSAGE_CHARS),
+            };
+            self.append(desk, actor, entry)?;
+            return Err(OmsError::Invalid(e));
+        }
+        if !broker.connection().can_route() {
+            return Err(OmsError::Unavailable("order routing to the broker is down; modifies are paused".into()));
+        }
+        // The risk engine sees the modify as the order it becomes: what still has to trade, beside the other
+        // open orders.
+        let order = order.clone();
+        let mut req =
+            OrderRequest::new(order.symbol, order.side, order.order_type, amendment.quantity, amendment.price);
+        req.quantity = amendment.quantity - order.filled_quantity;
+        req.stop_price = amendment.stop_price;
+        req.time_in_force = order.time_in_force;
+        req.position_type = order.position_type;
+        let st = &desk.state;
+        let ctx = RiskContext {
+            account: &order.account,
+            now,
+            kill_switch_active: st.kill_switch().active,
+            market_open: self.inner.calendar.is_open(now),
+            last_price: last,
+            net_position: st.positions().net_quantity(&order.symbol),
+            open_same_side: st.open_same_side(order.symbol, order.side) - order.leaves_quantity(),
+            daily_pnl: st.positions().daily_pnl(),
+        };
+        let Some(ins) = self.inner.instruments.get(&order.symbol) else {
+            return Err(OmsError::Invalid(invalid("symbol", "unknown symbol")));
+        };
+        if let Err(rejection) = desk.risk.check(&req, ins, st.limits(), &ctx) {
+            let code = rejection.code().to_string();
+            let entry = Entry::ModifyRejected {
+                order_id: id,
+                amendment,
+                check: rejection.check,
+                code: code.clone(),
+                reason: rejection.message.clone(),
+            };
+            self.append(desk, actor, entry)?;
+            metrics::counter!("ts_risk_rejections_total", "check" => code).increment(1);
+            return Err(OmsError::Risk { order: Box::new(order), rejection });
+        }
+        let entry = Entry::OrderEvent { order_id: id, event: OrderEvent::ReplaceRequested(amendment) };
+        let seq = self.append(desk, actor, entry)?;
+        metrics::counter!("ts_order_modifies_total").increment(1);
+        Ok((seq, amendment))
     }
 
     /// Whether `desk` holds a cancelable order `id`, for the cancels the Order Manager sends on its own.

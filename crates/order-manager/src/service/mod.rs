@@ -15,7 +15,7 @@ mod queries;
 mod reconcile;
 mod supervision;
 
-pub use commands::{Routed, SubmitOutcome};
+pub use commands::{Modify, Routed, SubmitOutcome};
 pub use queries::{OrderFilter, PositionsView, RecoveryReport, RiskStatus};
 
 use crate::record::{Entry, Record};

@@ -174,7 +174,7 @@ try {
     }
   });
 
-  await step("a resting order can be canceled from the blotter", async () => {
+  await step("a resting order can be modified and canceled from the blotter", async () => {
     await page.selectOption("#t-type", "LIMIT");
     await page.selectOption("#t-side", "BUY");
     await page.fill("#t-qty", "100");
@@ -188,7 +188,14 @@ try {
     }, orderId, { timeout: 10000 });
     const id = (await page.textContent("#t-result")).match(/#(\d+)/)[1];
     const row = page.locator(`#orders tr[data-id="${id}"]`);
-    await row.locator("button").click({ timeout: 10000 });
+    // Modified first: twice the quantity, one tick lower; the row shows the new terms once the broker confirms.
+    await row.locator("button.edit").click({ timeout: 10000 });
+    await row.locator("input.edit-qty").fill("200");
+    const lower = (Math.floor(last * 0.97 * 100) / 100 - 0.01).toFixed(2);
+    await row.locator("input.edit-price").fill(lower.replace(".", ","));
+    await row.locator("button.edit-send").click();
+    await page.locator(`#orders tr[data-id="${id}"][data-qty="200"][data-price="${Number(lower)}"]`).waitFor({ timeout: 10000 });
+    await page.locator(`#orders tr[data-id="${id}"] button.cancel`).click({ timeout: 10000 });
     await page.locator(`#orders tr[data-id="${id}"][data-status="CANCELED"]`).waitFor({ timeout: 10000 });
   });
 
