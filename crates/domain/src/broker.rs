@@ -4,6 +4,7 @@
 //! happens afterwards (acknowledgement, fills, cancels, expiry, rejects) arrives later as [`BrokerEvent`]s on the
 //! adapter's event stream, which the adapter hands over at construction.
 
+use crate::account::AccountId;
 use crate::order::{Amendment, Order, OrderEvent, OrderId};
 use crate::quantity::Qty;
 use chrono::{DateTime, Utc};
@@ -64,6 +65,17 @@ pub trait Broker: Send + Sync {
     fn name(&self) -> &'static str;
 
     fn connection(&self) -> BrokerConnection;
+
+    /// Whether an order of `account` can be routed now: a broker behind a router answers for the account's own
+    /// connection.
+    fn routable(&self, account: &AccountId) -> Result<(), BrokerError> {
+        let _ = account;
+        if self.connection().can_route() {
+            Ok(())
+        } else {
+            Err(BrokerError::RoutingDown(format!("{} is not connected", self.name())))
+        }
+    }
 
     /// Hands an order to the broker. `Ok` means only "accepted locally".
     fn submit(&self, order: &Order) -> Result<(), BrokerError>;

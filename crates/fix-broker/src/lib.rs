@@ -19,6 +19,7 @@ use clock::SharedClock;
 use domain::broker::{Broker, BrokerConnection, BrokerError, BrokerEvent, BrokerOrderSnapshot, LinkState};
 use domain::order::{Amendment, Order, OrderEvent, OrderId, OrderStatus};
 use fix::session::{self, SessionConfig, SessionEvent, SessionHandle, SessionStatus};
+use fix::MessageBuilder;
 use fix::{tags, Message, Schedule};
 use orders::Tracked;
 use parking_lot::Mutex;
@@ -168,11 +169,17 @@ impl Desk {
 
 pub struct FixBroker {
     session: SessionHandle,
-    desk: Arc<Mutex<Desk>>,
-    events: mpsc::UnboundedSender<BrokerEvent>,
-    clock: SharedClock,
+    shared: Arc<Shared>,
     account: Option<String>,
     exchange: String,
+}
+
+/// What the requests (on callers' threads) and the session's events (on its thread) share.
+struct Shared {
+    desk: Mutex<Desk>,
+    events: mpsc::UnboundedSender<BrokerEvent>,
+    clock: SharedClock,
+    name: String,
 }
 
 impl FixBroker {
@@ -215,18 +222,19 @@ impl FixBroker {
         }
         // Rewritten with only what is still working, so the file does not grow forever.
         let ids = rewrite_ids(&dir.join("orders.ids"), tracked.values())?;
-        let (session, session_events) =
-            session::start(config, clock.clone()).map_err(|e| format!("cannot start the FIX session: {e}"))?;
-        let desk = Arc::new(Mutex::new(Desk { prefix, orders: tracked, ids }));
+        let name = format!("{}->{}", config.sender_comp_id, config.target_comp_id);
+        let desk = Mutex::new(Desk { prefix, orders: tracked, ids });
+        let shared = Arc::new(Shared { desk, events, clock, name });
+        // The broker's messages are turned into events on the session's own thread: no hop to another task.
+        let inbound = shared.clone();
+        let session = session::start_with(config, shared.clock.clone(), move |ev, outbox| inbound.on_event(ev, outbox))
+            .map_err(|e| format!("cannot start the FIX session: {e}"))?;
         let broker = Arc::new(FixBroker {
             session,
-            desk,
-            events,
-            clock,
+            shared,
             account: settings.account.clone(),
             exchange: settings.security_exchange.clone(),
         });
-        tokio::spawn(broker.clone().pump(session_events));
         Ok((broker, events_rx))
     }
 
@@ -238,19 +246,18 @@ impl FixBroker {
     pub fn stop(&self) {
         self.session.stop();
     }
+}
 
-    async fn pump(self: Arc<Self>, mut events: mpsc::UnboundedReceiver<SessionEvent>) {
-        while let Some(ev) = events.recv().await {
-            match ev {
-                SessionEvent::LoggedOn => self.ask_status_of_working_orders(),
-                SessionEvent::LoggedOut { reason } => {
-                    tracing::warn!(session = %self.session.name(), reason = %reason, "FIX order routing is down");
-                }
-                SessionEvent::App(m) => self.on_app(&m),
-                SessionEvent::Rejected { ref_seq, reason, original } => {
-                    self.on_session_reject(ref_seq, &reason, original)
-                }
+impl Shared {
+    /// Runs on the session's thread, for each event in order; never blocks (events leave on an unbounded channel).
+    fn on_event(&self, ev: SessionEvent, outbox: &mut Vec<MessageBuilder>) {
+        match ev {
+            SessionEvent::LoggedOn => self.ask_status_of_working_orders(outbox),
+            SessionEvent::LoggedOut { reason } => {
+                tracing::warn!(session = %self.name, reason = %reason, "FIX order routing is down");
             }
+            SessionEvent::App(m) => self.on_app(&m),
+            SessionEvent::Rejected { ref_seq, reason, original } => self.on_session_reject(ref_seq, &reason, original),
         }
     }
 
@@ -260,16 +267,13 @@ impl FixBroker {
         }
     }
 
-    fn ask_status_of_working_orders(&self) {
+    fn ask_status_of_working_orders(&self, outbox: &mut Vec<MessageBuilder>) {
         let desk = self.desk.lock();
         let now = self.clock.now();
-        let mut asked = 0;
-        for t in desk.orders.values().filter(|t| t.status.is_open()) {
-            if self.session.send(wire::status_request(t, now)).is_ok() {
-                asked += 1;
-            }
-        }
-        tracing::info!(session = %self.session.name(), orders = asked, "asked the broker for the status of working orders");
+        let before = outbox.len();
+        outbox.extend(desk.orders.values().filter(|t| t.status.is_open()).map(|t| wire::status_request(t, now)));
+        let asked = outbox.len() - before;
+        tracing::info!(session = %self.name, orders = asked, "asking the broker for the status of working orders");
     }
 
     fn on_app(&self, m: &Message) {
@@ -439,12 +443,12 @@ impl Broker for FixBroker {
         if !self.session.is_logged_on() {
             return Err(BrokerError::RoutingDown(format!("FIX session {} is not logged on", self.session.name())));
         }
-        let mut desk = self.desk.lock();
+        let mut desk = self.shared.desk.lock();
         let cl_ord_id = desk.cl_ord_id(order.id, 0);
         let t = restored(order, cl_ord_id, 1);
         desk.note(&t).map_err(|e| BrokerError::Refused(format!("cannot record the ClOrdID: {e}")))?;
         let account = self.account.as_deref().unwrap_or(order.account.as_str());
-        let msg = wire::new_order(&t.cl_ord_id, order, account, &self.exchange, self.clock.now());
+        let msg = wire::new_order(&t.cl_ord_id, order, account, &self.exchange, self.shared.clock.now());
         desk.orders.insert(order.id, t);
         self.session.send(msg).map_err(|e| {
             desk.orders.remove(&order.id);
@@ -453,7 +457,7 @@ impl Broker for FixBroker {
     }
 
     fn cancel(&self, order_id: OrderId) -> Result<(), BrokerError> {
-        let mut desk = self.desk.lock();
+        let mut desk = self.shared.desk.lock();
         let request_id = {
             let Some(t) = desk.orders.get(&order_id) else { return Err(BrokerError::UnknownOrder(order_id)) };
             if !t.status.is_open() {
@@ -466,7 +470,7 @@ impl Broker for FixBroker {
         t.uses += 1;
         writeln!(ids, "{} {} {}", t.order_id, t.cl_ord_id, t.uses)
             .map_err(|e| BrokerError::Refused(format!("cannot record the ClOrdID: {e}")))?;
-        let msg = wire::cancel(t, &request_id, self.clock.now());
+        let msg = wire::cancel(t, &request_id, self.shared.clock.now());
         // The Order Manager booked CancelRequested before calling; the adapter's view follows.
         let _ = t.apply(OrderEvent::CancelRequested);
         self.session.send(msg).map_err(|e| {
@@ -476,7 +480,7 @@ impl Broker for FixBroker {
     }
 
     fn replace(&self, order: &Order, amendment: &Amendment) -> Result<(), BrokerError> {
-        let mut desk = self.desk.lock();
+        let mut desk = self.shared.desk.lock();
         let request_id = {
             let Some(t) = desk.orders.get(&order.id) else { return Err(BrokerError::UnknownOrder(order.id)) };
             if !t.status.is_open() {
@@ -490,7 +494,7 @@ impl Broker for FixBroker {
         writeln!(ids, "{} {} {}", t.order_id, t.cl_ord_id, t.uses)
             .map_err(|e| BrokerError::Refused(format!("cannot record the ClOrdID: {e}")))?;
         let account = self.account.as_deref().unwrap_or(order.account.as_str());
-        let msg = wire::replace(t, &request_id, order, amendment, account, &self.exchange, self.clock.now());
+        let msg = wire::replace(t, &request_id, order, amendment, account, &self.exchange, self.shared.clock.now());
         t.pending_replace = Some((request_id, *amendment));
         self.session.send(msg).map_err(|e| {
             t.pending_replace = None;
@@ -499,7 +503,7 @@ impl Broker for FixBroker {
     }
 
     fn working_orders(&self) -> Vec<BrokerOrderSnapshot> {
-        let desk = self.desk.lock();
+        let desk = self.shared.desk.lock();
         desk.orders
             .values()
             .filter(|t| t.status.is_open())

@@ -174,10 +174,26 @@ pub fn start(
     config: SessionConfig,
     clock: SharedClock,
 ) -> std::io::Result<(SessionHandle, mpsc::UnboundedReceiver<SessionEvent>)> {
+    let (events, events_rx) = mpsc::unbounded_channel();
+    let handle = start_with(config, clock, move |ev, _: &mut Vec<MessageBuilder>| {
+        let _ = events.send(ev);
+    })?;
+    Ok((handle, events_rx))
+}
+
+/// Starts the session on its own thread, calling `on_event` there for every event, in order. It must not block
+/// (hand work over a channel): the session reads nothing while it runs. Application messages it pushes into the
+/// outbox (its second argument) are sent as soon as it returns, while logged on: how an application answers a
+/// logon (status requests) without a race. Saves a thread hop per message over [`start`]'s channel.
+pub fn start_with(
+    config: SessionConfig,
+    clock: SharedClock,
+    on_event: impl FnMut(SessionEvent, &mut Vec<MessageBuilder>) + Send + 'static,
+) -> std::io::Result<SessionHandle> {
     let store = SessionStore::open(&config.dir, clock.now())?;
     let name: Arc<str> = format!("{}->{}", config.sender_comp_id, config.target_comp_id).into();
     let (commands, rx) = mpsc::unbounded_channel();
-    let (events, events_rx) = mpsc::unbounded_channel();
+    let events: Box<EventHandler> = Box::new(on_event);
     let logged_on = Arc::new(AtomicBool::new(false));
     let info = SessionInfo {
         status: SessionStatus::Disconnected,
@@ -197,6 +213,7 @@ pub fn start(
         store,
         log,
         events,
+        outbox: Vec::new(),
         commands: rx,
         logged_on: logged_on.clone(),
         info: info_tx,
@@ -206,15 +223,19 @@ pub fn start(
     std::thread::Builder::new().name(format!("fix-{}", name.replace("->", "-"))).spawn(move || {
         runtime.block_on(session.run());
     })?;
-    Ok((SessionHandle { name, commands, logged_on, info: info_rx }, events_rx))
+    Ok(SessionHandle { name, commands, logged_on, info: info_rx })
 }
+
+type EventHandler = dyn FnMut(SessionEvent, &mut Vec<MessageBuilder>) + Send;
 
 struct Session {
     config: SessionConfig,
     clock: SharedClock,
     store: SessionStore,
     log: FixLog,
-    events: mpsc::UnboundedSender<SessionEvent>,
+    events: Box<EventHandler>,
+    /// What the event handler asked to send.
+    outbox: Vec<MessageBuilder>,
     commands: mpsc::UnboundedReceiver<Command>,
     logged_on: Arc<AtomicBool>,
     info: watch::Sender<SessionInfo>,
@@ -265,6 +286,25 @@ impl Session {
         } else {
             0.0
         });
+    }
+
+    fn emit(&mut self, ev: SessionEvent) {
+        (self.events)(ev, &mut self.outbox);
+    }
+
+    /// Sends what the event handler queued.
+    async fn send_outbox(&mut self, link: &mut Link) -> Result<(), End> {
+        while !self.outbox.is_empty() {
+            let queued = std::mem::take(&mut self.outbox);
+            for body in queued {
+                if link.logged_on && link.logout_sent.is_none() {
+                    self.send_app(link, &body).await?;
+                } else {
+                    metrics::counter!("ts_fix_sends_dropped_total").increment(1);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn name(&self) -> String {
@@ -334,7 +374,9 @@ impl Session {
             };
             self.event(&format!("disconnected: {reason}"));
             if was_logged_on {
-                let _ = self.events.send(SessionEvent::LoggedOut { reason: reason.clone() });
+                self.emit(SessionEvent::LoggedOut { reason: reason.clone() });
+                // Nothing can go out now; the application hears why.
+                self.outbox.clear();
                 backoff = self.config.reconnect_min;
             }
             if matches!(end, End::Stop) || self.stopping {
@@ -436,6 +478,9 @@ impl Session {
                             Ok(Some(msg)) => {
                                 if let Some(end) = self.incoming(&mut link, msg).await {
                                     self.log.flush();
+                                    return end;
+                                }
+                                if let Err(end) = self.send_outbox(&mut link).await {
                                     return end;
                                 }
                             }
@@ -738,14 +783,14 @@ impl Session {
                 let original =
                     self.store.sent_between(ref_seq, ref_seq).next().and_then(|(_, raw)| Message::parse(raw).ok());
                 metrics::counter!("ts_fix_rejects_received_total").increment(1);
-                let _ = self.events.send(SessionEvent::Rejected { ref_seq, reason, original });
+                self.emit(SessionEvent::Rejected { ref_seq, reason, original });
             }
             msg_type::LOGOUT => {
                 self.advance_in()?;
                 return self.on_logout(link, &msg).await;
             }
             _ => {
-                let _ = self.events.send(SessionEvent::App(msg));
+                self.emit(SessionEvent::App(msg));
             }
         }
         self.advance_in()
@@ -782,7 +827,7 @@ impl Session {
         self.set_status(SessionStatus::LoggedOn, "logged on");
         self.event("logged on");
         tracing::info!(session = %self.name(), next_out = self.store.next_out(), next_in = self.store.next_in(), "FIX session logged on");
-        let _ = self.events.send(SessionEvent::LoggedOn);
+        self.emit(SessionEvent::LoggedOn);
         Ok(())
     }
 

@@ -197,3 +197,56 @@ fn the_session_answers_test_requests_resend_requests_and_refuses_a_number_too_lo
     until("the session notices", || !handle.is_logged_on());
     handle.stop();
 }
+
+#[test]
+fn reset_on_logon_starts_both_sides_at_one() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    // A first session uses some numbers and stops.
+    let (handle, mut events) = start(port, dir.path());
+    let mut c = Counterparty::accept(&listener);
+    c.logon();
+    logged_on(&mut events);
+    c.send("1", &[(112, "T")]);
+    c.read_kind("0");
+    handle.stop();
+    c.read_kind("5");
+    c.send("5", &[]);
+    until("the first session stops", || handle.info().status == SessionStatus::Stopped);
+    assert!(handle.info().next_sender_seq > 2);
+
+    let mut config = SessionConfig::new("127.0.0.1", port, "TS", "BROKER", dir.path().to_path_buf());
+    config.reset_on_logon = true;
+    let (handle, mut events) = session::start(config, clock::WallClock::shared()).unwrap();
+    let mut c = Counterparty::accept(&listener);
+    let logon = c.read_kind("A");
+    assert_eq!((logon.seq_num(), logon.get_str(141)), (Some(1), Some("Y")));
+    c.send("A", &[(98, "0"), (108, "30"), (141, "Y")]);
+    logged_on(&mut events);
+    assert_eq!((handle.info().next_sender_seq, handle.info().next_target_seq), (2, 2));
+    handle.stop();
+}
+
+#[test]
+fn outside_its_schedule_the_session_does_not_connect() {
+    use chrono::Datelike;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = SessionConfig::new("127.0.0.1", port, "TS", "BROKER", dir.path().to_path_buf());
+    // Every day but today, São Paulo time.
+    let today = chrono::Utc::now().with_timezone(&chrono_tz::America::Sao_Paulo).weekday();
+    let days: Vec<String> = (1..7).map(|d| today.num_days_from_monday() + d).map(|d| weekday(d % 7)).collect();
+    config.schedule = Some(fix::Schedule::parse("00:00", "23:59", &days).unwrap());
+    let (handle, _events) = session::start(config, clock::WallClock::shared()).unwrap();
+    until("the session sees it is out of schedule", || handle.info().status == SessionStatus::OutOfSchedule);
+    assert!(matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock), "no connection");
+    assert!(matches!(handle.send(MessageBuilder::new("D")), Err(session::SendError::NotLoggedOn(_))));
+    handle.stop();
+}
+
+fn weekday(from_monday: u32) -> String {
+    ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][from_monday as usize].to_string()
+}

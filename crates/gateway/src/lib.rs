@@ -50,6 +50,8 @@ pub struct AppState {
     pub backtests: backtest::jobs::Jobs,
     /// The live strategies.
     pub strategies: strategy::live::LiveStrategies,
+    /// The broker connections orders route to (by account).
+    pub brokers: Arc<Vec<routes::brokers::BrokerEntry>>,
 }
 
 pub use systems::probe_all as probe_systems;
@@ -76,6 +78,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(orders::create, orders::list))
         .routes(routes!(orders::execute))
         .routes(routes!(orders::get_one, orders::cancel, orders::modify))
+        .routes(routes!(brokers::list))
         .routes(routes!(risk::positions))
         .routes(routes!(risk::get_limits, risk::put_limits))
         .routes(routes!(risk::status))

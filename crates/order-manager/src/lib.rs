@@ -5,13 +5,14 @@
 //! stream and go through the same path. See `ARCHITECTURE.md` for the flow of an order.
 
 mod record;
+pub mod routing;
 mod service;
 mod snapshot;
 mod state;
 
 pub use record::{AuditEntry, Entry, Record};
 pub use service::{
-    Actor, Modify, OmsError, OmsOptions, OmsUpdate, OrderFilter, OrderManager, PositionsView, RecoveryReport,
-    RiskStatus, Routed, SubmitOutcome,
+    AccountPositions, Actor, Modify, OmsError, OmsOptions, OmsUpdate, OrderFilter, OrderManager, PositionsView,
+    RecoveryReport, RiskStatus, Routed, SubmitOutcome,
 };
 pub use state::KillSwitchState;

@@ -7,7 +7,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::order::{Amendment, Order, OrderEvent, OrderId};
 use domain::risk::{RiskCheck, RiskLimits};
-use domain::Money;
+use domain::{AccountId, Money};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +64,9 @@ pub enum Entry {
         cancel_open_orders: bool,
         flatten: bool,
         automatic: bool,
+        /// One account's switch; `None` is the global one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<AccountId>,
     },
     /// The daily P&L crossed 80 % of the loss limit.
     LossWarning {

@@ -23,6 +23,10 @@ pub struct KillSwitchState {
     pub since: Option<DateTime<Utc>>,
     pub automatic: bool,
     pub cancel_open_orders: bool,
+    /// The account this switch blocks; absent for the global switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub account: Option<AccountId>,
 }
 
 /// What a snapshot holds: everything [`OmsState::apply`] builds, minus what is derived from it (the open set,
@@ -38,6 +42,11 @@ pub(crate) struct Persisted {
     pub next_id: OrderId,
     pub session_date: Option<NaiveDate>,
     pub loss_warned: bool,
+    /// Positions per account (snapshots written before accounts had their own books lack it: empty).
+    #[serde(default)]
+    pub account_positions: BTreeMap<AccountId, PositionBook>,
+    #[serde(default)]
+    pub account_kill_switches: BTreeMap<AccountId, KillSwitchState>,
     pub illegal_transitions: u64,
     pub duplicate_fills: u64,
     pub audit_index: Vec<(OrderId, Vec<u64>)>,
@@ -53,9 +62,14 @@ pub struct OmsState {
     open_qty: HashMap<(Symbol, Side), Qty>,
     /// Orders per status, maintained incrementally so `/metrics` never walks the orders.
     status_counts: BTreeMap<OrderStatus, usize>,
+    /// The desk's positions: every account together (what the risk limits and the daily loss limit see).
     positions: PositionBook,
+    /// The same fills, booked per account.
+    account_positions: BTreeMap<AccountId, PositionBook>,
     limits: RiskLimits,
+    /// The global kill switch, and each account's own.
     kill_switch: KillSwitchState,
+    account_kill_switches: BTreeMap<AccountId, KillSwitchState>,
     next_id: OrderId,
     session_date: Option<NaiveDate>,
     loss_warned: bool,
@@ -165,23 +179,39 @@ impl OmsState {
                         .unwrap_or(domain::Money::from_brl(1));
                     let effect =
                         self.positions.effect_of_fill(order.symbol, multiplier, order.side, fill.quantity, fill.price);
-                    let Some(effect) = effect else {
+                    let book = self.account_positions.get(&order.account);
+                    let in_account = match book {
+                        Some(b) => b.effect_of_fill(order.symbol, multiplier, order.side, fill.quantity, fill.price),
+                        None => PositionBook::default().effect_of_fill(
+                            order.symbol,
+                            multiplier,
+                            order.side,
+                            fill.quantity,
+                            fill.price,
+                        ),
+                    };
+                    let (Some(effect), Some(in_account)) = (effect, in_account) else {
                         self.illegal_transitions += 1;
                         fx.illegal =
                             Some(format!("order {order_id}: the fill {} overflows the position", fill.exec_id));
                         return fx;
                     };
-                    position_effect = Some((multiplier, effect));
+                    position_effect = Some((multiplier, effect, in_account));
                 }
                 match order.apply(event, record.ts) {
                     Ok(Applied::Changed) => {
                         fx.order_changed = Some(*order_id);
-                        if let (OrderEvent::Filled(fill), Some((multiplier, effect))) = (event, position_effect) {
+                        if let (OrderEvent::Filled(fill), Some((multiplier, effect, in_account))) =
+                            (event, position_effect)
+                        {
                             fx.fill = true;
                             let symbol = order.symbol;
+                            let book = self.account_positions.entry(order.account.clone()).or_default();
+                            book.commit_fill(symbol, multiplier, fill.price, in_account);
                             self.positions.commit_fill(symbol, multiplier, fill.price, effect);
                             if let Some(last) = self.last_prices.get(symbol.as_str()) {
                                 self.positions.mark(&symbol, *last);
+                                book.mark(&symbol, *last);
                             }
                         }
                         self.track_open(*order_id, leaves_before, Some(status_before));
@@ -197,20 +227,28 @@ impl OmsState {
                 }
             }
             Entry::LimitsChanged { limits, .. } => self.limits = limits.clone(),
-            Entry::KillSwitch { active, reason, cancel_open_orders, automatic, .. } => {
-                self.kill_switch = KillSwitchState {
+            Entry::KillSwitch { active, reason, cancel_open_orders, automatic, account, .. } => {
+                let state = KillSwitchState {
                     active: *active,
                     reason: Some(reason.clone()),
                     actor: Some(record.actor.clone()),
                     since: Some(record.ts),
                     automatic: *automatic,
                     cancel_open_orders: *active && *cancel_open_orders,
+                    account: account.clone(),
                 };
+                match account {
+                    None => self.kill_switch = state,
+                    Some(a) => {
+                        self.account_kill_switches.insert(a.clone(), state);
+                    }
+                }
             }
             Entry::LossWarning { .. } => self.loss_warned = true,
             Entry::SessionStarted { date } => {
                 self.session_date = Some(*date);
                 self.positions.reset_day();
+                self.account_positions.values_mut().for_each(PositionBook::reset_day);
                 self.loss_warned = false;
             }
         }
@@ -220,6 +258,9 @@ impl OmsState {
     /// Marks positions to a market price; true when a position in `symbol` changed value.
     pub fn mark(&mut self, symbol: &str, price: Price) -> bool {
         self.last_prices.insert(symbol.to_string(), price);
+        for book in self.account_positions.values_mut() {
+            book.mark(symbol, price);
+        }
         self.positions.mark(symbol, price)
     }
 
@@ -253,10 +294,6 @@ impl OmsState {
         self.open_qty.get(&(symbol, side)).copied().unwrap_or(Qty::ZERO)
     }
 
-    pub fn open_ids(&self) -> impl Iterator<Item = OrderId> + '_ {
-        self.open.iter().copied()
-    }
-
     pub fn open_count(&self) -> usize {
         self.open.len()
     }
@@ -279,6 +316,27 @@ impl OmsState {
 
     pub fn kill_switch(&self) -> &KillSwitchState {
         &self.kill_switch
+    }
+
+    /// Whether orders of `account` are blocked: the global switch or the account's own.
+    pub fn blocked(&self, account: &AccountId) -> bool {
+        self.blocking(account).is_some()
+    }
+
+    /// The switch that blocks `account`'s orders (the global one first), if any.
+    pub fn blocking(&self, account: &AccountId) -> Option<&KillSwitchState> {
+        if self.kill_switch.active {
+            return Some(&self.kill_switch);
+        }
+        self.account_kill_switches.get(account).filter(|k| k.active)
+    }
+
+    pub fn account_kill_switches(&self) -> &BTreeMap<AccountId, KillSwitchState> {
+        &self.account_kill_switches
+    }
+
+    pub fn account_positions(&self) -> &BTreeMap<AccountId, PositionBook> {
+        &self.account_positions
     }
 
     pub fn next_id(&self) -> OrderId {
@@ -320,6 +378,8 @@ impl OmsState {
             next_id: self.next_id,
             session_date: self.session_date,
             loss_warned: self.loss_warned,
+            account_positions: self.account_positions.clone(),
+            account_kill_switches: self.account_kill_switches.clone(),
             illegal_transitions: self.illegal_transitions,
             duplicate_fills: self.duplicate_fills,
             audit_index,
@@ -334,6 +394,8 @@ impl OmsState {
             next_id: p.next_id,
             session_date: p.session_date,
             loss_warned: p.loss_warned,
+            account_positions: p.account_positions,
+            account_kill_switches: p.account_kill_switches,
             illegal_transitions: p.illegal_transitions,
             duplicate_fills: p.duplicate_fills,
             audit_index: p.audit_index.into_iter().collect(),

@@ -534,3 +534,52 @@ async fn a_modify_is_risk_checked_as_the_order_it_becomes_and_survives_a_restart
     assert_eq!(oms2.durable_state(), state, "the replay holds the new terms");
     assert_eq!(oms2.get(o.id).unwrap().quantity, Qty(1_000));
 }
+
+#[tokio::test]
+async fn an_account_kill_switch_cancels_and_flattens_that_account_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = ManualBroker::new();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let oms = open(&dir.path().join("oms.journal"), broker.clone(), rx).await;
+    let (alice, bob) = (Actor::new("alice"), Actor::new("bob"));
+    for (who, exec) in [(&alice, "a1"), (&bob, "b1")] {
+        let o = oms.submit(limit(Side::Buy, 100, 30.0), who).await.unwrap().order().clone();
+        tx.send(ev(o.id, OrderEvent::Accepted { broker_order_id: format!("X{}", o.id) })).unwrap();
+        tx.send(ev(o.id, fill(exec, 100, 30.0))).unwrap();
+        settle(&oms, o.id, |o| o.status == OrderStatus::Filled).await;
+    }
+    let resting: Vec<Order> = resting(&oms, &tx, &[&alice, &bob]).await;
+    let view = oms.positions();
+    assert_eq!(view.positions[0].quantity, Qty(200), "the desk holds both");
+    assert_eq!(
+        view.accounts.iter().map(|a| (a.account.as_str(), a.positions[0].quantity)).collect::<Vec<_>>(),
+        vec![("alice", Qty(100)), ("bob", Qty(100))]
+    );
+
+    let state = oms
+        .activate_account_kill_switch(domain::AccountId::new("alice"), &alice, "alice stops", true, true)
+        .await
+        .unwrap();
+    assert!(state.active && state.account.as_ref().is_some_and(|a| a.as_str() == "alice"));
+    assert_eq!(broker.canceled.lock().unwrap().as_slice(), &[resting[0].id], "only alice's order is canceled");
+    let flatten: Vec<Order> =
+        broker.submitted.lock().unwrap().iter().filter(|o| o.source == "kill-switch-flatten").cloned().collect();
+    assert_eq!(flatten.len(), 1);
+    assert_eq!((flatten[0].account.as_str(), flatten[0].side, flatten[0].quantity), ("alice", Side::Sell, Qty(100)));
+    assert!(oms.submit(limit(Side::Buy, 100, 30.0), &alice).await.is_err(), "alice is blocked");
+    assert!(oms.submit(limit(Side::Buy, 100, 30.0), &bob).await.is_ok(), "bob is not");
+    assert!(!oms.kill_switch().active, "the global switch is untouched");
+    oms.release_account_kill_switch(domain::AccountId::new("alice"), &Actor::new("admin"), "resume").await.unwrap();
+    assert!(oms.submit(limit(Side::Buy, 100, 30.0), &alice).await.is_ok());
+}
+
+/// One acknowledged resting order per actor, in order.
+async fn resting(oms: &OrderManager, tx: &mpsc::UnboundedSender<BrokerEvent>, who: &[&Actor]) -> Vec<Order> {
+    let mut out = Vec::new();
+    for a in who {
+        let o = oms.submit(limit(Side::Buy, 100, 29.5), a).await.unwrap().order().clone();
+        tx.send(ev(o.id, OrderEvent::Accepted { broker_order_id: format!("R{}", o.id) })).unwrap();
+        out.push(settle(oms, o.id, |o| o.status == OrderStatus::New).await);
+    }
+    out
+}

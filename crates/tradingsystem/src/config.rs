@@ -26,6 +26,45 @@ pub struct FileConfig {
     pub trading_hours: Option<HoursSection>,
     /// Live strategies (`[[strategies]]`).
     pub strategies: Vec<strategy::live::LiveConfig>,
+    /// Several brokers (`[[brokers]]`), orders routed by account.
+    pub brokers: Vec<BrokerSection>,
+}
+
+/// One `[[brokers]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerSection {
+    pub name: String,
+    /// `paper` or `fix`.
+    pub kind: String,
+    /// The accounts (user or API key names) whose orders go here; `*` for every account no other broker names.
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// The FIX session's settings (kind `fix` only).
+    pub fix: Option<fix_broker::FixSettings>,
+}
+
+/// A broker `serve` starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerSpec {
+    pub name: String,
+    pub accounts: Vec<String>,
+    pub kind: BrokerKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BrokerKind {
+    Paper,
+    Fix(Box<fix_broker::FixSettings>),
+}
+
+impl BrokerKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            BrokerKind::Paper => "paper",
+            BrokerKind::Fix(_) => "fix",
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,9 +106,10 @@ pub struct Config {
     /// `None`: the in-process bus.
     pub bus_url: Option<String>,
     pub market: String,
+    /// How the brokers were chosen, for the log: `paper`, `fix:PATH` or `[[brokers]]`.
     pub broker: String,
-    /// `TS_BROKER=fix:PATH`: the FIX session's settings, read from PATH.
-    pub fix_broker: Option<fix_broker::FixSettings>,
+    /// The brokers orders route to (by account): one for the `TS_BROKER` shortcut, or the `[[brokers]]`.
+    pub brokers: Vec<BrokerSpec>,
     pub log_level: String,
     pub token_ttl_minutes: i64,
     pub sim_seed: u64,
@@ -225,8 +265,14 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
     };
     let market = env("TS_MARKET").or(file.market).unwrap_or_else(|| "sim".into());
     parse_market(&market)?;
-    let broker = env("TS_BROKER").or(file.broker).unwrap_or_else(|| "paper".into());
-    let fix_broker = parse_broker(&broker)?;
+    let (broker, brokers) = match (env("TS_BROKER"), file.broker, file.brokers) {
+        // The environment's shortcut wins over the file, as every TS_ variable does.
+        (Some(b), _, _) => (b.clone(), parse_broker(&b)?),
+        (None, Some(_), list) if !list.is_empty() => bail!("use either broker = \"...\" or [[brokers]], not both"),
+        (None, Some(b), _) => (b.clone(), parse_broker(&b)?),
+        (None, None, list) if list.is_empty() => ("paper".to_string(), parse_broker("paper")?),
+        (None, None, list) => ("[[brokers]]".to_string(), broker_specs(list)?),
+    };
     let log_level = env("TS_LOG").or(file.log_level).unwrap_or_else(|| "info".into());
     let token_ttl_minutes = env_number::<i64>("TS_TOKEN_TTL_MINUTES")?.or(file.token_ttl_minutes).unwrap_or(8 * 60);
     if !(1..=60 * 24 * 30).contains(&token_ttl_minutes) {
@@ -275,7 +321,7 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
         bus_url,
         market,
         broker,
-        fix_broker,
+        brokers,
         log_level,
         token_ttl_minutes,
         sim_seed: file.sim.seed.unwrap_or(42),
@@ -302,16 +348,53 @@ where
     }
 }
 
-/// `paper`, or `fix:PATH` with the FIX session's settings in the TOML file at PATH.
-fn parse_broker(broker: &str) -> Result<Option<fix_broker::FixSettings>> {
-    match broker.split_once(':') {
-        None if broker == "paper" => Ok(None),
-        None if broker == "fix" => bail!("TS_BROKER=fix needs its session settings: TS_BROKER=fix:PATH (a TOML file)"),
-        Some(("fix", path)) if !path.is_empty() => {
-            fix_broker::FixSettings::from_file(Path::new(path)).map(Some).map_err(|e| anyhow::anyhow!("TS_BROKER: {e}"))
+/// The one-broker shortcut: `paper`, or `fix:PATH` with the FIX session's settings in the TOML file at PATH.
+fn parse_broker(broker: &str) -> Result<Vec<BrokerSpec>> {
+    let kind = match broker.split_once(':') {
+        None if broker == "paper" => BrokerKind::Paper,
+        None if broker == "fix" => {
+            bail!("TS_BROKER=fix needs its session settings: TS_BROKER=fix:PATH (a TOML file), or [[brokers]]")
         }
+        Some(("fix", path)) if !path.is_empty() => BrokerKind::Fix(Box::new(
+            fix_broker::FixSettings::from_file(Path::new(path)).map_err(|e| anyhow::anyhow!("TS_BROKER: {e}"))?,
+        )),
         _ => bail!("TS_BROKER={broker}: use 'paper' or 'fix:PATH'"),
+    };
+    Ok(vec![BrokerSpec { name: kind.name().to_string(), accounts: vec!["*".into()], kind }])
+}
+
+/// `[[brokers]]`, checked: a kind we know with the settings it needs, unique names, each account served once, FIX
+/// sessions that do not share a store.
+fn broker_specs(list: Vec<BrokerSection>) -> Result<Vec<BrokerSpec>> {
+    let mut specs: Vec<BrokerSpec> = Vec::new();
+    for b in list {
+        let name = b.name.trim().to_string();
+        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            bail!("[[brokers]] name {:?}: 1 to 64 letters, digits, '-', '_' or '.'", b.name);
+        }
+        let kind = match (b.kind.as_str(), b.fix) {
+            ("paper", None) => BrokerKind::Paper,
+            ("paper", Some(_)) => bail!("[[brokers]] {name}: a paper broker takes no [brokers.fix] settings"),
+            ("fix", Some(f)) => {
+                f.check().map_err(|e| anyhow::anyhow!("[[brokers]] {name}: {e}"))?;
+                BrokerKind::Fix(Box::new(f))
+            }
+            ("fix", None) => bail!("[[brokers]] {name}: kind = \"fix\" needs its session settings in [brokers.fix]"),
+            (other, _) => bail!("[[brokers]] {name}: unknown kind {other:?} (paper or fix)"),
+        };
+        if let BrokerKind::Fix(f) = &kind {
+            let clash = specs.iter().find(|s| {
+                matches!(&s.kind, BrokerKind::Fix(o) if o.sender_comp_id == f.sender_comp_id && o.target_comp_id == f.target_comp_id)
+            });
+            if let Some(other) = clash {
+                bail!("[[brokers]] {name} and {}: the same FIX session (SenderCompID and TargetCompID)", other.name);
+            }
+        }
+        specs.push(BrokerSpec { name, accounts: b.accounts, kind });
     }
+    order_manager::routing::plan(specs.iter().map(|s| (s.name.as_str(), s.accounts.as_slice())))
+        .map_err(|e| anyhow::anyhow!("[[brokers]]: {e}"))?;
+    Ok(specs)
 }
 
 #[cfg(test)]

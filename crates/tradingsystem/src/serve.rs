@@ -1,5 +1,6 @@
 //! `tradingsystem serve`: every service in one process on embedded defaults.
 
+use crate::config::{BrokerKind, BrokerSpec};
 use crate::config::{Config, MarketSource};
 use crate::jobs::{Jobs, When};
 use anyhow::{Context, Result};
@@ -7,11 +8,15 @@ use bus::{subjects, Bus, Event};
 use chrono::Utc;
 use clock::{SharedClock, WallClock};
 use data_capture::feed::ReplayFeed;
+use domain::broker::{Broker, BrokerEvent};
+use domain::order::Order;
 use domain::Instruments;
 use fix_broker::FixBroker;
 use gateway::auth::{hash_password, random_hex, JwtKeys};
+use gateway::routes::brokers::BrokerEntry;
 use gateway::AppState;
 use market_sim::{SimConfig, SimMarket};
+use order_manager::routing::{BrokerRouter, Route, ANY_ACCOUNT};
 use order_manager::{OmsUpdate, OrderManager};
 use paper_broker::PaperBroker;
 use std::sync::Arc;
@@ -105,8 +110,8 @@ pub struct App {
     state: AppState,
     jobs: Jobs,
     recorder: data_capture::recorder::Recorder,
-    /// The FIX session, logged out at shutdown (`TS_BROKER=fix:PATH`).
-    fix: Option<Arc<FixBroker>>,
+    /// The FIX sessions, logged out at shutdown.
+    fix: Vec<Arc<FixBroker>>,
 }
 
 /// The market the process trades: the simulated one, or a recorded tape replayed into it.
@@ -156,7 +161,7 @@ impl App {
         // The one clock of the market and order path; a backtest hands these services a simulated one instead.
         let clock = WallClock::shared();
         let Market { sim: market, replay, instruments } = Market::open(&cfg, &clock)?;
-        let (oms, fix) = start_order_manager(&cfg, &market, &instruments, &clock).await?;
+        let (oms, (brokers, fix)) = start_order_manager(&cfg, &market, &instruments, &clock).await?;
         let bus = match &cfg.bus_url {
             None => Bus::new(),
             Some(url) => Bus::connect_nats(url).await.context("cannot connect to the bus")?,
@@ -251,6 +256,7 @@ impl App {
             telegram_webhook_secret: cfg.telegram_webhook_secret.clone(),
             rate_limits,
             strategies,
+            brokers: Arc::new(brokers),
             backtests: backtest::jobs::Jobs::start(
                 vec![cfg.data_dir.join("market"), cfg.data_dir.join("archive").join("market")],
                 cfg.data_dir.join("backtests"),
@@ -288,7 +294,7 @@ impl App {
         backtests.shutdown();
         self.jobs.shutdown(Duration::from_secs(10)).await;
         self.recorder.flush().await;
-        if let Some(fix) = &self.fix {
+        for fix in &self.fix {
             fix.stop();
         }
         oms.shutdown();
@@ -305,7 +311,7 @@ async fn start_order_manager(
     market: &SimMarket,
     instruments: &Instruments,
     clock: &SharedClock,
-) -> Result<(OrderManager, Option<Arc<FixBroker>>)> {
+) -> Result<(OrderManager, (Vec<BrokerEntry>, Vec<Arc<FixBroker>>))> {
     let (oms, report) = OrderManager::recover(&cfg.journal_path(), instruments.clone(), cfg.calendar(), clock.clone())
         .context("cannot recover the order journal")?;
     tracing::info!(
@@ -324,20 +330,53 @@ async fn start_order_manager(
             oms.on_market_trade(&ins.symbol, p);
         }
     }
-    let fix = match &cfg.fix_broker {
-        None => {
-            let (broker, events) = PaperBroker::start(market.clone(), cfg.calendar(), oms.open_orders(), clock.clone());
-            oms.attach_broker(broker, events, &report).await.context("broker reconciliation failed")?;
-            None
-        }
-        Some(settings) => {
-            let (broker, events) = FixBroker::start(settings, &cfg.data_dir, oms.open_orders(), clock.clone())
-                .map_err(|e| anyhow::anyhow!("FIX broker: {e}"))?;
-            oms.attach_broker(broker.clone(), events, &report).await.context("broker reconciliation failed")?;
-            Some(broker)
-        }
+    let (entries, fix, router, events) = start_brokers(cfg, market, &oms, clock)?;
+    oms.attach_broker(router, events, &report).await.context("broker reconciliation failed")?;
+    Ok((oms, (entries, fix)))
+}
+
+type StartedBrokers =
+    (Vec<BrokerEntry>, Vec<Arc<FixBroker>>, Arc<BrokerRouter>, tokio::sync::mpsc::UnboundedReceiver<BrokerEvent>);
+
+/// Starts every configured broker with the open orders of the accounts it serves, and attaches them to the Order
+/// Manager behind a router (orders go by account).
+fn start_brokers(cfg: &Config, market: &SimMarket, oms: &OrderManager, clock: &SharedClock) -> Result<StartedBrokers> {
+    let open = oms.open_orders();
+    let serves = |spec: &BrokerSpec, account: &str| {
+        spec.accounts.iter().any(|a| a == account)
+            || (spec.accounts.iter().any(|a| a == ANY_ACCOUNT)
+                && !cfg.brokers.iter().any(|other| other.accounts.iter().any(|a| a == account)))
     };
-    Ok((oms, fix))
+    let (mut routes, mut streams, mut entries, mut fix) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for spec in &cfg.brokers {
+        let restore: Vec<Order> = open.iter().filter(|o| serves(spec, o.account.as_str())).cloned().collect();
+        let (broker, events, session): (Arc<dyn Broker>, _, _) = match &spec.kind {
+            BrokerKind::Paper => {
+                let (b, ev) = PaperBroker::start(market.clone(), cfg.calendar(), restore, clock.clone());
+                (b, ev, None)
+            }
+            BrokerKind::Fix(settings) => {
+                let (b, ev) = FixBroker::start(settings, &cfg.data_dir, restore, clock.clone())
+                    .map_err(|e| anyhow::anyhow!("broker {}: {e}", spec.name))?;
+                fix.push(b.clone());
+                let session = Some(b.session().clone());
+                (b, ev, session)
+            }
+        };
+        streams.push(events);
+        let kind = spec.kind.name().to_string();
+        routes.push(Route {
+            name: spec.name.clone(),
+            kind: kind.clone(),
+            accounts: spec.accounts.clone(),
+            broker: broker.clone(),
+        });
+        entries.push(BrokerEntry { name: spec.name.clone(), kind, accounts: spec.accounts.clone(), broker, session });
+    }
+    let router = BrokerRouter::new(routes).map_err(|e| anyhow::anyhow!("[[brokers]]: {e}"))?;
+    router.restore(&open);
+    let report_events = BrokerRouter::merge(streams);
+    Ok((entries, fix, Arc::new(router), report_events))
 }
 
 async fn forward_updates(mut updates: tokio::sync::broadcast::Receiver<OmsUpdate>, bus: Bus) {

@@ -1,6 +1,7 @@
 pub mod audit;
 pub mod auth;
 pub mod backtests;
+pub mod brokers;
 pub mod docs;
 pub mod ideas;
 pub mod market;

@@ -34,11 +34,20 @@ pub async fn health(State(st): State<AppState>) -> Response {
     };
     match st.oms.broker_connection() {
         Some(c) => {
-            unhealthy |= !c.can_route();
-            checks.insert(
-                "broker".into(),
-                json!({ "status": if c.can_route() { "up" } else { "down" }, "connection": c }),
-            );
+            // Several brokers: some down is degraded (their accounts wait), all down is unhealthy.
+            let status = match c.routing {
+                domain::broker::LinkState::Connected => "up",
+                domain::broker::LinkState::Degraded => "degraded",
+                _ => "down",
+            };
+            unhealthy |= status == "down";
+            degraded |= status == "degraded";
+            let brokers: Vec<_> = st
+                .brokers
+                .iter()
+                .map(|b| json!({ "name": b.name, "kind": b.kind, "can_route": b.broker.connection().can_route() }))
+                .collect();
+            checks.insert("broker".into(), json!({ "status": status, "connection": c, "brokers": brokers }));
         }
         None => {
             unhealthy = true;

@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::Json;
 use domain::risk::{RiskLimits, SymbolLimits, TradingState};
-use domain::{Money, Symbol};
+use domain::{AccountId, Money, Symbol};
 use order_manager::{Actor, KillSwitchState, RiskStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -19,6 +19,17 @@ pub struct PositionsResponse {
     data: Vec<PositionView>,
     total: u64,
     totals: Totals,
+    /// The same per account (orders are booked to their sender's account); the desk's figures above are the sum.
+    accounts: Vec<AccountView>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct AccountView {
+    account: String,
+    positions: Vec<PositionView>,
+    totals: Totals,
+    /// The account's own kill switch is on.
+    kill_switch_active: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -34,9 +45,25 @@ struct Totals {
 pub async fn positions(State(st): State<AppState>, Authorized(_): AsViewer) -> ApiResult<Json<PositionsResponse>> {
     let v = st.oms.positions();
     let data: Vec<PositionView> = v.positions.into_iter().map(PositionView::from).collect();
+    let accounts = v
+        .accounts
+        .into_iter()
+        .map(|a| AccountView {
+            account: a.account.as_str().to_string(),
+            positions: a.positions.into_iter().map(PositionView::from).collect(),
+            totals: Totals {
+                realized_today: a.realized_today,
+                unrealized: a.unrealized,
+                daily_pnl: a.daily_pnl,
+                exposure: a.exposure,
+            },
+            kill_switch_active: a.kill_switch_active,
+        })
+        .collect();
     Ok(Json(PositionsResponse {
         total: data.len() as u64,
         data,
+        accounts,
         totals: Totals {
             realized_today: v.realized_today,
             unrealized: v.unrealized,
@@ -134,6 +161,17 @@ pub struct KillSwitchBody {
     cancel_open_orders: bool,
     #[serde(default)]
     flatten: bool,
+    /// One account's switch (its orders only); without it, the global switch.
+    account: Option<String>,
+}
+
+/// An account named in a request: trimmed, not empty.
+fn account_of(a: Option<String>) -> ApiResult<Option<AccountId>> {
+    match a.map(|a| a.trim().to_string()) {
+        None => Ok(None),
+        Some(a) if a.is_empty() || a.len() > 128 => Err(ApiError::invalid("account", "1 to 128 characters")),
+        Some(a) => Ok(Some(AccountId::new(&a))),
+    }
 }
 
 fn yes() -> bool {
@@ -150,13 +188,19 @@ pub async fn activate_kill_switch(
         return Err(ApiError::invalid("reason", "reason is required"));
     }
     let actor = Actor::with_correlation(principal.name, correlation_id());
-    Ok(Json(st.oms.activate_kill_switch(&actor, b.reason.trim(), b.cancel_open_orders, b.flatten).await?))
+    let (reason, cancel, flatten) = (b.reason.trim(), b.cancel_open_orders, b.flatten);
+    Ok(Json(match account_of(b.account)? {
+        None => st.oms.activate_kill_switch(&actor, reason, cancel, flatten).await?,
+        Some(a) => st.oms.activate_account_kill_switch(a, &actor, reason, cancel, flatten).await?,
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReleaseBody {
     reason: String,
+    /// One account's switch; without it, the global one.
+    account: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -164,6 +208,8 @@ struct ReleaseBody {
 pub struct ReleaseQuery {
     /// Why (or in a JSON body).
     reason: Option<String>,
+    /// One account's switch; without it, the global one.
+    account: Option<String>,
 }
 
 #[utoipa::path(delete, path = "/api/v1/risk/kill-switch", tag = "risk", summary = "Release the kill switch", security(("bearer" = ["admin"]), ("api_key" = ["admin"])), params(ReleaseQuery), request_body(content = ReleaseBody, description = "Optional: the reason may come as ?reason= instead"), responses((status = 200, body = KillSwitchState), (status = 422, body = ErrorBody), (status = 401, description = "No or invalid credentials", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody)))]
@@ -174,14 +220,18 @@ pub async fn release_kill_switch(
     Q(q): Q<ReleaseQuery>,
     body: Bytes,
 ) -> ApiResult<Json<KillSwitchState>> {
-    let reason = if body.iter().all(|b| b.is_ascii_whitespace()) {
-        q.reason.unwrap_or_default()
+    let (reason, account) = if body.iter().all(|b| b.is_ascii_whitespace()) {
+        (q.reason.unwrap_or_default(), q.account)
     } else {
-        parse_value::<ReleaseBody>(parse_bytes(&body)?)?.reason
+        let b = parse_value::<ReleaseBody>(parse_bytes(&body)?)?;
+        (b.reason, b.account.or(q.account))
     };
     if reason.trim().is_empty() {
         return Err(ApiError::invalid("reason", "releasing the kill switch needs a reason"));
     }
     let actor = Actor::with_correlation(principal.name, correlation_id());
-    Ok(Json(st.oms.release_kill_switch(&actor, reason.trim()).await?))
+    Ok(Json(match account_of(account)? {
+        None => st.oms.release_kill_switch(&actor, reason.trim()).await?,
+        Some(a) => st.oms.release_account_kill_switch(a, &actor, reason.trim()).await?,
+    }))
 }

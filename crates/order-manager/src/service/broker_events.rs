@@ -61,8 +61,11 @@ impl OrderManager {
         // An order the broker acknowledged while the kill switch is on gets canceled right away, except the
         // switch's own flattening orders.
         let st = &desk.state;
-        let flattening = st.order(order_id).is_some_and(|o| o.source == FLATTEN_SOURCE);
-        if accepted && st.kill_switch().active && st.kill_switch().cancel_open_orders && !flattening {
+        let (flattening, blocked) = match st.order(order_id) {
+            Some(o) => (o.source == FLATTEN_SOURCE, st.blocking(&o.account).is_some_and(|k| k.cancel_open_orders)),
+            None => (false, false),
+        };
+        if accepted && blocked && !flattening {
             self.request_cancel_locked(desk, order_id, "kill-switch");
         }
         if is_fill {

@@ -3,7 +3,7 @@
 
 use super::{invalid, Actor, Desk, Durability, OmsError, OrderManager};
 use crate::record::{request_summary, truncated, Entry, SUMMARY_MESSAGE_CHARS};
-use domain::broker::Broker;
+use domain::broker::{Broker, BrokerError};
 use domain::order::{validate, validate_amendment, Amendment, Order, OrderEvent, OrderId, OrderRequest, OrderStatus};
 use domain::risk::RiskContext;
 use domain::{Price, Qty};
@@ -50,6 +50,17 @@ impl Routed {
             Decision::Existing(o) | Decision::Accepted(o) => Ok(o),
             Decision::Refused(e) => Err(e),
         }
+    }
+}
+
+/// New orders and modifies wait while routing for the account is down; an account no broker serves is refused.
+fn routable(broker: &dyn Broker, account: &domain::AccountId) -> Result<(), OmsError> {
+    match broker.routable(account) {
+        Ok(()) => Ok(()),
+        Err(BrokerError::RoutingDown(why)) => {
+            Err(OmsError::Unavailable(format!("order routing is down ({why}); new orders and modifies are paused")))
+        }
+        Err(e) => Err(OmsError::Conflict(e.to_string())),
     }
 }
 
@@ -148,14 +159,12 @@ impl OrderManager {
             }
             (Ok(()), None) => return Err(OmsError::Invalid(invalid("symbol", "unknown symbol"))),
         };
-        if !broker.connection().can_route() {
-            return Err(OmsError::Unavailable("order routing to the broker is down; new orders are paused".into()));
-        }
+        routable(broker, &account)?;
         let st = &desk.state;
         let ctx = RiskContext {
             account: &account,
             now,
-            kill_switch_active: st.kill_switch().active,
+            kill_switch_active: st.blocked(&account),
             market_open: self.inner.calendar.is_open(now),
             last_price: last,
             net_position: st.positions().net_quantity(&req.symbol),
@@ -299,9 +308,7 @@ impl OrderManager {
             self.append(desk, actor, entry)?;
             return Err(OmsError::Invalid(e));
         }
-        if !broker.connection().can_route() {
-            return Err(OmsError::Unavailable("order routing to the broker is down; modifies are paused".into()));
-        }
+        routable(broker.as_ref(), &order.account)?;
         // The risk engine sees the modify as the order it becomes: what still has to trade, beside the other
         // open orders.
         let order = order.clone();
@@ -315,7 +322,7 @@ impl OrderManager {
         let ctx = RiskContext {
             account: &order.account,
             now,
-            kill_switch_active: st.kill_switch().active,
+            kill_switch_active: st.blocked(&order.account),
             market_open: self.inner.calendar.is_open(now),
             last_price: last,
             net_position: st.positions().net_quantity(&order.symbol),

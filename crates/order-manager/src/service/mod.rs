@@ -16,7 +16,7 @@ mod reconcile;
 mod supervision;
 
 pub use commands::{Modify, Routed, SubmitOutcome};
-pub use queries::{OrderFilter, PositionsView, RecoveryReport, RiskStatus};
+pub use queries::{AccountPositions, OrderFilter, PositionsView, RecoveryReport, RiskStatus};
 
 use crate::record::{Entry, Record};
 use crate::snapshot;

@@ -7,7 +7,7 @@ use crate::state::KillSwitchState;
 use chrono::{DateTime, Utc};
 use domain::order::{Order, OrderId, OrderStatus, Side};
 use domain::risk::{loss_level, LossLevel, RiskLimits, TradingState};
-use domain::{Money, Position, Price};
+use domain::{AccountId, Money, Position, Price};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -52,12 +52,30 @@ pub struct PositionsView {
     pub unrealized: Option<Money>,
     pub daily_pnl: Option<Money>,
     pub exposure: Option<Money>,
+    /// The same, per account (the desk's figures above are their sum).
+    pub accounts: Vec<AccountPositions>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccountPositions {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub account: AccountId,
+    pub positions: Vec<Position>,
+    pub realized_today: Option<Money>,
+    pub unrealized: Option<Money>,
+    pub daily_pnl: Option<Money>,
+    pub exposure: Option<Money>,
+    /// This account's own kill switch is on (the global one blocks every account).
+    pub kill_switch_active: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RiskStatus {
     pub kill_switch: KillSwitchState,
+    /// Accounts whose own kill switch is on.
+    pub account_kill_switches: Vec<KillSwitchState>,
     pub trading_state: TradingState,
     pub market_open: bool,
     /// `None` (JSON null) only when the figure does not fit the books; the loss level is then BREACHED.
@@ -128,12 +146,27 @@ impl OrderManager {
     pub fn positions(&self) -> PositionsView {
         let desk = self.lock();
         let book = desk.state.positions();
+        let st = &desk.state;
+        let accounts = st
+            .account_positions()
+            .iter()
+            .map(|(account, b)| AccountPositions {
+                account: account.clone(),
+                positions: b.iter().cloned().collect(),
+                realized_today: b.realized_today(),
+                unrealized: b.unrealized(),
+                daily_pnl: b.daily_pnl(),
+                exposure: b.exposure(),
+                kill_switch_active: st.account_kill_switches().get(account).is_some_and(|k| k.active),
+            })
+            .collect();
         PositionsView {
             positions: book.iter().cloned().collect(),
             realized_today: book.realized_today(),
             unrealized: book.unrealized(),
             daily_pnl: book.daily_pnl(),
             exposure: book.exposure(),
+            accounts,
         }
     }
 
@@ -157,6 +190,7 @@ impl OrderManager {
         let daily_pnl = book.daily_pnl();
         RiskStatus {
             kill_switch: st.kill_switch().clone(),
+            account_kill_switches: st.account_kill_switches().values().filter(|k| k.active).cloned().collect(),
             trading_state: st.limits().trading_state,
             market_open: self.inner.calendar.is_open(now),
             daily_pnl,
@@ -255,6 +289,8 @@ impl OrderManager {
             "positions": st.positions().iter().map(|p| (p.symbol, p.quantity, p.cost, p.realized_today, p.realized_total)).collect::<Vec<_>>(),
             "limits": st.limits(),
             "kill_switch": st.kill_switch(),
+            "account_kill_switches": st.account_kill_switches(),
+            "account_positions": st.account_positions().iter().map(|(a, b)| (a, b.iter().map(|p| (p.symbol, p.quantity, p.cost, p.realized_today, p.realized_total)).collect::<Vec<_>>())).collect::<Vec<_>>(),
             "session_date": st.session_date(),
             "next_id": st.next_id(),
         })

@@ -8,7 +8,15 @@ use crate::state::KillSwitchState;
 use chrono::{DateTime, Utc};
 use domain::order::{Order, OrderId, OrderRequest, OrderType, TimeInForce, ValidationError};
 use domain::risk::{flatten_side, loss_level, LossLevel, RiskLimits};
-use domain::{Price, Qty, Symbol};
+use domain::{AccountId, Price, Qty, Symbol};
+
+/// Which kill switch, and what it does on the way in.
+struct Switch {
+    account: Option<AccountId>,
+    cancel_open_orders: bool,
+    flatten: bool,
+    automatic: bool,
+}
 
 impl OrderManager {
     /// Starts a new trading date when the clock has moved past the recorded one.
@@ -50,7 +58,8 @@ impl OrderManager {
                     None => "automatic: the daily P&L is beyond the range of the books".to_string(),
                 };
                 tracing::warn!(%reason, "daily loss limit breached; activating the kill switch");
-                if let Err(e) = self.activate_locked(desk, &Actor::new("risk-engine"), &reason, true, false, true) {
+                let switch = Switch { account: None, cancel_open_orders: true, flatten: false, automatic: true };
+                if let Err(e) = self.activate_locked(desk, &Actor::new("risk-engine"), &reason, switch) {
                     tracing::error!(error = %e, "could not activate the kill switch automatically");
                 }
             }
@@ -71,17 +80,29 @@ impl OrderManager {
         desk: &mut Desk,
         actor: &Actor,
         reason: &str,
-        cancel_open_orders: bool,
-        flatten: bool,
-        automatic: bool,
+        switch: Switch,
     ) -> Result<(u64, Vec<Order>), OmsError> {
-        let entry =
-            Entry::KillSwitch { active: true, reason: reason.to_string(), cancel_open_orders, flatten, automatic };
+        let Switch { account, cancel_open_orders, flatten, automatic } = switch;
+        let entry = Entry::KillSwitch {
+            active: true,
+            reason: reason.to_string(),
+            cancel_open_orders,
+            flatten,
+            automatic,
+            account: account.clone(),
+        };
         let mut seq = self.append(desk, actor, entry)?;
-        metrics::gauge!("ts_kill_switch_active").set(1.0);
-        self.publish(OmsUpdate::KillSwitch(desk.state.kill_switch().clone()));
+        let state = match &account {
+            None => {
+                metrics::gauge!("ts_kill_switch_active").set(1.0);
+                desk.state.kill_switch().clone()
+            }
+            Some(a) => desk.state.account_kill_switches().get(a).cloned().unwrap_or_default(),
+        };
+        self.publish(OmsUpdate::KillSwitch(state));
+        let concerned = |o: &Order| account.as_ref().is_none_or(|a| &o.account == a);
         if cancel_open_orders {
-            let open: Vec<OrderId> = desk.state.open_ids().collect();
+            let open: Vec<OrderId> = desk.state.open_orders().filter(|o| concerned(o)).map(|o| o.id).collect();
             for id in open {
                 self.request_cancel_locked(desk, id, "kill-switch");
             }
@@ -89,8 +110,19 @@ impl OrderManager {
         let mut flatten_orders = Vec::new();
         if flatten {
             let now = self.now();
-            let positions: Vec<(Symbol, Qty)> = desk.state.positions().iter().map(|p| (p.symbol, p.quantity)).collect();
-            for (symbol, qty) in positions {
+            // Each account's position is flattened by an order booked to that account (and routed to its broker).
+            let mut positions: Vec<(AccountId, Symbol, Qty)> = desk
+                .state
+                .account_positions()
+                .iter()
+                .filter(|(a, _)| account.as_ref().is_none_or(|want| want == *a))
+                .flat_map(|(a, b)| b.iter().map(move |p| (a.clone(), p.symbol, p.quantity)))
+                .collect();
+            if positions.is_empty() && account.is_none() {
+                // State from before positions were kept per account: the desk's, booked to whoever flattens.
+                positions = desk.state.positions().iter().map(|p| (actor.account(), p.symbol, p.quantity)).collect();
+            }
+            for (owner, symbol, qty) in positions {
                 let Some(side) = flatten_side(qty) else {
                     continue;
                 };
@@ -108,7 +140,7 @@ impl OrderManager {
                     source: Some(FLATTEN_SOURCE.into()),
                 };
                 // Flattening only reduces exposure, which is exactly what the blocked checks protect; it bypasses them.
-                let order = Order::new(desk.state.next_id(), &actor.account(), &req, now);
+                let order = Order::new(desk.state.next_id(), &owner, &req, now);
                 seq = self.append(desk, actor, Entry::OrderSubmitted { order: order.clone() })?;
                 flatten_orders.push(order);
             }
@@ -116,6 +148,7 @@ impl OrderManager {
         Ok((self.inner.journal.len().max(seq), flatten_orders))
     }
 
+    /// The global kill switch: blocks every account.
     pub async fn activate_kill_switch(
         &self,
         actor: &Actor,
@@ -123,21 +156,76 @@ impl OrderManager {
         cancel_open_orders: bool,
         flatten: bool,
     ) -> Result<KillSwitchState, OmsError> {
-        let (seq, flatten_orders) =
-            self.activate_locked(&mut self.lock(), actor, reason, cancel_open_orders, flatten, false)?;
+        let switch = Switch { account: None, cancel_open_orders, flatten, automatic: false };
+        self.activate(actor, reason, switch).await
+    }
+
+    /// One account's kill switch: its new orders are refused, its open orders canceled and its positions
+    /// flattened (as asked); other accounts trade on.
+    pub async fn activate_account_kill_switch(
+        &self,
+        account: AccountId,
+        actor: &Actor,
+        reason: &str,
+        cancel_open_orders: bool,
+        flatten: bool,
+    ) -> Result<KillSwitchState, OmsError> {
+        let switch = Switch { account: Some(account), cancel_open_orders, flatten, automatic: false };
+        self.activate(actor, reason, switch).await
+    }
+
+    async fn activate(&self, actor: &Actor, reason: &str, switch: Switch) -> Result<KillSwitchState, OmsError> {
+        let account = switch.account.clone();
+        let (seq, flatten_orders) = self.activate_locked(&mut self.lock(), actor, reason, switch)?;
         self.inner.journal.wait_durable(seq).await?;
         let broker = self.broker()?.clone();
         for o in flatten_orders {
             self.send_to_broker(broker.as_ref(), &o);
         }
-        Ok(self.kill_switch())
+        Ok(self.switch_state(account.as_ref()))
+    }
+
+    fn switch_state(&self, account: Option<&AccountId>) -> KillSwitchState {
+        let desk = self.lock();
+        match account {
+            None => desk.state.kill_switch().clone(),
+            Some(a) => desk
+                .state
+                .account_kill_switches()
+                .get(a)
+                .cloned()
+                .unwrap_or_else(|| KillSwitchState { account: Some(a.clone()), ..KillSwitchState::default() }),
+        }
     }
 
     pub async fn release_kill_switch(&self, actor: &Actor, reason: &str) -> Result<KillSwitchState, OmsError> {
+        self.release(None, actor, reason).await
+    }
+
+    pub async fn release_account_kill_switch(
+        &self,
+        account: AccountId,
+        actor: &Actor,
+        reason: &str,
+    ) -> Result<KillSwitchState, OmsError> {
+        self.release(Some(account), actor, reason).await
+    }
+
+    async fn release(
+        &self,
+        account: Option<AccountId>,
+        actor: &Actor,
+        reason: &str,
+    ) -> Result<KillSwitchState, OmsError> {
         let seq = {
             let mut desk = self.lock();
-            if !desk.state.kill_switch().active {
-                return Ok(desk.state.kill_switch().clone());
+            let active = match &account {
+                None => desk.state.kill_switch().active,
+                Some(a) => desk.state.account_kill_switches().get(a).is_some_and(|k| k.active),
+            };
+            if !active {
+                drop(desk);
+                return Ok(self.switch_state(account.as_ref()));
             }
             let entry = Entry::KillSwitch {
                 active: false,
@@ -145,14 +233,17 @@ impl OrderManager {
                 cancel_open_orders: false,
                 flatten: false,
                 automatic: false,
+                account: account.clone(),
             };
-            let seq = self.append(&mut desk, actor, entry)?;
-            self.publish(OmsUpdate::KillSwitch(desk.state.kill_switch().clone()));
-            seq
+            self.append(&mut desk, actor, entry)?
         };
-        metrics::gauge!("ts_kill_switch_active").set(0.0);
+        if account.is_none() {
+            metrics::gauge!("ts_kill_switch_active").set(0.0);
+        }
         self.inner.journal.wait_durable(seq).await?;
-        Ok(self.kill_switch())
+        let state = self.switch_state(account.as_ref());
+        self.publish(OmsUpdate::KillSwitch(state.clone()));
+        Ok(state)
     }
 
     pub async fn set_limits(&self, limits: RiskLimits, reason: &str, actor: &Actor) -> Result<RiskLimits, OmsError> {
