@@ -28,6 +28,8 @@ pub struct FileConfig {
     pub strategies: Vec<strategy::live::LiveConfig>,
     /// Several brokers (`[[brokers]]`), orders routed by account.
     pub brokers: Vec<BrokerSection>,
+    /// The FIX session of `broker = "fix"` / `TS_BROKER=fix` (one FIX broker for every account).
+    pub fix: Option<fix_broker::FixSettings>,
 }
 
 /// One `[[brokers]]` entry.
@@ -265,12 +267,13 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
     };
     let market = env("TS_MARKET").or(file.market).unwrap_or_else(|| "sim".into());
     parse_market(&market)?;
+    let fix_section = file.fix;
     let (broker, brokers) = match (env("TS_BROKER"), file.broker, file.brokers) {
         // The environment's shortcut wins over the file, as every TS_ variable does.
-        (Some(b), _, _) => (b.clone(), parse_broker(&b)?),
+        (Some(b), _, _) => (b.clone(), parse_broker(&b, fix_section)?),
         (None, Some(_), list) if !list.is_empty() => bail!("use either broker = \"...\" or [[brokers]], not both"),
-        (None, Some(b), _) => (b.clone(), parse_broker(&b)?),
-        (None, None, list) if list.is_empty() => ("paper".to_string(), parse_broker("paper")?),
+        (None, Some(b), _) => (b.clone(), parse_broker(&b, fix_section)?),
+        (None, None, list) if list.is_empty() => ("paper".to_string(), parse_broker("paper", None)?),
         (None, None, list) => ("[[brokers]]".to_string(), broker_specs(list)?),
     };
     let log_level = env("TS_LOG").or(file.log_level).unwrap_or_else(|| "info".into());
@@ -348,13 +351,18 @@ where
     }
 }
 
-/// The one-broker shortcut: `paper`, or `fix:PATH` with the FIX session's settings in the TOML file at PATH.
-fn parse_broker(broker: &str) -> Result<Vec<BrokerSpec>> {
+/// The one-broker shortcut: `paper`; `fix` with the FIX session's settings in the TOML's `[fix]` table; or
+/// `fix:PATH` with them in the TOML file at PATH.
+fn parse_broker(broker: &str, fix_section: Option<fix_broker::FixSettings>) -> Result<Vec<BrokerSpec>> {
     let kind = match broker.split_once(':') {
         None if broker == "paper" => BrokerKind::Paper,
-        None if broker == "fix" => {
-            bail!("TS_BROKER=fix needs its session settings: TS_BROKER=fix:PATH (a TOML file), or [[brokers]]")
-        }
+        None if broker == "fix" => match fix_section {
+            Some(f) => {
+                f.check().map_err(|e| anyhow::anyhow!("[fix]: {e}"))?;
+                BrokerKind::Fix(Box::new(f))
+            }
+            None => bail!("TS_BROKER=fix needs its session settings: a [fix] table in the TOML, or TS_BROKER=fix:PATH"),
+        },
         Some(("fix", path)) if !path.is_empty() => BrokerKind::Fix(Box::new(
             fix_broker::FixSettings::from_file(Path::new(path)).map_err(|e| anyhow::anyhow!("TS_BROKER: {e}"))?,
         )),

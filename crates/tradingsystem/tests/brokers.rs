@@ -175,6 +175,8 @@ fn bad_broker_configurations_are_one_line_errors() {
             "account \"x\" is served by both",
         ),
         ("broker = \"paper\"\n[[brokers]]\nname = \"a\"\nkind = \"paper\"\naccounts = [\"*\"]\n", "not both"),
+        ("broker = \"fix\"\n", "a [fix] table"),
+        ("broker = \"fix\"\n[fix]\nhost = \"h\"\nport = 1\nsender_comp_id = \"A\"\ntarget_comp_id = \"B\"\nstart = \"09:00\"\n", "start and end"),
     ];
     for (config, want) in cases {
         std::fs::write(dir.path().join("tradingsystem.toml"), config).unwrap();
@@ -190,6 +192,7 @@ fn bad_broker_configurations_are_one_line_errors() {
         let err = common::one_line_error(&out);
         assert!(!out.status.success() && err.contains(want), "{config}: {err}");
     }
+    std::fs::remove_file(dir.path().join("tradingsystem.toml")).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tradingsystem"))
         .arg("serve")
         .env("TS_DATA_DIR", dir.path())
