@@ -460,7 +460,29 @@ function renderRiskStatus(s) {
     ["Nível de perda", s.loss_level],
     ["Exposição", fmtMoney(s.exposure)],
     ["Ordens abertas", String(s.open_orders)],
+    ...(s.account_kill_switches || []).map((k) => [`Kill switch da conta ${k.account}`, `ATIVO — ${k.reason || ""}`, "down"]),
   ]);
+}
+
+const SESSION_PT = {
+  LOGGED_ON: "conectada", CONNECTING: "conectando", LOGGING_ON: "em logon", LOGGING_OUT: "saindo",
+  DISCONNECTED: "desconectada", OUT_OF_SCHEDULE: "fora do horário", STOPPED: "parada",
+};
+
+let brokersAt = 0;
+/** The broker connections (at most every 2 s: the risk panel refreshes with every fill). */
+async function refreshBrokers() {
+  if (Date.now() - brokersAt < 2000) return;
+  brokersAt = Date.now();
+  const r = await api("GET", "/api/v1/brokers");
+  if (r.status !== 200) return;
+  $("brokers").tBodies[0].replaceChildren(...r.body.data.map((b) => {
+    const state = b.session ? (SESSION_PT[b.session.status] || b.session.status) + ` (seq ${b.session.next_sender_seq}/${b.session.next_target_seq})`
+      : b.can_route ? "conectada" : "desconectada";
+    return el("tr", { "data-broker": b.name, "data-up": String(b.can_route), title: b.session ? b.session.detail : "" },
+      el("td", {}, b.name), el("td", {}, b.kind), el("td", {}, b.accounts.join(", ")),
+      el("td", { class: b.can_route ? "up" : "down" }, state));
+  }));
 }
 
 let riskPending = false;
@@ -478,6 +500,7 @@ async function refreshRisk() {
     $("kill-release").hidden = !(ks.active && S.role === "admin");
     $("kill-activate").disabled = S.role === "viewer";
   }
+  refreshBrokers();
   if (lim.status === 200) {
     const l = lim.body;
     kv($("risk-limits"), [

@@ -199,6 +199,12 @@ try {
     await page.locator(`#orders tr[data-id="${id}"][data-status="CANCELED"]`).waitFor({ timeout: 10000 });
   });
 
+  await step("the risk panel lists the broker connections", async () => {
+    await page.locator('#brokers tr[data-broker="paper"][data-up="true"]').waitFor({ timeout: 10000 });
+    const text = await page.textContent('#brokers tr[data-broker="paper"]');
+    expect(text.includes("paper") && text.includes("*") && text.includes("conectada"), `broker row: ${text}`);
+  });
+
   await step("activate the kill switch (with confirmation)", async () => {
     await page.click("#kill-activate");
     await page.locator("#kill-dialog").waitFor({ state: "visible" });
