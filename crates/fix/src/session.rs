@@ -729,6 +729,11 @@ impl Session {
             if kind == msg_type::LOGOUT {
                 return self.on_logout(link, &msg).await;
             }
+            if kind == msg_type::RESEND_REQUEST {
+                // Answered at once even ahead of its turn: when both sides have gaps, each waiting for the other
+                // to go first would stall the session. Its own number is covered by our resend request below.
+                self.on_resend_request(link, &msg).await?;
+            }
             // One request at a time: it asks for everything from `expected` on, this message included.
             if link.resend_until.is_none() {
                 self.resend_request(link, expected).await?;

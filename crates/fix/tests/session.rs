@@ -250,3 +250,34 @@ fn outside_its_schedule_the_session_does_not_connect() {
 fn weekday(from_monday: u32) -> String {
     ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][from_monday as usize].to_string()
 }
+
+#[test]
+fn when_both_sides_have_gaps_a_resend_request_ahead_of_its_turn_is_answered() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, mut events) = start(port, dir.path());
+    let mut c = Counterparty::accept(&listener);
+    c.logon();
+    logged_on(&mut events);
+    let mut order = MessageBuilder::new("D");
+    order.field(11, "c1");
+    handle.send(order).unwrap();
+    c.read_kind("D");
+    // The broker lost our messages and we lost three of its: its next two messages are a Logon-time gap and a
+    // ResendRequest for everything of ours, both numbered ahead of what we expect.
+    c.next_out += 3;
+    c.send("2", &[(7, "1"), (16, "0")]);
+    // We answer its request (a gap fill over our Logon, then the order again) and ask for ours.
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let m = c.read();
+        if m.msg_type() != b"0" {
+            got.push((String::from_utf8_lossy(m.msg_type()).into_owned(), m.get_str(43).map(str::to_string)));
+        }
+    }
+    assert!(got.contains(&("D".into(), Some("Y".into()))), "{got:?}");
+    assert!(got.contains(&("4".into(), Some("Y".into()))), "{got:?}");
+    assert!(got.iter().any(|(t, _)| t == "2"), "our own resend request: {got:?}");
+    handle.stop();
+}
