@@ -161,6 +161,19 @@ impl Desk {
         id.parse().ok()
     }
 
+    /// A working order and the ClOrdID of its next request (a cancel or a replace), written down before it leaves.
+    fn next_request(&mut self, order_id: OrderId) -> Result<(&mut Tracked, String), BrokerError> {
+        let Some(t) = self.orders.get_mut(&order_id) else { return Err(BrokerError::UnknownOrder(order_id)) };
+        if !t.status.is_open() {
+            return Err(BrokerError::Refused(format!("order {order_id} is no longer working")));
+        }
+        let request_id = format!("{}.{order_id}.{}", self.prefix, t.uses);
+        t.uses += 1;
+        writeln!(self.ids, "{} {} {}", t.order_id, t.cl_ord_id, t.uses)
+            .map_err(|e| BrokerError::Refused(format!("cannot record the ClOrdID: {e}")))?;
+        Ok((t, request_id))
+    }
+
     /// Writes down an order's current ClOrdID and how many it has used, before the request leaves.
     fn note(&mut self, t: &Tracked) -> std::io::Result<()> {
         writeln!(self.ids, "{} {} {}", t.order_id, t.cl_ord_id, t.uses)
@@ -458,18 +471,7 @@ impl Broker for FixBroker {
 
     fn cancel(&self, order_id: OrderId) -> Result<(), BrokerError> {
         let mut desk = self.shared.desk.lock();
-        let request_id = {
-            let Some(t) = desk.orders.get(&order_id) else { return Err(BrokerError::UnknownOrder(order_id)) };
-            if !t.status.is_open() {
-                return Err(BrokerError::Refused(format!("order {order_id} is no longer working")));
-            }
-            desk.cl_ord_id(order_id, t.uses)
-        };
-        let Desk { orders, ids, .. } = &mut *desk;
-        let Some(t) = orders.get_mut(&order_id) else { return Err(BrokerError::UnknownOrder(order_id)) };
-        t.uses += 1;
-        writeln!(ids, "{} {} {}", t.order_id, t.cl_ord_id, t.uses)
-            .map_err(|e| BrokerError::Refused(format!("cannot record the ClOrdID: {e}")))?;
+        let (t, request_id) = desk.next_request(order_id)?;
         let msg = wire::cancel(t, &request_id, self.shared.clock.now());
         // The Order Manager booked CancelRequested before calling; the adapter's view follows.
         let _ = t.apply(OrderEvent::CancelRequested);
@@ -481,18 +483,7 @@ impl Broker for FixBroker {
 
     fn replace(&self, order: &Order, amendment: &Amendment) -> Result<(), BrokerError> {
         let mut desk = self.shared.desk.lock();
-        let request_id = {
-            let Some(t) = desk.orders.get(&order.id) else { return Err(BrokerError::UnknownOrder(order.id)) };
-            if !t.status.is_open() {
-                return Err(BrokerError::Refused(format!("order {} is no longer working", order.id)));
-            }
-            desk.cl_ord_id(order.id, t.uses)
-        };
-        let Desk { orders, ids, .. } = &mut *desk;
-        let Some(t) = orders.get_mut(&order.id) else { return Err(BrokerError::UnknownOrder(order.id)) };
-        t.uses += 1;
-        writeln!(ids, "{} {} {}", t.order_id, t.cl_ord_id, t.uses)
-            .map_err(|e| BrokerError::Refused(format!("cannot record the ClOrdID: {e}")))?;
+        let (t, request_id) = desk.next_request(order.id)?;
         let account = self.account.as_deref().unwrap_or(order.account.as_str());
         let msg = wire::replace(t, &request_id, order, amendment, account, &self.exchange, self.shared.clock.now());
         t.pending_replace = Some((request_id, *amendment));

@@ -43,22 +43,28 @@ pub(crate) fn new_order(
     now: DateTime<Utc>,
 ) -> MessageBuilder {
     let mut m = MessageBuilder::new("D");
-    m.field(tags::CL_ORD_ID, cl_ord_id)
-        .field(tags::ACCOUNT, account)
+    m.field(tags::CL_ORD_ID, cl_ord_id);
+    let terms = Amendment { quantity: o.quantity, price: o.price, stop_price: o.stop_price };
+    order_terms(&mut m, o, &terms, account, exchange, now);
+    m
+}
+
+/// What D and G both carry: who, what, and the terms.
+fn order_terms(m: &mut MessageBuilder, o: &Order, a: &Amendment, account: &str, exchange: &str, now: DateTime<Utc>) {
+    m.field(tags::ACCOUNT, account)
         .field(tags::SYMBOL, o.symbol.as_str())
         .field(tags::SECURITY_EXCHANGE, exchange)
         .field(tags::SIDE, side(o.side))
         .field(tags::TRANSACT_TIME, utc_timestamp(now))
-        .int(tags::ORDER_QTY, o.quantity.get().unsigned_abs())
+        .int(tags::ORDER_QTY, a.quantity.get().unsigned_abs())
         .field(tags::ORD_TYPE, ord_type(o.order_type));
-    if let Some(p) = o.price {
+    if let Some(p) = a.price {
         m.field(tags::PRICE, p.to_string());
     }
-    if let Some(p) = o.stop_price {
+    if let Some(p) = a.stop_price {
         m.field(tags::STOP_PX, p.to_string());
     }
     m.field(tags::TIME_IN_FORCE, time_in_force(o.time_in_force));
-    m
 }
 
 /// OrderCancelReplaceRequest (G): the order's whole new terms under a new ClOrdID.
@@ -76,20 +82,7 @@ pub(crate) fn replace(
     if let Some(id) = &t.broker_order_id {
         m.field(tags::ORDER_ID, id);
     }
-    m.field(tags::ACCOUNT, account)
-        .field(tags::SYMBOL, o.symbol.as_str())
-        .field(tags::SECURITY_EXCHANGE, exchange)
-        .field(tags::SIDE, side(o.side))
-        .field(tags::TRANSACT_TIME, utc_timestamp(now))
-        .int(tags::ORDER_QTY, a.quantity.get().unsigned_abs())
-        .field(tags::ORD_TYPE, ord_type(o.order_type));
-    if let Some(p) = a.price {
-        m.field(tags::PRICE, p.to_string());
-    }
-    if let Some(p) = a.stop_price {
-        m.field(tags::STOP_PX, p.to_string());
-    }
-    m.field(tags::TIME_IN_FORCE, time_in_force(o.time_in_force));
+    order_terms(&mut m, o, a, account, exchange, now);
     m
 }
 

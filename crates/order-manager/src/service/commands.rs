@@ -53,6 +53,18 @@ impl Routed {
     }
 }
 
+/// The order `id` if it is working at the broker (acknowledged, not done): what a cancel or a modify needs.
+fn working<'a>(desk: &'a Desk, id: OrderId, verb: &str) -> Result<&'a Order, OmsError> {
+    let order = desk.state.order(id).ok_or(OmsError::NotFound(id))?;
+    match order.status {
+        OrderStatus::New | OrderStatus::PartiallyFilled => Ok(order),
+        OrderStatus::PendingNew => {
+            Err(OmsError::Conflict(format!("order {id} is not yet acknowledged by the broker; retry shortly")))
+        }
+        s => Err(OmsError::Conflict(format!("order {id} is {s} and cannot be {verb}"))),
+    }
+}
+
 /// New orders and modifies wait while routing for the account is down; an account no broker serves is refused.
 fn routable(broker: &dyn Broker, account: &domain::AccountId) -> Result<(), OmsError> {
     match broker.routable(account) {
@@ -245,16 +257,7 @@ impl OrderManager {
         self.broker()?;
         let seq = {
             let mut desk = self.lock();
-            let order = desk.state.order(id).ok_or(OmsError::NotFound(id))?;
-            match order.status {
-                OrderStatus::New | OrderStatus::PartiallyFilled => {}
-                OrderStatus::PendingNew => {
-                    return Err(OmsError::Conflict(format!(
-                        "order {id} is not yet acknowledged by the broker; retry shortly"
-                    )))
-                }
-                s => return Err(OmsError::Conflict(format!("order {id} is {s} and cannot be canceled"))),
-            }
+            working(&desk, id, "canceled")?;
             self.append(&mut desk, actor, Entry::OrderEvent { order_id: id, event: OrderEvent::CancelRequested })?
         };
         Ok(seq)
@@ -279,16 +282,7 @@ impl OrderManager {
         let mut guard = self.lock();
         let desk = &mut *guard;
         let now = self.now();
-        let order = desk.state.order(id).ok_or(OmsError::NotFound(id))?;
-        match order.status {
-            OrderStatus::New | OrderStatus::PartiallyFilled => {}
-            OrderStatus::PendingNew => {
-                return Err(OmsError::Conflict(format!(
-                    "order {id} is not yet acknowledged by the broker; retry shortly"
-                )))
-            }
-            s => return Err(OmsError::Conflict(format!("order {id} is {s} and cannot be modified"))),
-        }
+        let order = working(desk, id, "modified")?;
         if order.pending_replace.is_some() {
             return Err(OmsError::Conflict(format!("order {id} has a modify pending at the broker; retry shortly")));
         }
