@@ -433,6 +433,11 @@ function refreshPositions() {
       el("td", { class: "num " + signClass(p.unrealized) }, fmtMoney(p.unrealized)),
       el("td", { class: "num " + signClass(p.realized_today) }, fmtMoney(p.realized_today)),
       el("td", { class: "num " + signClass(p.daily_pnl) }, fmtMoney(p.daily_pnl)))));
+    $("pos-accounts").tBodies[0].replaceChildren(...(r.body.accounts || []).map((a) => el("tr", { "data-account": a.account },
+      el("td", {}, a.account),
+      el("td", {}, a.positions.filter((p) => p.quantity !== 0).map((p) => `${p.symbol} ${fmtQty(p.quantity)}`).join(", ") || "—"),
+      el("td", { class: "num " + signClass(a.totals.daily_pnl) }, fmtMoney(a.totals.daily_pnl)),
+      el("td", { class: a.kill_switch_active ? "down" : "" }, a.kill_switch_active ? "bloqueada" : ""))));
     const t = r.body.totals;
     $("pos-unrealized").textContent = fmtMoney(t.unrealized);
     $("pos-realized").textContent = fmtMoney(t.realized_today);

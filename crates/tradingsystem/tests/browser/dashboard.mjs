@@ -151,6 +151,9 @@ try {
     await row.waitFor({ timeout: 10000 });
     const qty = (await row.locator(".qty").textContent()).trim();
     expect(qty === "100", `PETR4 position 100, got ${qty}`);
+    // The same position under the account that traded it.
+    const mine = await page.$eval("#pos-accounts tr[data-account]", (r) => r.textContent);
+    expect(mine.includes("PETR4 100"), `per-account row: ${mine}`);
     const total = await page.textContent("#pos-daily");
     expect(total.includes("R$"), `daily P&L in R$: ${total}`);
   });
