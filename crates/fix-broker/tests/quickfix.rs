@@ -82,6 +82,26 @@ impl Desk {
     }
 }
 
+/// QuickFIX as the broker (orders above `size_limit` rejected, PETR4 at 38.00) and the Order Manager logged on to
+/// it; `None` when quickfix is not installed (the test says it skipped).
+struct AtQuickfix {
+    peer: Peer,
+    desk: Desk,
+    data: tempfile::TempDir,
+    peer_dir: tempfile::TempDir,
+}
+
+async fn at_quickfix(size_limit: u64) -> Option<AtQuickfix> {
+    if !quickfix_available() {
+        return None;
+    }
+    let (peer_dir, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut peer = Peer::start(peer_dir.path(), size_limit);
+    peer.price("PETR4", "38.00");
+    let desk = open(data.path(), peer.port).await;
+    Some(AtQuickfix { peer, desk, data, peer_dir })
+}
+
 fn req(side: Side, order_type: OrderType, qty: i64, price: Option<&str>, stop: Option<&str>) -> OrderRequest {
     let p = |s: &str| Price::parse_decimal(s).unwrap();
     let mut r = OrderRequest::new(Symbol::lit("PETR4"), side, order_type, Qty(qty), price.map(p));
@@ -105,13 +125,7 @@ fn fix_log(data: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_order_type_lives_its_whole_life_at_quickfix() {
-    if !quickfix_available() {
-        return;
-    }
-    let (peer_dir, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut peer = Peer::start(peer_dir.path(), 100_000);
-    peer.price("PETR4", "38.00");
-    let desk = open(data.path(), peer.port).await;
+    let Some(AtQuickfix { mut peer, desk, data, peer_dir: _peer_dir }) = at_quickfix(100_000).await else { return };
 
     // Market: acknowledged, then filled in two parts.
     let id = desk.submit(req(Side::Buy, OrderType::Market, 200, None, None)).await;
@@ -180,13 +194,7 @@ async fn every_order_type_lives_its_whole_life_at_quickfix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejects_cancel_rejects_and_a_lost_fill_found_by_status() {
-    if !quickfix_available() {
-        return;
-    }
-    let (peer_dir, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut peer = Peer::start(peer_dir.path(), 1000);
-    peer.price("PETR4", "38.00");
-    let desk = open(data.path(), peer.port).await;
+    let Some(AtQuickfix { mut peer, desk, data: _data, peer_dir: _peer_dir }) = at_quickfix(1000).await else { return };
 
     let id = desk.submit(req(Side::Buy, OrderType::Limit, 2000, Some("37.00"), None)).await;
     let o = desk.order_until(id, "the broker rejects the order", |o| o.status == OrderStatus::Rejected).await;
@@ -214,13 +222,7 @@ async fn rejects_cancel_rejects_and_a_lost_fill_found_by_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sequence_gap_is_closed_by_a_gap_fill() {
-    if !quickfix_available() {
-        return;
-    }
-    let (peer_dir, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut peer = Peer::start(peer_dir.path(), 100_000);
-    peer.price("PETR4", "38.00");
-    let desk = open(data.path(), peer.port).await;
+    let Some(AtQuickfix { mut peer, desk, data, peer_dir: _peer_dir }) = at_quickfix(100_000).await else { return };
     // The broker jumps five numbers: nothing was ever sent under them, so its answer to our ResendRequest is a
     // SequenceReset-GapFill, and the acknowledgement that revealed the gap comes again as a possible duplicate.
     peer.cmd(json!({"cmd": "skip", "n": 5}));
@@ -235,13 +237,7 @@ async fn a_sequence_gap_is_closed_by_a_gap_fill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fills_during_an_outage_are_resent_and_booked_once() {
-    if !quickfix_available() {
-        return;
-    }
-    let (peer_dir, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut peer = Peer::start(peer_dir.path(), 100_000);
-    peer.price("PETR4", "38.00");
-    let desk = open(data.path(), peer.port).await;
+    let Some(AtQuickfix { mut peer, desk, data, peer_dir: _peer_dir }) = at_quickfix(100_000).await else { return };
     let a = desk.submit(req(Side::Buy, OrderType::Limit, 300, Some("37.00"), None)).await;
     let b = desk.submit(req(Side::Sell, OrderType::Limit, 200, Some("39.00"), None)).await;
     desk.order_until(a, "a rests", |o| o.status == OrderStatus::New).await;
@@ -278,13 +274,7 @@ async fn fills_during_an_outage_are_resent_and_booked_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_resumes_the_sequence_numbers_and_the_working_orders() {
-    if !quickfix_available() {
-        return;
-    }
-    let (peer_dir, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut peer = Peer::start(peer_dir.path(), 100_000);
-    peer.price("PETR4", "38.00");
-    let desk = open(data.path(), peer.port).await;
+    let Some(AtQuickfix { mut peer, desk, data, peer_dir: _peer_dir }) = at_quickfix(100_000).await else { return };
     let id = desk.submit(req(Side::Buy, OrderType::Limit, 100, Some("37.00"), None)).await;
     desk.order_until(id, "the order rests", |o| o.status == OrderStatus::New).await;
     desk.caught_up(&mut peer).await;
@@ -314,13 +304,7 @@ async fn a_restart_resumes_the_sequence_numbers_and_the_working_orders() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn modify_is_a_cancel_replace_at_quickfix() {
-    if !quickfix_available() {
-        return;
-    }
-    let (peer_dir, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut peer = Peer::start(peer_dir.path(), 1000);
-    peer.price("PETR4", "38.00");
-    let desk = open(data.path(), peer.port).await;
+    let Some(AtQuickfix { mut peer, desk, data, peer_dir: _peer_dir }) = at_quickfix(1000).await else { return };
     let trader = Actor::new("trader");
     let px = |s: &str| Some(Price::parse_decimal(s).unwrap());
 
