@@ -19,8 +19,8 @@ use clock::SimClock;
 use domain::broker::{Broker, BrokerConnection, BrokerError, BrokerEvent, BrokerOrderSnapshot, LinkState};
 use domain::calendar::TradingCalendar;
 use domain::order::{Amendment, Order, OrderEvent, OrderId, OrderRequest};
-use domain::{Instrument, Instruments, Money, Qty, Symbol};
-use order_manager::{Actor, OmsError, OrderManager};
+use domain::{Instrument, Instruments, Money, Price, Qty, Symbol};
+use order_manager::{Actor, Modify, OmsError, OrderManager};
 use paper_broker::matching::{Matcher, Print};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -296,6 +296,17 @@ impl Context for Core {
 
     fn cancel(&mut self, id: OrderId) -> Result<(), Refusal> {
         match self.oms.cancel_inline(id, &self.actor) {
+            Ok(_) => {
+                self.drain_outbox();
+                Ok(())
+            }
+            Err(e) => Err(Refusal { order_id: Some(id), client_order_id: None, reason: e.to_string() }),
+        }
+    }
+
+    fn modify(&mut self, id: OrderId, quantity: Option<Qty>, price: Option<Price>) -> Result<(), Refusal> {
+        let change = Modify { quantity, price, stop_price: None };
+        match self.oms.modify_routed(id, change, &self.actor) {
             Ok(_) => {
                 self.drain_outbox();
                 Ok(())

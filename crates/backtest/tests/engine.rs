@@ -403,6 +403,26 @@ fn with_the_queue_estimate_a_resting_bid_fills_at_the_touch_once_the_queue_ahead
 }
 
 #[test]
+fn modify_changes_the_working_order_in_place() {
+    let events = vec![quote(0, 384_900, 385_000), quote(1, 384_900, 385_000), trade(2, 384_000, 500)];
+    let (s, seen) = Probe::new(|ctx, n| {
+        if n == 0 {
+            ctx.submit(order(Side::Buy, OrderType::Limit, 100, Some(380_000))).unwrap();
+        }
+        if n == 1 {
+            let id = ctx.open_orders()[0].id;
+            ctx.modify(id, Some(Qty(200)), Some(Price(384_500))).unwrap();
+            assert!(ctx.modify(id, Some(Qty(150)), None).is_err(), "not a lot multiple: refused at once");
+        }
+    });
+    let out = run(&spec(), s, events);
+    assert_eq!(out.orders.len(), 1, "one order, modified in place");
+    let o = &out.orders[0];
+    assert_eq!((o.status, o.quantity, o.price), (OrderStatus::Filled, Qty(200), Some(Price(384_500))));
+    assert_eq!(seen.lock().unwrap().fills[0].3, Price(384_500), "filled at the new price");
+}
+
+#[test]
 fn replace_cancels_the_working_order_and_sends_the_new_one() {
     let events = vec![quote(0, 384_900, 385_000), quote(1, 384_900, 385_000), trade(2, 384_000, 500)];
     let (s, seen) = Probe::new(|ctx, n| {

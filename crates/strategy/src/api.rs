@@ -145,9 +145,14 @@ pub trait Context {
     /// Asks to cancel one of the strategy's orders; the outcome arrives through [`Strategy::on_order`].
     fn cancel(&mut self, id: OrderId) -> Result<(), Refusal>;
 
-    /// Replaces a working order: asks to cancel it and sends `req` in its place (B3 has no in-place amend for
-    /// what a strategy changes: price or quantity). The new order's id, or why either step was refused; an order
-    /// already filled cannot be replaced, and the cancel's refusal says so before anything is sent.
+    /// Modifies a working order's quantity (the whole order, what is filled included) and/or price in place (a
+    /// cancel/replace at the broker): validated and risk-checked as the order it becomes; the order keeps its
+    /// terms until the broker confirms ([`Strategy::on_order`] then shows the new ones) and keeps them if refused.
+    fn modify(&mut self, id: OrderId, quantity: Option<Qty>, price: Option<Price>) -> Result<(), Refusal>;
+
+    /// Replaces a working order by another: asks to cancel it and sends `req` in its place, for what a modify
+    /// cannot change (side, type, symbol). The new order's id, or why either step was refused; an order already
+    /// filled cannot be replaced, and the cancel's refusal says so before anything is sent.
     fn replace(&mut self, id: OrderId, req: OrderRequest) -> Result<OrderId, Refusal> {
         self.cancel(id)?;
         self.submit(req)

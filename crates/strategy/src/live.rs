@@ -14,7 +14,7 @@ use bus::{Bus, Event};
 use chrono::{DateTime, Utc};
 use clock::SharedClock;
 use domain::order::{Order, OrderId, OrderRequest, Side};
-use domain::{Instrument, Money, Position, Qty, Symbol};
+use domain::{Instrument, Money, Position, Price, Qty, Symbol};
 use order_manager::{Actor, OmsError, OmsUpdate, OrderManager};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -309,6 +309,8 @@ struct LiveCtx {
     committed: HashMap<Symbol, Qty>,
     /// Its orders already seen ending (an ended order's rest is taken out of `committed` once).
     ended: HashSet<OrderId>,
+    /// Each working order's quantity as last seen: a confirmed modify moves `committed` by the difference.
+    quantities: HashMap<OrderId, Qty>,
     positions: HashMap<Symbol, Position>,
     refusals: Vec<Refusal>,
     timers: BTreeMap<(DateTime<Utc>, u64), u64>,
@@ -335,6 +337,7 @@ impl LiveCtx {
             mine: HashMap::new(),
             committed: HashMap::new(),
             ended: HashSet::new(),
+            quantities: HashMap::new(),
             positions: HashMap::new(),
             refusals: Vec::new(),
             timers: BTreeMap::new(),
@@ -351,6 +354,7 @@ impl LiveCtx {
         self.positions.clear();
         self.committed.clear();
         self.ended.clear();
+        self.quantities.clear();
         let mut fills = 0;
         let source = self.source.clone();
         for o in orders.iter().rev().filter(|o| o.source == source) {
@@ -359,6 +363,7 @@ impl LiveCtx {
                 self.ended.insert(o.id);
                 o.filled_quantity
             } else {
+                self.quantities.insert(o.id, o.quantity);
                 o.quantity
             };
             *self.committed.entry(o.symbol).or_insert(Qty::ZERO) += q.signed(o.side);
@@ -443,6 +448,7 @@ impl Context for LiveCtx {
             Ok(routed) => match routed.outcome() {
                 Ok(o) => {
                     self.mine.insert(o.id, o.side);
+                    self.quantities.insert(o.id, o.quantity);
                     *self.committed.entry(o.symbol).or_insert(Qty::ZERO) += o.quantity.signed(o.side);
                     Ok(o.id)
                 }
@@ -474,6 +480,24 @@ impl Context for LiveCtx {
             }
         });
         Ok(())
+    }
+
+    fn modify(&mut self, id: OrderId, quantity: Option<Qty>, price: Option<Price>) -> Result<(), Refusal> {
+        let refusal = |reason: String| Refusal { order_id: Some(id), client_order_id: None, reason };
+        if !self.mine.contains_key(&id) {
+            return Err(refusal("not this strategy's order".into()));
+        }
+        let change = order_manager::Modify { quantity, price, stop_price: None };
+        match self.oms.modify_routed(id, change, &self.actor) {
+            // `committed` follows when the broker confirms (the order's update shows the new quantity).
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let r = refusal(e.to_string());
+                self.status.lock().refused += 1;
+                self.refusals.push(r.clone());
+                Err(r)
+            }
+        }
     }
 
     fn set_timer(&mut self, at: DateTime<Utc>, id: u64) {
@@ -579,7 +603,15 @@ impl RunState {
         let (strategy, ctx) = (&mut self.strategy, &mut self.ctx);
         match u {
             OmsUpdate::Order(o) if ctx.mine.contains_key(&o.id) => {
+                if let Some(known) = ctx.quantities.get_mut(&o.id) {
+                    if *known != o.quantity {
+                        // A confirmed modify: the strategy is committed to the new quantity.
+                        *ctx.committed.entry(o.symbol).or_insert(Qty::ZERO) += (o.quantity - *known).signed(o.side);
+                        *known = o.quantity;
+                    }
+                }
                 if o.status.is_terminal() && ctx.ended.insert(o.id) {
+                    ctx.quantities.remove(&o.id);
                     // The part that will never fill is no longer committed.
                     let rest = (o.quantity - o.filled_quantity).signed(o.side);
                     *ctx.committed.entry(o.symbol).or_insert(Qty::ZERO) -= rest;

@@ -37,6 +37,9 @@ impl Context for Book {
     fn cancel(&mut self, _: OrderId) -> Result<(), Refusal> {
         Ok(())
     }
+    fn modify(&mut self, _: OrderId, _: Option<Qty>, _: Option<Price>) -> Result<(), Refusal> {
+        Err(Refusal { order_id: None, client_order_id: None, reason: "this test book does not modify".into() })
+    }
     fn set_timer(&mut self, _: DateTime<Utc>, _: u64) {}
 }
 

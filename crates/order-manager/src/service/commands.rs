@@ -277,6 +277,19 @@ impl OrderManager {
         self.get(id).ok_or(OmsError::NotFound(id))
     }
 
+    /// [`OrderManager::modify`] without waiting for the disk (the request is journaled, then sent at once; the
+    /// journal syncs in the background): for strategies, live on the caller's thread and in a backtest.
+    pub fn modify_routed(&self, id: OrderId, change: Modify, actor: &Actor) -> Result<Order, OmsError> {
+        let (_, amendment) = self.record_replace_request(id, change, actor)?;
+        self.flush_soon();
+        let broker = self.broker()?.clone();
+        let order = self.get(id).ok_or(OmsError::NotFound(id))?;
+        if let Err(e) = broker.replace(&order, &amendment) {
+            self.apply_broker_event(id, OrderEvent::ReplaceRejected { reason: e.to_string() }, "broker");
+        }
+        self.get(id).ok_or(OmsError::NotFound(id))
+    }
+
     fn record_replace_request(&self, id: OrderId, change: Modify, actor: &Actor) -> Result<(u64, Amendment), OmsError> {
         let broker = self.broker()?.clone();
         let mut guard = self.lock();
