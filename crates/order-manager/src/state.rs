@@ -179,17 +179,10 @@ impl OmsState {
                         .unwrap_or(domain::Money::from_brl(1));
                     let effect =
                         self.positions.effect_of_fill(order.symbol, multiplier, order.side, fill.quantity, fill.price);
-                    let book = self.account_positions.get(&order.account);
-                    let in_account = match book {
-                        Some(b) => b.effect_of_fill(order.symbol, multiplier, order.side, fill.quantity, fill.price),
-                        None => PositionBook::default().effect_of_fill(
-                            order.symbol,
-                            multiplier,
-                            order.side,
-                            fill.quantity,
-                            fill.price,
-                        ),
-                    };
+                    let no_book = PositionBook::default();
+                    let book = self.account_positions.get(&order.account).unwrap_or(&no_book);
+                    let in_account =
+                        book.effect_of_fill(order.symbol, multiplier, order.side, fill.quantity, fill.price);
                     let (Some(effect), Some(in_account)) = (effect, in_account) else {
                         self.illegal_transitions += 1;
                         fx.illegal =
