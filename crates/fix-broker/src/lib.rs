@@ -281,8 +281,11 @@ impl Shared {
     }
 
     fn ask_status_of_working_orders(&self, outbox: &mut Vec<MessageBuilder>) {
-        let desk = self.desk.lock();
+        let mut desk = self.desk.lock();
         let now = self.clock.now();
+        // Orders that ended a while ago are forgotten here (a late duplicate of theirs is then only logged), so
+        // the map holds the working orders and the recent ones, not the whole history of a long-running process.
+        desk.orders.retain(|_, t| t.ended_at.is_none_or(|end| now - end < chrono::Duration::minutes(30)));
         let before = outbox.len();
         outbox.extend(desk.orders.values().filter(|t| t.status.is_open()).map(|t| wire::status_request(t, now)));
         let asked = outbox.len() - before;
@@ -318,7 +321,7 @@ impl Shared {
                 } else {
                     OrderEvent::CancelRejected { reason }
                 };
-                let events = t.apply(event).into_iter().collect();
+                let events = t.apply_at(event, Some(now)).into_iter().collect();
                 self.emit(id, events, now);
             }
             b"j" => {
@@ -327,7 +330,7 @@ impl Shared {
                 let Some(id) = by(379) else { return };
                 if let Some(t) = desk.orders.get_mut(&id) {
                     let event = refusal(m.get(tags::REF_MSG_TYPE).unwrap_or_default(), reason);
-                    let events = t.apply(event).into_iter().collect();
+                    let events = t.apply_at(event, Some(now)).into_iter().collect();
                     self.emit(id, events, now);
                 }
             }
@@ -345,7 +348,7 @@ impl Shared {
         let Some(id) = original.get_str(tags::CL_ORD_ID).and_then(|cl| desk.order_of(cl)) else { return };
         if let Some(t) = desk.orders.get_mut(&id) {
             let event = refusal(original.msg_type(), format!("FIX session reject: {reason}"));
-            let events = t.apply(event).into_iter().collect();
+            let events = t.apply_at(event, Some(now)).into_iter().collect();
             self.emit(id, events, now);
         }
     }
@@ -380,6 +383,7 @@ fn restored(o: &Order, cl_ord_id: String, uses: u32) -> Tracked {
         exec_ids: o.fills.iter().map(|f| f.exec_id.clone()).collect(),
         broker_order_id: o.broker_order_id.clone(),
         pending_replace: None,
+        ended_at: None,
     }
 }
 

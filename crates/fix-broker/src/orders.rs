@@ -31,11 +31,18 @@ pub struct Tracked {
     pub broker_order_id: Option<String>,
     /// A replace in flight: its ClOrdID and the terms it asks for.
     pub pending_replace: Option<(String, Amendment)>,
+    /// When the order ended (filled, canceled, rejected, expired), to forget it some time later.
+    pub ended_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Tracked {
     /// Applies `event` if the transition table allows it: returns it to be sent to the Order Manager.
     pub fn apply(&mut self, event: OrderEvent) -> Option<OrderEvent> {
+        self.apply_at(event, None)
+    }
+
+    /// [`Tracked::apply`], noting `now` as the end when the event ends the order.
+    pub fn apply_at(&mut self, event: OrderEvent, now: Option<chrono::DateTime<chrono::Utc>>) -> Option<OrderEvent> {
         let filled_after = match &event {
             OrderEvent::Filled(f) => {
                 if self.exec_ids.contains(&f.exec_id) {
@@ -73,6 +80,9 @@ impl Tracked {
             _ => {}
         }
         self.status = next;
+        if next.is_terminal() && self.ended_at.is_none() {
+            self.ended_at = now;
+        }
         Some(event)
     }
 
@@ -82,7 +92,7 @@ impl Tracked {
         let text = |default: &str| m.get_str(tags::TEXT).unwrap_or(default).to_string();
         let mut out = Vec::new();
         let mut push = |t: &mut Tracked, e: OrderEvent| {
-            if let Some(e) = t.apply(e) {
+            if let Some(e) = t.apply_at(e, Some(now)) {
                 out.push(e);
             }
         };
@@ -252,6 +262,7 @@ mod tests {
             exec_ids: HashSet::new(),
             broker_order_id: None,
             pending_replace: None,
+            ended_at: None,
         }
     }
 
@@ -308,6 +319,16 @@ mod tests {
         let canceled = report(&[(37, "O1"), (17, "E2"), (150, "4"), (39, "4")]);
         assert!(matches!(t.on_execution_report(&canceled, now()).as_slice(), [OrderEvent::Canceled { .. }]));
         assert_eq!(t.status, OrderStatus::Canceled);
+    }
+
+    #[test]
+    fn the_end_of_an_order_is_noted_for_forgetting_it_later() {
+        let mut t = tracked(100);
+        let t0 = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH + chrono::Duration::hours(1);
+        t.on_execution_report(&report(&[(37, "O1"), (17, "E1"), (150, "0"), (39, "0")]), t0);
+        assert_eq!(t.ended_at, None);
+        t.on_execution_report(&report(&[(37, "O1"), (17, "E2"), (150, "4"), (39, "4")]), t0);
+        assert_eq!(t.ended_at, Some(t0));
     }
 
     #[test]
