@@ -120,6 +120,8 @@ enum Command {
     Send(MessageBuilder),
     /// Drops the connection without a logout (tests, operators): the session reconnects.
     Drop,
+    /// Both sides start again at 1: logout, then a Logon with ResetSeqNumFlag(141)=Y.
+    Reset,
     Stop,
 }
 
@@ -157,6 +159,13 @@ impl SessionHandle {
     /// Drops the TCP connection without logging out; the session reconnects after its backoff.
     pub fn drop_connection(&self) {
         let _ = self.commands.send(Command::Drop);
+    }
+
+    /// Starts the sequence numbers again at 1 on both sides (after a store was lost on either side, say): logs out,
+    /// drops the kept messages and logs on with ResetSeqNumFlag(141)=Y. Messages the counterparty has not received
+    /// are not resent; the status requests after the logon find where every working order stands.
+    pub fn reset_sequence(&self) -> Result<(), SendError> {
+        self.commands.send(Command::Reset).map_err(|_| SendError::Stopped(self.name.to_string()))
     }
 
     /// Logs out (waiting briefly for the counterparty's Logout) and stops for good.
@@ -218,6 +227,7 @@ pub fn start_with(
         logged_on: logged_on.clone(),
         info: info_tx,
         stopping: false,
+        reset_requested: false,
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     std::thread::Builder::new().name(format!("fix-{}", name.replace("->", "-"))).spawn(move || {
@@ -240,6 +250,8 @@ struct Session {
     logged_on: Arc<AtomicBool>,
     info: watch::Sender<SessionInfo>,
     stopping: bool,
+    /// The operator asked for new sequence numbers: the next Logon resets both sides.
+    reset_requested: bool,
 }
 
 /// Why a connection ended.
@@ -409,6 +421,11 @@ impl Session {
                         metrics::counter!("ts_fix_sends_dropped_total").increment(1);
                     }
                     Some(Command::Drop) => {}
+                    Some(Command::Reset) => {
+                        self.reset_requested = true;
+                        // Try now: the operator is waiting for the new logon.
+                        return false;
+                    }
                     Some(Command::Stop) | None => {
                         self.stopping = true;
                         return true;
@@ -438,15 +455,17 @@ impl Session {
             window_end,
             test_ids: 0,
         };
-        if self.config.reset_on_logon {
+        let reset = self.config.reset_on_logon || std::mem::take(&mut self.reset_requested);
+        if reset {
             if let Err(e) = self.store.reset(self.clock.now()) {
                 self.fail_store(&e);
                 return End::Stop;
             }
+            self.event("sequence numbers reset: logon with ResetSeqNumFlag");
         }
         let mut logon = MessageBuilder::new("A");
         logon.int(tags::ENCRYPT_METHOD, 0).int(tags::HEART_BT_INT, self.config.heartbeat.as_secs().max(1));
-        if self.config.reset_on_logon {
+        if reset {
             logon.field(tags::RESET_SEQ_NUM_FLAG, "Y");
         }
         if let Some(u) = &self.config.username {
@@ -513,6 +532,11 @@ impl Session {
                                     }
                                     Command::Send(_) => {}
                                     Command::Drop => return End::Closed("connection dropped on request".into()),
+                                    Command::Reset => {
+                                        self.reset_requested = true;
+                                        let _ = self.logout(&mut link, "sequence numbers reset by the operator").await;
+                                        return End::Closed("sequence reset requested".into());
+                                    }
                                     Command::Stop => {
                                         self.stopping = true;
                                         if let Err(end) = self.logout(&mut link, "session stopped").await { return end; }
@@ -522,6 +546,11 @@ impl Session {
                             self.log.flush();
                         }
                         Some(Command::Drop) => return End::Closed("connection dropped on request".into()),
+                        Some(Command::Reset) => {
+                            self.reset_requested = true;
+                            let _ = self.logout(&mut link, "sequence numbers reset by the operator").await;
+                            return End::Closed("sequence reset requested".into());
+                        }
                         Some(Command::Stop) | None => {
                             self.stopping = true;
                             if !link.logged_on {

@@ -281,3 +281,26 @@ fn when_both_sides_have_gaps_a_resend_request_ahead_of_its_turn_is_answered() {
     assert!(got.iter().any(|(t, _)| t == "2"), "our own resend request: {got:?}");
     handle.stop();
 }
+
+#[test]
+fn an_operator_reset_logs_out_and_logs_on_again_at_one() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, mut events) = start(port, dir.path());
+    let mut c = Counterparty::accept(&listener);
+    c.logon();
+    logged_on(&mut events);
+    c.send("1", &[(112, "T")]);
+    c.read_kind("0");
+    handle.reset_sequence().unwrap();
+    let logout = c.read_kind("5");
+    assert!(logout.get_str(58).is_some_and(|t| t.contains("reset")), "{logout:?}");
+    let mut again = Counterparty::accept(&listener);
+    let logon = again.read_kind("A");
+    assert_eq!((logon.seq_num(), logon.get_str(141)), (Some(1), Some("Y")));
+    again.send("A", &[(98, "0"), (108, "30"), (141, "Y")]);
+    logged_on(&mut events);
+    assert_eq!((handle.info().next_sender_seq, handle.info().next_target_seq), (2, 2));
+    handle.stop();
+}

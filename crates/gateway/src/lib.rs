@@ -79,6 +79,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(orders::execute))
         .routes(routes!(orders::get_one, orders::cancel, orders::modify))
         .routes(routes!(brokers::list))
+        .routes(routes!(brokers::reset_sequence))
         .routes(routes!(risk::positions))
         .routes(routes!(risk::get_limits, risk::put_limits))
         .routes(routes!(risk::status))

@@ -160,6 +160,28 @@ async fn ts_broker_fix_path_is_the_shortcut_for_one_fix_broker() {
     })
     .await;
     assert_eq!(filled["fills"].as_array().map(Vec::len), Some(2), "QuickFIX fills in two parts: {filled}");
+    // An operator resets the sequence numbers (admins only): both sides start again at 1, and orders flow.
+    let (_, before) = s.get(&admin, "/api/v1/brokers").await;
+    let before = before["data"][0]["session"]["next_sender_seq"].as_u64().unwrap();
+    assert!(before >= 3, "the logon and the order used numbers: {before}");
+    let trader = s.user(&admin, "trader1", "trader").await;
+    let path = "/api/v1/brokers/fix/reset-sequence";
+    assert_eq!(s.post(&trader, path, json!({})).await.0, 403);
+    assert_eq!(s.post(&admin, "/api/v1/brokers/nope/reset-sequence", json!({})).await.0, 404);
+    let (st, r) = s.post(&admin, path, json!({})).await;
+    assert_eq!(st, 202, "{r}");
+    eventually(|| async {
+        let (_, b) = s.get(&admin, "/api/v1/brokers").await;
+        let session = &b["data"][0]["session"];
+        (session["status"] == "LOGGED_ON" && session["next_sender_seq"].as_u64() < Some(before)).then_some(())
+    })
+    .await;
+    let (st, o) = s
+        .post(&admin, "/api/v1/orders", json!({"symbol": "PETR4", "side": "BUY", "type": "MARKET", "quantity": 100}))
+        .await;
+    assert_eq!(st, 201, "{o}");
+    let path = format!("/api/v1/orders/{}", o["id"]);
+    eventually(|| async { (s.get(&admin, &path).await.1["status"] == "FILLED").then_some(()) }).await;
     let log_dir = Path::new(dir.path()).join("fix/TS-BROKER/log");
     assert!(std::fs::read_dir(log_dir).unwrap().count() >= 1, "the FIX log is written under the data dir");
 }
