@@ -81,6 +81,26 @@ fn start(port: u16, dir: &std::path::Path) -> (SessionHandle, mpsc::UnboundedRec
     session::start(config, clock::WallClock::shared()).unwrap()
 }
 
+/// A session logged on to a counterparty of ours, with what keeps it alive.
+struct Live {
+    listener: TcpListener,
+    dir: tempfile::TempDir,
+    handle: SessionHandle,
+    events: mpsc::UnboundedReceiver<SessionEvent>,
+    c: Counterparty,
+}
+
+fn live() -> Live {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, mut events) = start(port, dir.path());
+    let mut c = Counterparty::accept(&listener);
+    c.logon();
+    logged_on(&mut events);
+    Live { listener, dir, handle, events, c }
+}
+
 fn logged_on(events: &mut mpsc::UnboundedReceiver<SessionEvent>) {
     loop {
         match events.blocking_recv().expect("the session runs") {
@@ -253,13 +273,7 @@ fn weekday(from_monday: u32) -> String {
 
 #[test]
 fn when_both_sides_have_gaps_a_resend_request_ahead_of_its_turn_is_answered() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    let (handle, mut events) = start(port, dir.path());
-    let mut c = Counterparty::accept(&listener);
-    c.logon();
-    logged_on(&mut events);
+    let Live { listener: _listener, dir: _dir, handle, events: _events, mut c } = live();
     let mut order = MessageBuilder::new("D");
     order.field(11, "c1");
     handle.send(order).unwrap();
@@ -284,13 +298,7 @@ fn when_both_sides_have_gaps_a_resend_request_ahead_of_its_turn_is_answered() {
 
 #[test]
 fn an_operator_reset_logs_out_and_logs_on_again_at_one() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    let (handle, mut events) = start(port, dir.path());
-    let mut c = Counterparty::accept(&listener);
-    c.logon();
-    logged_on(&mut events);
+    let Live { listener, dir: _dir, handle, mut events, mut c } = live();
     c.send("1", &[(112, "T")]);
     c.read_kind("0");
     handle.reset_sequence().unwrap();
