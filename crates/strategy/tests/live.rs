@@ -155,3 +155,75 @@ async fn isolation_and_max_loss(inline: bool) {
     assert_eq!(live.start("bomb").unwrap().state, LiveState::Running);
     assert!(live.stop("nope").is_err());
 }
+
+/// Rests a bid far below the market, then modifies it to 300 once it is working; records what it has committed
+/// each time one of its orders changes.
+struct Mover {
+    symbols: Vec<Symbol>,
+    sent: bool,
+    modified: bool,
+    seen: Arc<parking_lot::Mutex<Vec<(Qty, Qty)>>>,
+    refused: Arc<parking_lot::Mutex<Option<String>>>,
+}
+
+impl Strategy for Mover {
+    fn name(&self) -> &str {
+        "mover"
+    }
+    fn symbols(&self) -> &[Symbol] {
+        &self.symbols
+    }
+    fn on_trade(&mut self, ctx: &mut dyn Context, t: &TradeTick) {
+        if !self.sent {
+            self.sent = true;
+            let far = domain::Price(t.price.units() * 95 / 100 / 100 * 100);
+            ctx.submit(OrderRequest::new(t.symbol, Side::Buy, OrderType::Limit, Qty(100), Some(far))).unwrap();
+        }
+    }
+    fn on_order(&mut self, ctx: &mut dyn Context, o: &domain::Order) {
+        self.seen.lock().push((o.quantity, ctx.committed(&o.symbol)));
+        if o.status == domain::OrderStatus::New && !self.modified {
+            self.modified = true;
+            if let Err(r) = ctx.modify(o.id, Some(Qty(150)), None) {
+                *self.refused.lock() = Some(r.reason);
+            }
+            ctx.modify(o.id, Some(Qty(300)), None).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_strategy_modifies_its_order_in_place_and_its_commitment_follows() {
+    let (_dir, market, oms, bus) = rig().await;
+    let live = LiveStrategies::new(oms.clone(), bus.clone(), WallClock::shared());
+    let _dc = data_capture::DataCapture::start_sim(&market, bus.clone(), 0, Vec::new(), WallClock::shared());
+    let m = market.clone();
+    tokio::spawn(async move {
+        loop {
+            m.step("PETR4", Utc::now());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let (seen, refused) = (Arc::new(parking_lot::Mutex::new(Vec::new())), Arc::new(parking_lot::Mutex::new(None)));
+    let (s, r) = (seen.clone(), refused.clone());
+    live.add_custom(
+        cfg("mover", None),
+        Arc::new(move || {
+            Box::new(Mover {
+                symbols: vec![Symbol::lit("PETR4")],
+                sent: false,
+                modified: false,
+                seen: s.clone(),
+                refused: r.clone(),
+            })
+        }),
+    )
+    .unwrap();
+    wait_for("the order is modified to 300", || {
+        oms.open_orders().iter().any(|o| o.source == "strategy:mover" && o.quantity == Qty(300))
+    })
+    .await;
+    wait_for("the strategy sees it, committed to 300", || seen.lock().last() == Some(&(Qty(300), Qty(300)))).await;
+    assert!(refused.lock().as_deref().is_some_and(|r| r.contains("lot")), "150 is not a lot: {:?}", refused.lock());
+    assert_eq!(oms.open_orders().iter().filter(|o| o.source == "strategy:mover").count(), 1, "in place, one order");
+}
