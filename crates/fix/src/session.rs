@@ -814,8 +814,12 @@ impl Session {
             msg_type::REJECT => {
                 let ref_seq = msg.get_u64(tags::REF_SEQ_NUM).unwrap_or(0);
                 let reason = msg.get_str(tags::TEXT).unwrap_or("rejected by the counterparty").to_string();
-                let original =
-                    self.store.sent_between(ref_seq, ref_seq).next().and_then(|(_, raw)| Message::parse(raw).ok());
+                let original = self
+                    .store
+                    .sent_between(ref_seq, ref_seq)
+                    .ok()
+                    .and_then(|m| m.into_iter().next())
+                    .and_then(|(_, raw)| Message::parse(&raw).ok());
                 metrics::counter!("ts_fix_rejects_received_total").increment(1);
                 self.emit(SessionEvent::Rejected { ref_seq, reason, original });
             }
@@ -917,7 +921,14 @@ impl Session {
         };
         metrics::counter!("ts_fix_resend_requests_received_total").increment(1);
         self.event(&format!("resend requested: {begin} to {end}"));
-        let kept: Vec<(u64, Vec<u8>)> = self.store.sent_between(begin, end).map(|(s, m)| (s, m.to_vec())).collect();
+        let kept = match self.store.sent_between(begin, end) {
+            Ok(kept) => kept,
+            Err(e) => {
+                // Unreadable: everything in the range is gap-filled (the status requests recover the orders).
+                tracing::error!(session = %self.name(), error = %e, "cannot read the FIX message store for a resend");
+                Vec::new()
+            }
+        };
         let mut gap_from = begin;
         let now = self.clock.now();
         for (seq, raw) in kept {

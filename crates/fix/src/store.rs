@@ -23,7 +23,11 @@ pub struct SessionStore {
     next_in: u64,
     /// When this sequence of numbers began (the last reset): the schedule resets once per session period.
     created: DateTime<Utc>,
-    sent: BTreeMap<u64, Vec<u8>>,
+    /// Where each kept message sits in `messages` (offset, length): the messages themselves stay on disk, so a
+    /// session that runs for weeks without a reset holds 16 bytes per message, not the message.
+    sent: BTreeMap<u64, (u64, usize)>,
+    /// The length of `messages`: where the next record goes.
+    end: u64,
 }
 
 const SEQ_WIDTH: usize = 20;
@@ -44,6 +48,7 @@ impl SessionStore {
             next_in: 1,
             created: now,
             sent: BTreeMap::new(),
+            end: 0,
         };
         if existed {
             let mut text = String::new();
@@ -60,30 +65,39 @@ impl SessionStore {
         Ok(store)
     }
 
+    /// Indexes the kept messages. A torn last record (a crash mid-append) is cut off, so the next record is
+    /// appended where the intact ones end.
     fn load_messages(&mut self) -> io::Result<()> {
         let mut reader = BufReader::new(File::open(self.dir.join("messages"))?);
         let mut head = String::new();
+        let mut at = 0u64;
         loop {
             head.clear();
-            if reader.read_line(&mut head)? == 0 {
-                return Ok(());
+            let head_len = reader.read_line(&mut head)? as u64;
+            if head_len == 0 {
+                break;
             }
             let mut parts = head.split_whitespace();
-            let (Some(seq), Some(len)) =
-                (parts.next().and_then(|v| v.parse::<u64>().ok()), parts.next().and_then(|v| v.parse::<usize>().ok()))
-            else {
-                // A torn last record (crash mid-append): what is before it is intact.
-                tracing::warn!(dir = %self.dir.display(), "FIX message store ends in a torn record; ignored");
-                return Ok(());
+            let (Some(seq), Some(len), true) = (
+                parts.next().and_then(|v| v.parse::<u64>().ok()),
+                parts.next().and_then(|v| v.parse::<usize>().ok()),
+                head.ends_with('\n'),
+            ) else {
+                break;
             };
             let mut raw = vec![0u8; len + 1];
-            if reader.read_exact(&mut raw).is_err() {
-                tracing::warn!(dir = %self.dir.display(), "FIX message store ends in a torn record; ignored");
-                return Ok(());
+            if reader.read_exact(&mut raw).is_err() || raw[len] != b'\n' {
+                break;
             }
-            raw.pop();
-            self.sent.insert(seq, raw);
+            self.sent.insert(seq, (at + head_len, len));
+            at += head_len + len as u64 + 1;
         }
+        if at < self.messages.metadata()?.len() {
+            tracing::warn!(dir = %self.dir.display(), "FIX message store ended in a torn record; cut off");
+            self.messages.set_len(at)?;
+        }
+        self.end = at;
+        Ok(())
     }
 
     fn write_seqnums(&mut self) -> io::Result<()> {
@@ -124,7 +138,9 @@ impl SessionStore {
         rec.extend_from_slice(raw);
         rec.push(b'\n');
         self.messages.write_all(&rec)?;
-        self.sent.insert(seq, raw.to_vec());
+        let head = rec.len() - raw.len() - 1;
+        self.sent.insert(seq, (self.end + head as u64, raw.len()));
+        self.end += rec.len() as u64;
         Ok(())
     }
 
@@ -138,15 +154,23 @@ impl SessionStore {
         self.write_seqnums()
     }
 
-    /// The application messages kept with numbers in `from..=to`.
-    pub fn sent_between(&self, from: u64, to: u64) -> impl Iterator<Item = (u64, &[u8])> {
-        self.sent.range(from..=to).map(|(s, m)| (*s, m.as_slice()))
+    /// The application messages kept with numbers in `from..=to`, read back from the store.
+    pub fn sent_between(&self, from: u64, to: u64) -> io::Result<Vec<(u64, Vec<u8>)>> {
+        self.sent
+            .range(from..=to)
+            .map(|(&seq, &(offset, len))| {
+                let mut raw = vec![0u8; len];
+                self.messages.read_exact_at(&mut raw, offset)?;
+                Ok((seq, raw))
+            })
+            .collect()
     }
 
     /// Both numbers back to 1 and the kept messages dropped: a new sequence (ResetSeqNumFlag, a new session period).
     pub fn reset(&mut self, now: DateTime<Utc>) -> io::Result<()> {
         self.messages.set_len(0)?;
         self.sent.clear();
+        self.end = 0;
         self.next_out = 1;
         self.next_in = 1;
         self.created = now;
@@ -171,7 +195,7 @@ mod tests {
         drop(s);
         let s = SessionStore::open(dir.path(), now).unwrap();
         assert_eq!((s.next_out(), s.next_in()), (3, 5));
-        assert_eq!(s.sent_between(1, 10).collect::<Vec<_>>(), vec![(2, &b"8=FIX.4.4\x01..."[..])]);
+        assert_eq!(s.sent_between(1, 10).unwrap(), vec![(2, b"8=FIX.4.4\x01...".to_vec())]);
         // A torn record at the end is ignored, what came before stays.
         std::fs::OpenOptions::new()
             .append(true)
@@ -181,10 +205,16 @@ mod tests {
             .unwrap();
         drop(s);
         let mut s = SessionStore::open(dir.path(), now).unwrap();
-        assert_eq!(s.sent_between(1, 10).count(), 1);
+        assert_eq!(s.sent_between(1, 10).unwrap().len(), 1);
+        // The torn bytes are gone: what is kept next reads back whole after another reopen.
+        let seq = s.take_out().unwrap();
+        s.keep(seq, b"8=FIX.4.4\x01next").unwrap();
+        drop(s);
+        let mut s = SessionStore::open(dir.path(), now).unwrap();
+        assert_eq!(s.sent_between(3, 3).unwrap(), vec![(3, b"8=FIX.4.4\x01next".to_vec())]);
         s.reset(now).unwrap();
         drop(s);
         let s = SessionStore::open(dir.path(), now).unwrap();
-        assert_eq!((s.next_out(), s.next_in(), s.sent_between(1, 10).count()), (1, 1, 0));
+        assert_eq!((s.next_out(), s.next_in(), s.sent_between(1, 10).unwrap().len()), (1, 1, 0));
     }
 }
